@@ -1,0 +1,306 @@
+//! Opening a database: the backend is chosen from the URL scheme, SQLite is tuned in one
+//! place, and the store hands out a read pool and a write pool.
+//!
+//! SQLite allows one writer at a time; a deferred transaction that later writes can fail
+//! with `SQLITE_BUSY` instead of waiting. So on SQLite every write goes through a pool of
+//! exactly one connection (writes queue in-process, reads run in parallel under WAL). On
+//! PostgreSQL both pools are the same pool.
+
+use crate::error::StoreError;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+use std::time::Duration;
+
+/// The database products zhudai runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// Where the data lives, parsed from the configured URL.
+#[derive(Debug, Clone)]
+pub enum DatabaseLocation {
+    SqliteFile(PathBuf),
+    Postgres(SecretString),
+}
+
+impl DatabaseLocation {
+    /// Parses a database URL; `None` means the embedded default, `DATA_DIR/zhudai.db`.
+    pub fn parse(url: Option<&str>, data_dir: &Path) -> Result<Self, StoreError> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(DatabaseLocation::SqliteFile(data_dir.join("zhudai.db")));
+        };
+        let scheme = url.split_once(':').map(|(s, _)| s).unwrap_or(url);
+        match scheme.to_ascii_lowercase().as_str() {
+            "postgres" | "postgresql" => Ok(DatabaseLocation::Postgres(SecretString::from(
+                url.to_owned(),
+            ))),
+            "sqlite" => {
+                let rest = &url[scheme.len() + 1..];
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                let path = path.split('?').next().unwrap_or(path);
+                if path.is_empty() || path == ":memory:" {
+                    return Err(StoreError::Invalid(
+                        "a sqlite URL needs a file path, e.g. sqlite://./zhudai-data/zhudai.db"
+                            .into(),
+                    ));
+                }
+                Ok(DatabaseLocation::SqliteFile(PathBuf::from(path)))
+            }
+            other if url.contains("://") || url.starts_with(&format!("{other}:")) => {
+                Err(StoreError::UnsupportedScheme(other.to_owned()))
+            }
+            _ => Err(StoreError::UnsupportedScheme(url.to_owned())),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            DatabaseLocation::SqliteFile(_) => Backend::Sqlite,
+            DatabaseLocation::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// A description safe to log: the SQLite path, or the PostgreSQL host and database
+    /// without user or password.
+    pub fn redacted(&self) -> String {
+        match self {
+            DatabaseLocation::SqliteFile(p) => format!("sqlite://{}", p.display()),
+            DatabaseLocation::Postgres(url) => redact_url(url.expose_secret()),
+        }
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let host = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+            let host = host.split('?').next().unwrap_or(host);
+            format!("{scheme}://***@{host}")
+        }
+        None => "***".into(),
+    }
+}
+
+/// SQLite durability. `Full` fsyncs the write-ahead log at every commit, so an
+/// acknowledged write survives a power cut; `Normal` survives a process crash only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    #[default]
+    Full,
+    Normal,
+}
+
+/// Knobs for opening a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub sqlite_sync: SqliteSync,
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            sqlite_sync: SqliteSync::Full,
+            sqlite_busy_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The handle every query goes through. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    backend: Backend,
+    read: AnyPool,
+    write: AnyPool,
+    location: String,
+}
+
+static DRIVERS: Once = Once::new();
+
+impl Store {
+    /// Opens (creating the SQLite file and its directory if needed) without migrating.
+    pub async fn open(location: &DatabaseLocation, opts: &StoreOptions) -> Result<Self, StoreError> {
+        DRIVERS.call_once(sqlx::any::install_default_drivers);
+        match location {
+            DatabaseLocation::SqliteFile(path) => Self::open_sqlite(path, opts).await,
+            DatabaseLocation::Postgres(url) => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(opts.max_connections)
+                    .acquire_timeout(opts.acquire_timeout)
+                    .connect(url.expose_secret())
+                    .await
+                    .map_err(|e| StoreError::Connect {
+                        backend: "PostgreSQL",
+                        reason: format!("{} ({e})", location.redacted()),
+                    })?;
+                Ok(Store {
+                    backend: Backend::Postgres,
+                    read: pool.clone(),
+                    write: pool,
+                    location: location.redacted(),
+                })
+            }
+        }
+    }
+
+    async fn open_sqlite(path: &Path, opts: &StoreOptions) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            ensure_writable_dir(dir)?;
+        }
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pragmas: Vec<String> = vec![
+            "PRAGMA journal_mode=WAL".into(),
+            format!(
+                "PRAGMA synchronous={}",
+                match opts.sqlite_sync {
+                    SqliteSync::Full => "FULL",
+                    SqliteSync::Normal => "NORMAL",
+                }
+            ),
+            format!("PRAGMA busy_timeout={}", opts.sqlite_busy_timeout.as_millis()),
+            "PRAGMA foreign_keys=ON".into(),
+        ];
+        let make = |max: u32| {
+            let pragmas = pragmas.clone();
+            AnyPoolOptions::new()
+                .max_connections(max)
+                .acquire_timeout(opts.acquire_timeout)
+                .after_connect(move |conn, _meta| {
+                    let pragmas = pragmas.clone();
+                    Box::pin(async move {
+                        for pragma in &pragmas {
+                            sqlx::Executor::execute(&mut *conn, pragma.as_str()).await?;
+                        }
+                        Ok(())
+                    })
+                })
+        };
+        let connect_err = |e: sqlx::Error| StoreError::Connect {
+            backend: "SQLite",
+            reason: format!("{} ({e})", path.display()),
+        };
+        // The writer first: it creates the file and switches it to WAL.
+        let write = make(1).connect(&url).await.map_err(connect_err)?;
+        let read = make(opts.max_connections.max(2))
+            .connect(&url)
+            .await
+            .map_err(connect_err)?;
+        Ok(Store {
+            backend: Backend::Sqlite,
+            read,
+            write,
+            location: format!("sqlite://{}", path.display()),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Where the data lives, safe to show and log.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// The pool for queries that only read.
+    pub fn reader(&self) -> &AnyPool {
+        &self.read
+    }
+
+    /// The pool for writes and transactions that write.
+    pub fn writer(&self) -> &AnyPool {
+        &self.write
+    }
+
+    /// Starts a write transaction.
+    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(self.write.begin().await?)
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let row: AnyRow = sqlx::query("SELECT 1 AS one").fetch_one(&self.read).await?;
+        let one: i32 = row.try_get::<i32, _>(0).or_else(|_| row.try_get::<i64, _>(0).map(|v| v as i32))?;
+        if one == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::Invalid("database answered SELECT 1 wrongly".into()))
+        }
+    }
+
+    /// Closes both pools, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+
+    /// `FOR UPDATE SKIP LOCKED` where the database has it. SQLite serialises writers, so a
+    /// single `UPDATE … WHERE id = (SELECT …)` statement is already atomic there.
+    pub(crate) fn skip_locked(&self) -> &'static str {
+        match self.backend {
+            Backend::Postgres => " FOR UPDATE SKIP LOCKED",
+            Backend::Sqlite => "",
+        }
+    }
+}
+
+/// Creates `dir` if needed and proves it is writable by writing and removing a probe file.
+pub fn ensure_writable_dir(dir: &Path) -> Result<(), StoreError> {
+    let fail = |reason: String| StoreError::DataDir {
+        path: dir.to_path_buf(),
+        reason,
+    };
+    std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+    let probe = dir.join(".zhudai-write-probe");
+    std::fs::write(&probe, b"probe").map_err(|e| fail(format!("cannot write there ({e})")))?;
+    std::fs::remove_file(&probe).map_err(|e| fail(e.to_string()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_schemes() {
+        let dir = Path::new("/data");
+        assert!(matches!(
+            DatabaseLocation::parse(None, dir).unwrap(),
+            DatabaseLocation::SqliteFile(p) if p == Path::new("/data/zhudai.db")
+        ));
+        assert!(matches!(
+            DatabaseLocation::parse(Some("sqlite:///tmp/x.db"), dir).unwrap(),
+            DatabaseLocation::SqliteFile(p) if p == Path::new("/tmp/x.db")
+        ));
+        assert!(matches!(
+            DatabaseLocation::parse(Some("sqlite://rel/x.db?mode=rwc"), dir).unwrap(),
+            DatabaseLocation::SqliteFile(p) if p == Path::new("rel/x.db")
+        ));
+        let pg = DatabaseLocation::parse(Some("postgres://u:secret@h:5432/db"), dir).unwrap();
+        assert_eq!(pg.backend(), Backend::Postgres);
+        assert_eq!(pg.redacted(), "postgres://***@h:5432/db");
+        assert!(!format!("{pg:?}").contains("secret"));
+        let err = DatabaseLocation::parse(Some("mysql://root@h/db"), dir).unwrap_err();
+        assert!(err.to_string().contains("`mysql`"), "{err}");
+        assert!(DatabaseLocation::parse(Some("nonsense"), dir).is_err());
+    }
+}

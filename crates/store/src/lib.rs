@@ -1,0 +1,21 @@
+//! zhudai storage: the one place that talks to a database.
+//!
+//! One code path serves SQLite (the embedded default) and PostgreSQL (production): queries
+//! are written once in the SQL both understand, executed through sqlx's `Any` driver, and
+//! the few places where the dialects differ (identity columns, row locking) are spelled out
+//! next to each other here. See `docs/decisions/0002-storage.md`.
+//!
+//! Conventions every table follows: integer ids; instants as `BIGINT` unix milliseconds
+//! (UTC); business dates as `TEXT` `YYYY-MM-DD`; money as `BIGINT` fen; never floats for
+//! amounts.
+
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod meta;
+pub mod migrate;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use db::{Backend, DatabaseLocation, Store, StoreOptions, SqliteSync};
+pub use error::{StoreError, Violation};
