@@ -76,7 +76,10 @@ mod tests {
     #[test]
     fn business_date_is_shanghai_date() {
         // 2026-01-01 17:30 UTC is already 2026-01-02 01:30 in Shanghai.
-        let at = Utc.with_ymd_and_hms(2026, 1, 1, 17, 30, 0).single().unwrap();
+        let at = Utc
+            .with_ymd_and_hms(2026, 1, 1, 17, 30, 0)
+            .single()
+            .unwrap();
         let clock = FixedClock::at(at);
         assert_eq!(clock.today(), NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
         clock.advance_millis(-2 * 3600 * 1000);

@@ -3,5 +3,28 @@
 //! Everything here is pure: no database, no network, no file system and no reads of the
 //! system clock (the [`clock::Clock`] is passed in). Outer crates (store, server, CLI)
 //! depend on this one; it depends on none of them.
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`money`] | exact amounts in fen, annual and fee rates, half-up rounding |
+//! | [`ident`] | resident ID, USCC, bank card, mobile, e-mail |
+//! | [`mask`] | masking of personal information for display |
+//! | [`schedule`] | loan terms, fees, repayment schedules, prepayment, payoff |
+//! | [`apr`] | all-in annual cost by IRR |
+//! | [`classify`] | five-tier classification and collection buckets |
+//! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 
+pub mod apr;
+pub mod classify;
 pub mod clock;
+pub mod generate;
+pub mod ident;
+pub mod mask;
+pub mod money;
+pub mod schedule;
+
+pub use apr::AprError;
+pub use classify::{ClassificationPolicy, ClassifyError, CollectionBucket, FiveTierClass};
+pub use ident::{BankCard, Email, IdentError, Mobile, ResidentId, Uscc};
+pub use money::{FeeRate, Fen, MoneyError, Rate};
+pub use schedule::{LoanTerms, Period, RepaymentMethod, RepaymentSchedule, ScheduleError, Term};
