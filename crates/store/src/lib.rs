@@ -9,9 +9,12 @@
 //! (UTC); business dates as `TEXT` `YYYY-MM-DD`; money as `BIGINT` fen; never floats for
 //! amounts.
 
+pub mod audit;
 pub mod db;
 pub mod error;
+pub mod identity;
 pub mod jobs;
+pub mod keys;
 pub mod meta;
 pub mod migrate;
 #[cfg(feature = "testing")]

@@ -3,6 +3,29 @@
 //! `postgres://postgres@127.0.0.1:5432/test`). PostgreSQL tests fail, never skip, when the
 //! server cannot be reached.
 
+/// Runs each named `async fn NAME(db: &TestDb)` of the calling module as two tests,
+/// `sqlite::NAME` and `postgres::NAME`, each on a fresh, migrated database. PostgreSQL is
+/// required: when it cannot be reached the `postgres::` tests fail.
+///
+/// ```ignore
+/// zhudai_store::on_both!(round_trip, constraint_names);
+/// ```
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+            let db = $crate::testing::TestDb::sqlite().await.expect("sqlite test db");
+            super::$name(&db).await;
+            db.close().await;
+        } )* }
+        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
+            let db = $crate::testing::TestDb::postgres().await.expect("PostgreSQL must be reachable for the conformance suite");
+            super::$name(&db).await;
+            db.close().await;
+        } )* }
+    };
+}
+
 use crate::db::{DatabaseLocation, Store, StoreOptions};
 use crate::error::StoreError;
 use secrecy::SecretString;

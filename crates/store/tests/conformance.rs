@@ -1,6 +1,10 @@
 //! The storage conformance suite: every scenario runs on SQLite and on PostgreSQL.
 //! PostgreSQL is required: when it cannot be reached these tests fail.
 
+// The scenarios are plain async fns run by `on_both!`, not `#[test]`s, so clippy's
+// allow-*-in-tests does not reach them.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashSet;
 use zhudai_store::jobs::{FailOutcome, NewJob};
 use zhudai_store::meta::NewOrgUnit;
@@ -8,20 +12,7 @@ use zhudai_store::migrate::{latest_version, MIGRATIONS};
 use zhudai_store::testing::TestDb;
 use zhudai_store::{Store, StoreError, Violation};
 
-macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-            let db = zhudai_store::testing::TestDb::sqlite().await.expect("sqlite test db");
-            super::$name(&db).await;
-            db.close().await;
-        } )* }
-        mod postgres { $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)] async fn $name() {
-            let db = zhudai_store::testing::TestDb::postgres().await.expect("PostgreSQL must be reachable for the conformance suite");
-            super::$name(&db).await;
-            db.close().await;
-        } )* }
-    };
-}
+use zhudai_store::on_both;
 
 on_both!(
     migrations_are_idempotent_and_recorded,
