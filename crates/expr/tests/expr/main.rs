@@ -1,0 +1,7 @@
+//! One test binary for the expression language (linking several is slow).
+// Test helpers outside `#[test]` fns are test code too.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod bench;
+mod conformance;
+mod semantics;
