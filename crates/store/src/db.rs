@@ -138,7 +138,10 @@ static DRIVERS: Once = Once::new();
 
 impl Store {
     /// Opens (creating the SQLite file and its directory if needed) without migrating.
-    pub async fn open(location: &DatabaseLocation, opts: &StoreOptions) -> Result<Self, StoreError> {
+    pub async fn open(
+        location: &DatabaseLocation,
+        opts: &StoreOptions,
+    ) -> Result<Self, StoreError> {
         DRIVERS.call_once(sqlx::any::install_default_drivers);
         match location {
             DatabaseLocation::SqliteFile(path) => Self::open_sqlite(path, opts).await,
@@ -176,7 +179,10 @@ impl Store {
                     SqliteSync::Normal => "NORMAL",
                 }
             ),
-            format!("PRAGMA busy_timeout={}", opts.sqlite_busy_timeout.as_millis()),
+            format!(
+                "PRAGMA busy_timeout={}",
+                opts.sqlite_busy_timeout.as_millis()
+            ),
             "PRAGMA foreign_keys=ON".into(),
         ];
         let make = |max: u32| {
@@ -239,11 +245,15 @@ impl Store {
     /// Checks that the database answers.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let row: AnyRow = sqlx::query("SELECT 1 AS one").fetch_one(&self.read).await?;
-        let one: i32 = row.try_get::<i32, _>(0).or_else(|_| row.try_get::<i64, _>(0).map(|v| v as i32))?;
+        let one: i32 = row
+            .try_get::<i32, _>(0)
+            .or_else(|_| row.try_get::<i64, _>(0).map(|v| v as i32))?;
         if one == 1 {
             Ok(())
         } else {
-            Err(StoreError::Invalid("database answered SELECT 1 wrongly".into()))
+            Err(StoreError::Invalid(
+                "database answered SELECT 1 wrongly".into(),
+            ))
         }
     }
 

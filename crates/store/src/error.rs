@@ -39,9 +39,15 @@ pub enum StoreError {
 pub enum Violation {
     /// A unique constraint or index; `name` is the constraint name on PostgreSQL and
     /// `table.column[, table.column]` on SQLite.
-    Unique { name: String },
-    ForeignKey { name: String },
-    Check { name: String },
+    Unique {
+        name: String,
+    },
+    ForeignKey {
+        name: String,
+    },
+    Check {
+        name: String,
+    },
 }
 
 impl StoreError {

@@ -91,7 +91,11 @@ fn job_from_row(row: &AnyRow) -> Result<Job, StoreError> {
 
 /// Enqueues `job` through any executor (a pool or an open transaction). Returns the new
 /// job's id, or `None` when its dedupe key was used before.
-pub async fn enqueue<'c, E>(exec: E, job: &NewJob<'_>, now_ms: i64) -> Result<Option<i64>, StoreError>
+pub async fn enqueue<'c, E>(
+    exec: E,
+    job: &NewJob<'_>,
+    now_ms: i64,
+) -> Result<Option<i64>, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -176,7 +180,13 @@ impl Store {
     }
 
     /// Records a failure: retried with backoff while attempts remain, otherwise dead.
-    pub async fn fail(&self, id: i64, worker: &str, error: &str, now_ms: i64) -> Result<FailOutcome, StoreError> {
+    pub async fn fail(
+        &self,
+        id: i64,
+        worker: &str,
+        error: &str,
+        now_ms: i64,
+    ) -> Result<FailOutcome, StoreError> {
         let row = sqlx::query(
             "SELECT attempts, max_attempts FROM jobs WHERE id = $1 AND locked_by = $2 AND state = 'running'",
         )

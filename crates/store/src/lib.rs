@@ -20,5 +20,8 @@ pub mod migrate;
 #[cfg(feature = "testing")]
 pub mod testing;
 
-pub use db::{Backend, DatabaseLocation, Store, StoreOptions, SqliteSync};
+/// Re-exported so upper layers name the same sqlx types the store uses.
+pub use sqlx;
+
+pub use db::{Backend, DatabaseLocation, SqliteSync, Store, StoreOptions};
 pub use error::{StoreError, Violation};

@@ -3,7 +3,7 @@
 use crate::db::Store;
 use crate::error::StoreError;
 use serde::Serialize;
-use sqlx::Row;
+use sqlx::{Any, Executor, Row};
 
 /// A unit of the organisation: the company, a branch or a team.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -53,32 +53,21 @@ impl Store {
 
     /// Sets `key` only if it has no value yet; returns whether this call set it. Used for
     /// one-time actions (e.g. seeding demo data) that several instances may race to do.
-    pub async fn meta_set_once(&self, key: &str, value: &str, now_ms: i64) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO system_meta (key, value, updated_at_ms) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(key)
-        .bind(value)
-        .bind(now_ms)
-        .execute(self.writer())
-        .await?;
-        Ok(done.rows_affected() == 1)
+    pub async fn meta_set_once(
+        &self,
+        key: &str,
+        value: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        meta_insert_once(self.writer(), key, value, now_ms).await
     }
 
-    pub async fn org_unit_create(&self, unit: &NewOrgUnit<'_>, now_ms: i64) -> Result<i64, StoreError> {
-        let row = sqlx::query(
-            "INSERT INTO org_units (parent_id, kind, code, name_zh, name_en, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(unit.parent_id)
-        .bind(unit.kind)
-        .bind(unit.code)
-        .bind(unit.name_zh)
-        .bind(unit.name_en)
-        .bind(now_ms)
-        .fetch_one(self.writer())
-        .await?;
-        Ok(row.try_get("id")?)
+    pub async fn org_unit_create(
+        &self,
+        unit: &NewOrgUnit<'_>,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
+        org_unit_insert(self.writer(), unit, now_ms).await
     }
 
     pub async fn org_units(&self) -> Result<Vec<OrgUnit>, StoreError> {
@@ -100,4 +89,50 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// [`Store::meta_set_once`] through any executor (a pool or an open transaction): inside
+/// a transaction, a second instance doing the same waits on the row, then finds it taken.
+pub async fn meta_insert_once<'c, E>(
+    exec: E,
+    key: &str,
+    value: &str,
+    now_ms: i64,
+) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query(
+        "INSERT INTO system_meta (key, value, updated_at_ms) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+    )
+    .bind(key)
+    .bind(value)
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// [`Store::org_unit_create`] through any executor (a pool or an open transaction).
+pub async fn org_unit_insert<'c, E>(
+    exec: E,
+    unit: &NewOrgUnit<'_>,
+    now_ms: i64,
+) -> Result<i64, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let row = sqlx::query(
+        "INSERT INTO org_units (parent_id, kind, code, name_zh, name_en, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+    )
+    .bind(unit.parent_id)
+    .bind(unit.kind)
+    .bind(unit.code)
+    .bind(unit.name_zh)
+    .bind(unit.name_en)
+    .bind(now_ms)
+    .fetch_one(exec)
+    .await?;
+    Ok(row.try_get("id")?)
 }

@@ -53,16 +53,33 @@ impl TestDb {
         let location = DatabaseLocation::SqliteFile(dir.path().join("zhudai.db"));
         let store = Store::open(&location, &StoreOptions::default()).await?;
         store.migrate().await?;
-        Ok(TestDb { store, location, dir, pg_name: None })
+        Ok(TestDb {
+            store,
+            location,
+            dir,
+            pg_name: None,
+        })
     }
 
     /// A migrated, brand-new PostgreSQL database.
     pub async fn postgres() -> Result<Self, StoreError> {
         let (location, name) = create_pg_database().await?;
-        let store = Store::open(&location, &StoreOptions { max_connections: 8, ..Default::default() }).await?;
+        let store = Store::open(
+            &location,
+            &StoreOptions {
+                max_connections: 8,
+                ..Default::default()
+            },
+        )
+        .await?;
         store.migrate().await?;
         let dir = tempfile::tempdir().map_err(|e| StoreError::Invalid(e.to_string()))?;
-        Ok(TestDb { store, location, dir, pg_name: Some(name) })
+        Ok(TestDb {
+            store,
+            location,
+            dir,
+            pg_name: Some(name),
+        })
     }
 
     /// The data directory to hand to code that wants one.
@@ -91,15 +108,21 @@ pub async fn create_pg_database() -> Result<(DatabaseLocation, String), StoreErr
             backend: "PostgreSQL (tests need it: set ZHUDAI_TEST_PG_URL)",
             reason: e.to_string(),
         })?;
-    sqlx::raw_sql(&format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
+    sqlx::raw_sql(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let base = admin_url
+        .rsplit_once('/')
+        .map(|(b, _)| b)
+        .unwrap_or(&admin_url);
     let url = format!("{base}/{name}");
     Ok((DatabaseLocation::Postgres(SecretString::from(url)), name))
 }
 
 /// Drops a database made by [`create_pg_database`]; failures are ignored (best effort).
 pub async fn drop_pg_database(name: &str) {
-    if let Ok(mut admin) = <sqlx::AnyConnection as sqlx::Connection>::connect(&pg_admin_url()).await {
+    if let Ok(mut admin) = <sqlx::AnyConnection as sqlx::Connection>::connect(&pg_admin_url()).await
+    {
         let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .execute(&mut admin)
             .await;

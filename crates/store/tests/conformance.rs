@@ -30,7 +30,11 @@ on_both!(
 
 async fn migrations_are_idempotent_and_recorded(db: &TestDb) {
     let again = db.store.migrate().await.unwrap();
-    assert!(again.applied.is_empty(), "second run applied {:?}", again.applied);
+    assert!(
+        again.applied.is_empty(),
+        "second run applied {:?}",
+        again.applied
+    );
     assert_eq!(again.current, latest_version());
     assert_eq!(db.store.schema_version().await.unwrap(), latest_version());
     assert_eq!(MIGRATIONS.len() as i64, latest_version());
@@ -42,7 +46,10 @@ async fn edited_migration_is_refused(db: &TestDb) {
         .await
         .unwrap();
     let err = db.store.migrate().await.unwrap_err();
-    assert!(matches!(err, StoreError::ChecksumMismatch { version: 1, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::ChecksumMismatch { version: 1, .. }),
+        "{err}"
+    );
 }
 
 async fn newer_schema_is_refused(db: &TestDb) {
@@ -51,7 +58,10 @@ async fn newer_schema_is_refused(db: &TestDb) {
         .await
         .unwrap();
     let err = db.store.migrate().await.unwrap_err();
-    assert!(matches!(err, StoreError::SchemaTooNew { db: 9999, .. }), "{err}");
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { db: 9999, .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("upgrade zhudai"));
 }
 
@@ -69,11 +79,29 @@ async fn metadata_round_trip(db: &TestDb) {
 async fn org_units_and_constraint_violations(db: &TestDb) {
     let s = &db.store;
     let company = s
-        .org_unit_create(&NewOrgUnit { parent_id: None, kind: "company", code: "HQ", name_zh: "总部", name_en: "HQ" }, 1)
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: None,
+                kind: "company",
+                code: "HQ",
+                name_zh: "总部",
+                name_en: "HQ",
+            },
+            1,
+        )
         .await
         .unwrap();
     let branch = s
-        .org_unit_create(&NewOrgUnit { parent_id: Some(company), kind: "branch", code: "SH", name_zh: "上海分公司", name_en: "Shanghai" }, 1)
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: Some(company),
+                kind: "branch",
+                code: "SH",
+                name_zh: "上海分公司",
+                name_en: "Shanghai",
+            },
+            1,
+        )
         .await
         .unwrap();
     let units = s.org_units().await.unwrap();
@@ -83,32 +111,80 @@ async fn org_units_and_constraint_violations(db: &TestDb) {
     assert!(branch > company);
 
     let dup = s
-        .org_unit_create(&NewOrgUnit { parent_id: None, kind: "company", code: "HQ", name_zh: "x", name_en: "x" }, 1)
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: None,
+                kind: "company",
+                code: "HQ",
+                name_zh: "x",
+                name_en: "x",
+            },
+            1,
+        )
         .await
         .unwrap_err();
-    assert!(dup.is_unique_violation("org_units_code_key", "org_units.code"), "{dup:?}");
+    assert!(
+        dup.is_unique_violation("org_units_code_key", "org_units.code"),
+        "{dup:?}"
+    );
 
     let orphan = s
-        .org_unit_create(&NewOrgUnit { parent_id: Some(987_654), kind: "team", code: "T", name_zh: "x", name_en: "x" }, 1)
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: Some(987_654),
+                kind: "team",
+                code: "T",
+                name_zh: "x",
+                name_en: "x",
+            },
+            1,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(orphan.violation(), Some(Violation::ForeignKey { .. })), "{orphan:?}");
+    assert!(
+        matches!(orphan.violation(), Some(Violation::ForeignKey { .. })),
+        "{orphan:?}"
+    );
 
     let bad_kind = s
-        .org_unit_create(&NewOrgUnit { parent_id: None, kind: "galaxy", code: "G", name_zh: "x", name_en: "x" }, 1)
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: None,
+                kind: "galaxy",
+                code: "G",
+                name_zh: "x",
+                name_en: "x",
+            },
+            1,
+        )
         .await
         .unwrap_err();
-    assert!(matches!(bad_kind.violation(), Some(Violation::Check { .. })), "{bad_kind:?}");
-    assert_eq!(s.org_units().await.unwrap().len(), 2, "failed writes left rows behind");
+    assert!(
+        matches!(bad_kind.violation(), Some(Violation::Check { .. })),
+        "{bad_kind:?}"
+    );
+    assert_eq!(
+        s.org_units().await.unwrap().len(),
+        2,
+        "failed writes left rows behind"
+    );
 }
 
 async fn value_types_round_trip(db: &TestDb) {
     use sqlx::Row;
     let s = &db.store;
-    sqlx::raw_sql("CREATE TABLE t_types (i BIGINT NOT NULL, t TEXT, b BYTEA_OR_BLOB, n BIGINT)".replace(
-        "BYTEA_OR_BLOB",
-        if s.backend() == zhudai_store::Backend::Postgres { "BYTEA" } else { "BLOB" },
-    ).as_str())
+    sqlx::raw_sql(
+        "CREATE TABLE t_types (i BIGINT NOT NULL, t TEXT, b BYTEA_OR_BLOB, n BIGINT)"
+            .replace(
+                "BYTEA_OR_BLOB",
+                if s.backend() == zhudai_store::Backend::Postgres {
+                    "BYTEA"
+                } else {
+                    "BLOB"
+                },
+            )
+            .as_str(),
+    )
     .execute(s.writer())
     .await
     .unwrap();
@@ -121,7 +197,10 @@ async fn value_types_round_trip(db: &TestDb) {
         .execute(s.writer())
         .await
         .unwrap();
-    let row = sqlx::query("SELECT i, t, b, n FROM t_types").fetch_one(s.reader()).await.unwrap();
+    let row = sqlx::query("SELECT i, t, b, n FROM t_types")
+        .fetch_one(s.reader())
+        .await
+        .unwrap();
     assert_eq!(row.try_get::<i64, _>("i").unwrap(), big);
     assert_eq!(row.try_get::<String, _>("t").unwrap(), "客户 ✓");
     assert_eq!(row.try_get::<Vec<u8>, _>("b").unwrap(), vec![0, 255, 7]);
@@ -131,18 +210,35 @@ async fn value_types_round_trip(db: &TestDb) {
 async fn jobs_lifecycle(db: &TestDb) {
     let s = &db.store;
     let id = s
-        .enqueue(&NewJob::new("demo.echo", serde_json::json!({"n": 1}), 100), 100)
+        .enqueue(
+            &NewJob::new("demo.echo", serde_json::json!({"n": 1}), 100),
+            100,
+        )
         .await
         .unwrap()
         .unwrap();
-    assert!(s.claim("other-queue", "w1", 200, 1000).await.unwrap().is_none());
-    let job = s.claim("default", "w1", 200, 1000).await.unwrap().expect("claimable");
+    assert!(s
+        .claim("other-queue", "w1", 200, 1000)
+        .await
+        .unwrap()
+        .is_none());
+    let job = s
+        .claim("default", "w1", 200, 1000)
+        .await
+        .unwrap()
+        .expect("claimable");
     assert_eq!(job.id, id);
     assert_eq!(job.kind, "demo.echo");
     assert_eq!(job.payload["n"], 1);
     assert_eq!(job.attempts, 1);
-    assert!(s.claim("default", "w2", 300, 1000).await.unwrap().is_none(), "leased job claimed twice");
-    assert!(!s.complete(id, "w2", 400).await.unwrap(), "a worker completed a job it does not hold");
+    assert!(
+        s.claim("default", "w2", 300, 1000).await.unwrap().is_none(),
+        "leased job claimed twice"
+    );
+    assert!(
+        !s.complete(id, "w2", 400).await.unwrap(),
+        "a worker completed a job it does not hold"
+    );
     assert!(s.complete(id, "w1", 400).await.unwrap());
     let counts = s.job_counts().await.unwrap();
     assert_eq!(counts.len(), 1);
@@ -151,18 +247,50 @@ async fn jobs_lifecycle(db: &TestDb) {
 
 async fn jobs_dedupe_and_schedule(db: &TestDb) {
     let s = &db.store;
-    let first = s.enqueue(&NewJob::new("cob", serde_json::json!({}), 5_000).dedupe("cob:2026-11-29"), 0).await.unwrap();
-    let second = s.enqueue(&NewJob::new("cob", serde_json::json!({}), 5_000).dedupe("cob:2026-11-29"), 0).await.unwrap();
+    let first = s
+        .enqueue(
+            &NewJob::new("cob", serde_json::json!({}), 5_000).dedupe("cob:2026-11-29"),
+            0,
+        )
+        .await
+        .unwrap();
+    let second = s
+        .enqueue(
+            &NewJob::new("cob", serde_json::json!({}), 5_000).dedupe("cob:2026-11-29"),
+            0,
+        )
+        .await
+        .unwrap();
     assert!(first.is_some());
     assert_eq!(second, None, "dedupe key accepted twice");
     assert_eq!(s.next_run_at("default").await.unwrap(), Some(5_000));
-    assert!(s.claim("default", "w", 4_999, 1000).await.unwrap().is_none(), "claimed before run_at");
-    assert!(s.claim("default", "w", 5_000, 1000).await.unwrap().is_some());
+    assert!(
+        s.claim("default", "w", 4_999, 1000)
+            .await
+            .unwrap()
+            .is_none(),
+        "claimed before run_at"
+    );
+    assert!(s
+        .claim("default", "w", 5_000, 1000)
+        .await
+        .unwrap()
+        .is_some());
     // Enqueue inside a transaction that rolls back: the job must not exist.
     let mut tx = s.begin().await.unwrap();
-    zhudai_store::jobs::enqueue(&mut *tx, &NewJob::new("x", serde_json::json!({}), 0), 0).await.unwrap();
+    zhudai_store::jobs::enqueue(&mut *tx, &NewJob::new("x", serde_json::json!({}), 0), 0)
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
-    assert_eq!(s.job_counts().await.unwrap().iter().map(|c| c.count).sum::<i64>(), 1);
+    assert_eq!(
+        s.job_counts()
+            .await
+            .unwrap()
+            .iter()
+            .map(|c| c.count)
+            .sum::<i64>(),
+        1
+    );
 }
 
 async fn jobs_lease_expiry_and_death(db: &TestDb) {
@@ -172,28 +300,66 @@ async fn jobs_lease_expiry_and_death(db: &TestDb) {
     let id = s.enqueue(&job, 0).await.unwrap().unwrap();
     // Worker 1 claims and dies; after the lease worker 2 takes over.
     s.claim("default", "w1", 0, 1_000).await.unwrap().unwrap();
-    assert!(s.claim("default", "w2", 999, 1_000).await.unwrap().is_none());
-    let again = s.claim("default", "w2", 1_001, 1_000).await.unwrap().unwrap();
+    assert!(s
+        .claim("default", "w2", 999, 1_000)
+        .await
+        .unwrap()
+        .is_none());
+    let again = s
+        .claim("default", "w2", 1_001, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!((again.id, again.attempts), (id, 2));
-    assert_eq!(s.fail(id, "w1", "late", 1_100).await.unwrap(), FailOutcome::LostLease);
-    assert_eq!(s.fail(id, "w2", "boom", 1_100).await.unwrap(), FailOutcome::Dead);
-    assert!(s.claim("default", "w3", 10_000_000, 1_000).await.unwrap().is_none(), "dead job claimed");
+    assert_eq!(
+        s.fail(id, "w1", "late", 1_100).await.unwrap(),
+        FailOutcome::LostLease
+    );
+    assert_eq!(
+        s.fail(id, "w2", "boom", 1_100).await.unwrap(),
+        FailOutcome::Dead
+    );
+    assert!(
+        s.claim("default", "w3", 10_000_000, 1_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "dead job claimed"
+    );
 
     // A job that fails with attempts left is retried after a backoff.
-    let id2 = s.enqueue(&NewJob::new("retry", serde_json::json!({}), 0), 0).await.unwrap().unwrap();
+    let id2 = s
+        .enqueue(&NewJob::new("retry", serde_json::json!({}), 0), 0)
+        .await
+        .unwrap()
+        .unwrap();
     s.claim("default", "w", 0, 1_000).await.unwrap().unwrap();
     let FailOutcome::Retry { at_ms } = s.fail(id2, "w", "transient", 10).await.unwrap() else {
         panic!("expected a retry");
     };
     assert_eq!(at_ms, 10 + zhudai_store::jobs::backoff_ms(1));
-    assert!(s.claim("default", "w", at_ms - 1, 1_000).await.unwrap().is_none());
-    assert_eq!(s.claim("default", "w", at_ms, 1_000).await.unwrap().unwrap().id, id2);
+    assert!(s
+        .claim("default", "w", at_ms - 1, 1_000)
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        s.claim("default", "w", at_ms, 1_000)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        id2
+    );
 
     // A worker that vanishes on the last attempt leaves a job the reaper parks as dead.
     let mut last = NewJob::new("vanish", serde_json::json!({}), 0);
     last.max_attempts = 1;
     s.enqueue(&last, 0).await.unwrap().unwrap();
-    s.claim("default", "gone", 20_000_000, 1_000).await.unwrap().unwrap();
+    s.claim("default", "gone", 20_000_000, 1_000)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(s.reap_abandoned(20_002_000).await.unwrap(), 1);
 }
 
@@ -201,16 +367,24 @@ async fn concurrent_claims_never_share_a_job(db: &TestDb) {
     let s = &db.store;
     const JOBS: i64 = 60;
     for n in 0..JOBS {
-        s.enqueue(&NewJob::new("n", serde_json::json!({ "n": n }), 0), 0).await.unwrap();
+        s.enqueue(&NewJob::new("n", serde_json::json!({ "n": n }), 0), 0)
+            .await
+            .unwrap();
     }
     // Two "instances" (separate pools on the same database) with several workers each.
-    let other = Store::open(&db.location, &Default::default()).await.unwrap();
+    let other = Store::open(&db.location, &Default::default())
+        .await
+        .unwrap();
     let mut handles = Vec::new();
     for w in 0..8 {
         let store = if w % 2 == 0 { s.clone() } else { other.clone() };
         handles.push(tokio::spawn(async move {
             let mut mine = Vec::new();
-            while let Some(job) = store.claim("default", &format!("w{w}"), 1, 60_000).await.unwrap() {
+            while let Some(job) = store
+                .claim("default", &format!("w{w}"), 1, 60_000)
+                .await
+                .unwrap()
+            {
                 mine.push(job.id);
                 assert!(store.complete(job.id, &format!("w{w}"), 2).await.unwrap());
             }
@@ -234,9 +408,10 @@ async fn transaction_rolls_back_everything(db: &TestDb) {
         .execute(&mut *tx)
         .await
         .unwrap();
-    let second = sqlx::query("INSERT INTO system_meta (key, value, updated_at_ms) VALUES ('a', '2', 0)")
-        .execute(&mut *tx)
-        .await;
+    let second =
+        sqlx::query("INSERT INTO system_meta (key, value, updated_at_ms) VALUES ('a', '2', 0)")
+            .execute(&mut *tx)
+            .await;
     assert!(second.is_err());
     drop(tx); // dropped without commit: rolled back
     assert_eq!(s.meta_get("a").await.unwrap(), None);

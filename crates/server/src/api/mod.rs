@@ -1,0 +1,40 @@
+//! The JSON API. Every route is registered through [`utoipa_axum`], so the OpenAPI
+//! document at `/api/v1/openapi.json` is generated from the same code that routes
+//! requests and cannot forget a route.
+
+pub mod docs;
+pub mod system;
+
+use crate::error::{FieldError, Problem};
+use crate::state::AppState;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+#[derive(OpenApi, Debug)]
+#[openapi(
+    info(
+        title = "zhudai API",
+        description = "The HTTP API of zhudai (助贷), the operating system of a loan-facilitation company. \
+            Every error is an RFC 9457 `application/problem+json` body; validation errors list each bad field in `errors`.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(Problem, FieldError)),
+    tags(
+        (name = "system", description = "Health, readiness, metrics and instance information"),
+        (name = "organisation", description = "Company, branches and teams"),
+    )
+)]
+pub struct ApiDoc;
+
+/// Every API route with its OpenAPI description.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(system::healthz))
+        .routes(routes!(system::readyz))
+        .routes(routes!(system::metrics))
+        .routes(routes!(system::info))
+        .routes(routes!(system::job_stats))
+        .routes(routes!(system::org_units))
+        .routes(routes!(docs::openapi_json))
+}

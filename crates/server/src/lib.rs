@@ -1,0 +1,68 @@
+//! zhudai's HTTP server: the JSON API under `/api/v1`, the server-rendered web UI, and the
+//! background job worker.
+//!
+//! Handlers are thin: they parse input into domain types, call the store, and render.
+//! Everything a request passes through is assembled in [`app`]; the order of the layers
+//! there is the order a request meets them.
+
+pub mod api;
+pub mod demo;
+pub mod error;
+pub mod http;
+pub mod jobs;
+pub mod state;
+pub mod ui;
+
+pub use state::{AppState, ServerSettings};
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::Router;
+use std::future::Future;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+
+/// The whole application as one router, ready to serve.
+pub fn app(state: AppState) -> Router {
+    let (api_router, openapi) = api::router().split_for_parts();
+    let openapi = std::sync::Arc::new(openapi);
+    let body_limit = state.settings().body_limit_bytes;
+    let timeout = state.settings().request_timeout;
+    Router::new()
+        .merge(api_router.layer(axum::Extension(openapi.clone())))
+        .merge(api::docs::router(openapi))
+        .merge(ui::router())
+        .fallback(ui::pages::not_found)
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(http::observe::observe))
+                .layer(CompressionLayer::new())
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    // The only error the stack below produces is the timeout.
+                    StatusCode::REQUEST_TIMEOUT.into_response()
+                }))
+                .timeout(timeout)
+                .layer(DefaultBodyLimit::max(body_limit))
+                .layer(RequestBodyLimitLayer::new(body_limit)),
+        )
+        .with_state(state)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then finishes requests in flight.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let router = app(state);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+}

@@ -1,0 +1,106 @@
+//! Application state shared by every request and job.
+
+use crate::ui::i18n::I18n;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use zhudai_domain::clock::Clock;
+use zhudai_store::Store;
+
+/// Settings the server needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    pub data_dir: PathBuf,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    /// Demo mode: demo data is seeded and demo credentials are shown. Never in production.
+    pub demo: bool,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./zhudai-data"),
+            body_limit_bytes: 2 * 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+            demo: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    settings: ServerSettings,
+    i18n: I18n,
+    metrics: PrometheusHandle,
+    started_at_ms: i64,
+}
+
+/// Cheap to clone; everything inside is shared.
+#[derive(Debug, Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(store: Store, clock: Arc<dyn Clock>, settings: ServerSettings) -> Self {
+        let started_at_ms = clock.now().timestamp_millis();
+        AppState(Arc::new(Inner {
+            store,
+            clock,
+            settings,
+            i18n: I18n::load(),
+            metrics: metrics_handle().clone(),
+            started_at_ms,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn clock(&self) -> &dyn Clock {
+        self.0.clock.as_ref()
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        self.0.clock.now().timestamp_millis()
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.0.settings
+    }
+
+    pub fn i18n(&self) -> &I18n {
+        &self.0.i18n
+    }
+
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.0.metrics
+    }
+
+    pub fn started_at_ms(&self) -> i64 {
+        self.0.started_at_ms
+    }
+}
+
+/// The process-wide Prometheus recorder (a process has one metrics registry, however
+/// many routers a test builds).
+pub fn metrics_handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = PrometheusBuilder::new();
+        let builder = builder
+            .set_buckets(&[
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ])
+            .unwrap_or_else(|_| PrometheusBuilder::new());
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Fails only if another recorder was installed first; then ours stays unused but
+        // harmless, and /metrics shows what it has.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
+}

@@ -1,0 +1,22 @@
+//! The server-rendered web UI: zh-CN by default with English, no CDN, no build step.
+//! Pages are HTML rendered with `maud`; assets are embedded in the binary; charts are SVG
+//! drawn on the server; JavaScript only enhances what already works without it.
+
+pub mod assets;
+pub mod chart;
+pub mod i18n;
+pub mod layout;
+pub mod modules;
+pub mod pages;
+
+use crate::state::AppState;
+use axum::routing::get;
+use axum::Router;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/m/{module}", get(pages::module))
+        .route("/lang/{code}", get(pages::switch_language))
+        .route("/assets/{file}", get(assets::serve))
+}

@@ -1,0 +1,120 @@
+//! End-to-end in a real headless Chromium driven through WebDriver (Debian `chromium` and
+//! `chromium-driver`, installed by `scripts/install-deps.sh`). Checks what a person sees.
+
+use crate::support::TestApp;
+use fantoccini::{ClientBuilder, Locator};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use zhudai_store::testing::TestDb;
+
+/// A chromedriver process on a free port, killed on drop.
+pub struct Driver {
+    child: Child,
+    pub port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Driver {
+    pub async fn start() -> Driver {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver is needed for browser tests: run scripts/install-deps.sh");
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return Driver { child, port };
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("chromedriver did not start on port {port}");
+    }
+
+    pub async fn browser(&self, profile: &std::path::Path) -> fantoccini::Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-dev-shm-usage", "--no-first-run", "--disable-component-update", "--disable-sync",
+                    "--window-size=1400,1000", format!("--user-data-dir={}", profile.display()),
+                ]
+            }),
+        );
+        // Several crypto back-ends are linked into the test binary; pick one explicitly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        ClientBuilder::rustls()
+            .expect("rustls connector")
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a WebDriver session with headless Chromium")
+    }
+}
+
+/// Saves a screenshot under target/screenshots for people to look at.
+pub async fn screenshot(browser: &fantoccini::Client, name: &str) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = browser.screenshot().await.unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sees_the_home_page_and_switches_language() {
+    let db = TestDb::sqlite().await.unwrap();
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start_with(&db, zhudai_server::ServerSettings { data_dir: db.data_dir(), demo: true, ..Default::default() }).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
+
+    browser.goto(&app.url("/")).await.unwrap();
+    assert_eq!(browser.title().await.unwrap(), "工作台 · 助贷运营系统");
+    let status = browser.find(Locator::Css("[data-testid=system-status]")).await.unwrap().text().await.unwrap();
+    assert!(status.contains("系统状态") && status.contains("sqlite"), "{status}");
+    let demo = browser.find(Locator::Css(".badge-warn")).await.unwrap().text().await.unwrap();
+    assert_eq!(demo, "演示模式");
+    let org = browser.find(Locator::Css("[data-testid=organisation]")).await.unwrap().text().await.unwrap();
+    assert!(org.contains('3') && org.contains("分公司"), "{org}");
+    // The stylesheet really applied (served by us, not a CDN): the sidebar is laid out.
+    let width = browser.execute("return document.querySelector('.sidebar').getBoundingClientRect().width", vec![]).await.unwrap();
+    assert_eq!(width.as_f64().unwrap().round(), 208.0);
+    screenshot(&browser, "home-zh").await;
+
+    // Navigate as a person would: click a module in the sidebar.
+    let links = browser.find_all(Locator::Css(".sidebar a.nav-item")).await.unwrap();
+    let mut customers = None;
+    for l in links {
+        if l.text().await.unwrap().starts_with("客户管理") {
+            customers = Some(l);
+        }
+    }
+    customers.expect("a 客户管理 entry in the sidebar").click().await.unwrap();
+    let notice = browser.find(Locator::Css("[data-testid=not-built]")).await.unwrap().text().await.unwrap();
+    assert!(notice.contains("本模块尚未开放"), "{notice}");
+    assert!(browser.current_url().await.unwrap().path().ends_with("/m/customers"));
+
+    // Switch to English and stay on the same page.
+    browser.find(Locator::Css("a.lang-switch")).await.unwrap().click().await.unwrap();
+    let h1 = browser.find(Locator::Css("h1.page-title")).await.unwrap().text().await.unwrap();
+    assert_eq!(h1, "Customers");
+    assert!(browser.current_url().await.unwrap().path().ends_with("/m/customers"));
+    browser.goto(&app.url("/m/admin")).await.unwrap();
+    let table = browser.find(Locator::Css("[data-testid=org-units]")).await.unwrap().text().await.unwrap();
+    assert!(table.contains("Shanghai Branch") && table.contains("Consumer Team 1"), "{table}");
+    screenshot(&browser, "admin-en").await;
+
+    browser.close().await.unwrap();
+    app.stop().await;
+    db.close().await;
+}

@@ -1,0 +1,9 @@
+//! Integration tests of the server: the real router on a real socket, a fresh database
+//! per test, on SQLite and on PostgreSQL. One test binary (linking several is slow).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+mod browser;
+mod support;
+mod ui;
+mod worker;

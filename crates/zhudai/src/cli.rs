@@ -1,0 +1,324 @@
+//! Commands. Global options (`--config`, `--data-dir`, `--database-url`) are accepted
+//! before or after the subcommand.
+
+use crate::config::{CliOverrides, Config, LogFormat};
+use clap::{Parser, Subcommand};
+use secrecy::ExposeSecret;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use zhudai_domain::clock::{Clock, SystemClock};
+use zhudai_server::{AppState, ServerSettings};
+use zhudai_store::{DatabaseLocation, Store, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "zhudai",
+    version,
+    about = "zhudai (助贷): the operating system of a loan-facilitation company",
+    long_about = "zhudai (助贷): customers, credit decisions, approvals, funders, loans, collections, \
+AML, performance, security and audit in one binary.\n\n\
+Settings come from defaults, then an optional TOML file (--config), then ZHUDAI_* environment \
+variables, then these flags. SQLite under --data-dir is the default database; give \
+--database-url postgres://… for PostgreSQL.",
+    after_help = "Quick start: zhudai serve --demo   then open http://127.0.0.1:8080"
+)]
+pub struct Cli {
+    /// TOML configuration file [env: ZHUDAI_CONFIG]
+    #[arg(long, global = true, env = "ZHUDAI_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Directory for zhudai's files (default ./zhudai-data) [env: ZHUDAI_DATA_DIR]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite://PATH or postgres://USER@HOST:PORT/DB (default: SQLite in the data dir) [env: ZHUDAI_DATABASE_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub database_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the web server (UI + API) and the background job worker
+    Serve {
+        /// Address to listen on (default 127.0.0.1:8080) [env: ZHUDAI_LISTEN]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+        /// Fill an empty database with demo data and show demo hints. Never in production
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Create or upgrade the database schema, then exit
+    Migrate {
+        /// Only report; exit with status 3 when migrations are pending
+        #[arg(long)]
+        check: bool,
+    },
+    /// Write a consistent copy of the database while zhudai may be running
+    Backup {
+        /// Destination file (SQLite: a database file; PostgreSQL: a pg_dump custom-format archive)
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Print the effective configuration (secrets redacted)
+    Config,
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Runtime(String),
+    #[error("{0}")]
+    Pending(String),
+}
+
+impl Failure {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Config(_) => 2,
+            Failure::Runtime(_) => 1,
+            Failure::Pending(_) => 3,
+        }
+    }
+}
+
+impl From<zhudai_store::StoreError> for Failure {
+    fn from(e: zhudai_store::StoreError) -> Self {
+        use zhudai_store::StoreError as E;
+        match e {
+            E::UnsupportedScheme(_) | E::DataDir { .. } | E::Invalid(_) | E::Connect { .. } => {
+                Failure::Config(e.to_string())
+            }
+            other => Failure::Runtime(other.to_string()),
+        }
+    }
+}
+
+fn out(text: &str) {
+    let _ = writeln!(std::io::stdout().lock(), "{text}");
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let overrides = CliOverrides {
+        database_url: cli.database_url.clone(),
+        data_dir: cli.data_dir.clone(),
+        listen,
+    };
+    let config = Config::load(cli.config.as_deref(), &overrides).map_err(Failure::Config)?;
+    init_logging(&config);
+    match cli.command {
+        Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Migrate { check } => migrate(config, check).await,
+        Command::Backup { out: path } => backup(config, &path).await,
+        Command::Config => {
+            out(config.to_redacted_toml().trim_end());
+            Ok(())
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => builder.compact().try_init(),
+    };
+}
+
+fn location(config: &Config) -> Result<DatabaseLocation, Failure> {
+    let url = config
+        .database_url
+        .as_ref()
+        .map(|s| s.expose_secret().to_owned());
+    Ok(DatabaseLocation::parse(url.as_deref(), &config.data_dir)?)
+}
+
+async fn open_store(config: &Config) -> Result<Store, Failure> {
+    zhudai_store::db::ensure_writable_dir(&config.data_dir)?;
+    let location = location(config)?;
+    let opts = StoreOptions {
+        max_connections: config.max_connections,
+        sqlite_sync: config.sqlite_synchronous,
+        ..StoreOptions::default()
+    };
+    Ok(Store::open(&location, &opts).await?)
+}
+
+async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // Bind first: a port in use is the most common start-up mistake; say so before
+    // touching the database.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| {
+            Failure::Config(format!(
+                "cannot listen on {}: {}; choose another address with --listen or ZHUDAI_LISTEN",
+                config.listen,
+                match e.kind() {
+                    std::io::ErrorKind::AddrInUse => "the address is already in use".to_owned(),
+                    std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+                    _ => e.to_string(),
+                }
+            ))
+        })?;
+    let store = open_store(&config).await?;
+    let report = store.migrate().await?;
+    if !report.applied.is_empty() {
+        tracing::info!(applied = ?report.applied, version = report.current, "database schema upgraded");
+    }
+    if demo {
+        let outcome = zhudai_server::demo::seed(&store, clock.now().timestamp_millis())
+            .await
+            .map_err(|e| Failure::Runtime(format!("seeding demo data failed: {e}")))?;
+        tracing::info!(?outcome, "demo data");
+    }
+    let settings = ServerSettings {
+        data_dir: config.data_dir.clone(),
+        body_limit_bytes: config.body_limit_bytes,
+        request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
+        demo,
+    };
+    let state = AppState::new(store.clone(), clock, settings);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = config.worker.then(|| {
+        tokio::spawn(zhudai_server::jobs::run_worker(
+            state.clone(),
+            zhudai_server::jobs::JobRegistry::standard(),
+            zhudai_server::jobs::WorkerSettings::default(),
+            stop_rx,
+        ))
+    });
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        database = store.location(),
+        demo,
+        "zhudai is serving http://{addr}"
+    );
+    zhudai_server::serve(listener, state, zhudai_server::http::shutdown::signal())
+        .await
+        .map_err(|e| Failure::Runtime(format!("server error: {e}")))?;
+    let _ = stop_tx.send(true);
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    store.close().await;
+    tracing::info!("zhudai stopped");
+    Ok(())
+}
+
+async fn migrate(config: Config, check: bool) -> Result<(), Failure> {
+    let store = open_store(&config).await?;
+    if check {
+        let current = store.schema_version().await.unwrap_or(0);
+        let latest = zhudai_store::migrate::latest_version();
+        store.close().await;
+        if current < latest {
+            return Err(Failure::Pending(format!("database is at schema version {current}; {} migration(s) pending (latest {latest})", latest - current)));
+        }
+        out(&format!("database schema is current (version {current})"));
+        return Ok(());
+    }
+    let report = store.migrate().await?;
+    store.close().await;
+    if report.applied.is_empty() {
+        out(&format!(
+            "database schema is current (version {})",
+            report.current
+        ));
+    } else {
+        out(&format!(
+            "applied migration(s) {:?}; database schema is at version {}",
+            report.applied, report.current
+        ));
+    }
+    Ok(())
+}
+
+async fn backup(config: Config, path: &Path) -> Result<(), Failure> {
+    if path.exists() {
+        return Err(Failure::Config(format!(
+            "{} already exists; choose a new file name",
+            path.display()
+        )));
+    }
+    match location(&config)? {
+        DatabaseLocation::SqliteFile(_) => {
+            let store = open_store(&config).await?;
+            let target = path
+                .to_str()
+                .ok_or_else(|| Failure::Config("the backup path must be valid UTF-8".into()))?;
+            // VACUUM INTO writes a consistent, compacted copy while other connections work.
+            zhudai_store::sqlx::query("VACUUM INTO $1")
+                .bind(target)
+                .execute(store.writer())
+                .await
+                .map_err(|e| Failure::Runtime(format!("backup failed: {e}")))?;
+            store.close().await;
+            // Prove the copy opens and is intact before calling it a backup.
+            let copy = Store::open(
+                &DatabaseLocation::SqliteFile(path.to_path_buf()),
+                &StoreOptions::default(),
+            )
+            .await?;
+            let check: String = zhudai_store::sqlx::Row::try_get(
+                &zhudai_store::sqlx::query("PRAGMA integrity_check")
+                    .fetch_one(copy.reader())
+                    .await
+                    .map_err(|e| Failure::Runtime(e.to_string()))?,
+                0,
+            )
+            .map_err(|e| Failure::Runtime(e.to_string()))?;
+            let version = copy.schema_version().await?;
+            copy.close().await;
+            if check != "ok" {
+                return Err(Failure::Runtime(format!(
+                    "the backup failed its integrity check: {check}"
+                )));
+            }
+            out(&format!(
+                "backup written to {} (schema version {version}, integrity ok)",
+                path.display()
+            ));
+            Ok(())
+        }
+        DatabaseLocation::Postgres(url) => {
+            let status = tokio::process::Command::new("pg_dump")
+                .arg("--format=custom")
+                .arg("--file")
+                .arg(path)
+                .arg(url.expose_secret())
+                .status()
+                .await
+                .map_err(|e| {
+                    Failure::Runtime(format!(
+                        "cannot run pg_dump (install the PostgreSQL client tools): {e}"
+                    ))
+                })?;
+            if !status.success() {
+                return Err(Failure::Runtime(format!("pg_dump failed with {status}")));
+            }
+            out(&format!(
+                "backup written to {} (pg_dump custom format; restore with pg_restore)",
+                path.display()
+            ));
+            Ok(())
+        }
+    }
+}

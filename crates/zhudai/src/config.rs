@@ -1,0 +1,246 @@
+//! Configuration: defaults → optional TOML file → `ZHUDAI_*` environment → CLI flags,
+//! each layer overriding the one before. Unknown keys are errors wherever they appear, so
+//! a typo never silently falls back to a default. Secrets are `SecretString`: redacted in
+//! `Debug` and never logged.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use zhudai_store::SqliteSync;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Every setting, with its default.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://PATH` or `postgres://USER[:PASSWORD]@HOST:PORT/DB`. Unset: SQLite at
+    /// `DATA_DIR/zhudai.db`.
+    #[serde(default)]
+    pub database_url: Option<SecretString>,
+    /// Where zhudai keeps its files (SQLite database, keys, documents, backups).
+    #[serde(default = "defaults::data_dir")]
+    pub data_dir: PathBuf,
+    /// Address the HTTP server listens on.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// A tracing filter such as `info` or `zhudai=debug,info`. `RUST_LOG` wins when set.
+    #[serde(default = "defaults::log_level")]
+    pub log_level: String,
+    /// Largest accepted request body.
+    #[serde(default = "defaults::body_limit_bytes")]
+    pub body_limit_bytes: usize,
+    /// Requests running longer are stopped with 408.
+    #[serde(default = "defaults::request_timeout_secs")]
+    pub request_timeout_secs: u64,
+    /// `full` (default: an acknowledged write survives power loss) or `normal`.
+    #[serde(default)]
+    pub sqlite_synchronous: SqliteSync,
+    /// Database connection pool size.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: u32,
+    /// Run the background job worker in this process.
+    #[serde(default = "defaults::yes")]
+    pub worker: bool,
+}
+
+mod defaults {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::path::PathBuf;
+    pub fn data_dir() -> PathBuf {
+        PathBuf::from("./zhudai-data")
+    }
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 8080))
+    }
+    pub fn log_level() -> String {
+        "info".into()
+    }
+    pub fn body_limit_bytes() -> usize {
+        2 * 1024 * 1024
+    }
+    pub fn request_timeout_secs() -> u64 {
+        30
+    }
+    pub fn max_connections() -> u32 {
+        16
+    }
+    pub fn yes() -> bool {
+        true
+    }
+}
+
+/// Values given as command-line flags (the last layer).
+#[derive(Debug, Default, Serialize)]
+pub struct CliOverrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+}
+
+/// Environment variables that belong to tooling, not to the configuration.
+const NOT_CONFIG: &[&str] = &["config"];
+
+impl Config {
+    /// Loads the layers. `file` is the `--config` / `ZHUDAI_CONFIG` path, which must exist
+    /// when given.
+    pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<Config, String> {
+        let mut figment = Figment::new();
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(format!(
+                    "configuration file {} does not exist",
+                    path.display()
+                ));
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(
+                Env::prefixed("ZHUDAI_")
+                    .ignore(NOT_CONFIG)
+                    // Test harness variables (ZHUDAI_TEST_*) are not settings.
+                    .filter(|k| !k.as_str().starts_with("test_")),
+            )
+            .merge(Serialized::defaults(cli));
+        figment.extract::<Config>().map_err(|e| one_line(&e))
+    }
+
+    /// The settings as TOML with secrets redacted, for `zhudai config`.
+    pub fn to_redacted_toml(&self) -> String {
+        let db = match &self.database_url {
+            Some(url) => {
+                zhudai_store::DatabaseLocation::parse(Some(url.expose_secret()), &self.data_dir)
+                    .map(|l| l.redacted())
+                    .unwrap_or_else(|_| "***".into())
+            }
+            None => format!("(unset: sqlite://{}/zhudai.db)", self.data_dir.display()),
+        };
+        format!(
+            "database_url = {db:?}\ndata_dir = {:?}\nlisten = \"{}\"\nlog_format = \"{}\"\nlog_level = {:?}\nbody_limit_bytes = {}\nrequest_timeout_secs = {}\nsqlite_synchronous = \"{}\"\nmax_connections = {}\nworker = {}\n",
+            self.data_dir.display().to_string(),
+            self.listen,
+            match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
+            self.log_level,
+            self.body_limit_bytes,
+            self.request_timeout_secs,
+            match self.sqlite_synchronous { SqliteSync::Full => "full", SqliteSync::Normal => "normal" },
+            self.max_connections,
+            self.worker,
+        )
+    }
+}
+
+/// figment errors can span lines and name several problems; the operator gets one line
+/// per problem, joined, with where the value came from.
+fn one_line(err: &figment::Error) -> String {
+    let parts: Vec<String> = err
+        .clone()
+        .into_iter()
+        .map(|e| {
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!(" (from {} {src})", m.name),
+                    None => format!(" (from {})", m.name),
+                })
+                .unwrap_or_default();
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.path.join("."))
+            };
+            format!("{key}{}{origin}", e.kind).replace('\n', " ")
+        })
+        .collect();
+    format!("configuration error: {}", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layers_override_in_order() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "z.toml",
+                "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\nmax_connections = 4\n",
+            )?;
+            jail.set_env("ZHUDAI_LISTEN", "127.0.0.1:9001");
+            let cli = CliOverrides {
+                data_dir: Some("/tmp/x".into()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(Path::new("z.toml")), &cli).map_err(figment::Error::from)?;
+            assert_eq!(c.listen.port(), 9001, "env beats file");
+            assert_eq!(c.log_level, "debug", "file beats default");
+            assert_eq!(c.max_connections, 4);
+            assert_eq!(c.data_dir, PathBuf::from("/tmp/x"), "flag beats all");
+            let cli = CliOverrides {
+                listen: Some("127.0.0.1:9002".into()),
+                ..Default::default()
+            };
+            let c = Config::load(Some(Path::new("z.toml")), &cli).map_err(figment::Error::from)?;
+            assert_eq!(c.listen.port(), 9002, "flag beats env");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected_with_their_origin() {
+        Jail::expect_with(|jail| {
+            jail.create_file("z.toml", "lissen = \"127.0.0.1:9000\"\n")?;
+            let err =
+                Config::load(Some(Path::new("z.toml")), &CliOverrides::default()).unwrap_err();
+            assert!(err.contains("lissen"), "{err}");
+            assert!(!err.contains('\n'));
+            jail.create_file("ok.toml", "")?;
+            jail.set_env("ZHUDAI_DATABSE_URL", "x");
+            let err =
+                Config::load(Some(Path::new("ok.toml")), &CliOverrides::default()).unwrap_err();
+            assert!(err.contains("databse_url"), "{err}");
+            assert!(err.contains("ZHUDAI_"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ZHUDAI_DATABASE_URL", "postgres://u:hunter2@db:5432/z");
+            let c = Config::load(None, &CliOverrides::default()).map_err(figment::Error::from)?;
+            assert!(!format!("{c:?}").contains("hunter2"));
+            let shown = c.to_redacted_toml();
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(shown.contains("db:5432/z"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("ZHUDAI_LISTEN", "not-an-address");
+            let err = Config::load(None, &CliOverrides::default()).unwrap_err();
+            assert!(err.contains("listen"), "{err}");
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,33 @@
+//! The `zhudai` binary: the server and every command-line tool in one executable.
+
+mod cli;
+mod config;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = <cli::Cli as clap::Parser>::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return fail(&cli::Failure::Runtime(format!(
+                "cannot start the async runtime: {e}"
+            )))
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => fail(&failure),
+    }
+}
+
+/// One clear line on stderr and a non-zero exit: 2 for configuration and usage
+/// problems the operator must fix, 1 for everything else.
+fn fail(failure: &cli::Failure) -> ExitCode {
+    let _ = writeln!(std::io::stderr().lock(), "zhudai: error: {failure}");
+    ExitCode::from(failure.exit_code())
+}
