@@ -14,6 +14,7 @@
 //! | [`classify`] | five-tier classification and collection buckets |
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 
+pub mod access;
 pub mod apr;
 pub mod classify;
 pub mod clock;

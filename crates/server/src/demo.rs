@@ -52,7 +52,8 @@ pub async fn seed(store: &Store, now_ms: i64) -> Result<DemoOutcome, StoreError>
     )
     .await?;
     count += 1;
-    let branches: [(&str, &str, &str, &[(&str, &str, &str)]); 3] = [
+    type Unit<'a> = (&'a str, &'a str, &'a str);
+    let branches: [(&str, &str, &str, &[Unit]); 3] = [
         (
             "SH",
             "上海分公司",
@@ -94,4 +95,61 @@ pub async fn seed(store: &Store, now_ms: i64) -> Result<DemoOutcome, StoreError>
     }
     tx.commit().await?;
     Ok(DemoOutcome::Seeded { org_units: count })
+}
+
+/// One account per standard role (`demo_<role>`, password
+/// [`crate::ui::account::DEMO_PASSWORD`]), only ever called in demo mode. Returns how many
+/// accounts were created (0 when they exist already).
+pub async fn seed_accounts(store: &Store, now_ms: i64) -> Result<usize, StoreError> {
+    let units = store.org_units().await?;
+    let team = units.iter().find(|u| u.code == "SH-T1").map(|u| u.id);
+    let branch = units.iter().find(|u| u.code == "SH").map(|u| u.id);
+    // Hash once with a light cost: these are throw-away demo credentials.
+    let params = zhudai_crypto::password::Argon2Params {
+        m_cost_kib: 8 * 1024,
+        t_cost: 1,
+        p_cost: 1,
+    };
+    let password = crate::ui::account::DEMO_PASSWORD.to_owned();
+    let hash = tokio::task::spawn_blocking(move || {
+        zhudai_crypto::password::hash_password(&password, &params)
+    })
+    .await
+    .map_err(|e| StoreError::Invalid(e.to_string()))?
+    .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let mut created = 0;
+    for seed in zhudai_domain::access::SEED_ROLES {
+        let username = format!("demo_{}", seed.code);
+        if store.user_by_username(&username).await?.is_some() {
+            continue;
+        }
+        let Some(role) = store.role_by_code(seed.code).await? else {
+            continue;
+        };
+        let org = match seed.scope {
+            "own" | "team" => team,
+            "branch" => branch,
+            _ => None,
+        };
+        let display = format!("演示·{}", seed.zh);
+        let result = store
+            .user_create(
+                &zhudai_store::identity::NewUser {
+                    username: &username,
+                    display_name: &display,
+                    org_unit_id: org,
+                    password_hash: &hash,
+                    must_change_password: false,
+                    role_ids: &[role.id],
+                },
+                now_ms,
+            )
+            .await;
+        match result {
+            Ok(_) => created += 1,
+            Err(e) if e.is_unique_violation("users_username_key", "users.username") => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(created)
 }

@@ -6,12 +6,14 @@
 //! there is the order a request meets them.
 
 pub mod api;
+pub mod auth;
 pub mod demo;
 pub mod error;
 pub mod http;
 pub mod jobs;
 pub mod state;
 pub mod ui;
+pub mod vault;
 
 pub use state::{AppState, ServerSettings};
 
@@ -40,6 +42,10 @@ pub fn app(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(http::observe::observe))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::authorize,
+                ))
                 .layer(CompressionLayer::new())
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                     // The only error the stack below produces is the timeout.

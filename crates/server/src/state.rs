@@ -1,6 +1,8 @@
 //! Application state shared by every request and job.
 
+use crate::auth::login::{AuthPolicy, Throttle};
 use crate::ui::i18n::I18n;
+use crate::vault::Vault;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -16,6 +18,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     /// Demo mode: demo data is seeded and demo credentials are shown. Never in production.
     pub demo: bool,
+    /// Sign-in, session and lockout policy.
+    pub auth: AuthPolicy,
 }
 
 impl Default for ServerSettings {
@@ -25,6 +29,7 @@ impl Default for ServerSettings {
             body_limit_bytes: 2 * 1024 * 1024,
             request_timeout: Duration::from_secs(30),
             demo: false,
+            auth: AuthPolicy::default(),
         }
     }
 }
@@ -37,6 +42,8 @@ struct Inner {
     i18n: I18n,
     metrics: PrometheusHandle,
     started_at_ms: i64,
+    vault: Vault,
+    throttle: Throttle,
 }
 
 /// Cheap to clone; everything inside is shared.
@@ -44,7 +51,12 @@ struct Inner {
 pub struct AppState(Arc<Inner>);
 
 impl AppState {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, settings: ServerSettings) -> Self {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        settings: ServerSettings,
+        vault: Vault,
+    ) -> Self {
         let started_at_ms = clock.now().timestamp_millis();
         AppState(Arc::new(Inner {
             store,
@@ -53,6 +65,8 @@ impl AppState {
             i18n: I18n::load(),
             metrics: metrics_handle().clone(),
             started_at_ms,
+            vault,
+            throttle: Throttle::default(),
         }))
     }
 
@@ -78,6 +92,15 @@ impl AppState {
 
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.0.metrics
+    }
+
+    /// Field encryption and blind indexes.
+    pub fn vault(&self) -> &Vault {
+        &self.0.vault
+    }
+
+    pub fn throttle(&self) -> &Throttle {
+        &self.0.throttle
     }
 
     pub fn started_at_ms(&self) -> i64 {

@@ -63,6 +63,40 @@ pub enum Command {
     },
     /// Print the effective configuration (secrets redacted)
     Config,
+    /// Manage user accounts (how an operator creates the first administrator)
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
+    /// Encryption key management
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserAction {
+    /// Create a user; the password is read from standard input (never from the command line)
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Role code, e.g. sysadmin, security_officer, auditor, customer_manager (repeatable)
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+        /// Display name (defaults to the username)
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysAction {
+    /// Create a new master key and re-wrap every data key under it, while zhudai runs
+    Rotate,
 }
 
 /// Why a command failed.
@@ -118,6 +152,26 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Serve { demo, .. } => serve(config, demo).await,
         Command::Migrate { check } => migrate(config, check).await,
         Command::Backup { out: path } => backup(config, &path).await,
+        Command::User {
+            action:
+                UserAction::Create {
+                    username,
+                    roles,
+                    name,
+                    password_stdin: _,
+                },
+        } => user_create(config, &username, &roles, name.as_deref()).await,
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let store = open_store(&config).await?;
+            let summary = crate::keys::rotate(&store, &config.data_dir, config.master_key.as_ref())
+                .await
+                .map_err(Failure::Runtime)?;
+            store.close().await;
+            out(&summary);
+            Ok(())
+        }
         Command::Config => {
             out(config.to_redacted_toml().trim_end());
             Ok(())
@@ -191,8 +245,38 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         body_limit_bytes: config.body_limit_bytes,
         request_timeout: Duration::from_secs(config.request_timeout_secs.max(1)),
         demo,
+        auth: zhudai_server::auth::login::AuthPolicy {
+            // Demo accounts have no authenticator; everywhere else the roles' rule holds.
+            enforce_2fa: !demo && config.enforce_2fa,
+            cookie_secure: config.cookie_secure,
+            ..Default::default()
+        },
     };
-    let state = AppState::new(store.clone(), clock, settings);
+    let vault = open_vault(&store, &config, clock.clone()).await?;
+    let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())
+        .await
+        .map_err(|e| Failure::Runtime(format!("installing the standard roles failed: {e}")))?;
+    if created > 0 {
+        tracing::info!(created, "installed standard roles");
+    }
+    if demo {
+        let n = zhudai_server::demo::seed_accounts(&store, clock.now().timestamp_millis())
+            .await
+            .map_err(|e| Failure::Runtime(format!("creating demo accounts failed: {e}")))?;
+        if n > 0 {
+            tracing::info!(
+                accounts = n,
+                password = zhudai_server::ui::account::DEMO_PASSWORD,
+                "demo accounts created (demo mode only)"
+            );
+        }
+    } else if user_count(&store).await == 0 {
+        tracing::warn!(
+            "no user exists yet: create the first administrator with\n  zhudai user create --username admin --role sysadmin --password-stdin{}",
+            data_dir_hint(&config)
+        );
+    }
+    let state = AppState::new(store.clone(), clock, settings, vault);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = config.worker.then(|| {
         tokio::spawn(zhudai_server::jobs::run_worker(
@@ -221,6 +305,42 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     store.close().await;
     tracing::info!("zhudai stopped");
     Ok(())
+}
+
+async fn user_count(store: &Store) -> i64 {
+    store
+        .user_list(&zhudai_store::identity::UserQuery {
+            text: None,
+            offset: 0,
+            limit: 1,
+        })
+        .await
+        .map(|p| p.total)
+        .unwrap_or(0)
+}
+
+fn data_dir_hint(config: &Config) -> String {
+    format!(" --data-dir {}", config.data_dir.display())
+}
+
+async fn open_vault(
+    store: &Store,
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<zhudai_server::vault::Vault, Failure> {
+    let algorithm = match config.field_cipher.as_str() {
+        "sm4-gcm" => zhudai_crypto::envelope::Algorithm::Sm4Gcm,
+        _ => zhudai_crypto::envelope::Algorithm::Aes256Gcm,
+    };
+    zhudai_server::vault::Vault::open(
+        store,
+        &config.data_dir,
+        config.master_key.as_ref(),
+        algorithm,
+        clock,
+    )
+    .await
+    .map_err(|e| Failure::Config(format!("cannot open the encryption keys: {e}")))
 }
 
 async fn migrate(config: Config, check: bool) -> Result<(), Failure> {
@@ -320,5 +440,54 @@ async fn backup(config: Config, path: &Path) -> Result<(), Failure> {
             ));
             Ok(())
         }
+    }
+}
+
+async fn user_create(
+    config: Config,
+    username: &str,
+    roles: &[String],
+    name: Option<&str>,
+) -> Result<(), Failure> {
+    use std::io::BufRead;
+    let mut password = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut password)
+        .map_err(|e| {
+            Failure::Runtime(format!("cannot read the password from standard input: {e}"))
+        })?;
+    let password = password.trim_end_matches(['\r', '\n']).to_owned();
+    let store = open_store(&config).await?;
+    store.migrate().await?;
+    let clock = SystemClock;
+    let now = clock.now().timestamp_millis();
+    zhudai_server::auth::seed::ensure_roles(&store, now)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let result = zhudai_server::auth::users::create_user(
+        &store,
+        &zhudai_server::auth::users::UserSpec {
+            username,
+            display_name: name.unwrap_or(username),
+            password: &password,
+            roles,
+            org_unit_id: None,
+            must_change_password: false,
+        },
+        &zhudai_crypto::password::Argon2Params::default(),
+        now,
+    )
+    .await;
+    store.close().await;
+    match result {
+        Ok(id) => {
+            out(&format!(
+                "created user {username} (id {id}) with role(s) {}",
+                roles.join(", ")
+            ));
+            Ok(())
+        }
+        Err(problems) => Err(Failure::Config(problems.join("; "))),
     }
 }

@@ -53,6 +53,19 @@ pub struct Config {
     /// Run the background job worker in this process.
     #[serde(default = "defaults::yes")]
     pub worker: bool,
+    /// The master key (base64 of 32 bytes) instead of the key files under `DATA_DIR/keys`.
+    #[serde(default)]
+    pub master_key: Option<SecretString>,
+    /// Field cipher for new data: `aes-256-gcm` (default) or `sm4-gcm` (国密).
+    #[serde(default = "defaults::field_cipher")]
+    pub field_cipher: String,
+    /// Require two-factor enrolment for roles marked so (always off in demo mode). Off by
+    /// default until the TOTP enrolment pages ship.
+    #[serde(default)]
+    pub enforce_2fa: bool,
+    /// Mark cookies `Secure`; turn on when zhudai is served over HTTPS.
+    #[serde(default)]
+    pub cookie_secure: bool,
 }
 
 mod defaults {
@@ -79,6 +92,9 @@ mod defaults {
     pub fn yes() -> bool {
         true
     }
+    pub fn field_cipher() -> String {
+        "aes-256-gcm".into()
+    }
 }
 
 /// Values given as command-line flags (the last layer).
@@ -93,7 +109,7 @@ pub struct CliOverrides {
 }
 
 /// Environment variables that belong to tooling, not to the configuration.
-const NOT_CONFIG: &[&str] = &["config"];
+const NOT_CONFIG: &[&str] = &["config", "python"];
 
 impl Config {
     /// Loads the layers. `file` is the `--config` / `ZHUDAI_CONFIG` path, which must exist
@@ -117,7 +133,14 @@ impl Config {
                     .filter(|k| !k.as_str().starts_with("test_")),
             )
             .merge(Serialized::defaults(cli));
-        figment.extract::<Config>().map_err(|e| one_line(&e))
+        let config = figment.extract::<Config>().map_err(|e| one_line(&e))?;
+        if !matches!(config.field_cipher.as_str(), "aes-256-gcm" | "sm4-gcm") {
+            return Err(format!(
+                "configuration error: `field_cipher` is `{}`; use `aes-256-gcm` or `sm4-gcm`",
+                config.field_cipher
+            ));
+        }
+        Ok(config)
     }
 
     /// The settings as TOML with secrets redacted, for `zhudai config`.
@@ -172,6 +195,7 @@ fn one_line(err: &figment::Error) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail API returns its own large error type
 mod tests {
     use super::*;
     use figment::Jail;

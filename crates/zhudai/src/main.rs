@@ -2,6 +2,7 @@
 
 mod cli;
 mod config;
+mod keys;
 
 use std::io::Write;
 use std::process::ExitCode;

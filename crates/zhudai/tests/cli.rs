@@ -34,7 +34,11 @@ fn stdout(o: &Output) -> String {
 fn assert_config_error(o: &Output, needle: &str) {
     assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(o));
     let err = stderr(o);
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
     assert!(err.starts_with("zhudai: error: "), "{err}");
     assert!(err.contains(needle), "expected {needle:?} in: {err}");
 }
@@ -44,7 +48,15 @@ fn help_explains_every_command() {
     let o = run(zhudai().arg("--help"));
     assert!(o.status.success());
     let text = stdout(&o);
-    for cmd in ["serve", "migrate", "backup", "config", "--data-dir", "--database-url", "--config"] {
+    for cmd in [
+        "serve",
+        "migrate",
+        "backup",
+        "config",
+        "--data-dir",
+        "--database-url",
+        "--config",
+    ] {
         assert!(text.contains(cmd), "--help lacks {cmd}: {text}");
     }
     let o = run(zhudai().args(["serve", "--help"]));
@@ -54,7 +66,10 @@ fn help_explains_every_command() {
 #[test]
 fn unknown_setting_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(zhudai().arg("config").env("ZHUDAI_LISTN", "127.0.0.1:1").current_dir(dir.path()));
+    let o = run(zhudai()
+        .arg("config")
+        .env("ZHUDAI_LISTN", "127.0.0.1:1")
+        .current_dir(dir.path()));
     assert_config_error(&o, "listn");
     let file = dir.path().join("z.toml");
     std::fs::write(&file, "data_dri = \"x\"\n").unwrap();
@@ -67,7 +82,14 @@ fn unknown_setting_is_refused() {
 #[test]
 fn bad_database_url_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(zhudai().args(["migrate", "--database-url", "mysql://root@localhost/db", "--data-dir"]).arg(dir.path()));
+    let o = run(zhudai()
+        .args([
+            "migrate",
+            "--database-url",
+            "mysql://root@localhost/db",
+            "--data-dir",
+        ])
+        .arg(dir.path()));
     assert_config_error(&o, "unsupported database URL scheme `mysql`");
 }
 
@@ -76,7 +98,9 @@ fn unusable_data_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a-file");
     std::fs::write(&file, "x").unwrap();
-    let o = run(zhudai().args(["migrate", "--data-dir"]).arg(file.join("sub")));
+    let o = run(zhudai()
+        .args(["migrate", "--data-dir"])
+        .arg(file.join("sub")));
     assert_config_error(&o, "data directory");
 }
 
@@ -85,26 +109,43 @@ fn port_in_use_is_refused() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
-    let o = run(zhudai().args(["serve", "--listen", &addr, "--data-dir"]).arg(dir.path()));
+    let o = run(zhudai()
+        .args(["serve", "--listen", &addr, "--data-dir"])
+        .arg(dir.path()));
     assert_config_error(&o, "already in use");
 }
 
 #[test]
 fn migrate_and_check_with_global_flags_after_the_subcommand() {
     let dir = tempfile::tempdir().unwrap();
-    let o = run(zhudai().args(["migrate", "--check", "--data-dir"]).arg(dir.path()));
-    assert_eq!(o.status.code(), Some(3), "pending migrations: {}", stderr(&o));
+    let o = run(zhudai()
+        .args(["migrate", "--check", "--data-dir"])
+        .arg(dir.path()));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "pending migrations: {}",
+        stderr(&o)
+    );
     let o = run(zhudai().arg("--data-dir").arg(dir.path()).arg("migrate"));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("applied migration"));
-    let o = run(zhudai().args(["migrate", "--check", "--data-dir"]).arg(dir.path()));
+    let o = run(zhudai()
+        .args(["migrate", "--check", "--data-dir"])
+        .arg(dir.path()));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(dir.path().join("zhudai.db").exists());
 }
 
 #[test]
 fn config_shows_effective_values_without_secrets() {
-    let o = run(zhudai().arg("config").env("ZHUDAI_DATABASE_URL", "postgres://u:s3cret@db.example:5432/z").env("ZHUDAI_LISTEN", "127.0.0.1:9999"));
+    let o = run(zhudai()
+        .arg("config")
+        .env(
+            "ZHUDAI_DATABASE_URL",
+            "postgres://u:s3cret@db.example:5432/z",
+        )
+        .env("ZHUDAI_LISTEN", "127.0.0.1:9999"));
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
     assert!(text.contains("127.0.0.1:9999"), "{text}");
@@ -119,9 +160,18 @@ struct Server {
 
 impl Server {
     async fn start(args: &[&str], data_dir: &Path) -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = zhudai()
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(data_dir)
             .args(args)
             .stdin(Stdio::null())
@@ -129,9 +179,15 @@ impl Server {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let server = Server { child, base: format!("http://127.0.0.1:{port}") };
+        let server = Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+        };
         for _ in 0..300 {
-            if reqwest::get(format!("{}/healthz", server.base)).await.is_ok() {
+            if reqwest::get(format!("{}/healthz", server.base))
+                .await
+                .is_ok()
+            {
                 return server;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -158,34 +214,66 @@ impl Server {
 async fn serves_demo_on_sqlite_and_stops_gracefully() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&["--demo"], dir.path()).await;
-    let r = reqwest::get(format!("{}/readyz", server.base)).await.unwrap();
+    let r = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let units: serde_json::Value = reqwest::get(format!("{}/api/v1/org-units", server.base)).await.unwrap().json().await.unwrap();
+    let units: serde_json::Value = reqwest::get(format!("{}/api/v1/org-units", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(units.as_array().unwrap().len(), 9, "demo data seeded");
-    let home = reqwest::get(&server.base).await.unwrap().text().await.unwrap();
+    let home = reqwest::get(&server.base)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(home.contains("演示模式"));
     assert!(server.terminate().success());
     // Restarting on the same data does not seed twice.
     let server = Server::start(&["--demo"], dir.path()).await;
-    let units: serde_json::Value = reqwest::get(format!("{}/api/v1/org-units", server.base)).await.unwrap().json().await.unwrap();
+    let units: serde_json::Value = reqwest::get(format!("{}/api/v1/org-units", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(units.as_array().unwrap().len(), 9);
     assert!(server.terminate().success());
 }
 
 #[tokio::test]
 async fn serves_on_postgresql_with_migrations() {
-    let (location, name) = zhudai_store::testing::create_pg_database().await.expect("PostgreSQL is required");
+    let (location, name) = zhudai_store::testing::create_pg_database()
+        .await
+        .expect("PostgreSQL is required");
     let url = match &location {
-        zhudai_store::DatabaseLocation::Postgres(u) => secrecy::ExposeSecret::expose_secret(u).to_owned(),
+        zhudai_store::DatabaseLocation::Postgres(u) => {
+            secrecy::ExposeSecret::expose_secret(u).to_owned()
+        }
         _ => unreachable!(),
     };
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&["--database-url", &url, "--demo"], dir.path()).await;
-    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.base)).await.unwrap().json().await.unwrap();
+    let ready: serde_json::Value = reqwest::get(format!("{}/readyz", server.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["database"], "postgres");
-    assert_eq!(ready["schema_version"], zhudai_store::migrate::latest_version());
+    assert_eq!(
+        ready["schema_version"],
+        zhudai_store::migrate::latest_version()
+    );
     assert!(server.terminate().success());
-    assert!(!dir.path().join("zhudai.db").exists(), "no SQLite file when running on PostgreSQL");
+    assert!(
+        !dir.path().join("zhudai.db").exists(),
+        "no SQLite file when running on PostgreSQL"
+    );
     zhudai_store::testing::drop_pg_database(&name).await;
 }
 
@@ -194,14 +282,27 @@ async fn backup_of_a_live_sqlite_database() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&["--demo"], dir.path()).await;
     let out = dir.path().join("backup.db");
-    let o = run(zhudai().args(["backup", "--data-dir"]).arg(dir.path()).arg("--out").arg(&out));
+    let o = run(zhudai()
+        .args(["backup", "--data-dir"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("integrity ok"));
     assert!(server.terminate().success());
     // The copy is a working database with the demo data.
-    let copy = zhudai_store::Store::open(&zhudai_store::DatabaseLocation::SqliteFile(out.clone()), &Default::default()).await.unwrap();
+    let copy = zhudai_store::Store::open(
+        &zhudai_store::DatabaseLocation::SqliteFile(out.clone()),
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(copy.org_units().await.unwrap().len(), 9);
     copy.close().await;
-    let o = run(zhudai().args(["backup", "--data-dir"]).arg(dir.path()).arg("--out").arg(&out));
+    let o = run(zhudai()
+        .args(["backup", "--data-dir"])
+        .arg(dir.path())
+        .arg("--out")
+        .arg(&out));
     assert_config_error(&o, "already exists");
 }

@@ -30,13 +30,23 @@ const METHODS: [&str; 5] = ["get", "post", "put", "patch", "delete"];
 
 async fn reference_page(
     lang: Lang,
+    caller: crate::auth::MaybeCaller,
     axum::extract::State(state): axum::extract::State<AppState>,
     Extension(doc): Extension<Arc<OpenApi>>,
 ) -> Markup {
     let t = state.i18n().bundle(lang);
     let value = serde_json::to_value(doc.as_ref()).unwrap_or(Value::Null);
     let body = render_reference(&value, lang);
-    layout::page(&state, lang, "api", &t.get("api.title"), body)
+    layout::page(
+        &state,
+        &layout::Ctx {
+            lang,
+            caller: caller.0,
+        },
+        "api",
+        &t.get("api.title"),
+        body,
+    )
 }
 
 fn render_reference(doc: &Value, lang: Lang) -> Markup {

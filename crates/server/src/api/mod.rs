@@ -2,6 +2,7 @@
 //! document at `/api/v1/openapi.json` is generated from the same code that routes
 //! requests and cannot forget a route.
 
+pub mod auth;
 pub mod docs;
 pub mod system;
 
@@ -23,6 +24,7 @@ use utoipa_axum::routes;
     tags(
         (name = "system", description = "Health, readiness, metrics and instance information"),
         (name = "organisation", description = "Company, branches and teams"),
+        (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
     )
 )]
 pub struct ApiDoc;
@@ -37,4 +39,9 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(system::job_stats))
         .routes(routes!(system::org_units))
         .routes(routes!(docs::openapi_json))
+        .routes(routes!(auth::login_api))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::logout))
+        .routes(routes!(auth::logout_all))
+        .routes(routes!(auth::sessions))
 }

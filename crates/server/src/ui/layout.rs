@@ -1,13 +1,22 @@
 //! The page shell: header, navigation, content area. One look for every page.
 
+use crate::auth::{Caller, CSRF_FIELD};
 use crate::state::AppState;
 use crate::ui::i18n::Lang;
 use crate::ui::modules::{Status, GROUPS, MODULES};
 use maud::{html, Markup, DOCTYPE};
 
+/// What every page needs to know about the request.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    pub lang: Lang,
+    pub caller: Option<Caller>,
+}
+
 /// A whole page around `content`. `active` is the key of the navigation entry to
 /// highlight (`home`, a module key, or `api`).
-pub fn page(state: &AppState, lang: Lang, active: &str, title: &str, content: Markup) -> Markup {
+pub fn page(state: &AppState, ctx: &Ctx, active: &str, title: &str, content: Markup) -> Markup {
+    let lang = ctx.lang;
     let t = state.i18n().bundle(lang);
     let other = lang.other();
     html! {
@@ -30,7 +39,16 @@ pub fn page(state: &AppState, lang: Lang, active: &str, title: &str, content: Ma
                     span.spacer {}
                     span.muted data-testid="business-date" { (t.get("app.business_date")) " " (state.clock().today()) }
                     a.lang-switch href=(format!("/lang/{}", other.code())) lang=(other.code()) { (t.get("app.switch_language")) }
-                    span.user.muted { (t.get("app.not_signed_in")) }
+                    @match &ctx.caller {
+                        Some(c) => {
+                            a.user href="/account" data-testid="current-user" { (c.display_name) }
+                            form.inline method="post" action="/logout" {
+                                input type="hidden" name=(CSRF_FIELD) value=(c.csrf.clone().unwrap_or_default());
+                                button.link type="submit" { (t.get("app.sign_out")) }
+                            }
+                        }
+                        None => { a.user href="/login" { (t.get("app.sign_in")) } }
+                    }
                 }
                 div.shell {
                     nav.sidebar aria-label=(t.get("nav.label")) {

@@ -2,6 +2,7 @@
 //! Pages are HTML rendered with `maud`; assets are embedded in the binary; charts are SVG
 //! drawn on the server; JavaScript only enhances what already works without it.
 
+pub mod account;
 pub mod assets;
 pub mod chart;
 pub mod i18n;
@@ -10,7 +11,7 @@ pub mod modules;
 pub mod pages;
 
 use crate::state::AppState;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 
 pub fn router() -> Router<AppState> {
@@ -19,4 +20,14 @@ pub fn router() -> Router<AppState> {
         .route("/m/{module}", get(pages::module))
         .route("/lang/{code}", get(pages::switch_language))
         .route("/assets/{file}", get(assets::serve))
+        .route(
+            "/login",
+            get(account::login_page).post(account::login_submit),
+        )
+        .route("/logout", post(account::logout_submit))
+        .route("/account", get(account::account_page))
+        .route(
+            "/account/sessions/revoke-others",
+            post(account::revoke_other_sessions),
+        )
 }

@@ -1,10 +1,11 @@
 //! Pages of the shell: home, module pages, language switch, not found.
 
+use crate::auth::MaybeCaller;
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::ui::chart;
 use crate::ui::i18n::{Lang, COOKIE};
-use crate::ui::layout::page;
+use crate::ui::layout::{page, Ctx};
 use crate::ui::modules::{self, Status, MODULES};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode, Uri};
@@ -12,7 +13,15 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-pub async fn home(State(state): State<AppState>, lang: Lang) -> Result<Markup, ApiError> {
+pub async fn home(
+    State(state): State<AppState>,
+    lang: Lang,
+    caller: MaybeCaller,
+) -> Result<Markup, ApiError> {
+    let ctx = Ctx {
+        lang,
+        caller: caller.0,
+    };
     let t = state.i18n().bundle(lang);
     let store = state.store();
     let schema = store.schema_version().await?;
@@ -73,16 +82,21 @@ pub async fn home(State(state): State<AppState>, lang: Lang) -> Result<Markup, A
             }
         }
     };
-    Ok(page(&state, lang, "home", &t.get("home.title"), content))
+    Ok(page(&state, &ctx, "home", &t.get("home.title"), content))
 }
 
 pub async fn module(
     State(state): State<AppState>,
     lang: Lang,
+    caller: MaybeCaller,
     Path(key): Path<String>,
 ) -> Result<Response, ApiError> {
+    let ctx = Ctx {
+        lang,
+        caller: caller.0,
+    };
     let Some(m) = modules::find(&key) else {
-        return Ok(not_found_page(&state, lang));
+        return Ok(not_found_page(&state, &ctx));
     };
     let t = state.i18n().bundle(lang);
     let title = t.get(&format!("module.{}.title", m.key));
@@ -99,7 +113,7 @@ pub async fn module(
         },
         Status::Available => admin_content(&state, lang).await?,
     };
-    Ok(page(&state, lang, m.key, &title, content).into_response())
+    Ok(page(&state, &ctx, m.key, &title, content).into_response())
 }
 
 async fn admin_content(state: &AppState, lang: Lang) -> Result<Markup, ApiError> {
@@ -183,8 +197,8 @@ pub async fn switch_language(
     ([(header::SET_COOKIE, cookie)], Redirect::to(&back)).into_response()
 }
 
-fn not_found_page(state: &AppState, lang: Lang) -> Response {
-    let t = state.i18n().bundle(lang);
+fn not_found_page(state: &AppState, ctx: &Ctx) -> Response {
+    let t = state.i18n().bundle(ctx.lang);
     let content = html! {
         section.card.notice {
             p { (t.get("notfound.body")) }
@@ -193,13 +207,18 @@ fn not_found_page(state: &AppState, lang: Lang) -> Response {
     };
     (
         StatusCode::NOT_FOUND,
-        page(state, lang, "", &t.get("notfound.title"), content),
+        page(state, ctx, "", &t.get("notfound.title"), content),
     )
         .into_response()
 }
 
 /// Fallback for every unmatched path: problem+json under `/api/`, a page elsewhere.
-pub async fn not_found(State(state): State<AppState>, lang: Lang, uri: Uri) -> Response {
+pub async fn not_found(
+    State(state): State<AppState>,
+    lang: Lang,
+    caller: MaybeCaller,
+    uri: Uri,
+) -> Response {
     if uri.path().starts_with("/api/") {
         return ApiError::NotFound(format!(
             "no API route matches {}; see /api/v1/openapi.json",
@@ -207,5 +226,11 @@ pub async fn not_found(State(state): State<AppState>, lang: Lang, uri: Uri) -> R
         ))
         .into_response();
     }
-    not_found_page(&state, lang)
+    not_found_page(
+        &state,
+        &Ctx {
+            lang,
+            caller: caller.0,
+        },
+    )
 }

@@ -22,21 +22,42 @@ async fn health_and_readiness(db: &TestDb) {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["database"], db.store.backend().name());
-    assert_eq!(body["schema_version"], zhudai_store::migrate::latest_version());
+    assert_eq!(
+        body["schema_version"],
+        zhudai_store::migrate::latest_version()
+    );
     app.stop().await;
 }
 
 async fn openapi_describes_every_route(db: &TestDb) {
     let app = TestApp::start(db).await;
+    app.sign_in("auditor").await;
     let r = app.get("/api/v1/openapi.json").await;
     assert_eq!(r.status(), 200);
     let doc: Value = r.json().await.unwrap();
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3."),
+        "{}",
+        doc["openapi"]
+    );
     let paths = doc["paths"].as_object().unwrap();
-    for p in ["/healthz", "/readyz", "/metrics", "/api/v1/system/info", "/api/v1/system/jobs", "/api/v1/org-units", "/api/v1/openapi.json"] {
-        let item = paths.get(p).unwrap_or_else(|| panic!("{p} missing from the OpenAPI document"));
+    for p in [
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/api/v1/system/info",
+        "/api/v1/system/jobs",
+        "/api/v1/org-units",
+        "/api/v1/openapi.json",
+    ] {
+        let item = paths
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} missing from the OpenAPI document"));
         let get = &item["get"];
-        assert!(get["responses"]["200"].is_object(), "{p} has no 200 response");
+        assert!(
+            get["responses"]["200"].is_object(),
+            "{p} has no 200 response"
+        );
         // Every documented route answers (no phantom documentation).
         let status = app.get(p).await.status();
         assert_eq!(status, 200, "{p} is documented but answers {status}");
@@ -63,10 +84,16 @@ async fn openapi_describes_every_route(db: &TestDb) {
 async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
     assert_eq!(resp.status().as_u16(), status);
     let ct = resp.headers()["content-type"].to_str().unwrap().to_owned();
-    assert!(ct.starts_with("application/problem+json"), "content-type {ct}");
+    assert!(
+        ct.starts_with("application/problem+json"),
+        "content-type {ct}"
+    );
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["status"], status);
-    assert!(body["type"].as_str().unwrap().starts_with("urn:zhudai:problem:"));
+    assert!(body["type"]
+        .as_str()
+        .unwrap()
+        .starts_with("urn:zhudai:problem:"));
     assert!(!body["title"].as_str().unwrap().is_empty());
     assert!(!body["detail"].as_str().unwrap().is_empty());
     assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()));
@@ -76,23 +103,50 @@ async fn assert_problem(resp: reqwest::Response, status: u16) -> Value {
 async fn errors_are_problem_json(db: &TestDb) {
     let app = TestApp::start(db).await;
     assert_problem(app.get("/api/v1/no-such-thing").await, 404).await;
-    let r = app.client.post(app.url("/api/v1/system/info")).json(&serde_json::json!({})).send().await.unwrap();
-    assert!(r.headers().contains_key("allow"), "405 keeps the Allow header");
+    let r = app
+        .client
+        .post(app.url("/api/v1/system/info"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().contains_key("allow"),
+        "405 keeps the Allow header"
+    );
     assert_problem(r, 405).await;
     let big = vec![b'x'; 3 * 1024 * 1024];
-    let r = app.client.post(app.url("/api/v1/system/info")).body(big).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/v1/system/info"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 413).await;
     app.stop().await;
 }
 
 async fn request_ids_are_echoed(db: &TestDb) {
     let app = TestApp::start(db).await;
-    let r = app.client.get(app.url("/api/v1/missing")).header("x-request-id", "trace-42").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/api/v1/missing"))
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-42");
     let body = assert_problem(r, 404).await;
     assert_eq!(body["request_id"], "trace-42");
     // A malformed id is replaced, so log lines cannot be forged through it.
-    let r = app.client.get(app.url("/healthz")).header("x-request-id", "a b\tc").send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/healthz"))
+        .header("x-request-id", "a b\tc")
+        .send()
+        .await
+        .unwrap();
     let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
     assert_ne!(id, "a b\tc");
     assert_eq!(id.len(), 36, "a generated UUID: {id}");
@@ -104,28 +158,44 @@ async fn metrics_are_prometheus_text(db: &TestDb) {
     app.get("/healthz").await;
     let r = app.get("/metrics").await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
     let text = r.text().await.unwrap();
     assert!(text.contains("zhudai_http_requests_total{"), "{text}");
     assert!(text.contains(r#"route="/healthz""#), "{text}");
-    assert!(text.contains("zhudai_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("zhudai_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(text.contains("zhudai_build_info{"), "{text}");
     app.stop().await;
 }
 
 async fn org_units_and_system_info(db: &TestDb) {
     let app = TestApp::start(db).await;
+    app.sign_in("auditor").await;
     let units: Value = app.get("/api/v1/org-units").await.json().await.unwrap();
     assert_eq!(units.as_array().unwrap().len(), 0);
     let outcome = zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    assert_eq!(outcome, zhudai_server::demo::DemoOutcome::Seeded { org_units: 9 });
-    assert_eq!(zhudai_server::demo::seed(&db.store, 2).await.unwrap(), zhudai_server::demo::DemoOutcome::AlreadySeeded);
+    assert_eq!(
+        outcome,
+        zhudai_server::demo::DemoOutcome::Seeded { org_units: 9 }
+    );
+    assert_eq!(
+        zhudai_server::demo::seed(&db.store, 2).await.unwrap(),
+        zhudai_server::demo::DemoOutcome::AlreadySeeded
+    );
     let units: Value = app.get("/api/v1/org-units").await.json().await.unwrap();
     let units = units.as_array().unwrap();
     assert_eq!(units.len(), 9);
     assert_eq!(units.iter().filter(|u| u["kind"] == "branch").count(), 3);
     let hq = units.iter().find(|u| u["kind"] == "company").unwrap();
-    assert!(units.iter().filter(|u| u["kind"] == "branch").all(|b| b["parent_id"] == hq["id"]));
+    assert!(units
+        .iter()
+        .filter(|u| u["kind"] == "branch")
+        .all(|b| b["parent_id"] == hq["id"]));
     let info: Value = app.get("/api/v1/system/info").await.json().await.unwrap();
     assert_eq!(info["database"], db.store.backend().name());
     assert_eq!(info["business_date"], "2026-11-29");

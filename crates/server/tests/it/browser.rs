@@ -22,19 +22,28 @@ impl Drop for Driver {
 
 impl Driver {
     pub async fn start() -> Driver {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("chromedriver")
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver is needed for browser tests: run scripts/install-deps.sh");
         for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
                 return Driver { child, port };
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("chromedriver did not start on port {port}");
     }
 
@@ -74,45 +83,221 @@ pub async fn screenshot(browser: &fantoccini::Client, name: &str) {
 async fn a_person_sees_the_home_page_and_switches_language() {
     let db = TestDb::sqlite().await.unwrap();
     zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    let app = TestApp::start_with(&db, zhudai_server::ServerSettings { data_dir: db.data_dir(), demo: true, ..Default::default() }).await;
+    let app = TestApp::start_with(
+        &db,
+        zhudai_server::ServerSettings {
+            data_dir: db.data_dir(),
+            demo: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
 
+    // Signed out: the home page sends the person to the sign-in form, which in demo mode
+    // lists one account per role.
     browser.goto(&app.url("/")).await.unwrap();
+    assert!(browser
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/login"));
+    let demo_accounts = browser
+        .find(Locator::Css("[data-testid=demo-accounts]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        demo_accounts.contains("demo_auditor") && demo_accounts.contains("客户经理"),
+        "{demo_accounts}"
+    );
+    screenshot(&browser, "login-zh").await;
+    // A wrong password gets a friendly message and the form back.
+    browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("demo_executive")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("wrong-password")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = browser
+        .find(Locator::Css("[data-testid=login-error]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(error, "用户名或密码错误。");
+    browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("demo_executive")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let me = browser
+        .find(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(me, "演示·管理层");
     assert_eq!(browser.title().await.unwrap(), "工作台 · 助贷运营系统");
-    let status = browser.find(Locator::Css("[data-testid=system-status]")).await.unwrap().text().await.unwrap();
-    assert!(status.contains("系统状态") && status.contains("sqlite"), "{status}");
-    let demo = browser.find(Locator::Css(".badge-warn")).await.unwrap().text().await.unwrap();
+    let status = browser
+        .find(Locator::Css("[data-testid=system-status]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        status.contains("系统状态") && status.contains("sqlite"),
+        "{status}"
+    );
+    let demo = browser
+        .find(Locator::Css(".badge-warn"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(demo, "演示模式");
-    let org = browser.find(Locator::Css("[data-testid=organisation]")).await.unwrap().text().await.unwrap();
+    let org = browser
+        .find(Locator::Css("[data-testid=organisation]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(org.contains('3') && org.contains("分公司"), "{org}");
     // The stylesheet really applied (served by us, not a CDN): the sidebar is laid out.
-    let width = browser.execute("return document.querySelector('.sidebar').getBoundingClientRect().width", vec![]).await.unwrap();
+    let width = browser
+        .execute(
+            "return document.querySelector('.sidebar').getBoundingClientRect().width",
+            vec![],
+        )
+        .await
+        .unwrap();
     assert_eq!(width.as_f64().unwrap().round(), 208.0);
     screenshot(&browser, "home-zh").await;
 
     // Navigate as a person would: click a module in the sidebar.
-    let links = browser.find_all(Locator::Css(".sidebar a.nav-item")).await.unwrap();
+    let links = browser
+        .find_all(Locator::Css(".sidebar a.nav-item"))
+        .await
+        .unwrap();
     let mut customers = None;
     for l in links {
         if l.text().await.unwrap().starts_with("客户管理") {
             customers = Some(l);
         }
     }
-    customers.expect("a 客户管理 entry in the sidebar").click().await.unwrap();
-    let notice = browser.find(Locator::Css("[data-testid=not-built]")).await.unwrap().text().await.unwrap();
+    customers
+        .expect("a 客户管理 entry in the sidebar")
+        .click()
+        .await
+        .unwrap();
+    let notice = browser
+        .find(Locator::Css("[data-testid=not-built]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(notice.contains("本模块尚未开放"), "{notice}");
-    assert!(browser.current_url().await.unwrap().path().ends_with("/m/customers"));
+    assert!(browser
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/m/customers"));
 
     // Switch to English and stay on the same page.
-    browser.find(Locator::Css("a.lang-switch")).await.unwrap().click().await.unwrap();
-    let h1 = browser.find(Locator::Css("h1.page-title")).await.unwrap().text().await.unwrap();
+    browser
+        .find(Locator::Css("a.lang-switch"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let h1 = browser
+        .find(Locator::Css("h1.page-title"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(h1, "Customers");
-    assert!(browser.current_url().await.unwrap().path().ends_with("/m/customers"));
+    assert!(browser
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/m/customers"));
     browser.goto(&app.url("/m/admin")).await.unwrap();
-    let table = browser.find(Locator::Css("[data-testid=org-units]")).await.unwrap().text().await.unwrap();
-    assert!(table.contains("Shanghai Branch") && table.contains("Consumer Team 1"), "{table}");
+    let table = browser
+        .find(Locator::Css("[data-testid=org-units]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains("Shanghai Branch") && table.contains("Consumer Team 1"),
+        "{table}"
+    );
     screenshot(&browser, "admin-en").await;
+    // Signing out ends the session: the next page asks to sign in again.
+    browser
+        .find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser.goto(&app.url("/m/admin")).await.unwrap();
+    assert!(browser
+        .current_url()
+        .await
+        .unwrap()
+        .path()
+        .ends_with("/login"));
 
     browser.close().await.unwrap();
     app.stop().await;

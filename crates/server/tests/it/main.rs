@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod auth;
 mod browser;
+mod matrix;
 mod support;
 mod ui;
 mod worker;

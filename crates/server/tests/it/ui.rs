@@ -3,49 +3,94 @@
 use crate::support::TestApp;
 use zhudai_store::testing::TestDb;
 
-zhudai_store::on_both!(home_page_in_both_languages, module_pages_and_not_found, assets_and_compression);
+zhudai_store::on_both!(
+    home_page_in_both_languages,
+    module_pages_and_not_found,
+    assets_and_compression
+);
 
 async fn home_page_in_both_languages(db: &TestDb) {
     zhudai_server::demo::seed(&db.store, 1).await.unwrap();
     let app = TestApp::start(db).await;
+    // Signed out, a page sends the browser to the sign-in form.
+    let r = app.get("/").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], "/login?next=%2F");
+    app.sign_in("executive").await;
     let r = app.get("/").await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     let html = r.text().await.unwrap();
     assert!(html.contains(r#"<html lang="zh-CN">"#));
-    for text in ["工作台", "客户管理", "系统状态", "2026-11-29", db.store.backend().name(), "上海分公司"] {
+    for text in [
+        "工作台",
+        "客户管理",
+        "系统状态",
+        "2026-11-29",
+        db.store.backend().name(),
+        "上海分公司",
+    ] {
         // The branch name appears on the admin page; the home page shows counts.
         if text == "上海分公司" {
             continue;
         }
         assert!(html.contains(text), "home page lacks {text}");
     }
-    assert!(!html.contains("https://"), "the UI must not load anything from the internet");
+    assert!(
+        !html.contains("https://"),
+        "the UI must not load anything from the internet"
+    );
 
     // ?lang=en renders English; the switch link remembers it in a cookie.
     let html = app.get("/?lang=en").await.text().await.unwrap();
     assert!(html.contains(r#"<html lang="en">"#) && html.contains("Customers"));
-    let r = app.client.get(app.url("/lang/en?back=/m/admin")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/lang/en?back=/m/admin"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 303);
     assert_eq!(r.headers()["location"], "/m/admin");
-    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("zhudai_lang=en"));
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("zhudai_lang=en"));
     let html = app.get("/m/admin").await.text().await.unwrap();
-    assert!(html.contains("Shanghai Branch"), "cookie language not applied");
+    assert!(
+        html.contains("Shanghai Branch"),
+        "cookie language not applied"
+    );
     // An open redirect is refused.
-    let r = app.client.get(app.url("/lang/zh-CN?back=//evil.example")).send().await.unwrap();
+    let r = app
+        .client
+        .get(app.url("/lang/zh-CN?back=//evil.example"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["location"], "/");
     app.stop().await;
 }
 
 async fn module_pages_and_not_found(db: &TestDb) {
     let app = TestApp::start(db).await;
+    app.sign_in("executive").await;
     for m in zhudai_server::ui::modules::MODULES {
         let r = app.get(&format!("/m/{}", m.key)).await;
         assert_eq!(r.status(), 200, "/m/{}", m.key);
         let html = r.text().await.unwrap();
         match m.status {
-            zhudai_server::ui::modules::Status::Planned(_) => assert!(html.contains("本模块尚未开放"), "/m/{} should say it is not built", m.key),
-            zhudai_server::ui::modules::Status::Available => assert!(!html.contains("本模块尚未开放")),
+            zhudai_server::ui::modules::Status::Planned(_) => assert!(
+                html.contains("本模块尚未开放"),
+                "/m/{} should say it is not built",
+                m.key
+            ),
+            zhudai_server::ui::modules::Status::Available => {
+                assert!(!html.contains("本模块尚未开放"))
+            }
         }
     }
     let r = app.get("/m/nonsense").await;
@@ -53,7 +98,10 @@ async fn module_pages_and_not_found(db: &TestDb) {
     assert!(r.text().await.unwrap().contains("页面不存在"));
     let r = app.get("/no/such/page").await;
     assert_eq!(r.status(), 404);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     app.stop().await;
 }
 
@@ -61,10 +109,24 @@ async fn assets_and_compression(db: &TestDb) {
     let app = TestApp::start(db).await;
     let r = app.get("/assets/app.css").await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/css"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/css"));
     assert!(r.text().await.unwrap().contains("--brand"));
     assert_eq!(app.get("/assets/nope.js").await.status(), 404);
-    let r = app.client.get(app.url("/assets/app.css")).header("accept-encoding", "gzip").send().await.unwrap();
-    assert_eq!(r.headers().get("content-encoding").map(|v| v.to_str().unwrap()), Some("gzip"));
+    let r = app
+        .client
+        .get(app.url("/assets/app.css"))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("content-encoding")
+            .map(|v| v.to_str().unwrap()),
+        Some("gzip")
+    );
     app.stop().await;
 }

@@ -44,7 +44,13 @@ async fn worker_runs_retries_and_buries(db: &TestDb) {
     });
     let now = app.state.now_ms();
     let store = &db.store;
-    store.enqueue(&NewJob::new("test.ok", serde_json::json!({"x": 7}), now), now).await.unwrap();
+    store
+        .enqueue(
+            &NewJob::new("test.ok", serde_json::json!({"x": 7}), now),
+            now,
+        )
+        .await
+        .unwrap();
     let mut failing = NewJob::new("test.fail", serde_json::json!({}), now);
     failing.max_attempts = 2;
     store.enqueue(&failing, now).await.unwrap();
@@ -53,25 +59,40 @@ async fn worker_runs_retries_and_buries(db: &TestDb) {
     store.enqueue(&unknown, now).await.unwrap();
 
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let settings = WorkerSettings { idle_poll: Duration::from_millis(20), ..Default::default() };
+    let settings = WorkerSettings {
+        idle_poll: Duration::from_millis(20),
+        ..Default::default()
+    };
     let worker = tokio::spawn(run_worker(app.state.clone(), registry, settings, rx));
     wait_until("the ok job", || ran.load(Ordering::SeqCst) == 1).await;
     wait_until("the first failure", || failed.load(Ordering::SeqCst) == 1).await;
     // The retry waits for its backoff on the injected clock; move time past it.
-    app.clock.advance_millis(zhudai_store::jobs::backoff_ms(1) + 1);
+    app.clock
+        .advance_millis(zhudai_store::jobs::backoff_ms(1) + 1);
     wait_until("the retry", || failed.load(Ordering::SeqCst) == 2).await;
     let mut tries = 0;
     let counts = loop {
         tries += 1;
         assert!(tries < 400, "jobs never reached their final states");
         let counts = store.job_counts().await.unwrap();
-        let dead: i64 = counts.iter().filter(|c| c.state == "dead").map(|c| c.count).sum();
+        let dead: i64 = counts
+            .iter()
+            .filter(|c| c.state == "dead")
+            .map(|c| c.count)
+            .sum();
         if dead == 2 {
             break counts;
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     };
-    assert_eq!(counts.iter().filter(|c| c.state == "done").map(|c| c.count).sum::<i64>(), 1);
+    assert_eq!(
+        counts
+            .iter()
+            .filter(|c| c.state == "done")
+            .map(|c| c.count)
+            .sum::<i64>(),
+        1
+    );
     let _ = stop.send(true);
     worker.await.unwrap();
     assert_eq!(ran.load(Ordering::SeqCst), 1, "a done job ran again");
