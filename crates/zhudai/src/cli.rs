@@ -73,6 +73,12 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Measure this machine (login cost, field encryption, audit appends, start-up);
+    /// the figures belong in docs/benchmarks.md
+    Bench {
+        #[command(subcommand)]
+        what: crate::bench::BenchWhat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -176,6 +182,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             out(config.to_redacted_toml().trim_end());
             Ok(())
         }
+        Command::Bench { what } => crate::bench::run(config, what).await,
     }
 }
 
@@ -201,7 +208,7 @@ fn location(config: &Config) -> Result<DatabaseLocation, Failure> {
     Ok(DatabaseLocation::parse(url.as_deref(), &config.data_dir)?)
 }
 
-async fn open_store(config: &Config) -> Result<Store, Failure> {
+pub(crate) async fn open_store(config: &Config) -> Result<Store, Failure> {
     zhudai_store::db::ensure_writable_dir(&config.data_dir)?;
     let location = location(config)?;
     let opts = StoreOptions {
@@ -323,7 +330,7 @@ fn data_dir_hint(config: &Config) -> String {
     format!(" --data-dir {}", config.data_dir.display())
 }
 
-async fn open_vault(
+pub(crate) async fn open_vault(
     store: &Store,
     config: &Config,
     clock: Arc<dyn Clock>,
