@@ -604,7 +604,17 @@ impl KeyDir {
             else {
                 continue;
             };
-            let key = MasterKey::load(&entry.path()).map_err(VaultError::KeyFile)?;
+            let key = match MasterKey::load(&entry.path()) {
+                Ok(key) => key,
+                // Removed since listed: the unused key of a process that lost the
+                // first-start race.
+                Err(CryptoError::KeyFileIo { source, .. })
+                    if source.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    continue
+                }
+                Err(e) => return Err(VaultError::KeyFile(e)),
+            };
             if key.id() != id {
                 return Err(self.err(format!(
                     "master-{id}.key holds key {}: a key file must be named master-<its id>.key",
@@ -624,15 +634,15 @@ impl KeyDir {
         let active_id = match self.read_active()? {
             Some(id) => id,
             None => {
-                let proposed = match keys.as_slice() {
+                let (proposed, created) = match keys.as_slice() {
                     [] => {
                         let key = self.create_key()?;
                         let id = key.id().to_owned();
                         keys.push(key);
-                        id
+                        (id, true)
                     }
                     // A crash between writing the first key and naming it active.
-                    [only] => only.id().to_owned(),
+                    [only] => (only.id().to_owned(), false),
                     _ => {
                         return Err(self.err(format!(
                             "several master-*.key files but no {ACTIVE_FILE} file: write the id of the key in use into {ACTIVE_FILE}"
@@ -641,8 +651,11 @@ impl KeyDir {
                 };
                 let winner = self.init_active(&proposed)?;
                 if winner != proposed {
-                    // Another process initialised the directory at the same moment.
-                    let _ = fs::remove_file(self.key_path(&proposed));
+                    // Another process initialised the directory at the same moment: its
+                    // key is the one; ours was never used.
+                    if created {
+                        let _ = fs::remove_file(self.key_path(&proposed));
+                    }
                     keys = self.load_all()?;
                 }
                 winner
