@@ -47,7 +47,12 @@ impl JobRegistry {
 
     /// The handlers every server runs.
     pub fn standard() -> Self {
-        JobRegistry::default()
+        let mut registry = JobRegistry::default();
+        registry.register(
+            crate::audit_checkpoint::JOB_KIND,
+            crate::audit_checkpoint::run_job,
+        );
+        registry
     }
 }
 

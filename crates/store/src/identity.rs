@@ -613,11 +613,23 @@ impl Store {
     /// `users_username_key` / `users.username`; an unknown role or org unit a foreign-key
     /// violation.
     pub async fn user_create(&self, user: &NewUser<'_>, now_ms: i64) -> Result<i64, StoreError> {
+        self.user_create_with_pii(user, &crate::staff::StaffPii::default(), now_ms)
+            .await
+    }
+
+    /// Creates a user, their roles and their encrypted personal fields in one transaction.
+    pub async fn user_create_with_pii(
+        &self,
+        user: &NewUser<'_>,
+        pii: &crate::staff::StaffPii,
+        now_ms: i64,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
         let row = sqlx::query(
             "INSERT INTO users (username, display_name, org_unit_id, password_hash, status, must_change_password,
-                                password_changed_at_ms, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, 'active', $5, $6, $6, $6) RETURNING id",
+                                password_changed_at_ms, created_at_ms, updated_at_ms,
+                                phone_enc, phone_bidx, id_number_enc, id_number_bidx)
+             VALUES ($1, $2, $3, $4, 'active', $5, $6, $6, $6, $7, $8, $9, $10) RETURNING id",
         )
         .bind(user.username)
         .bind(user.display_name)
@@ -625,6 +637,10 @@ impl Store {
         .bind(user.password_hash)
         .bind(i64::from(user.must_change_password))
         .bind(now_ms)
+        .bind(pii.phone_enc.clone())
+        .bind(pii.phone_bidx.clone())
+        .bind(pii.id_number_enc.clone())
+        .bind(pii.id_number_bidx.clone())
         .fetch_one(&mut *tx)
         .await?;
         let id: i64 = row.try_get("id")?;

@@ -43,6 +43,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "identity",
         sql: include_str!("../migrations/0002_identity.sql"),
     },
+    Migration {
+        version: 3,
+        name: "staff_pii",
+        sql: include_str!("../migrations/0003_staff_pii.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

@@ -73,6 +73,11 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// The audit trail: verify the hash chain, sign and export checkpoints
+    Audit {
+        #[command(subcommand)]
+        action: crate::audit::AuditAction,
+    },
     /// Measure this machine (login cost, field encryption, audit appends, start-up);
     /// the figures belong in docs/benchmarks.md
     Bench {
@@ -177,6 +182,17 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             store.close().await;
             out(&summary);
             Ok(())
+        }
+        Command::Audit { action } => {
+            let store = open_store(&config).await?;
+            let vault = if crate::audit::needs_vault(&store, &action).await? {
+                Some(open_vault(&store, &config, Arc::new(SystemClock)).await?)
+            } else {
+                None
+            };
+            let result = crate::audit::run(&store, vault.as_ref(), action).await;
+            store.close().await;
+            result
         }
         Command::Config => {
             out(config.to_redacted_toml().trim_end());
@@ -284,6 +300,9 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         );
     }
     let state = AppState::new(store.clone(), clock, settings, vault);
+    if let Err(e) = zhudai_server::audit_checkpoint::schedule(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not schedule the hourly audit checkpoint");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = config.worker.then(|| {
         tokio::spawn(zhudai_server::jobs::run_worker(
@@ -472,8 +491,10 @@ async fn user_create(
     zhudai_server::auth::seed::ensure_roles(&store, now)
         .await
         .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let vault = open_vault(&store, &config, Arc::new(SystemClock)).await?;
     let result = zhudai_server::auth::users::create_user(
         &store,
+        &vault,
         &zhudai_server::auth::users::UserSpec {
             username,
             display_name: name.unwrap_or(username),
@@ -481,6 +502,8 @@ async fn user_create(
             roles,
             org_unit_id: None,
             must_change_password: false,
+            phone: None,
+            id_number: None,
         },
         &zhudai_crypto::password::Argon2Params::default(),
         now,
@@ -495,6 +518,12 @@ async fn user_create(
             ));
             Ok(())
         }
-        Err(problems) => Err(Failure::Config(problems.join("; "))),
+        Err(problems) => Err(Failure::Config(
+            problems
+                .iter()
+                .map(|p| format!("{}: {}", p.field, p.message))
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
     }
 }

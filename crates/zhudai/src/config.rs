@@ -59,9 +59,9 @@ pub struct Config {
     /// Field cipher for new data: `aes-256-gcm` (default) or `sm4-gcm` (国密).
     #[serde(default = "defaults::field_cipher")]
     pub field_cipher: String,
-    /// Require two-factor enrolment for roles marked so (always off in demo mode). Off by
-    /// default until the TOTP enrolment pages ship.
-    #[serde(default)]
+    /// Require two-factor enrolment for roles marked so (administrators, approvers…);
+    /// always off in demo mode, whose accounts have no authenticator.
+    #[serde(default = "defaults::yes")]
     pub enforce_2fa: bool,
     /// Mark cookies `Secure`; turn on when zhudai is served over HTTPS.
     #[serde(default)]

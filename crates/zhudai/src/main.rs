@@ -1,5 +1,6 @@
 //! The `zhudai` binary: the server and every command-line tool in one executable.
 
+mod audit;
 mod bench;
 mod cli;
 mod config;

@@ -218,29 +218,22 @@ async fn serves_demo_on_sqlite_and_stops_gracefully() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let units: serde_json::Value = reqwest::get(format!("{}/api/v1/org-units", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let units: serde_json::Value = demo_get(&server.base, "/api/v1/org-units").await;
     assert_eq!(units.as_array().unwrap().len(), 9, "demo data seeded");
-    let home = reqwest::get(&server.base)
+    let login = reqwest::get(format!("{}/login", server.base))
         .await
         .unwrap()
         .text()
         .await
         .unwrap();
-    assert!(home.contains("演示模式"));
+    assert!(
+        login.contains("演示模式") && login.contains("demo_sysadmin"),
+        "the demo sign-in page lists the accounts"
+    );
     assert!(server.terminate().success());
     // Restarting on the same data does not seed twice.
     let server = Server::start(&["--demo"], dir.path()).await;
-    let units: serde_json::Value = reqwest::get(format!("{}/api/v1/org-units", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let units: serde_json::Value = demo_get(&server.base, "/api/v1/org-units").await;
     assert_eq!(units.as_array().unwrap().len(), 9);
     assert!(server.terminate().success());
 }
@@ -305,4 +298,88 @@ async fn backup_of_a_live_sqlite_database() {
         .arg("--out")
         .arg(&out));
     assert_config_error(&o, "already exists");
+}
+
+#[tokio::test]
+async fn first_start_explains_how_to_create_the_first_admin() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&[], dir.path()).await;
+    let child = server.child;
+    let pid = child.id().to_string();
+    Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("zhudai user create --username admin --role sysadmin --password-stdin"),
+        "{err}"
+    );
+}
+
+#[test]
+fn user_create_reads_the_password_from_stdin_and_checks_it() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let create = |password: &str, roles: &[&str]| {
+        let mut cmd = zhudai();
+        cmd.args([
+            "user",
+            "create",
+            "--username",
+            "admin",
+            "--password-stdin",
+            "--data-dir",
+        ])
+        .arg(dir.path());
+        for r in roles {
+            cmd.args(["--role", r]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let o = create("short", &["sysadmin"]);
+    assert_config_error(&o, "password");
+    let o = create("Very-Strong-Passw0rd", &["sysadmin", "auditor"]);
+    assert_config_error(&o, "separation of duties");
+    let o = create("Very-Strong-Passw0rd", &["sysadmin"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("created user admin"));
+    let o = create("Very-Strong-Passw0rd", &["sysadmin"]);
+    assert_config_error(&o, "already taken");
+}
+
+/// GET as the demo executive (demo accounts exist only with --demo).
+async fn demo_get(base: &str, path: &str) -> serde_json::Value {
+    let c = reqwest::Client::new();
+    let login: serde_json::Value = c
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "demo_executive", "password": "Demo-2026-zhudai"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["token"]
+        .as_str()
+        .expect("demo login works")
+        .to_owned();
+    c.get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }

@@ -2,9 +2,11 @@
 //! document at `/api/v1/openapi.json` is generated from the same code that routes
 //! requests and cannot forget a route.
 
+pub mod audit;
 pub mod auth;
 pub mod docs;
 pub mod system;
+pub mod users;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
@@ -25,6 +27,8 @@ use utoipa_axum::routes;
         (name = "system", description = "Health, readiness, metrics and instance information"),
         (name = "organisation", description = "Company, branches and teams"),
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
+        (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
+        (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
     )
 )]
 pub struct ApiDoc;
@@ -44,4 +48,19 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(auth::logout))
         .routes(routes!(auth::logout_all))
         .routes(routes!(auth::sessions))
+        .routes(routes!(auth::totp_enrol))
+        .routes(routes!(auth::totp_confirm))
+        .routes(routes!(auth::token_create, auth::token_list))
+        .routes(routes!(auth::token_revoke))
+        .routes(routes!(auth::change_password))
+        .routes(routes!(audit::search))
+        .routes(routes!(audit::export))
+        .routes(routes!(audit::verify))
+        .routes(routes!(audit::checkpoints))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::get_one, users::patch))
+        .routes(routes!(users::reveal))
+        .routes(routes!(users::roles))
+        .routes(routes!(users::update_role))
+        .routes(routes!(users::permissions))
 }

@@ -38,9 +38,7 @@ impl Default for AuthPolicy {
             lockout_threshold: 5,
             lockout_duration: Duration::from_secs(15 * 60),
             attempts_per_minute: 30,
-            // Off until TOTP enrolment pages exist (issue #3 is still open): turning it
-            // on now would lock privileged roles out.
-            enforce_2fa: false,
+            enforce_2fa: true,
             argon2: Argon2Params::default(),
             password_policy: PasswordPolicy::default(),
             cookie_secure: false,

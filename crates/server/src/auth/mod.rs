@@ -9,6 +9,7 @@
 pub mod login;
 pub mod policy;
 pub mod seed;
+pub mod totp_flow;
 pub mod users;
 
 use crate::error::ApiError;
@@ -298,11 +299,13 @@ async fn resolve(
 const ENROLMENT_ROUTES: &[&str] = &[
     "/account",
     "/account/totp",
+    "/account/totp/confirm",
     "/logout",
     "/api/v1/auth/me",
     "/api/v1/auth/logout",
     "/api/v1/auth/totp/enrol",
     "/api/v1/auth/totp/confirm",
+    "/api/v1/auth/password",
 ];
 
 fn is_unsafe(method: &Method) -> bool {

@@ -35,8 +35,27 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/v1/auth/logout-all", SignedIn),
     (Method::GET, "/api/v1/auth/me", SignedIn),
     (Method::GET, "/api/v1/auth/sessions", SignedIn),
+    (Method::POST, "/api/v1/auth/totp/enrol", SignedIn),
+    (Method::POST, "/api/v1/auth/totp/confirm", SignedIn),
+    (Method::GET, "/api/v1/auth/tokens", SignedIn),
+    (Method::POST, "/api/v1/auth/tokens", SignedIn),
+    (Method::DELETE, "/api/v1/auth/tokens/{id}", SignedIn),
+    (Method::POST, "/api/v1/auth/password", SignedIn),
     // Users and roles
     // Audit
+    // Users and roles
+    (Method::GET, "/api/v1/users", P("user.read")),
+    (Method::POST, "/api/v1/users", P("user.manage")),
+    (Method::GET, "/api/v1/users/{id}", P("user.read")),
+    (Method::PATCH, "/api/v1/users/{id}", P("user.manage")),
+    (Method::POST, "/api/v1/users/{id}/reveal", P("user.reveal")),
+    (Method::GET, "/api/v1/roles", P("role.read")),
+    (Method::PUT, "/api/v1/roles/{code}", P("role.manage")),
+    (Method::GET, "/api/v1/permissions", P("role.read")),
+    (Method::GET, "/api/v1/audit", P("audit.read")),
+    (Method::GET, "/api/v1/audit/export", P("audit.export")),
+    (Method::POST, "/api/v1/audit/verify", P("audit.verify")),
+    (Method::GET, "/api/v1/audit/checkpoints", P("audit.read")),
     // Web UI
     (Method::GET, "/", SignedIn),
     (Method::GET, "/m/{module}", SignedIn),
@@ -46,7 +65,14 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::POST, "/login", Public),
     (Method::POST, "/logout", SignedIn),
     (Method::GET, "/account", SignedIn),
+    (Method::GET, "/audit", P("audit.read")),
+    (Method::POST, "/audit/verify", P("audit.verify")),
     (Method::POST, "/account/sessions/revoke-others", SignedIn),
+    (Method::POST, "/account/totp", SignedIn),
+    (Method::POST, "/account/totp/confirm", SignedIn),
+    (Method::GET, "/admin/users", P("user.read")),
+    (Method::POST, "/admin/users", P("user.manage")),
+    (Method::GET, "/admin/roles", P("role.read")),
 ];
 
 /// The access rule of a route, if it has one.

@@ -196,6 +196,11 @@ pub async fn account_page(
     let roles = state.store().user_roles(caller.user_id).await?;
     let current = caller.session_id();
     let csrf = caller.csrf.clone().unwrap_or_default();
+    let totp_enabled = state
+        .store()
+        .user_by_id(caller.user_id)
+        .await?
+        .is_some_and(|u| u.totp_enabled);
     let content = html! {
         @if caller.needs_2fa_enrolment {
             section.card.notice data-testid="enrol-2fa" { p { (t.get("account.enrol_required")) } }
@@ -207,6 +212,18 @@ pub async fn account_page(
                 dt { (t.get("account.display_name")) } dd { (caller.display_name) }
                 dt { (t.get("account.roles")) } dd { @for r in &roles { span.badge { @if lang == Lang::ZhCn { (r.name_zh) } @else { (r.name_en) } } " " } }
                 dt { (t.get("account.scope")) } dd { (t.get(&format!("scope.{}", caller.scope))) }
+            }
+        }
+        section.card data-testid="two-factor" {
+            h2 { (t.get("account.totp")) }
+            @if totp_enabled {
+                p { span.badge.badge-ok { (t.get("account.totp.on")) } }
+            } @else {
+                p.muted { (t.get("account.totp.off")) }
+                form method="post" action="/account/totp" {
+                    input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                    button type="submit" { (t.get("account.totp.start")) }
+                }
             }
         }
         section.card data-testid="my-sessions" {
@@ -270,4 +287,61 @@ pub fn ctx(lang: Lang, caller: MaybeCaller) -> Ctx {
         lang,
         caller: caller.0,
     }
+}
+
+/// Starts two-factor enrolment and shows the QR code with the confirmation form.
+pub async fn totp_start(
+    State(state): State<AppState>,
+    lang: Lang,
+    caller: Caller,
+) -> Result<Response, ApiError> {
+    let t = state.i18n().bundle(lang);
+    let e = crate::auth::totp_flow::start(&state, &caller).await?;
+    let csrf = caller.csrf.clone().unwrap_or_default();
+    let content = html! {
+        section.card data-testid="totp-enrol" {
+            h2 { (t.get("account.totp.scan")) }
+            div.qr { (maud::PreEscaped(e.qr_svg.clone())) }
+            p.muted { (t.get("account.totp.manual")) " " code data-testid="totp-secret" { (e.secret_base32) } }
+            form method="post" action="/account/totp/confirm" {
+                input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                div.field { label for="code" { (t.get("login.totp")) } input #code name="code" inputmode="numeric" autocomplete="one-time-code" required; }
+                button type="submit" { (t.get("account.totp.confirm")) }
+            }
+        }
+    };
+    let ctx = Ctx {
+        lang,
+        caller: Some(caller.clone()),
+    };
+    let mut r = page(&state, &ctx, "account", &t.get("account.totp"), content).into_response();
+    r.extensions_mut()
+        .insert(AuditNote::action("auth.totp_enrol"));
+    Ok(r)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TotpCode {
+    code: String,
+}
+
+pub async fn totp_confirm(
+    State(state): State<AppState>,
+    caller: Caller,
+    Form(form): Form<TotpCode>,
+) -> Result<Response, ApiError> {
+    let ok = crate::auth::totp_flow::confirm(&state, &caller, &form.code).await?;
+    let mut r = Redirect::to(if ok {
+        "/account?totp=on"
+    } else {
+        "/account?totp=wrong"
+    })
+    .into_response();
+    r.extensions_mut()
+        .insert(AuditNote::action("auth.totp_enabled").outcome(if ok {
+            "success"
+        } else {
+            "failed"
+        }));
+    Ok(r)
 }

@@ -3,7 +3,9 @@
 //! drawn on the server; JavaScript only enhances what already works without it.
 
 pub mod account;
+pub mod admin_users;
 pub mod assets;
+pub mod audit;
 pub mod chart;
 pub mod i18n;
 pub mod layout;
@@ -26,8 +28,17 @@ pub fn router() -> Router<AppState> {
         )
         .route("/logout", post(account::logout_submit))
         .route("/account", get(account::account_page))
+        .route("/audit", get(audit::audit_page))
+        .route("/audit/verify", post(audit::verify_submit))
         .route(
             "/account/sessions/revoke-others",
             post(account::revoke_other_sessions),
         )
+        .route(
+            "/admin/users",
+            get(admin_users::list).post(admin_users::create),
+        )
+        .route("/admin/roles", get(admin_users::roles))
+        .route("/account/totp", post(account::totp_start))
+        .route("/account/totp/confirm", post(account::totp_confirm))
 }

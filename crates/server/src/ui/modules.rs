@@ -98,7 +98,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "audit",
         group: "control",
-        status: Status::Planned(3),
+        status: Status::Available,
         plan_items: 4,
     },
     Module {

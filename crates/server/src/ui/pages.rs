@@ -98,6 +98,9 @@ pub async fn module(
     let Some(m) = modules::find(&key) else {
         return Ok(not_found_page(&state, &ctx));
     };
+    if m.key == "audit" {
+        return Ok(Redirect::to("/audit").into_response());
+    }
     let t = state.i18n().bundle(lang);
     let title = t.get(&format!("module.{}.title", m.key));
     let content = match m.status {
@@ -132,6 +135,9 @@ async fn admin_content(state: &AppState, lang: Lang) -> Result<Markup, ApiError>
             .unwrap_or_default()
     };
     Ok(html! {
+        section.card {
+            p { a href="/admin/users" data-testid="link-users" { (t.get("users.title")) } " · " a href="/admin/roles" data-testid="link-roles" { (t.get("roles.title")) } }
+        }
         section.card data-testid="org-units" {
             h2 { (t.get("admin.org")) }
             @if units.is_empty() {

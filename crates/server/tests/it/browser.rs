@@ -303,3 +303,216 @@ async fn a_person_sees_the_home_page_and_switches_language() {
     app.stop().await;
     db.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_manages_users_and_enrols_two_factor() {
+    use zhudai_domain::clock::Clock;
+    let db = TestDb::sqlite().await.unwrap();
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start_with(
+        &db,
+        zhudai_server::ServerSettings {
+            data_dir: db.data_dir(),
+            demo: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    let driver = Driver::start().await;
+    let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
+
+    browser.goto(&app.url("/login")).await.unwrap();
+    browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("demo_sysadmin")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Users: a bad form comes back with the fields marked, a good one creates the user.
+    browser.goto(&app.url("/m/admin")).await.unwrap();
+    browser
+        .find(Locator::Css("[data-testid=link-users]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let form = browser
+        .find(Locator::Css("[data-testid=new-user] form"))
+        .await
+        .unwrap();
+    form.find(Locator::Id("nu-username"))
+        .await
+        .unwrap()
+        .send_keys("wang.fang")
+        .await
+        .unwrap();
+    form.find(Locator::Id("nu-name"))
+        .await
+        .unwrap()
+        .send_keys("王芳")
+        .await
+        .unwrap();
+    form.find(Locator::Id("nu-password"))
+        .await
+        .unwrap()
+        .send_keys("weak")
+        .await
+        .unwrap();
+    form.find(Locator::Id("nu-phone"))
+        .await
+        .unwrap()
+        .send_keys("13800001234")
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let alert = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=new-user] [role=alert]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(alert, "请修改标红的字段后重新提交。");
+    let kept = browser
+        .find(Locator::Id("nu-username"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.as_deref(),
+        Some("wang.fang"),
+        "the form keeps what was typed"
+    );
+    browser
+        .find(Locator::Id("nu-password"))
+        .await
+        .unwrap()
+        .send_keys("Strong-Passw0rd-9")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=new-user] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=created]"))
+        .await
+        .unwrap();
+    let table = browser
+        .find(Locator::Css("[data-testid=user-table]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains("wang.fang") && table.contains("138****1234"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("13800001234"),
+        "the administrator sees the mobile masked"
+    );
+    screenshot(&browser, "users-zh").await;
+
+    // Roles: the permission matrix.
+    browser.goto(&app.url("/admin/roles")).await.unwrap();
+    let matrix = browser
+        .find(Locator::Css("[data-testid=role-matrix]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        matrix.contains("审计管理员") && matrix.contains("audit.read"),
+        "matrix lacks roles or permissions"
+    );
+    screenshot(&browser, "roles-zh").await;
+
+    // Two-factor enrolment by QR code, confirmed with a code computed from the shown key.
+    browser.goto(&app.url("/account")).await.unwrap();
+    screenshot(&browser, "account-zh").await;
+    browser
+        .find(Locator::Css("[data-testid=two-factor] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let qr = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=totp-enrol] .qr svg"))
+        .await
+        .unwrap();
+    assert!(qr.is_displayed().await.unwrap());
+    screenshot(&browser, "totp-enrol").await;
+    let key = browser
+        .find(Locator::Css("[data-testid=totp-secret]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let secret = zhudai_crypto::totp::TotpSecret::from_base32(&key).unwrap();
+    let code =
+        zhudai_crypto::totp::code_at(&secret, (app.clock.now().timestamp_millis() / 1000) as u64)
+            .unwrap();
+    browser
+        .find(Locator::Id("code"))
+        .await
+        .unwrap()
+        .send_keys(&code)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=totp-enrol] button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let status = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=two-factor] .badge-ok"))
+        .await
+        .unwrap();
+    let status = status.text().await.unwrap();
+    assert!(status.contains("已启用"), "{status}");
+
+    browser.close().await.unwrap();
+    app.stop().await;
+    db.close().await;
+}

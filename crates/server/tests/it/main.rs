@@ -3,9 +3,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod audit;
 mod auth;
 mod browser;
 mod matrix;
 mod support;
+mod twofactor;
 mod ui;
+mod users;
 mod worker;

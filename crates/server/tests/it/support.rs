@@ -57,6 +57,13 @@ impl TestApp {
     }
 
     pub async fn start_with(db: &TestDb, settings: ServerSettings) -> TestApp {
+        let mut settings = settings;
+        settings.auth.enforce_2fa = false;
+        Self::start_enforcing(db, settings).await
+    }
+
+    /// Starts with the settings exactly as given (two-factor enforcement included).
+    pub async fn start_enforcing(db: &TestDb, settings: ServerSettings) -> TestApp {
         let clock = test_clock();
         let vault = zhudai_server::vault::Vault::open(
             &db.store,
@@ -71,7 +78,6 @@ impl TestApp {
             .await
             .unwrap();
         let mut settings = settings;
-        settings.auth.enforce_2fa = false;
         // The matrix test signs in hundreds of times from one address.
         settings.auth.attempts_per_minute = 100_000;
         let state = AppState::new(db.store.clone(), clock.clone(), settings, vault);
@@ -109,6 +115,7 @@ impl TestApp {
         let username = format!("u_{role}_{}", self.state.now_ms() % 100_000 + rand_suffix());
         zhudai_server::auth::users::create_user(
             self.state.store(),
+            self.state.vault(),
             &zhudai_server::auth::users::UserSpec {
                 username: &username,
                 display_name: &username,
@@ -116,6 +123,8 @@ impl TestApp {
                 roles: &[role.to_owned()],
                 org_unit_id: None,
                 must_change_password: false,
+                phone: None,
+                id_number: None,
             },
             &cheap_argon(),
             self.state.now_ms(),
