@@ -265,11 +265,51 @@ pub struct AuditPageView {
     pub next_before_seq: Option<i64>,
 }
 
+impl AuditQuery {
+    /// What was asked for, readable (not URL-encoded, empty fields left out), as the
+    /// target of the audit record of a read: `audit?actor=张三&outcome=denied`.
+    pub fn audit_target(&self) -> String {
+        let given: Vec<String> = [
+            ("from", &self.from),
+            ("to", &self.to),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("target", &self.target),
+            ("outcome", &self.outcome),
+            ("before_seq", &self.before_seq),
+            ("limit", &self.limit),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| text(v).map(|v| format!("{k}={v}")))
+        .collect();
+        if given.is_empty() {
+            "audit".to_owned()
+        } else {
+            format!(
+                "audit?{}",
+                given.join("&").chars().take(600).collect::<String>()
+            )
+        }
+    }
+}
+
 /// The audit note of a read of the trail: what was asked for, in the record's target.
-fn read_note(action: &str, uri: &Uri) -> AuditNote {
-    let target = match uri.query().filter(|q| !q.is_empty()) {
-        Some(q) => format!("audit?{}", q.chars().take(400).collect::<String>()),
-        None => "audit".to_owned(),
+fn read_note(
+    action: &str,
+    query: &Result<Query<AuditQuery>, QueryRejection>,
+    uri: &Uri,
+) -> AuditNote {
+    let target = match query {
+        Ok(Query(q)) => q.audit_target(),
+        // Unparseable: keep the raw query string.
+        Err(_) => format!(
+            "audit?{}",
+            uri.query()
+                .unwrap_or_default()
+                .chars()
+                .take(600)
+                .collect::<String>()
+        ),
     };
     AuditNote::action(action).target(target)
 }
@@ -291,7 +331,7 @@ pub async fn search(
     uri: Uri,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let note = read_note("audit.search", &uri);
+    let note = read_note("audit.search", &query, &uri);
     let result = async {
         let Query(q) = query?;
         let p = q.parse(MAX_PAGE, DEFAULT_PAGE)?;
@@ -417,7 +457,7 @@ pub async fn export(
     uri: Uri,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let note = read_note("audit.export", &uri);
+    let note = read_note("audit.export", &query, &uri);
     let result = async {
         let Query(q) = query?;
         let p = q.parse(EXPORT_MAX_ROWS, EXPORT_MAX_ROWS)?;

@@ -73,6 +73,8 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/admin/users", P("user.read")),
     (Method::POST, "/admin/users", P("user.manage")),
     (Method::GET, "/admin/roles", P("role.read")),
+    (Method::GET, "/admin/roles/{code}", P("role.read")),
+    (Method::POST, "/admin/roles/{code}", P("role.manage")),
 ];
 
 /// The access rule of a route, if it has one.

@@ -248,11 +248,15 @@ pub async fn roles(
     for r in &roles {
         grants.push(store.role_permissions(r.id).await?);
     }
+    let can_edit = caller.can("role.manage");
     let content = html! {
         section.card.wide data-testid="role-matrix" {
             p.muted { (t.get("roles.hint")) }
             table.table.matrix {
-                thead { tr { th { (t.get("roles.permission")) } @for r in &roles { th title=(r.code) { @if lang == Lang::ZhCn { (r.name_zh) } @else { (r.name_en) } } } } }
+                thead { tr { th { (t.get("roles.permission")) } @for r in &roles { th title=(r.code) {
+                    @let name = if lang == Lang::ZhCn { r.name_zh.clone() } else { r.name_en.clone() };
+                    @if can_edit { a href=(format!("/admin/roles/{}", r.code)) { (name) } } @else { (name) }
+                } } } }
                 tbody {
                     tr { td { (t.get("account.scope")) } @for r in &roles { td { (t.get(&format!("scope.{}", r.data_scope.as_str()))) } } }
                     tr { td { (t.get("account.totp")) } @for r in &roles { td { @if r.requires_2fa { "✓" } } } }
@@ -269,4 +273,124 @@ pub async fn roles(
         caller: Some(caller),
     };
     Ok(page(&state, &ctx, "admin", &t.get("roles.title"), content))
+}
+
+/// The edit form of one role: permissions and clear-text fields as checkboxes.
+pub async fn role_edit(
+    State(state): State<AppState>,
+    lang: Lang,
+    caller: Caller,
+    axum::extract::Path(code): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    role_form(&state, lang, caller, &code, Vec::new()).await
+}
+
+async fn role_form(
+    state: &AppState,
+    lang: Lang,
+    caller: Caller,
+    code: &str,
+    errors: Vec<FieldError>,
+) -> Result<Response, ApiError> {
+    let t = state.i18n().bundle(lang);
+    let store = state.store();
+    let role = store
+        .role_by_code(code)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no role has the code `{code}`")))?;
+    let held = store.role_permissions(role.id).await?;
+    let clear = store.role_field_access(role.id).await?;
+    let csrf = caller.csrf.clone().unwrap_or_default();
+    let content = html! {
+        section.card data-testid="role-edit" {
+            @if !errors.is_empty() { ul.field-error role="alert" { @for e in &errors { li { (e.message) } } } }
+            form method="post" action=(format!("/admin/roles/{}", role.code)) {
+                input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                div.field { label { "中文名" } input name="name_zh" value=(role.name_zh) required; }
+                div.field { label { "English" } input name="name_en" value=(role.name_en) required; }
+                div.field { label { (t.get("account.scope")) }
+                    select name="data_scope" { @for s in ["own", "team", "branch", "all"] { option value=(s) selected[role.data_scope.as_str() == s] { (t.get(&format!("scope.{s}"))) } } } }
+                div.field { label { input type="checkbox" name="requires_2fa" value="1" checked[role.requires_2fa]; " " (t.get("account.totp")) } }
+                h3 { (t.get("roles.permission")) }
+                div.checks { @for p in PERMISSIONS {
+                    label { input type="checkbox" name="permission" value=(p.code) checked[held.iter().any(|h| h == p.code)]; " " @if lang == Lang::ZhCn { (p.zh) } @else { (p.en) } " " code.muted { (p.code) } }
+                } }
+                h3 { (t.get("roles.clear_fields")) }
+                div.checks { @for f in zhudai_domain::access::SENSITIVE_FIELDS {
+                    label { input type="checkbox" name="clear_field" value=(f.code) checked[clear.iter().any(|c| c == f.code)]; " " @if lang == Lang::ZhCn { (f.zh) } @else { (f.en) } }
+                } }
+                button type="submit" { (t.get("roles.save")) }
+            }
+        }
+    };
+    let ctx = Ctx {
+        lang,
+        caller: Some(caller),
+    };
+    let title = format!(
+        "{} · {}",
+        t.get("roles.title"),
+        if lang == Lang::ZhCn {
+            &role.name_zh
+        } else {
+            &role.name_en
+        }
+    );
+    let mut r = page(state, &ctx, "admin", &title, content).into_response();
+    if !errors.is_empty() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+/// Saves the role form through the same rules as `PUT /api/v1/roles/{code}`.
+pub async fn role_save(
+    State(state): State<AppState>,
+    lang: Lang,
+    caller: Caller,
+    axum::extract::Path(code): axum::extract::Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&body).map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let many = |k: &str| {
+        pairs
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    let change = crate::api::users::RoleChange {
+        name_zh: one("name_zh"),
+        name_en: one("name_en"),
+        data_scope: one("data_scope"),
+        requires_2fa: one("requires_2fa") == "1",
+        permissions: many("permission"),
+        clear_fields: many("clear_field"),
+    };
+    let result = crate::api::users::update_role(
+        State(state.clone()),
+        caller.clone(),
+        axum::extract::Path(code.clone()),
+        crate::error::ApiJson(change),
+    )
+    .await;
+    match result {
+        Ok(resp) => {
+            let mut r = Redirect::to("/admin/roles?saved=1").into_response();
+            if let Some(note) = resp.extensions().get::<AuditNote>().cloned() {
+                r.extensions_mut().insert(note);
+            }
+            Ok(r)
+        }
+        Err(ApiError::Validation(errors)) => role_form(&state, lang, caller, &code, errors).await,
+        Err(e) => Err(e),
+    }
 }

@@ -45,11 +45,18 @@ pub async fn audit_page(
     uri: Uri,
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Response {
-    let q = query.map(|Query(q)| q).unwrap_or_default();
-    let note = AuditNote::action("audit.search").target(match uri.query() {
-        Some(qs) if !qs.is_empty() => format!("audit?{}", qs.chars().take(400).collect::<String>()),
-        _ => "audit".to_owned(),
+    let note = AuditNote::action("audit.search").target(match &query {
+        Ok(Query(q)) => q.audit_target(),
+        Err(_) => format!(
+            "audit?{}",
+            uri.query()
+                .unwrap_or_default()
+                .chars()
+                .take(600)
+                .collect::<String>()
+        ),
     });
+    let q = query.map(|Query(q)| q).unwrap_or_default();
     let mut resp = match render(&state, lang, caller, &q, None).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -212,7 +219,7 @@ async fn render(
                                     th { (t.get("audit.time")) } th { (t.get("audit.actor")) } th { (t.get("audit.role")) }
                                     th { (t.get("audit.ip")) } th { (t.get("audit.action")) } th { (t.get("audit.target")) }
                                     th { (t.get("audit.outcome")) } th { (t.get("audit.reason")) }
-                                    th.num { (t.get("audit.seq")) } th { (t.get("audit.hash")) }
+                                    th.num style="white-space:nowrap" { (t.get("audit.seq")) } th { (t.get("audit.hash")) }
                                 } }
                                 tbody { @for r in records { (row(t, r)) } }
                             }
@@ -248,7 +255,7 @@ fn row(t: &crate::ui::i18n::Bundle, r: &AuditRecord) -> Markup {
             td { (o(&r.source_ip)) }
             td { code { (r.action) } }
             td style="word-break:break-all" { (o(&r.target)) }
-            td { span class=(badge_class(&r.outcome)) { (outcome_label(t, &r.outcome)) } }
+            td style="white-space:nowrap" { span class=(badge_class(&r.outcome)) { (outcome_label(t, &r.outcome)) } }
             td { (o(&r.reason)) }
             td.num { (r.seq) }
             td { code title=(r.hash) { (r.hash.get(..10).unwrap_or(&r.hash)) } }

@@ -39,6 +39,10 @@ pub fn router() -> Router<AppState> {
             get(admin_users::list).post(admin_users::create),
         )
         .route("/admin/roles", get(admin_users::roles))
+        .route(
+            "/admin/roles/{code}",
+            get(admin_users::role_edit).post(admin_users::role_save),
+        )
         .route("/account/totp", post(account::totp_start))
         .route("/account/totp/confirm", post(account::totp_confirm))
 }

@@ -180,6 +180,10 @@ async fn audit_search_filters_and_pages(db: &TestDb) {
         .records
         .iter()
         .any(|r| r.target.as_deref() == Some("audit?target=loan:7")));
+    assert!(reads
+        .records
+        .iter()
+        .any(|r| r.target.as_deref() == Some("audit?actor=张三&action=loan.")));
     assert!(reads.records.iter().any(|r| r.outcome == "rejected"));
     assert!(reads
         .records

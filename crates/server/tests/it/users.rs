@@ -322,3 +322,87 @@ async fn user_admin_rules(db: &TestDb) {
     assert_eq!(collector["permissions"].as_array().unwrap().len(), 3);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn roles_are_edited_through_the_form() {
+    let db = TestDb::sqlite().await.unwrap();
+    let app = TestApp::start(&db).await;
+    let admin = app.user_with_role("sysadmin").await;
+    let jar = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login: Value = jar
+        .post(app.url("/api/v1/auth/login"))
+        .json(&json!({"username": admin, "password": crate::support::PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let csrf = login["csrf_token"].as_str().unwrap().to_owned();
+    let page = jar
+        .get(app.url("/admin/roles/collector"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"name="permission" value="collection.work""#));
+    let form = [
+        ("_csrf", csrf.as_str()),
+        ("name_zh", "催收专员"),
+        ("name_en", "Collector"),
+        ("data_scope", "team"),
+        ("permission", "collection.read"),
+        ("permission", "loan.read"),
+        ("clear_field", "customer.phone"),
+    ];
+    let r = jar
+        .post(app.url("/admin/roles/collector"))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let role = db.store.role_by_code("collector").await.unwrap().unwrap();
+    assert_eq!(role.data_scope.as_str(), "team");
+    assert_eq!(
+        db.store.role_permissions(role.id).await.unwrap(),
+        ["collection.read", "loan.read"]
+    );
+    // A combination breaking separation of duties comes back with the reason, unchanged.
+    let bad = [
+        ("_csrf", csrf.as_str()),
+        ("name_zh", "x"),
+        ("name_en", "x"),
+        ("data_scope", "own"),
+        ("permission", "user.manage"),
+        ("permission", "audit.read"),
+    ];
+    let r = jar
+        .post(app.url("/admin/roles/collector"))
+        .form(&bad)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("separation of duties"));
+    assert_eq!(
+        db.store.role_permissions(role.id).await.unwrap(),
+        ["collection.read", "loan.read"]
+    );
+    // Without the CSRF token the form is refused.
+    let r = jar
+        .post(app.url("/admin/roles/collector"))
+        .form(&form[1..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    app.stop().await;
+    db.close().await;
+}
