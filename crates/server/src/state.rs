@@ -20,6 +20,9 @@ pub struct ServerSettings {
     pub demo: bool,
     /// Sign-in, session and lockout policy.
     pub auth: AuthPolicy,
+    /// How long audit records must be kept. zhudai never deletes them; this is the
+    /// policy shown to operators and auditors (default 10 years, AML record keeping).
+    pub audit_retention_days: u32,
 }
 
 impl Default for ServerSettings {
@@ -30,6 +33,7 @@ impl Default for ServerSettings {
             request_timeout: Duration::from_secs(30),
             demo: false,
             auth: AuthPolicy::default(),
+            audit_retention_days: 3650,
         }
     }
 }

@@ -274,6 +274,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             cookie_secure: config.cookie_secure,
             ..Default::default()
         },
+        audit_retention_days: config.audit_retention_days,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

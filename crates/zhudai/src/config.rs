@@ -66,6 +66,10 @@ pub struct Config {
     /// Mark cookies `Secure`; turn on when zhudai is served over HTTPS.
     #[serde(default)]
     pub cookie_secure: bool,
+    /// Days audit records must be kept (default 3650 = 10 years; at least 183, the
+    /// 等保 2.0 six-month floor). zhudai never deletes audit records.
+    #[serde(default = "defaults::audit_retention_days")]
+    pub audit_retention_days: u32,
 }
 
 mod defaults {
@@ -91,6 +95,9 @@ mod defaults {
     }
     pub fn yes() -> bool {
         true
+    }
+    pub fn audit_retention_days() -> u32 {
+        3650
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()
@@ -138,6 +145,12 @@ impl Config {
             return Err(format!(
                 "configuration error: `field_cipher` is `{}`; use `aes-256-gcm` or `sm4-gcm`",
                 config.field_cipher
+            ));
+        }
+        if config.audit_retention_days < 183 {
+            return Err(format!(
+                "configuration error: `audit_retention_days` is {}; it must be at least 183 (six months, 等保 2.0)",
+                config.audit_retention_days
             ));
         }
         Ok(config)

@@ -383,3 +383,11 @@ async fn demo_get(base: &str, path: &str) -> serde_json::Value {
         .await
         .unwrap()
 }
+
+#[test]
+fn audit_retention_below_six_months_is_refused() {
+    let o = run(zhudai()
+        .arg("config")
+        .env("ZHUDAI_AUDIT_RETENTION_DAYS", "30"));
+    assert_config_error(&o, "audit_retention_days");
+}

@@ -96,6 +96,8 @@ pub struct SystemInfo {
     pub started_at_ms: i64,
     /// Today's business date (Asia/Shanghai).
     pub business_date: String,
+    /// Audit records are kept at least this long; the application never deletes them.
+    pub audit_retention_days: u32,
 }
 
 /// Version, database and schema of this instance.
@@ -110,6 +112,7 @@ pub async fn info(State(state): State<AppState>) -> ApiResult<Json<SystemInfo>> 
         demo: state.settings().demo,
         started_at_ms: state.started_at_ms(),
         business_date: state.clock().today().to_string(),
+        audit_retention_days: state.settings().audit_retention_days,
     }))
 }
 

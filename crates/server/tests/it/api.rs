@@ -200,5 +200,6 @@ async fn org_units_and_system_info(db: &TestDb) {
     assert_eq!(info["database"], db.store.backend().name());
     assert_eq!(info["business_date"], "2026-11-29");
     assert_eq!(info["demo"], false);
+    assert_eq!(info["audit_retention_days"], 3650);
     app.stop().await;
 }
