@@ -13,6 +13,7 @@ pub mod totp_flow;
 pub mod users;
 
 use crate::error::ApiError;
+use crate::http::cookie_value;
 use crate::http::request_id::current_request_id;
 use crate::state::AppState;
 use axum::body::Body;
@@ -158,17 +159,6 @@ pub fn csrf_for(session_token: &str) -> String {
     hex::encode(Sha256::digest(
         format!("zhudai-csrf:{session_token}").as_bytes(),
     ))
-}
-
-fn cookie_value(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }
 
 fn bearer(headers: &HeaderMap) -> Option<String> {

@@ -27,7 +27,7 @@ pub struct LoginQuery {
 }
 
 fn safe_next(next: Option<&str>) -> String {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
+    next.filter(|n| crate::http::is_local_path(n))
         .unwrap_or("/")
         .to_owned()
 }
@@ -113,15 +113,7 @@ pub async fn login_submit(
         .into_response()
     };
     // Login CSRF: the form's token must equal the cookie set with the form.
-    let expected = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == LOGIN_CSRF_COOKIE)
-        .map(|(_, v)| v.to_owned())
-        .unwrap_or_default();
+    let expected = crate::http::cookie_value(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
     if expected.is_empty() || !zhudai_crypto::tokens::ct_eq_str(&expected, &form.csrf) {
         let mut r = back("csrf");
         r.extensions_mut().insert(

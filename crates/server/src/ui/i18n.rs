@@ -5,7 +5,6 @@
 //! hold the same keys and that every key the code asks for exists.
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -65,15 +64,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Lang {
 
 /// Reads one cookie from the request headers.
 pub fn cookie(parts: &Parts, name: &str) -> Option<String> {
-    parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
+    crate::http::cookie_value(&parts.headers, name)
 }
 
 /// Both catalogues.

@@ -194,7 +194,7 @@ pub async fn switch_language(
     let back = q
         .back
         .or(referer_path)
-        .filter(|b| b.starts_with('/') && !b.starts_with("//") && !b.contains('\\'))
+        .filter(|b| crate::http::is_local_path(b))
         .unwrap_or_else(|| "/".into());
     let cookie = format!(
         "{COOKIE}={}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly",

@@ -108,7 +108,8 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .path()
         .ends_with("/login"));
     let demo_accounts = browser
-        .find(Locator::Css("[data-testid=demo-accounts]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=demo-accounts]"))
         .await
         .unwrap()
         .text()
@@ -121,28 +122,32 @@ async fn a_person_sees_the_home_page_and_switches_language() {
     screenshot(&browser, "login-zh").await;
     // A wrong password gets a friendly message and the form back.
     browser
-        .find(Locator::Id("username"))
+        .wait()
+        .for_element(Locator::Id("username"))
         .await
         .unwrap()
         .send_keys("demo_executive")
         .await
         .unwrap();
     browser
-        .find(Locator::Id("password"))
+        .wait()
+        .for_element(Locator::Id("password"))
         .await
         .unwrap()
         .send_keys("wrong-password")
         .await
         .unwrap();
     browser
-        .find(Locator::Css("form button[type=submit]"))
+        .wait()
+        .for_element(Locator::Css("form button[type=submit]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
     let error = browser
-        .find(Locator::Css("[data-testid=login-error]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=login-error]"))
         .await
         .unwrap()
         .text()
@@ -150,28 +155,32 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .unwrap();
     assert_eq!(error, "用户名或密码错误。");
     browser
-        .find(Locator::Id("username"))
+        .wait()
+        .for_element(Locator::Id("username"))
         .await
         .unwrap()
         .send_keys("demo_executive")
         .await
         .unwrap();
     browser
-        .find(Locator::Id("password"))
+        .wait()
+        .for_element(Locator::Id("password"))
         .await
         .unwrap()
         .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
         .await
         .unwrap();
     browser
-        .find(Locator::Css("form button[type=submit]"))
+        .wait()
+        .for_element(Locator::Css("form button[type=submit]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
     let me = browser
-        .find(Locator::Css("[data-testid=current-user]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
         .await
         .unwrap()
         .text()
@@ -180,7 +189,8 @@ async fn a_person_sees_the_home_page_and_switches_language() {
     assert_eq!(me, "演示·管理层");
     assert_eq!(browser.title().await.unwrap(), "工作台 · 助贷运营系统");
     let status = browser
-        .find(Locator::Css("[data-testid=system-status]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=system-status]"))
         .await
         .unwrap()
         .text()
@@ -191,7 +201,8 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         "{status}"
     );
     let demo = browser
-        .find(Locator::Css(".badge-warn"))
+        .wait()
+        .for_element(Locator::Css(".badge-warn"))
         .await
         .unwrap()
         .text()
@@ -199,7 +210,8 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .unwrap();
     assert_eq!(demo, "演示模式");
     let org = browser
-        .find(Locator::Css("[data-testid=organisation]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=organisation]"))
         .await
         .unwrap()
         .text()
@@ -234,7 +246,8 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .await
         .unwrap();
     let notice = browser
-        .find(Locator::Css("[data-testid=not-built]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=not-built]"))
         .await
         .unwrap()
         .text()
@@ -250,14 +263,16 @@ async fn a_person_sees_the_home_page_and_switches_language() {
 
     // Switch to English and stay on the same page.
     browser
-        .find(Locator::Css("a.lang-switch"))
+        .wait()
+        .for_element(Locator::Css("a.lang-switch"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
     let h1 = browser
-        .find(Locator::Css("h1.page-title"))
+        .wait()
+        .for_element(Locator::Css("h1.page-title"))
         .await
         .unwrap()
         .text()
@@ -272,7 +287,8 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .ends_with("/m/customers"));
     browser.goto(&app.url("/m/admin")).await.unwrap();
     let table = browser
-        .find(Locator::Css("[data-testid=org-units]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=org-units]"))
         .await
         .unwrap()
         .text()
@@ -285,7 +301,8 @@ async fn a_person_sees_the_home_page_and_switches_language() {
     screenshot(&browser, "admin-en").await;
     // Signing out ends the session: the next page asks to sign in again.
     browser
-        .find(Locator::Css("form[action='/logout'] button"))
+        .wait()
+        .for_element(Locator::Css("form[action='/logout'] button"))
         .await
         .unwrap()
         .click()
@@ -326,21 +343,24 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
 
     browser.goto(&app.url("/login")).await.unwrap();
     browser
-        .find(Locator::Id("username"))
+        .wait()
+        .for_element(Locator::Id("username"))
         .await
         .unwrap()
         .send_keys("demo_sysadmin")
         .await
         .unwrap();
     browser
-        .find(Locator::Id("password"))
+        .wait()
+        .for_element(Locator::Id("password"))
         .await
         .unwrap()
         .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
         .await
         .unwrap();
     browser
-        .find(Locator::Css("form button[type=submit]"))
+        .wait()
+        .for_element(Locator::Css("form button[type=submit]"))
         .await
         .unwrap()
         .click()
@@ -350,14 +370,16 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
     // Users: a bad form comes back with the fields marked, a good one creates the user.
     browser.goto(&app.url("/m/admin")).await.unwrap();
     browser
-        .find(Locator::Css("[data-testid=link-users]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=link-users]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
     let form = browser
-        .find(Locator::Css("[data-testid=new-user] form"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=new-user] form"))
         .await
         .unwrap();
     form.find(Locator::Id("nu-username"))
@@ -400,7 +422,8 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
         .unwrap();
     assert_eq!(alert, "请修改标红的字段后重新提交。");
     let kept = browser
-        .find(Locator::Id("nu-username"))
+        .wait()
+        .for_element(Locator::Id("nu-username"))
         .await
         .unwrap()
         .prop("value")
@@ -412,14 +435,16 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
         "the form keeps what was typed"
     );
     browser
-        .find(Locator::Id("nu-password"))
+        .wait()
+        .for_element(Locator::Id("nu-password"))
         .await
         .unwrap()
         .send_keys("Strong-Passw0rd-9")
         .await
         .unwrap();
     browser
-        .find(Locator::Css("[data-testid=new-user] button[type=submit]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=new-user] button[type=submit]"))
         .await
         .unwrap()
         .click()
@@ -431,7 +456,8 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
         .await
         .unwrap();
     let table = browser
-        .find(Locator::Css("[data-testid=user-table]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=user-table]"))
         .await
         .unwrap()
         .text()
@@ -450,7 +476,8 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
     // Roles: the permission matrix.
     browser.goto(&app.url("/admin/roles")).await.unwrap();
     let matrix = browser
-        .find(Locator::Css("[data-testid=role-matrix]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=role-matrix]"))
         .await
         .unwrap()
         .text()
@@ -466,7 +493,8 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
     browser.goto(&app.url("/account")).await.unwrap();
     screenshot(&browser, "account-zh").await;
     browser
-        .find(Locator::Css("[data-testid=two-factor] button"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=two-factor] button"))
         .await
         .unwrap()
         .click()
@@ -480,7 +508,8 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
     assert!(qr.is_displayed().await.unwrap());
     screenshot(&browser, "totp-enrol").await;
     let key = browser
-        .find(Locator::Css("[data-testid=totp-secret]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=totp-secret]"))
         .await
         .unwrap()
         .text()
@@ -491,14 +520,16 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
         zhudai_crypto::totp::code_at(&secret, (app.clock.now().timestamp_millis() / 1000) as u64)
             .unwrap();
     browser
-        .find(Locator::Id("code"))
+        .wait()
+        .for_element(Locator::Id("code"))
         .await
         .unwrap()
         .send_keys(&code)
         .await
         .unwrap();
     browser
-        .find(Locator::Css("[data-testid=totp-enrol] button[type=submit]"))
+        .wait()
+        .for_element(Locator::Css("[data-testid=totp-enrol] button[type=submit]"))
         .await
         .unwrap()
         .click()
