@@ -943,19 +943,10 @@ pub async fn rotate_master(
 // This query belongs in zhudai_store::keys (`data_key_counts_by_master`); it lives
 // here until that file can take it.
 async fn master_key_counts(store: &Store) -> Result<HashMap<String, u64>, VaultError> {
-    use zhudai_store::sqlx::Row;
-    let rows = zhudai_store::sqlx::query(
-        "SELECT master_key_id, COUNT(*) AS n FROM data_keys
-         WHERE destroyed_at_ms IS NULL GROUP BY master_key_id",
-    )
-    .fetch_all(store.reader())
-    .await
-    .map_err(StoreError::from)?;
-    rows.iter()
-        .map(|row| {
-            let id: String = row.try_get("master_key_id").map_err(StoreError::from)?;
-            let n: i64 = row.try_get("n").map_err(StoreError::from)?;
-            Ok((id, u64::try_from(n).unwrap_or(0)))
-        })
-        .collect()
+    Ok(store
+        .data_key_counts_by_master()
+        .await?
+        .into_iter()
+        .map(|(id, n)| (id, u64::try_from(n).unwrap_or(0)))
+        .collect())
 }

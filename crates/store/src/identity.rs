@@ -16,7 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 /// Which records a role's holder may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
+/// Ordered from narrowest to widest, so the widest of several is their `max`.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum DataScope {
     /// Records the user owns.

@@ -281,3 +281,18 @@ impl Store {
         row.map(|r| r.try_get("id")).transpose().map_err(Into::into)
     }
 }
+
+impl Store {
+    /// How many live (not destroyed) data keys each master key wraps; for rotation progress.
+    pub async fn data_key_counts_by_master(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT master_key_id, COUNT(*) AS n FROM data_keys
+             WHERE destroyed_at_ms IS NULL GROUP BY master_key_id",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("master_key_id")?, row.try_get("n")?)))
+            .collect()
+    }
+}

@@ -259,12 +259,7 @@ async fn resolve(
     let scope = roles
         .iter()
         .map(|r| r.data_scope)
-        .max_by_key(|s| match s.as_str() {
-            "own" => 0,
-            "team" => 1,
-            "branch" => 2,
-            _ => 3,
-        })
+        .max()
         .map(|s| s.as_str().to_owned())
         .unwrap_or_else(|| "own".into());
     let needs_2fa_enrolment =
