@@ -137,7 +137,7 @@ impl Config {
                 Env::prefixed("ZHUDAI_")
                     .ignore(NOT_CONFIG)
                     // Test harness variables (ZHUDAI_TEST_*) are not settings.
-                    .filter(|k| !k.as_str().starts_with("test_")),
+                    .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("test_")),
             )
             .merge(Serialized::defaults(cli));
         let config = figment.extract::<Config>().map_err(|e| one_line(&e))?;
@@ -221,6 +221,8 @@ mod tests {
                 "listen = \"127.0.0.1:9000\"\nlog_level = \"debug\"\nmax_connections = 4\n",
             )?;
             jail.set_env("ZHUDAI_LISTEN", "127.0.0.1:9001");
+            // Harness variables are not settings, whatever their case.
+            jail.set_env("ZHUDAI_TEST_PG_URL", "postgres://elsewhere/test");
             let cli = CliOverrides {
                 data_dir: Some("/tmp/x".into()),
                 ..Default::default()
