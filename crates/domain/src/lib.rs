@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`money`] | exact amounts in fen, annual and fee rates, half-up rounding |
 //! | [`ident`] | resident ID, USCC, bank card, mobile, e-mail |
+//! | [`customer`] | customers, validated input, field sensitivity (C1–C3) |
 //! | [`mask`] | masking of personal information for display |
 //! | [`schedule`] | loan terms, fees, repayment schedules, prepayment, payoff |
 //! | [`apr`] | all-in annual cost by IRR |
@@ -18,6 +19,7 @@ pub mod access;
 pub mod apr;
 pub mod classify;
 pub mod clock;
+pub mod customer;
 pub mod generate;
 pub mod ident;
 pub mod mask;

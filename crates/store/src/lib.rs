@@ -10,6 +10,7 @@
 //! amounts.
 
 pub mod audit;
+pub mod customers;
 pub mod db;
 pub mod error;
 pub mod identity;

@@ -48,6 +48,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "staff_pii",
         sql: include_str!("../migrations/0003_staff_pii.sql"),
     },
+    Migration {
+        version: 4,
+        name: "customers",
+        sql: include_str!("../migrations/0004_customers.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

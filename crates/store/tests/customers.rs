@@ -1,0 +1,303 @@
+//! Customers on SQLite and PostgreSQL: insert, scoped listing, blind-index search,
+//! duplicate matches, optimistic edits, erasure and enterprise links.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use zhudai_store::customers::{
+    customer_erase, customer_insert, customer_update, relation_insert, CustomerQuery,
+    CustomerValues, IndexedField, ScopeFilter,
+};
+use zhudai_store::identity::NewUser;
+use zhudai_store::meta::NewOrgUnit;
+use zhudai_store::on_both;
+use zhudai_store::testing::TestDb;
+
+on_both!(
+    scoped_listing_and_exact_search,
+    edits_are_optimistic_and_erasure_clears,
+    enterprise_links
+);
+
+async fn setup(db: &TestDb) -> (i64, i64, i64, i64) {
+    let s = &db.store;
+    let company = s
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: None,
+                kind: "company",
+                code: "co",
+                name_zh: "公司",
+                name_en: "Co",
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let team_a = s
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: Some(company),
+                kind: "team",
+                code: "ta",
+                name_zh: "甲",
+                name_en: "A",
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let team_b = s
+        .org_unit_create(
+            &NewOrgUnit {
+                parent_id: Some(company),
+                kind: "team",
+                code: "tb",
+                name_zh: "乙",
+                name_en: "B",
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    let user = s
+        .user_create(
+            &NewUser {
+                username: "cm",
+                display_name: "cm",
+                org_unit_id: Some(team_a),
+                password_hash: "$argon2id$v=19$fake",
+                must_change_password: false,
+                role_ids: &[],
+            },
+            1,
+        )
+        .await
+        .unwrap();
+    (company, team_a, team_b, user)
+}
+
+fn values(
+    r: &str,
+    name: &str,
+    id_bidx: &str,
+    phone_bidx: &str,
+    owner: i64,
+    unit: i64,
+) -> CustomerValues {
+    CustomerValues {
+        ref_: r.into(),
+        kind: "individual".into(),
+        name: name.into(),
+        id_kind: "resident".into(),
+        id_number_enc: Some(vec![1, 2, 3]),
+        id_number_bidx: Some(id_bidx.into()),
+        phone_enc: Some(vec![4, 5]),
+        phone_bidx: Some(phone_bidx.into()),
+        birth_date: Some("1990-01-02".into()),
+        gender: Some("male".into()),
+        region_code: Some("110105".into()),
+        owner_user_id: owner,
+        org_unit_id: Some(unit),
+        created_by: Some(owner),
+        ..Default::default()
+    }
+}
+
+async fn scoped_listing_and_exact_search(db: &TestDb) {
+    let s = &db.store;
+    let (_, team_a, team_b, user) = setup(db).await;
+    let mut tx = s.begin().await.unwrap();
+    let a = customer_insert(
+        &mut *tx,
+        &values("r1", "张三", "id1", "p1", user, team_a),
+        10,
+    )
+    .await
+    .unwrap();
+    let b = customer_insert(
+        &mut *tx,
+        &values("r2", "李四", "id2", "p1", user, team_b),
+        11,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    // A third, inserted and rolled back, leaves nothing behind.
+    let mut tx = s.begin().await.unwrap();
+    customer_insert(
+        &mut *tx,
+        &values("r3", "王五", "id3", "p3", user, team_b),
+        12,
+    )
+    .await
+    .unwrap();
+    tx.rollback().await.unwrap();
+    assert_eq!(s.customer_count().await.unwrap(), 2);
+
+    let all = ScopeFilter::All;
+    let q = |scope| CustomerQuery {
+        scope,
+        name: None,
+        exact: None,
+        kind: None,
+        status: None,
+        offset: 0,
+        limit: 10,
+    };
+    let page = s.customer_list(&q(&all)).await.unwrap();
+    assert_eq!(page.total, 2);
+    assert_eq!(page.rows[0].id, b, "newest first");
+
+    // Team A sees only its own customer; owner 999 with team A likewise.
+    let team = ScopeFilter::Units {
+        units: vec![team_a],
+        owner: 999,
+    };
+    let page = s.customer_list(&q(&team)).await.unwrap();
+    assert_eq!((page.total, page.rows[0].id), (1, a));
+    // Owning a customer in another team puts it in scope.
+    let owner_scope = ScopeFilter::Units {
+        units: vec![],
+        owner: user,
+    };
+    assert_eq!(s.customer_list(&q(&owner_scope)).await.unwrap().total, 2);
+    assert_eq!(
+        s.customer_list(&q(&ScopeFilter::Owner(999)))
+            .await
+            .unwrap()
+            .total,
+        0
+    );
+    assert!(team.admits(user, Some(team_a)) && !team.admits(user, Some(team_b)));
+    assert!(
+        team.admits(999, None),
+        "the scope owner's own records are in scope"
+    );
+
+    // Exact search and name search (LIKE wildcards in the input are literal).
+    let mut by_id = q(&all);
+    by_id.exact = Some((IndexedField::IdNumber, "id2"));
+    assert_eq!(s.customer_list(&by_id).await.unwrap().rows[0].name, "李四");
+    let mut by_name = q(&all);
+    by_name.name = Some("三");
+    assert_eq!(s.customer_list(&by_name).await.unwrap().total, 1);
+    by_name.name = Some("%");
+    assert_eq!(s.customer_list(&by_name).await.unwrap().total, 0);
+    let mut paged = q(&all);
+    paged.limit = 1;
+    paged.offset = 1;
+    let p = s.customer_list(&paged).await.unwrap();
+    assert_eq!((p.total, p.rows.len(), p.rows[0].id), (2, 1, a));
+
+    // Duplicate phone: each sees the other, not itself.
+    let m = s
+        .customer_matches(IndexedField::Phone, "p1", Some(a))
+        .await
+        .unwrap();
+    assert_eq!(m.len(), 1);
+    assert_eq!((m[0].id, m[0].org_unit_id), (b, Some(team_b)));
+    assert!(s
+        .customer_matches(IndexedField::IdNumber, "id1", Some(a))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+async fn edits_are_optimistic_and_erasure_clears(db: &TestDb) {
+    let s = &db.store;
+    let (_, team_a, _, user) = setup(db).await;
+    let id = customer_insert(
+        s.writer(),
+        &values("r1", "张三", "id1", "p1", user, team_a),
+        10,
+    )
+    .await
+    .unwrap();
+    let mut v = values("r1", "张三丰", "id1", "p9", user, team_a);
+    v.phone_bidx = Some("p9".into());
+    assert!(customer_update(s.writer(), id, 1, &v, 20).await.unwrap());
+    assert!(
+        !customer_update(s.writer(), id, 1, &v, 21).await.unwrap(),
+        "stale version refused"
+    );
+    let c = s.customer_get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            c.name.as_str(),
+            c.version,
+            c.phone_bidx.as_deref(),
+            c.updated_at_ms
+        ),
+        ("张三丰", 2, Some("p9"), 20)
+    );
+    assert!(customer_erase(s.writer(), id, 30).await.unwrap());
+    let c = s.customer_get(id).await.unwrap().unwrap();
+    assert_eq!(c.status, "erased");
+    assert!(c.id_number_enc.is_none() && c.phone_bidx.is_none() && c.birth_date.is_none());
+    assert!(!c.name.contains("张"));
+    assert!(
+        !customer_update(s.writer(), id, 3, &v, 40).await.unwrap(),
+        "erased rows are not edited"
+    );
+    assert!(s
+        .customer_matches(IndexedField::IdNumber, "id1", None)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(s.customer_by_ref("r1").await.unwrap().unwrap().id, id);
+}
+
+async fn enterprise_links(db: &TestDb) {
+    let s = &db.store;
+    let (_, team_a, _, user) = setup(db).await;
+    let person = customer_insert(
+        s.writer(),
+        &values("r1", "张三", "id1", "p1", user, team_a),
+        10,
+    )
+    .await
+    .unwrap();
+    let mut e = values("r2", "某某有限公司", "u1", "p2", user, team_a);
+    e.kind = "enterprise".into();
+    e.id_kind = "uscc".into();
+    let ent = customer_insert(s.writer(), &e, 11).await.unwrap();
+    relation_insert(
+        s.writer(),
+        ent,
+        person,
+        "legal_representative",
+        None,
+        Some(user),
+        12,
+    )
+    .await
+    .unwrap();
+    relation_insert(
+        s.writer(),
+        ent,
+        person,
+        "beneficial_owner",
+        Some(3000),
+        Some(user),
+        12,
+    )
+    .await
+    .unwrap();
+    let dup = relation_insert(
+        s.writer(),
+        ent,
+        person,
+        "beneficial_owner",
+        Some(3000),
+        Some(user),
+        13,
+    )
+    .await;
+    assert!(dup.is_err(), "the same link twice is refused");
+    let bad = relation_insert(s.writer(), ent, person, "friend", None, Some(user), 13).await;
+    assert!(bad.is_err(), "unknown roles are refused by the schema");
+    let links = s.customer_relations(person).await.unwrap();
+    assert_eq!(links.len(), 2);
+    assert_eq!(links[1].share_bp, Some(3000));
+    assert_eq!(s.customer_relations(ent).await.unwrap().len(), 2);
+}
