@@ -8,6 +8,7 @@
 pub mod api;
 pub mod audit_checkpoint;
 pub mod auth;
+pub mod customers;
 pub mod demo;
 pub mod error;
 pub mod http;
