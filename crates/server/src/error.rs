@@ -186,6 +186,12 @@ impl IntoResponse for ApiError {
     }
 }
 
+impl From<zhudai_store::sqlx::Error> for ApiError {
+    fn from(e: zhudai_store::sqlx::Error) -> Self {
+        ApiError::from(StoreError::from(e))
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         match err {

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod customers;
 pub mod docs;
 pub mod system;
 pub mod users;
@@ -29,6 +30,7 @@ use utoipa_axum::routes;
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
         (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
+        (name = "customers", description = "Customers (individuals and enterprises) in the caller's data scope; masked sensitive fields, duplicate flags, audited reveal"),
     )
 )]
 pub struct ApiDoc;
@@ -63,4 +65,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::roles))
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
+        // Customers
+        .routes(routes!(customers::list, customers::create))
+        .routes(routes!(customers::get_one, customers::patch))
+        .routes(routes!(customers::reveal))
+        .routes(routes!(customers::add_relation))
+        .routes(routes!(customers::history))
 }

@@ -42,8 +42,6 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::DELETE, "/api/v1/auth/tokens/{id}", SignedIn),
     (Method::POST, "/api/v1/auth/password", SignedIn),
     // Users and roles
-    // Audit
-    // Users and roles
     (Method::GET, "/api/v1/users", P("user.read")),
     (Method::POST, "/api/v1/users", P("user.manage")),
     (Method::GET, "/api/v1/users/{id}", P("user.read")),
@@ -56,6 +54,30 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/audit/export", P("audit.export")),
     (Method::POST, "/api/v1/audit/verify", P("audit.verify")),
     (Method::GET, "/api/v1/audit/checkpoints", P("audit.read")),
+    // Customers
+    (Method::GET, "/api/v1/customers", P("customer.read")),
+    (Method::POST, "/api/v1/customers", P("customer.create")),
+    (Method::GET, "/api/v1/customers/{id}", P("customer.read")),
+    (
+        Method::PATCH,
+        "/api/v1/customers/{id}",
+        P("customer.update"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/customers/{id}/reveal",
+        P("customer.reveal"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/customers/{id}/relations",
+        P("customer.update"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/{id}/history",
+        P("customer.read"),
+    ),
     // Web UI
     (Method::GET, "/", SignedIn),
     (Method::GET, "/m/{module}", SignedIn),

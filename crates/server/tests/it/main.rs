@@ -6,6 +6,7 @@ mod api;
 mod audit;
 mod auth;
 mod browser;
+mod customers;
 mod matrix;
 mod support;
 mod twofactor;

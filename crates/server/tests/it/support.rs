@@ -112,6 +112,11 @@ impl TestApp {
 
     /// Creates a user holding `role` (password [`PASSWORD`]) and returns its username.
     pub async fn user_with_role(&self, role: &str) -> String {
+        self.user_in_unit(role, None).await
+    }
+
+    /// Creates a user holding `role` placed in org unit `unit`; returns its username.
+    pub async fn user_in_unit(&self, role: &str, unit: Option<i64>) -> String {
         let username = format!("u_{role}_{}", self.state.now_ms() % 100_000 + rand_suffix());
         zhudai_server::auth::users::create_user(
             self.state.store(),
@@ -121,7 +126,7 @@ impl TestApp {
                 display_name: &username,
                 password: PASSWORD,
                 roles: &[role.to_owned()],
-                org_unit_id: None,
+                org_unit_id: unit,
                 must_change_password: false,
                 phone: None,
                 id_number: None,
@@ -132,6 +137,30 @@ impl TestApp {
         .await
         .unwrap();
         username
+    }
+
+    /// Creates an org unit under `parent`; returns its id.
+    pub async fn org_unit(&self, parent: Option<i64>, kind: &str, code: &str) -> i64 {
+        self.state
+            .store()
+            .org_unit_create(
+                &zhudai_store::meta::NewOrgUnit {
+                    parent_id: parent,
+                    kind,
+                    code,
+                    name_zh: code,
+                    name_en: code,
+                },
+                self.state.now_ms(),
+            )
+            .await
+            .unwrap()
+    }
+
+    /// A bearer token for a fresh user of `role` in `unit`.
+    pub async fn token_in_unit(&self, role: &str, unit: Option<i64>) -> String {
+        let u = self.user_in_unit(role, unit).await;
+        self.login(&u).await.0
     }
 
     /// Signs in through the API; returns the bearer token and the CSRF token.

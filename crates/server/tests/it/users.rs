@@ -28,7 +28,7 @@ impl Write for LogBuffer {
     }
 }
 
-async fn all_database_text(db: &TestDb) -> Vec<u8> {
+pub(crate) async fn all_database_text(db: &TestDb) -> Vec<u8> {
     match db.store.backend() {
         zhudai_store::Backend::Sqlite => {
             db.store.close().await; // flush the WAL into the file
@@ -69,7 +69,7 @@ async fn all_database_text(db: &TestDb) -> Vec<u8> {
     }
 }
 
-fn contains(hay: &[u8], needle: &str) -> bool {
+pub(crate) fn contains(hay: &[u8], needle: &str) -> bool {
     hay.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
