@@ -153,3 +153,121 @@ pub async fn seed_accounts(store: &Store, now_ms: i64) -> Result<usize, StoreErr
     }
     Ok(created)
 }
+
+/// Demo customers (demo mode only): individuals with valid generated identifiers owned by
+/// `demo_customer_manager`, two enterprises with their legal representatives, and one
+/// pair sharing a mobile number so the duplicate flag has something to show. Does nothing
+/// when customers exist. Returns how many were created.
+pub async fn seed_customers(
+    state: &crate::state::AppState,
+) -> Result<usize, crate::error::ApiError> {
+    use zhudai_domain::customer::CustomerInput;
+    use zhudai_domain::generate;
+    if state.store().customer_count().await? > 0 {
+        return Ok(0);
+    }
+    let Some(owner) = state
+        .store()
+        .user_by_username("demo_customer_manager")
+        .await?
+    else {
+        return Ok(0);
+    };
+    let caller = crate::auth::Caller {
+        user_id: owner.id,
+        username: owner.username.clone(),
+        display_name: owner.display_name.clone(),
+        org_unit_id: owner.org_unit_id,
+        roles: vec!["customer_manager".into()],
+        permissions: Default::default(),
+        clear_fields: Default::default(),
+        scope: "all".into(),
+        auth: crate::auth::AuthKind::ApiToken { token_id: 0 },
+        csrf: None,
+        needs_2fa_enrolment: false,
+    };
+    const SURNAMES: &[&str] = &[
+        "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙",
+    ];
+    const GIVEN: &[&str] = &[
+        "伟", "芳", "娜", "秀英", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "涛",
+    ];
+    const CITIES: &[&str] = &[
+        "上海市浦东新区世纪大道",
+        "北京市朝阳区建国路",
+        "广州市天河区天河路",
+        "杭州市西湖区文三路",
+        "成都市武侯区人民南路",
+    ];
+    let mut created = 0;
+    let mut people = Vec::new();
+    for i in 0..24_u64 {
+        let seed = 1000 + i;
+        let name = format!(
+            "{}{}",
+            SURNAMES[(i as usize) % SURNAMES.len()],
+            GIVEN[(i as usize * 7) % GIVEN.len()]
+        );
+        // Customers 3 and 17 share a mobile number: a visible duplicate flag.
+        let phone = generate::mobile(if i == 17 { 1003 } else { seed });
+        let input = CustomerInput {
+            kind: Some("individual".into()),
+            name: Some(name),
+            id_number: Some(generate::resident_id(seed).as_str().to_owned()),
+            phone: Some(phone.as_str().to_owned()),
+            bank_card: Some(generate::unionpay_card(seed).as_str().to_owned()),
+            email: (i % 3 == 0).then(|| format!("customer{i}@example.com")),
+            address: Some(format!(
+                "{}{}号",
+                CITIES[(i as usize) % CITIES.len()],
+                10 + i
+            )),
+            monthly_income: Some(format!("{}", 6000 + (i * 1375) % 30000)),
+        };
+        match crate::customers::create(state, &caller, &input).await {
+            Ok(c) => {
+                created += 1;
+                people.push(c.id);
+            }
+            // A generated person born "in the future" relative to the demo clock: skip.
+            Err(crate::error::ApiError::Validation(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    for (i, company) in ["上海示例科技有限公司", "杭州示例贸易有限公司"]
+        .iter()
+        .enumerate()
+    {
+        let input = CustomerInput {
+            kind: Some("enterprise".into()),
+            name: Some((*company).to_owned()),
+            id_number: Some(generate::uscc(50 + i as u64).as_str().to_owned()),
+            phone: Some(generate::mobile(60 + i as u64).as_str().to_owned()),
+            address: Some(format!("{}{}号", CITIES[i], 200 + i)),
+            ..Default::default()
+        };
+        let c = crate::customers::create(state, &caller, &input).await?;
+        created += 1;
+        if let Some(person) = people.get(i) {
+            crate::customers::add_relation(
+                state,
+                &caller,
+                c.id,
+                *person,
+                "legal_representative",
+                None,
+            )
+            .await?;
+            crate::customers::add_relation(
+                state,
+                &caller,
+                c.id,
+                *person,
+                "beneficial_owner",
+                Some(6000),
+            )
+            .await?;
+        }
+    }
+    Ok(created)
+}

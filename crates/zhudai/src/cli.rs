@@ -301,6 +301,17 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         );
     }
     let state = AppState::new(store.clone(), clock, settings, vault);
+    if demo {
+        match zhudai_server::demo::seed_customers(&state).await {
+            Ok(n) if n > 0 => tracing::info!(customers = n, "demo customers created"),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Failure::Runtime(format!(
+                    "creating demo customers failed: {e}"
+                )))
+            }
+        }
+    }
     if let Err(e) = zhudai_server::audit_checkpoint::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the hourly audit checkpoint");
     }

@@ -97,6 +97,18 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/admin/roles", P("role.read")),
     (Method::GET, "/admin/roles/{code}", P("role.read")),
     (Method::POST, "/admin/roles/{code}", P("role.manage")),
+    // Customer pages
+    (Method::GET, "/customers", P("customer.read")),
+    (Method::GET, "/customers/new", P("customer.create")),
+    (Method::POST, "/customers/new", P("customer.create")),
+    (Method::GET, "/customers/{id}", P("customer.read")),
+    (Method::POST, "/customers/{id}", P("customer.update")),
+    (Method::POST, "/customers/{id}/reveal", P("customer.reveal")),
+    (
+        Method::POST,
+        "/customers/{id}/relations",
+        P("customer.update"),
+    ),
 ];
 
 /// The access rule of a route, if it has one.

@@ -7,6 +7,7 @@ pub mod admin_users;
 pub mod assets;
 pub mod audit;
 pub mod chart;
+pub mod customers;
 pub mod i18n;
 pub mod layout;
 pub mod modules;
@@ -43,6 +44,18 @@ pub fn router() -> Router<AppState> {
             "/admin/roles/{code}",
             get(admin_users::role_edit).post(admin_users::role_save),
         )
+        // Customers
+        .route("/customers", get(customers::list))
+        .route(
+            "/customers/new",
+            get(customers::new_form).post(customers::create),
+        )
+        .route(
+            "/customers/{id}",
+            get(customers::detail).post(customers::update),
+        )
+        .route("/customers/{id}/reveal", post(customers::reveal))
+        .route("/customers/{id}/relations", post(customers::add_relation))
         .route("/account/totp", post(account::totp_start))
         .route("/account/totp/confirm", post(account::totp_confirm))
 }

@@ -26,7 +26,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "customers",
         group: "business",
-        status: Status::Planned(4),
+        status: Status::Available,
         plan_items: 4,
     },
     Module {

@@ -98,8 +98,10 @@ pub async fn module(
     let Some(m) = modules::find(&key) else {
         return Ok(not_found_page(&state, &ctx));
     };
-    if m.key == "audit" {
-        return Ok(Redirect::to("/audit").into_response());
+    // Built modules have their own pages at `/<key>`; the administration overview is
+    // rendered here.
+    if m.status == Status::Available && m.key != "admin" {
+        return Ok(Redirect::to(&format!("/{}", m.key)).into_response());
     }
     let t = state.i18n().bundle(lang);
     let title = t.get(&format!("module.{}.title", m.key));

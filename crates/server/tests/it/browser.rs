@@ -234,14 +234,14 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .find_all(Locator::Css(".sidebar a.nav-item"))
         .await
         .unwrap();
-    let mut customers = None;
+    let mut collections = None;
     for l in links {
-        if l.text().await.unwrap().starts_with("客户管理") {
-            customers = Some(l);
+        if l.text().await.unwrap().starts_with("催收管理") {
+            collections = Some(l);
         }
     }
-    customers
-        .expect("a 客户管理 entry in the sidebar")
+    collections
+        .expect("a 催收管理 entry in the sidebar")
         .click()
         .await
         .unwrap();
@@ -259,7 +259,7 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .await
         .unwrap()
         .path()
-        .ends_with("/m/customers"));
+        .ends_with("/m/collections"));
 
     // Switch to English and stay on the same page.
     browser
@@ -278,13 +278,13 @@ async fn a_person_sees_the_home_page_and_switches_language() {
         .text()
         .await
         .unwrap();
-    assert_eq!(h1, "Customers");
+    assert_eq!(h1, "Collections");
     assert!(browser
         .current_url()
         .await
         .unwrap()
         .path()
-        .ends_with("/m/customers"));
+        .ends_with("/m/collections"));
     browser.goto(&app.url("/m/admin")).await.unwrap();
     let table = browser
         .wait()
@@ -546,4 +546,200 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
     browser.close().await.unwrap();
     app.stop().await;
     db.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_manager_creates_and_finds_a_customer() {
+    let db = TestDb::sqlite().await.unwrap();
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start_with(
+        &db,
+        zhudai_server::ServerSettings {
+            data_dir: db.data_dir(),
+            demo: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    let seeded = zhudai_server::demo::seed_customers(&app.state)
+        .await
+        .unwrap();
+    assert!(seeded >= 20, "{seeded}");
+    let driver = Driver::start().await;
+    let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
+    browser.goto(&app.url("/login")).await.unwrap();
+    let w = browser.wait();
+    w.for_element(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("demo_customer_manager")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
+
+    // The list shows the demo customers, masked where the role must not see clear values.
+    browser.goto(&app.url("/m/customers")).await.unwrap();
+    let table = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=customer-table]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        table.contains("*"),
+        "ID numbers are masked for a customer manager: {table}"
+    );
+    assert!(
+        table.contains("重复"),
+        "the shared mobile is flagged: {table}"
+    );
+    screenshot(&browser, "customers-list").await;
+
+    // A wrong check digit comes back as a friendly message on that field; nothing is created.
+    browser
+        .find(Locator::Css("[data-testid=new-customer]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("cf-name"))
+        .await
+        .unwrap()
+        .send_keys("赵六")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("cf-id_number"))
+        .await
+        .unwrap()
+        .send_keys("110105194912310021")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("cf-phone"))
+        .await
+        .unwrap()
+        .send_keys("13912345678")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=create-customer]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let err = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=error-id_number]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!err.is_empty(), "the ID number field explains the problem");
+    assert_eq!(
+        browser
+            .find(Locator::Id("cf-name"))
+            .await
+            .unwrap()
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("赵六"),
+        "the form keeps what was typed"
+    );
+    let id = browser.find(Locator::Id("cf-id_number")).await.unwrap();
+    id.clear().await.unwrap();
+    id.send_keys("11010519491231002X").await.unwrap();
+    browser
+        .find(Locator::Css("[data-testid=create-customer]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=notice]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(notice.contains("客户已创建"), "{notice}");
+    let age = browser
+        .find(Locator::Css("[data-testid=age]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(age, "76", "age is derived from the ID number");
+    screenshot(&browser, "customer-page").await;
+
+    // Exact search by the full ID number finds exactly that customer.
+    browser.goto(&app.url("/customers")).await.unwrap();
+    let q = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=customer-search] input[name=q]"))
+        .await
+        .unwrap();
+    q.send_keys("11010519491231002X").await.unwrap();
+    browser
+        .find(Locator::Css(
+            "[data-testid=customer-search] select[name=by] option[value=id_number]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css(
+            "[data-testid=customer-search] button[type=submit]",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let rows = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=customer-table] tbody"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(rows.contains("赵六") && rows.lines().count() == 1, "{rows}");
+    browser.close().await.unwrap();
+    app.stop().await;
 }
