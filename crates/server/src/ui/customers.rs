@@ -116,7 +116,7 @@ pub async fn list(
                 }
                 select name="kind" aria-label=(t.get("customers.field.kind")) {
                     option value="" { (t.get("customers.filter.any_kind")) }
-                    @for k in ["individual", "enterprise"] { option value=(k) selected[q.kind == k] { (kind_label(&t, k)) } }
+                    @for k in ["individual", "enterprise"] { option value=(k) selected[q.kind == k] { (kind_label(t, k)) } }
                 }
                 select name="status" aria-label=(t.get("customers.field.status")) {
                     option value="" { (t.get("customers.filter.any_status")) }
@@ -140,11 +140,11 @@ pub async fn list(
                 } }
                 tbody { @for c in &rows { tr {
                     td { a href=(format!("/customers/{}", c.id)) { (c.name) } }
-                    td { (kind_label(&t, &c.kind)) }
+                    td { (kind_label(t, &c.kind)) }
                     td { code { (c.id_number.clone().unwrap_or_default()) } }
                     td { (c.phone.clone().unwrap_or_default()) }
                     td { (c.province.clone().unwrap_or_default()) }
-                    td { (status_badge(&t, &c.status)) }
+                    td { (status_badge(t, &c.status)) }
                     td { @if c.duplicate { span.badge.badge-warn title=(t.get("customers.duplicate.hint")) { (t.get("customers.duplicate")) } } }
                 } } }
             }
@@ -250,18 +250,18 @@ fn form_page(
                 div.field {
                     label for="cf-kind" { (t.get("customers.field.kind")) }
                     select #cf-kind name="kind" {
-                        @for k in ["individual", "enterprise"] { option value=(k) selected[form.kind == k] { (kind_label(&t, k)) } }
+                        @for k in ["individual", "enterprise"] { option value=(k) selected[form.kind == k] { (kind_label(t, k)) } }
                     }
                     span.field-error { (err_for(errors, "kind")) }
                 }
-                (field(&t, "name", &form.name, errors, "text"))
-                (field(&t, "id_number", &form.id_number, errors, "text"))
+                (field(t, "name", &form.name, errors, "text"))
+                (field(t, "id_number", &form.id_number, errors, "text"))
                 p.muted { (t.get("customers.id_number.hint")) }
-                (field(&t, "phone", &form.phone, errors, "tel"))
-                (field(&t, "bank_card", &form.bank_card, errors, "numeric"))
-                (field(&t, "email", &form.email, errors, "email"))
-                (field(&t, "address", &form.address, errors, "text"))
-                (field(&t, "monthly_income", &form.monthly_income, errors, "decimal"))
+                (field(t, "phone", &form.phone, errors, "tel"))
+                (field(t, "bank_card", &form.bank_card, errors, "numeric"))
+                (field(t, "email", &form.email, errors, "email"))
+                (field(t, "address", &form.address, errors, "text"))
+                (field(t, "monthly_income", &form.monthly_income, errors, "decimal"))
                 button type="submit" data-testid="create-customer" { (t.get("customers.create")) }
             }
         }
@@ -382,9 +382,9 @@ async fn detail_page(
         }
         div.grid {
             section.card data-testid="customer-facts" {
-                h2 { (c.name) " " (status_badge(&t, &c.status)) }
+                h2 { (c.name) " " (status_badge(t, &c.status)) }
                 dl.facts {
-                    dt { (t.get("customers.field.kind")) } dd { (kind_label(&t, &c.kind)) }
+                    dt { (t.get("customers.field.kind")) } dd { (kind_label(t, &c.kind)) }
                     dt { (t.get("customers.field.id_number")) } dd { code { (shown("id_number", &c.id_number)) } " " span.muted { (t.get(&format!("customers.id_kind.{}", c.id_kind))) } }
                     dt { (t.get("customers.field.phone")) } dd { (shown("phone", &c.phone)) }
                     dt { (t.get("customers.field.bank_card")) } dd { (shown("bank_card", &c.bank_card)) }
@@ -424,12 +424,12 @@ async fn detail_page(
                 form method="post" action=(format!("/customers/{id}")) {
                     input type="hidden" name=(CSRF_FIELD) value=(csrf);
                     input type="hidden" name="version" value=(edit_form.version);
-                    (field(&t, "name", &edit_form.name, &edit_errors, "text"))
-                    (field(&t, "phone", &edit_form.phone, &edit_errors, "tel"))
-                    (field(&t, "bank_card", &edit_form.bank_card, &edit_errors, "numeric"))
-                    (field(&t, "email", &edit_form.email, &edit_errors, "email"))
-                    (field(&t, "address", &edit_form.address, &edit_errors, "text"))
-                    @if c.kind == "individual" { (field(&t, "monthly_income", &edit_form.monthly_income, &edit_errors, "decimal")) }
+                    (field(t, "name", &edit_form.name, &edit_errors, "text"))
+                    (field(t, "phone", &edit_form.phone, &edit_errors, "tel"))
+                    (field(t, "bank_card", &edit_form.bank_card, &edit_errors, "numeric"))
+                    (field(t, "email", &edit_form.email, &edit_errors, "email"))
+                    (field(t, "address", &edit_form.address, &edit_errors, "text"))
+                    @if c.kind == "individual" { (field(t, "monthly_income", &edit_form.monthly_income, &edit_errors, "decimal")) }
                     div.field { label for="ce-status" { (t.get("customers.field.status")) }
                         select #ce-status name="status" { @for s in ["active", "closed"] { option value=(s) selected[edit_form.status == s] { (t.get(&format!("customers.status.{s}"))) } } } }
                     button type="submit" data-testid="save-customer" { (t.get("customers.save")) }
@@ -439,7 +439,7 @@ async fn detail_page(
         @if c.kind == "enterprise" || !relations.is_empty() {
             section.card data-testid="relations" {
                 h2 { (t.get("customers.relations")) }
-                table.table { tbody { @for r in &relations { (relation_row(&t, r, id)) } } }
+                table.table { tbody { @for r in &relations { (relation_row(t, r, id)) } } }
                 @if relations.is_empty() { p.muted { (t.get("customers.relations.none")) } }
                 @if c.kind == "enterprise" && caller.can("customer.update") {
                     form.inline method="post" action=(format!("/customers/{id}/relations")) {

@@ -86,7 +86,12 @@ async fn module_pages_and_not_found(db: &TestDb) {
             assert_eq!(r.headers()["location"], format!("/{}", m.key).as_str());
             let page = app.get(&format!("/{}", m.key)).await;
             // The page exists (the executive may lack its permission: 403, never 404).
-            assert!(matches!(page.status().as_u16(), 200 | 403), "/{}: {}", m.key, page.status());
+            assert!(
+                matches!(page.status().as_u16(), 200 | 403),
+                "/{}: {}",
+                m.key,
+                page.status()
+            );
             continue;
         }
         assert_eq!(r.status(), 200, "/m/{}", m.key);
