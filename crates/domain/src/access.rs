@@ -65,6 +65,16 @@ pub const PERMISSIONS: &[PermissionDef] = &[
     p("document.read", "查看客户资料", "View documents"),
     p("document.upload", "上传客户资料", "Upload documents"),
     p("document.verify", "核验客户资料", "Verify documents"),
+    p(
+        "workflow.read",
+        "查看业务流程定义",
+        "View workflow definitions",
+    ),
+    p(
+        "workflow.manage",
+        "维护业务流程定义",
+        "Manage workflow definitions",
+    ),
     p("application.read", "查看贷款申请", "View applications"),
     p(
         "application.create",
@@ -230,6 +240,7 @@ const READ_ALL: &[&str] = &[
     "customer.read",
     "document.read",
     "application.read",
+    "workflow.read",
     "risk.read",
     "product.read",
     "funder.read",
@@ -259,6 +270,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "role.manage",
             "product.read",
             "funder.read",
+            "workflow.read",
+            "workflow.manage",
         ],
         clear_fields: &[],
     },

@@ -16,6 +16,7 @@ pub mod jobs;
 pub mod state;
 pub mod ui;
 pub mod vault;
+pub mod workflow;
 
 pub use state::{AppState, ServerSettings};
 

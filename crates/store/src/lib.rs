@@ -21,6 +21,7 @@ pub mod migrate;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod workflow;
 
 /// Re-exported so upper layers name the same sqlx types the store uses.
 pub use sqlx;

@@ -53,6 +53,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "customers",
         sql: include_str!("../migrations/0004_customers.sql"),
     },
+    Migration {
+        version: 9,
+        name: "workflow",
+        sql: include_str!("../migrations/0009_workflow.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

@@ -8,6 +8,7 @@ pub mod customers;
 pub mod docs;
 pub mod system;
 pub mod users;
+pub mod workflows;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
@@ -30,6 +31,7 @@ use utoipa_axum::routes;
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
         (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
+        (name = "workflow", description = "Workflow definitions (versioned, checked before use) and each user's to-do list"),
         (name = "customers", description = "Customers (individuals and enterprises) in the caller's data scope; masked sensitive fields, duplicate flags, audited reveal"),
     )
 )]
@@ -65,6 +67,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::roles))
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
+        // Workflow
+        .routes(routes!(workflows::list, workflows::install))
+        .routes(routes!(workflows::validate))
+        .routes(routes!(workflows::get_one))
+        .routes(routes!(workflows::tasks))
         // Customers
         .routes(routes!(customers::list, customers::create))
         .routes(routes!(customers::get_one, customers::patch))

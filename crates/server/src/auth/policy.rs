@@ -54,6 +54,20 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/audit/export", P("audit.export")),
     (Method::POST, "/api/v1/audit/verify", P("audit.verify")),
     (Method::GET, "/api/v1/audit/checkpoints", P("audit.read")),
+    // Workflow
+    (Method::GET, "/api/v1/workflows", P("workflow.read")),
+    (Method::POST, "/api/v1/workflows", P("workflow.manage")),
+    (
+        Method::POST,
+        "/api/v1/workflows/validate",
+        P("workflow.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/workflows/{code}/{version}",
+        P("workflow.read"),
+    ),
+    (Method::GET, "/api/v1/tasks", SignedIn),
     // Customers
     (Method::GET, "/api/v1/customers", P("customer.read")),
     (Method::POST, "/api/v1/customers", P("customer.create")),

@@ -13,3 +13,4 @@ mod twofactor;
 mod ui;
 mod users;
 mod worker;
+mod workflow;

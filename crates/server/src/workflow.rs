@@ -1,0 +1,283 @@
+//! Running workflows: compiled definitions cached by (code, version), instances started
+//! and advanced inside the caller's transaction with an optimistic version check (two
+//! people acting at the same instant on one step: one wins, the other gets 409), every
+//! step written to the instance history and to the audit trail in the same transaction.
+
+use crate::auth::Caller;
+use crate::error::{ApiError, FieldError};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use zhudai_expr::Record;
+use zhudai_store::workflow::{
+    definition_insert, instance_insert, instance_update, step_append, InstanceRow, InstanceUpdate,
+};
+use zhudai_store::Store;
+use zhudai_workflow::engine::current_assignee;
+use zhudai_workflow::{Action, Actor, Definition, InstanceState, Problem, Refusal, Status};
+
+type Cache = Mutex<HashMap<(String, i64), Arc<Definition>>>;
+
+fn cache() -> &'static Cache {
+    static CACHE: OnceLock<Cache> = OnceLock::new();
+    CACHE.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// SHA-256 of a definition's source.
+pub fn digest(source: &str) -> String {
+    hex::encode(Sha256::digest(source.as_bytes()))
+}
+
+/// Problems of a definition as field errors (`path` as the field).
+pub fn problems_to_fields(problems: Vec<Problem>) -> Vec<FieldError> {
+    problems
+        .into_iter()
+        .map(|p| FieldError::new(p.path, p.code, p.message))
+        .collect()
+}
+
+/// The compiled definition `code` at `version` (cached; definitions never change).
+pub async fn definition(
+    store: &Store,
+    code: &str,
+    version: i64,
+) -> Result<Arc<Definition>, ApiError> {
+    let key = (code.to_owned(), version);
+    if let Some(d) = cache().lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return Ok(d);
+    }
+    let row = store
+        .definition_version(code, version)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow `{code}` version {version}")))?;
+    let def = Definition::from_toml(&row.source).map_err(|p| {
+        ApiError::Internal(format!(
+            "stored workflow `{code}` v{version} no longer compiles: {}",
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ))
+    })?;
+    let def = Arc::new(def);
+    if let Ok(mut c) = cache().lock() {
+        c.insert(key, def.clone());
+    }
+    Ok(def)
+}
+
+/// The newest version of `code`.
+pub async fn latest(store: &Store, code: &str) -> Result<(i64, Arc<Definition>), ApiError> {
+    let row = store
+        .definition_latest(code)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow `{code}` is installed")))?;
+    Ok((row.version, definition(store, code, row.version).await?))
+}
+
+/// Checks `source` and stores it as the next version of its code. Returns (code,
+/// version), or every problem as a field error.
+pub async fn install(
+    store: &Store,
+    source: &str,
+    created_by: Option<i64>,
+    now_ms: i64,
+) -> Result<(String, i64), ApiError> {
+    let def =
+        Definition::from_toml(source).map_err(|p| ApiError::Validation(problems_to_fields(p)))?;
+    let mut tx = store.begin().await?;
+    let version = definition_insert(
+        &mut tx,
+        &def.spec.code,
+        &def.spec.name,
+        source,
+        &digest(source),
+        created_by,
+        now_ms,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok((def.spec.code.clone(), version))
+}
+
+/// Installs the default origination flow as version 1 when no version exists.
+pub async fn ensure_defaults(store: &Store, now_ms: i64) -> Result<(), ApiError> {
+    if store.definition_latest("origination").await?.is_none() {
+        match install(store, zhudai_workflow::ORIGINATION, None, now_ms).await {
+            Ok(_) => {}
+            // Two instances starting at once: the other one installed it.
+            Err(ApiError::Internal(_))
+                if store.definition_latest("origination").await?.is_some() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+fn state_json(st: &InstanceState) -> Result<String, ApiError> {
+    serde_json::to_string(st).map_err(ApiError::internal)
+}
+
+pub fn parse_state(row: &InstanceRow) -> Result<InstanceState, ApiError> {
+    serde_json::from_str(&row.state)
+        .map_err(|e| ApiError::Internal(format!("instance {} has a damaged state: {e}", row.id)))
+}
+
+fn assignee(def: &Definition, st: &InstanceState) -> (Option<String>, Option<i64>) {
+    current_assignee(def, st).unwrap_or((None, None))
+}
+
+/// Starts an instance of the newest `code` for a subject, inside `tx`.
+pub async fn start_in(
+    tx: &mut zhudai_store::sqlx::AnyConnection,
+    store: &Store,
+    code: &str,
+    subject_type: &str,
+    subject_id: i64,
+    now_ms: i64,
+) -> Result<i64, ApiError> {
+    let (version, def) = latest(store, code).await?;
+    let st = zhudai_workflow::start(&def);
+    let (role, _) = assignee(&def, &st);
+    let id = instance_insert(
+        &mut *tx,
+        code,
+        version,
+        subject_type,
+        subject_id,
+        &st.node,
+        &state_json(&st)?,
+        role.as_deref(),
+        now_ms,
+    )
+    .await?;
+    step_append(tx, id, now_ms, None, "start", "", &st.node, None).await?;
+    Ok(id)
+}
+
+/// Maps an engine refusal to the HTTP answer.
+pub fn refusal(r: Refusal) -> ApiError {
+    if r.is_forbidden() {
+        ApiError::Forbidden(r.to_string())
+    } else {
+        match r {
+            Refusal::ReasonRequired => ApiError::field("reason", r.code(), r.to_string()),
+            Refusal::Guard(_) | Refusal::NoChain(_) | Refusal::Loop | Refusal::UnknownNode(_) => {
+                ApiError::Internal(r.to_string())
+            }
+            _ => ApiError::Conflict(r.to_string()),
+        }
+    }
+}
+
+/// The outcome of an action.
+#[derive(Debug, Clone)]
+pub struct Acted {
+    pub node: String,
+    pub finished: Option<String>,
+    pub version: i64,
+}
+
+/// Applies `action` by `caller` (or the system) to instance `id`, which the caller read
+/// at `expected_version`, with `facts`. Everything is written in `tx` (the caller
+/// commits): the new state with a version check, the steps, an audit record per step.
+#[allow(clippy::too_many_arguments)] // the act, who, on what, with which facts
+pub async fn act_in(
+    tx: &mut zhudai_store::sqlx::AnyConnection,
+    store: &Store,
+    caller: Option<&Caller>,
+    id: i64,
+    expected_version: Option<i64>,
+    action: &Action,
+    facts: &Record,
+    now_ms: i64,
+) -> Result<Acted, ApiError> {
+    let row = store
+        .instance(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no workflow instance {id}")))?;
+    let version = expected_version.unwrap_or(row.version);
+    if version != row.version {
+        return Err(ApiError::Conflict(format!(
+            "this item changed since you opened it (version {version}, now {}); reload it",
+            row.version
+        )));
+    }
+    let def = definition(store, &row.definition_code, row.definition_version).await?;
+    let st = parse_state(&row)?;
+    let actor = match caller {
+        Some(c) => Actor {
+            user_id: c.user_id,
+            roles: c.roles.clone(),
+        },
+        None => Actor::system(),
+    };
+    let applied = zhudai_workflow::apply(&def, &st, &actor, action, facts).map_err(refusal)?;
+    let new = applied.state;
+    let (role, user) = assignee(&def, &new);
+    let (finished, outcome) = match &new.status {
+        Status::Finished { outcome } => (true, Some(outcome.clone())),
+        Status::Running => (false, None),
+    };
+    let ok = instance_update(
+        &mut *tx,
+        id,
+        version,
+        &InstanceUpdate {
+            node: &new.node,
+            finished,
+            outcome: outcome.as_deref(),
+            state: &state_json(&new)?,
+            assignee_role: role.as_deref(),
+            assignee_user: user,
+            submitter: new.submitter,
+            node_changed: new.node != st.node || new.path.len() != st.path.len(),
+        },
+        now_ms,
+    )
+    .await?;
+    if !ok {
+        return Err(ApiError::Conflict(
+            "someone else acted on this item at the same moment; reload it".into(),
+        ));
+    }
+    for s in &applied.steps {
+        step_append(
+            tx,
+            id,
+            now_ms,
+            (s.actor != 0).then_some(s.actor),
+            &s.action,
+            &s.from_node,
+            &s.to_node,
+            s.detail.as_deref(),
+        )
+        .await?;
+        let mut draft = zhudai_store::audit::AuditDraft::new(
+            now_ms,
+            format!("workflow.{}", s.action.split(':').next().unwrap_or("step")),
+            "success",
+        )
+        .target(format!("{}:{}", row.subject_type, row.subject_id))
+        .reason(format!(
+            "{} → {}{}",
+            s.from_node,
+            s.to_node,
+            s.detail
+                .as_deref()
+                .map(|d| format!(": {d}"))
+                .unwrap_or_default()
+        ));
+        if let Some(c) = caller {
+            draft = draft.actor(c.username.clone()).role(c.roles.join(","));
+        } else {
+            draft = draft.actor("system");
+        }
+        zhudai_store::audit::append(tx, &draft).await?;
+    }
+    Ok(Acted {
+        node: new.node,
+        finished: outcome,
+        version: version + 1,
+    })
+}

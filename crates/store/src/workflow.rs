@@ -1,0 +1,410 @@
+//! Workflow definitions, instances and their step history. The engine (crate
+//! `zhudai-workflow`) decides; this module stores what it decided, with an optimistic
+//! version on each instance so that two simultaneous actions on one step produce one
+//! outcome.
+
+use crate::db::Store;
+use crate::error::StoreError;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionRow {
+    pub id: i64,
+    pub code: String,
+    pub version: i64,
+    pub name: String,
+    pub source: String,
+    pub digest: String,
+    pub active: bool,
+    pub created_by: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+fn def_row(r: &AnyRow) -> Result<DefinitionRow, StoreError> {
+    Ok(DefinitionRow {
+        id: r.try_get("id")?,
+        code: r.try_get("code")?,
+        version: r.try_get("version")?,
+        name: r.try_get("name")?,
+        source: r.try_get("source")?,
+        digest: r.try_get("digest")?,
+        active: r.try_get::<i64, _>("active")? != 0,
+        created_by: r.try_get("created_by")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
+}
+
+const DEF_COLUMNS: &str =
+    "id, code, version, name, source, digest, active, created_by, created_at_ms";
+
+/// An instance row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRow {
+    pub id: i64,
+    pub definition_code: String,
+    pub definition_version: i64,
+    pub subject_type: String,
+    pub subject_id: i64,
+    pub node: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub state: String,
+    pub assignee_role: Option<String>,
+    pub assignee_user: Option<i64>,
+    pub submitter: Option<i64>,
+    pub node_entered_at_ms: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+    pub version: i64,
+}
+
+const INSTANCE_COLUMNS: &str = "id, definition_code, definition_version, subject_type, subject_id, node, status, outcome, \
+    state, assignee_role, assignee_user, submitter, node_entered_at_ms, created_at_ms, updated_at_ms, version";
+
+fn instance_row(r: &AnyRow) -> Result<InstanceRow, StoreError> {
+    Ok(InstanceRow {
+        id: r.try_get("id")?,
+        definition_code: r.try_get("definition_code")?,
+        definition_version: r.try_get("definition_version")?,
+        subject_type: r.try_get("subject_type")?,
+        subject_id: r.try_get("subject_id")?,
+        node: r.try_get("node")?,
+        status: r.try_get("status")?,
+        outcome: r.try_get("outcome")?,
+        state: r.try_get("state")?,
+        assignee_role: r.try_get("assignee_role")?,
+        assignee_user: r.try_get("assignee_user")?,
+        submitter: r.try_get("submitter")?,
+        node_entered_at_ms: r.try_get("node_entered_at_ms")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        updated_at_ms: r.try_get("updated_at_ms")?,
+        version: r.try_get("version")?,
+    })
+}
+
+/// The new values of an instance after an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceUpdate<'a> {
+    pub node: &'a str,
+    pub finished: bool,
+    pub outcome: Option<&'a str>,
+    pub state: &'a str,
+    pub assignee_role: Option<&'a str>,
+    pub assignee_user: Option<i64>,
+    pub submitter: Option<i64>,
+    /// The node changed: restart its clock.
+    pub node_changed: bool,
+}
+
+/// A stored step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRow {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub actor: Option<i64>,
+    pub action: String,
+    pub from_node: String,
+    pub to_node: String,
+    pub detail: Option<String>,
+}
+
+/// Stores a new definition version (the next number for its code); returns the version.
+pub async fn definition_insert(
+    conn: &mut sqlx::AnyConnection,
+    code: &str,
+    name: &str,
+    source: &str,
+    digest: &str,
+    created_by: Option<i64>,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    let next: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(version), 0) + 1 FROM workflow_definitions WHERE code = $1",
+    )
+    .bind(code)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO workflow_definitions (code, version, name, source, digest, created_by, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(code)
+    .bind(next)
+    .bind(name)
+    .bind(source)
+    .bind(digest)
+    .bind(created_by)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(next)
+}
+
+/// Creates an instance; returns its id.
+#[allow(clippy::too_many_arguments)] // one column each
+pub async fn instance_insert<'c, E>(
+    exec: E,
+    code: &str,
+    version: i64,
+    subject_type: &str,
+    subject_id: i64,
+    node: &str,
+    state: &str,
+    assignee_role: Option<&str>,
+    now_ms: i64,
+) -> Result<i64, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query_scalar(
+        "INSERT INTO workflow_instances (definition_code, definition_version, subject_type, subject_id, node, status,
+            state, assignee_role, node_entered_at_ms, created_at_ms, updated_at_ms)
+         VALUES ($1, $2, $3, $4, $5, 'running', $6, $7, $8, $8, $8) RETURNING id",
+    )
+    .bind(code)
+    .bind(version)
+    .bind(subject_type)
+    .bind(subject_id)
+    .bind(node)
+    .bind(state)
+    .bind(assignee_role)
+    .bind(now_ms)
+    .fetch_one(exec)
+    .await?)
+}
+
+/// Writes the result of an action if the instance is still at `expected_version`;
+/// false when someone else acted first (nothing written).
+pub async fn instance_update<'c, E>(
+    exec: E,
+    id: i64,
+    expected_version: i64,
+    u: &InstanceUpdate<'_>,
+    now_ms: i64,
+) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query(
+        "UPDATE workflow_instances SET node = $3, status = $4, outcome = $5, state = $6, assignee_role = $7,
+            assignee_user = $8, submitter = $9,
+            node_entered_at_ms = CASE WHEN $10 = 1 THEN $11 ELSE node_entered_at_ms END,
+            updated_at_ms = $11, version = version + 1
+         WHERE id = $1 AND version = $2",
+    )
+    .bind(id)
+    .bind(expected_version)
+    .bind(u.node)
+    .bind(if u.finished { "finished" } else { "running" })
+    .bind(u.outcome)
+    .bind(u.state)
+    .bind(u.assignee_role)
+    .bind(u.assignee_user)
+    .bind(u.submitter)
+    .bind(i64::from(u.node_changed))
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Appends a step to an instance's history (sequence numbers without gaps).
+#[allow(clippy::too_many_arguments)] // one column each
+pub async fn step_append(
+    conn: &mut sqlx::AnyConnection,
+    instance_id: i64,
+    at_ms: i64,
+    actor: Option<i64>,
+    action: &str,
+    from_node: &str,
+    to_node: &str,
+    detail: Option<&str>,
+) -> Result<i64, StoreError> {
+    let seq: i64 = sqlx::query_scalar(
+        "SELECT COALESCE(MAX(seq), 0) + 1 FROM workflow_steps WHERE instance_id = $1",
+    )
+    .bind(instance_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    sqlx::query(
+        "INSERT INTO workflow_steps (instance_id, seq, at_ms, actor, action, from_node, to_node, detail)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(instance_id)
+    .bind(seq)
+    .bind(at_ms)
+    .bind(actor)
+    .bind(action)
+    .bind(from_node)
+    .bind(to_node)
+    .bind(detail)
+    .execute(&mut *conn)
+    .await?;
+    Ok(seq)
+}
+
+impl Store {
+    /// The newest active version of a definition.
+    pub async fn definition_latest(&self, code: &str) -> Result<Option<DefinitionRow>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {DEF_COLUMNS} FROM workflow_definitions WHERE code = $1 AND active = 1 ORDER BY version DESC LIMIT 1"
+        ))
+        .bind(code)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(def_row).transpose()
+    }
+
+    pub async fn definition_version(
+        &self,
+        code: &str,
+        version: i64,
+    ) -> Result<Option<DefinitionRow>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {DEF_COLUMNS} FROM workflow_definitions WHERE code = $1 AND version = $2"
+        ))
+        .bind(code)
+        .bind(version)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(def_row).transpose()
+    }
+
+    /// Every version of every definition, newest first within a code.
+    pub async fn definitions(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {DEF_COLUMNS} FROM workflow_definitions ORDER BY code, version DESC"
+        ))
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(def_row).collect()
+    }
+
+    pub async fn instance(&self, id: i64) -> Result<Option<InstanceRow>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM workflow_instances WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(instance_row).transpose()
+    }
+
+    pub async fn instance_of(
+        &self,
+        subject_type: &str,
+        subject_id: i64,
+    ) -> Result<Option<InstanceRow>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM workflow_instances WHERE subject_type = $1 AND subject_id = $2
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(subject_type)
+        .bind(subject_id)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(instance_row).transpose()
+    }
+
+    /// Running instances waiting for one of `roles` or for `user` (a worklist), oldest
+    /// step first.
+    pub async fn worklist(
+        &self,
+        roles: &[String],
+        user: i64,
+        limit: i64,
+    ) -> Result<Vec<InstanceRow>, StoreError> {
+        let mut marks = Vec::new();
+        for i in 0..roles.len() {
+            marks.push(format!("${}", i + 3));
+        }
+        let role_cond = if marks.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " OR (assignee_user IS NULL AND assignee_role IN ({}))",
+                marks.join(", ")
+            )
+        };
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM workflow_instances
+             WHERE status = 'running' AND (assignee_user = $1{role_cond})
+             ORDER BY node_entered_at_ms, id LIMIT $2"
+        );
+        let mut q = sqlx::query(&sql).bind(user).bind(limit);
+        for r in roles {
+            q = q.bind(r.as_str());
+        }
+        let rows = q.fetch_all(self.reader()).await?;
+        rows.iter().map(instance_row).collect()
+    }
+
+    /// Running instances that entered their node before `before_ms` (time limits).
+    pub async fn instances_waiting_since(
+        &self,
+        before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<InstanceRow>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {INSTANCE_COLUMNS} FROM workflow_instances WHERE status = 'running' AND node_entered_at_ms < $1
+             ORDER BY node_entered_at_ms LIMIT $2"
+        ))
+        .bind(before_ms)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(instance_row).collect()
+    }
+
+    /// The history of an instance, in order.
+    pub async fn steps(&self, instance_id: i64) -> Result<Vec<StepRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, at_ms, actor, action, from_node, to_node, detail FROM workflow_steps
+             WHERE instance_id = $1 ORDER BY seq",
+        )
+        .bind(instance_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StepRow {
+                    seq: r.try_get("seq")?,
+                    at_ms: r.try_get("at_ms")?,
+                    actor: r.try_get("actor")?,
+                    action: r.try_get("action")?,
+                    from_node: r.try_get("from_node")?,
+                    to_node: r.try_get("to_node")?,
+                    detail: r.try_get("detail")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Time spent per node over every instance of a definition: (node, times it was
+    /// left, total milliseconds spent in it), from consecutive steps of the history.
+    pub async fn node_durations(&self, code: &str) -> Result<Vec<(String, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.to_node AS node,
+                    CAST(SUM(CASE WHEN b.to_node <> a.to_node THEN 1 ELSE 0 END) AS BIGINT) AS n,
+                    CAST(SUM(b.at_ms - a.at_ms) AS BIGINT) AS total
+             FROM workflow_steps a
+             JOIN workflow_steps b ON b.instance_id = a.instance_id AND b.seq = a.seq + 1
+             JOIN workflow_instances i ON i.id = a.instance_id
+             WHERE i.definition_code = $1
+             GROUP BY a.to_node ORDER BY a.to_node",
+        )
+        .bind(code)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("node")?,
+                    r.try_get("n")?,
+                    r.try_get::<Option<i64>, _>("total")?.unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+}
