@@ -111,6 +111,19 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/admin/roles", P("role.read")),
     (Method::GET, "/admin/roles/{code}", P("role.read")),
     (Method::POST, "/admin/roles/{code}", P("role.manage")),
+    // Workflow designer and to-do list
+    (Method::GET, "/tasks", SignedIn),
+    (Method::GET, "/workflows", P("workflow.read")),
+    (
+        Method::GET,
+        "/workflows/{code}/{version}",
+        P("workflow.read"),
+    ),
+    (
+        Method::POST,
+        "/workflows/{code}/{version}",
+        P("workflow.read"),
+    ),
     // Customer pages
     (Method::GET, "/customers", P("customer.read")),
     (Method::GET, "/customers/new", P("customer.create")),

@@ -12,6 +12,7 @@ pub mod i18n;
 pub mod layout;
 pub mod modules;
 pub mod pages;
+pub mod workflows;
 
 use crate::state::AppState;
 use axum::routing::{get, post};
@@ -43,6 +44,13 @@ pub fn router() -> Router<AppState> {
         .route(
             "/admin/roles/{code}",
             get(admin_users::role_edit).post(admin_users::role_save),
+        )
+        // Workflow designer and to-do list
+        .route("/tasks", get(workflows::tasks))
+        .route("/workflows", get(workflows::list))
+        .route(
+            "/workflows/{code}/{version}",
+            get(workflows::show).post(workflows::edit),
         )
         // Customers
         .route("/customers", get(customers::list))

@@ -38,7 +38,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "tasks",
         group: "business",
-        status: Status::Planned(6),
+        status: Status::Available,
         plan_items: 3,
     },
     Module {

@@ -743,3 +743,102 @@ async fn a_customer_manager_creates_and_finds_a_customer() {
     browser.close().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_reviews_and_checks_a_workflow() {
+    let db = TestDb::sqlite().await.unwrap();
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start_with(
+        &db,
+        zhudai_server::ServerSettings {
+            data_dir: db.data_dir(),
+            demo: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    let driver = Driver::start().await;
+    let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
+    browser.goto(&app.url("/login")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("demo_sysadmin")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
+    browser.goto(&app.url("/workflows")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=workflow-table] a"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let svg = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=workflow-diagram]"))
+        .await
+        .unwrap();
+    let nodes = svg.find_all(Locator::Css("g[data-node]")).await.unwrap();
+    assert_eq!(nodes.len(), 11, "every node is drawn");
+    screenshot(&browser, "workflow-diagram").await;
+    // Break a guard in the editor: the check names the transition and the typo.
+    let area = browser
+        .find(Locator::Css("textarea[name=source]"))
+        .await
+        .unwrap();
+    let source = area.prop("value").await.unwrap().unwrap();
+    area.clear().await.unwrap();
+    area.send_keys(&source.replace(
+        "guard = \"documents.complete\"",
+        "guard = \"documents.compete\"",
+    ))
+    .await
+    .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=workflow-validate]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let problems = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=workflow-problems]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        problems.contains("transitions[2].guard") && problems.contains("documents.complete"),
+        "{problems}"
+    );
+    browser.close().await.unwrap();
+    app.stop().await;
+}
