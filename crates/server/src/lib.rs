@@ -8,6 +8,8 @@
 pub mod api;
 pub mod audit_checkpoint;
 pub mod auth;
+pub mod blobs;
+pub mod customer_docs;
 pub mod demo;
 pub mod error;
 pub mod http;
@@ -34,6 +36,15 @@ pub fn app(state: AppState) -> Router {
     let (api_router, openapi) = api::router().split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let body_limit = state.settings().body_limit_bytes;
+    // Document uploads may be larger than other bodies: the outer limit admits them, and
+    // every other route keeps `body_limit` through `DefaultBodyLimit` (the upload routes
+    // disable it and count the bytes themselves against `document_max_bytes`).
+    let outer_limit = body_limit.max(
+        state
+            .settings()
+            .document_max_bytes
+            .saturating_add(customer_docs::MULTIPART_OVERHEAD),
+    );
     let timeout = state.settings().request_timeout;
     Router::new()
         .merge(api_router.layer(axum::Extension(openapi.clone())))
@@ -54,7 +65,7 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .timeout(timeout)
                 .layer(DefaultBodyLimit::max(body_limit))
-                .layer(RequestBodyLimitLayer::new(body_limit)),
+                .layer(RequestBodyLimitLayer::new(outer_limit)),
         )
         .with_state(state)
 }

@@ -408,6 +408,24 @@ where
     Ok(id)
 }
 
+/// Sets the encrypted details of a request (sealed with its id as the AAD row key, so
+/// they are written just after the insert, in the same transaction).
+pub async fn privacy_request_set_details<'c, E>(
+    exec: E,
+    id: i64,
+    details_enc: &[u8],
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query("UPDATE privacy_requests SET details_enc = $2 WHERE id = $1")
+        .bind(id)
+        .bind(details_enc.to_vec())
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
 /// Moves a request from `from` to `to` (compare-and-set on the status, so two handlers
 /// cannot both close it); closing statuses stamp `closed_at_ms`. False when the request
 /// was not in `from`.

@@ -5,6 +5,8 @@
 pub mod audit;
 pub mod auth;
 pub mod docs;
+pub mod documents;
+pub mod privacy;
 pub mod system;
 pub mod users;
 
@@ -29,6 +31,8 @@ use utoipa_axum::routes;
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
         (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
+        (name = "documents", description = "Customer documents: encrypted upload and download, versions, four-eyes verification with cross-checks, completeness"),
+        (name = "privacy", description = "PIPL: consents per purpose and recipient, data-subject requests (access/copy, correction, deletion) with deadlines"),
     )
 )]
 pub struct ApiDoc;
@@ -63,4 +67,28 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::roles))
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
+        // Customer documents and privacy (issue #4 parts 2–4). The upload route takes
+        // bodies up to `document_max_bytes`: it disables the default body limit and
+        // counts the bytes itself.
+        .routes({
+            let (schemas, paths, method_router) = routes!(documents::upload, documents::list);
+            (
+                schemas,
+                paths,
+                method_router.layer(axum::extract::DefaultBodyLimit::disable()),
+            )
+        })
+        .routes(routes!(documents::status))
+        .routes(routes!(documents::get_one))
+        .routes(routes!(documents::download))
+        .routes(routes!(documents::verify))
+        .routes(routes!(documents::pending))
+        .routes(routes!(privacy::consent_create, privacy::consent_list))
+        .routes(routes!(privacy::consent_withdraw))
+        .routes(routes!(privacy::request_create, privacy::request_list))
+        .routes(routes!(privacy::request_get))
+        .routes(routes!(privacy::request_start))
+        .routes(routes!(privacy::request_complete))
+        .routes(routes!(privacy::request_refuse))
+        .routes(routes!(privacy::request_export))
 }
