@@ -7,10 +7,12 @@ pub mod admin_users;
 pub mod assets;
 pub mod audit;
 pub mod chart;
+pub mod documents;
 pub mod i18n;
 pub mod layout;
 pub mod modules;
 pub mod pages;
+pub mod privacy;
 
 use crate::state::AppState;
 use axum::routing::{get, post};
@@ -45,4 +47,28 @@ pub fn router() -> Router<AppState> {
         )
         .route("/account/totp", post(account::totp_start))
         .route("/account/totp/confirm", post(account::totp_confirm))
+        // Customer documents, consents and data-subject requests (issue #4 parts 2–4)
+        .route(
+            "/customers/{id}/documents",
+            get(documents::customer_documents_page).post(documents::upload_submit).layer(
+                // Uploads count their bytes against document_max_bytes themselves.
+                axum::extract::DefaultBodyLimit::disable(),
+            ),
+        )
+        .route(
+            "/customers/{id}/documents/{doc_id}/content",
+            get(documents::download),
+        )
+        .route("/documents/verify", get(documents::verify_queue))
+        .route("/documents/verify/{doc_id}", post(documents::verify_submit))
+        .route("/customers/{id}/consents", post(privacy::consent_submit))
+        .route(
+            "/customers/{id}/consents/{cid}/withdraw",
+            post(privacy::withdraw_submit),
+        )
+        .route(
+            "/privacy/requests",
+            get(privacy::requests_page).post(privacy::request_submit),
+        )
+        .route("/privacy/requests/{id}/{action}", post(privacy::act_submit))
 }
