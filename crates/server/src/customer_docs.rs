@@ -32,6 +32,41 @@ use zhudai_store::{Store, StoreError};
 /// `document_max_bytes`.
 pub const MULTIPART_OVERHEAD: usize = 256 * 1024;
 
+/// The routes that accept document uploads (bodies up to `document_max_bytes`).
+pub const UPLOAD_ROUTES: &[&str] = &[
+    "/api/v1/customers/{id}/documents",
+    "/customers/{id}/documents",
+];
+
+/// Keeps `body_limit_bytes` for every route but the uploads: the outer body-limit layer
+/// admits document-sized bodies, so a declared `Content-Length` above the ordinary limit
+/// is refused here with 413 (bodies without a length are still capped by
+/// `DefaultBodyLimit` in the extractors).
+pub async fn body_limit_guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let upload = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .is_some_and(|m| UPLOAD_ROUTES.contains(&m.as_str()));
+    let limit = state.settings().body_limit_bytes;
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if !upload && declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge(format!(
+            "the request body is larger than the configured limit ({limit} bytes)"
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Table name in the AAD of document contents and fields.
 const DOC_TABLE: &str = "customer_documents";
 

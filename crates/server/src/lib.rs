@@ -58,6 +58,10 @@ pub fn app(state: AppState) -> Router {
                     state.clone(),
                     auth::authorize,
                 ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    customer_docs::body_limit_guard,
+                ))
                 .layer(CompressionLayer::new())
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                     // The only error the stack below produces is the timeout.

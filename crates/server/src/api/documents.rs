@@ -112,7 +112,7 @@ pub struct UploadForm {
               (status = 404, description = "No such customer in your scope", body = Problem, content_type = "application/problem+json"),
               (status = 413, description = "Larger than document_max_bytes; nothing stored", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Bad metadata, unknown content type or extension mismatch; nothing stored", body = Problem, content_type = "application/problem+json")))]
-pub async fn upload(
+pub async fn upload_document(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -144,7 +144,7 @@ pub struct DocumentList {
     params(("id" = i64, Path, description = "Customer id")),
     responses((status = 200, body = DocumentList),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn list(
+pub async fn list_documents(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -178,7 +178,7 @@ pub struct DocumentDetail {
     params(("id" = i64, Path), ("doc_id" = i64, Path)),
     responses((status = 200, body = DocumentDetail),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_one(
+pub async fn get_document(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, doc_id)): Path<(i64, i64)>,
@@ -220,7 +220,7 @@ pub async fn get_one(
     params(("id" = i64, Path), ("doc_id" = i64, Path)),
     responses((status = 200, description = "The document, with its detected content type", content_type = "application/octet-stream"),
               (status = 404, description = "No such document, or erased", body = Problem, content_type = "application/problem+json")))]
-pub async fn download(
+pub async fn download_document(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, doc_id)): Path<(i64, i64)>,
@@ -302,7 +302,7 @@ impl AgeQuery {
               (status = 403, description = "You uploaded it (four eyes), or no `document.verify`", body = Problem, content_type = "application/problem+json"),
               (status = 409, description = "Already decided or superseded by a newer version", body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Bad decision or missing note", body = Problem, content_type = "application/problem+json")))]
-pub async fn verify(
+pub async fn verify_document(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, doc_id)): Path<(i64, i64)>,
@@ -349,7 +349,7 @@ pub struct MaterialsStatus {
     params(("id" = i64, Path), StatusQuery),
     responses((status = 200, body = MaterialsStatus),
               (status = 422, description = "Unknown document type in `required`", body = Problem, content_type = "application/problem+json")))]
-pub async fn status(
+pub async fn documents_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -393,7 +393,7 @@ pub struct Queue {
 /// first, with the cross-checks of each customer.
 #[utoipa::path(get, path = "/api/v1/documents/pending", tag = "documents", params(AgeQuery),
     responses((status = 200, body = Queue)))]
-pub async fn pending(
+pub async fn pending_documents(
     State(state): State<AppState>,
     caller: Caller,
     Query(age): Query<AgeQuery>,

@@ -71,18 +71,18 @@ pub fn router() -> OpenApiRouter<AppState> {
         // bodies up to `document_max_bytes`: it disables the default body limit and
         // counts the bytes itself.
         .routes({
-            let (schemas, paths, method_router) = routes!(documents::upload, documents::list);
+            let (schemas, paths, method_router) = routes!(documents::upload_document, documents::list_documents);
             (
                 schemas,
                 paths,
                 method_router.layer(axum::extract::DefaultBodyLimit::disable()),
             )
         })
-        .routes(routes!(documents::status))
-        .routes(routes!(documents::get_one))
-        .routes(routes!(documents::download))
-        .routes(routes!(documents::verify))
-        .routes(routes!(documents::pending))
+        .routes(routes!(documents::documents_status))
+        .routes(routes!(documents::get_document))
+        .routes(routes!(documents::download_document))
+        .routes(routes!(documents::verify_document))
+        .routes(routes!(documents::pending_documents))
         .routes(routes!(privacy::consent_create, privacy::consent_list))
         .routes(routes!(privacy::consent_withdraw))
         .routes(routes!(privacy::request_create, privacy::request_list))
