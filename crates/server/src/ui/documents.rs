@@ -257,10 +257,15 @@ pub async fn verify_queue(
                         form method="post" action=(format!("/documents/verify/{}", e.document.id)) {
                             input type="hidden" name=(CSRF_FIELD) value=(csrf);
                             input type="hidden" name="customer_id" value=(e.document.customer_id);
-                            label { (t.get("docs.note")) " " input name="note" data-testid="verify-note"; }
-                            " " button type="submit" name="decision" value="verified" data-testid="verify-ok" { (t.get("docs.decision.verified")) }
-                            " " button type="submit" name="decision" value="needs_more" data-testid="verify-more" { (t.get("docs.decision.needs_more")) }
-                            " " button type="submit" name="decision" value="rejected" data-testid="verify-reject" { (t.get("docs.decision.rejected")) }
+                            // One submit button: app.js disables buttons on submit, which
+                            // would drop a clicked button's value.
+                            select name="decision" data-testid="verify-decision" {
+                                option value="verified" { (t.get("docs.decision.verified")) }
+                                option value="needs_more" { (t.get("docs.decision.needs_more")) }
+                                option value="rejected" { (t.get("docs.decision.rejected")) }
+                            }
+                            " " label { (t.get("docs.note")) " " input name="note" data-testid="verify-note"; }
+                            " " button type="submit" data-testid="verify-submit" { (t.get("docs.decide")) }
                         }
                     }
                 }

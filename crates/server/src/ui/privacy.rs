@@ -59,10 +59,10 @@ pub async fn consents_section(state: &AppState, ctx: &Ctx, customer: &CustomerRo
                             td { @if v.active { span.badge.badge-ok { (t.get("consent.active")) } } @else {
                                 span.badge.badge-bad { (t.get("consent.withdrawn")) } " " span.muted { (v.withdrawn_at_ms.map(when).unwrap_or_default()) } } }
                             td { @if manage && v.withdrawn_at_ms.is_none() {
-                                form.inline method="post" action=(format!("/customers/{}/consents/{}/withdraw", customer.id, v.id)) {
+                                form.inline method="post" action=(format!("/customers/{}/consents/{}/withdraw", customer.id, v.id)) data-confirm=(t.get("consent.withdraw.confirm")) {
                                     input type="hidden" name=(CSRF_FIELD) value=(csrf);
                                     select name="channel" { @for ch in Channel::ALL { option value=(ch.as_str()) { (t.get(&format!("channel.{}", ch.as_str()))) } } }
-                                    " " button type="submit" data-confirm=(t.get("consent.withdraw.confirm")) { (t.get("consent.withdraw")) }
+                                    " " button type="submit" { (t.get("consent.withdraw")) }
                                 }
                             } }
                         }
@@ -226,9 +226,9 @@ pub async fn requests_page(
                                 input type="hidden" name=(CSRF_FIELD) value=(csrf);
                                 @if r.status == "open" { button type="submit" { (t.get("privacy.start")) } }
                             }
-                            form.inline method="post" action=(format!("/privacy/requests/{}/complete", r.id)) {
+                            form.inline method="post" action=(format!("/privacy/requests/{}/complete", r.id)) data-confirm=(if r.kind == "deletion" { t.get("privacy.erase.confirm") } else { t.get("privacy.complete") }) {
                                 input type="hidden" name=(CSRF_FIELD) value=(csrf);
-                                button type="submit" data-confirm=(if r.kind == "deletion" { t.get("privacy.erase.confirm") } else { t.get("privacy.complete") }) {
+                                button type="submit" {
                                     (if r.kind == "deletion" { t.get("privacy.erase") } else { t.get("privacy.complete") }) }
                             }
                             form.inline method="post" action=(format!("/privacy/requests/{}/refuse", r.id)) {

@@ -459,3 +459,73 @@ async fn four_eyes_verification_cross_checks_and_status(db: &TestDb) {
     assert!(!st["checks"].to_string().contains("\"expired\""), "the expired version is superseded: {st}");
     app.stop().await;
 }
+
+/// Signs a browser in through the login form.
+async fn browser_sign_in(browser: &fantoccini::Client, app: &TestApp, username: &str) {
+    use fantoccini::Locator;
+    browser.goto(&app.url("/login")).await.unwrap();
+    let w = browser.wait();
+    w.for_element(Locator::Id("username")).await.unwrap().send_keys(username).await.unwrap();
+    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
+    browser.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("[data-testid=current-user]")).await.unwrap();
+}
+
+/// In a real browser: a customer manager uploads a PNG on the customer's documents page;
+/// a document verifier finds it in the queue with its cross-checks and verifies it; the
+/// customer manager then sees it verified.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_upload_then_verify_by_another_person() {
+    use crate::browser::{screenshot, Driver};
+    use fantoccini::Locator;
+    let db = TestDb::sqlite().await.unwrap();
+    let app = TestApp::start(&db).await;
+    let w = world(&app).await;
+    let _ = (&w.manager, &w.verifier); // API tokens unused: the browser signs in itself
+    let driver = Driver::start().await;
+    let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
+
+    browser_sign_in(&browser, &app, "cm1").await;
+    let page = app.url(&format!("/customers/{}/documents", w.customer_id));
+    browser.goto(&page).await.unwrap();
+    browser.wait().for_element(Locator::Css("[data-testid=upload-form]")).await.unwrap();
+    let file = db.dir.path().join("身份证正面.png");
+    std::fs::write(&file, PNG).unwrap();
+    browser.find(Locator::Css("select[name=doc_type]")).await.unwrap().select_by_value("id_front").await.unwrap();
+    browser.find(Locator::Css("input[name=declared_name]")).await.unwrap().send_keys("张三").await.unwrap();
+    browser.find(Locator::Css("[data-testid=upload-file]")).await.unwrap().send_keys(&file.display().to_string()).await.unwrap();
+    browser.find(Locator::Css("[data-testid=upload-submit]")).await.unwrap().click().await.unwrap();
+    let ok = browser.wait().for_element(Locator::Css("[data-testid=flash-ok]")).await.unwrap().text().await.unwrap();
+    assert!(ok.contains("id_front v1"), "{ok}");
+    let row = browser.find(Locator::Css("tr[data-doc-type=id_front]")).await.unwrap().text().await.unwrap();
+    assert!(row.contains("image/png") && row.contains("待核验"), "{row}");
+    screenshot(&browser, "documents-uploaded").await;
+    // The stored content is the file, byte for byte.
+    let docs = app.state.store().documents_of_customer(w.customer_id).await.unwrap();
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0].uploaded_by, Some(w.manager_id));
+
+    // The verifier signs in, sees the item with its checks, and verifies it.
+    browser.delete_all_cookies().await.unwrap();
+    browser_sign_in(&browser, &app, "dv1").await;
+    browser.goto(&app.url("/documents/verify")).await.unwrap();
+    let item = browser.wait().for_element(Locator::Css("[data-testid=queue-item]")).await.unwrap();
+    let text = item.text().await.unwrap();
+    assert!(text.contains("张三") && text.contains("姓名一致"), "{text}");
+    screenshot(&browser, "documents-verify-queue").await;
+    browser.find(Locator::Css("[data-testid=verify-submit]")).await.unwrap().click().await.unwrap();
+    browser.wait().for_element(Locator::Css("[data-testid=flash-ok]")).await.unwrap();
+    browser.wait().for_element(Locator::Css("[data-testid=queue-empty]")).await.unwrap();
+    let d = app.state.store().document_get(docs[0].id).await.unwrap().unwrap();
+    assert_eq!((d.status.as_str(), d.verified_by), ("verified", Some(w.verifier_id)));
+
+    // Back as the customer manager: the document shows as verified.
+    browser.delete_all_cookies().await.unwrap();
+    browser_sign_in(&browser, &app, "cm1").await;
+    browser.goto(&page).await.unwrap();
+    let status = browser.wait().for_element(Locator::Css("tr[data-doc-type=id_front] [data-testid=doc-status]")).await.unwrap().text().await.unwrap();
+    assert_eq!(status, "已核验");
+    browser.close().await.unwrap();
+    app.stop().await;
+    db.close().await;
+}
