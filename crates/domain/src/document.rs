@@ -403,11 +403,14 @@ impl DocumentInput {
                 ));
             }
         }
-        let declared_name = present(&self.declared_name)
-            .and_then(|n| check_name(n).map_err(|mut p| {
-                p.field = "declared_name";
-                problems.push(p);
-            }).ok());
+        let declared_name = present(&self.declared_name).and_then(|n| {
+            check_name(n)
+                .map_err(|mut p| {
+                    p.field = "declared_name";
+                    problems.push(p);
+                })
+                .ok()
+        });
         let declared_id_number = present(&self.declared_id_number).and_then(|raw| {
             let parsed = if doc_type == Some(DocumentType::BusinessLicence) {
                 Uscc::parse(raw).map(|u| u.as_str().to_owned())
@@ -714,11 +717,7 @@ pub fn cross_checks(
                     code: "expired",
                     ok: false,
                     document_id: Some(d.id),
-                    detail: format!(
-                        "{} v{} expired on {exp}",
-                        d.doc_type.as_str(),
-                        d.version
-                    ),
+                    detail: format!("{} v{} expired on {exp}", d.doc_type.as_str(), d.version),
                 });
             }
         }
@@ -875,7 +874,10 @@ mod tests {
         assert_eq!(check_content("scan.PNG", PNG), Ok(ContentType::Png));
         assert_eq!(check_content("noext", PNG), Ok(ContentType::Png));
         assert_eq!(check_content("a.jpeg", JPEG), Ok(ContentType::Jpeg));
-        assert_eq!(check_content("x.pdf", PNG).unwrap_err().code, "type_mismatch");
+        assert_eq!(
+            check_content("x.pdf", PNG).unwrap_err().code,
+            "type_mismatch"
+        );
         assert_eq!(
             check_content("virus.pdf", EXE).unwrap_err().code,
             "unsupported_type"
@@ -892,9 +894,18 @@ mod tests {
     #[test]
     fn retention_dates() {
         let up = d(2026, 11, 29);
-        assert_eq!(RetentionClass::Aml10y.retain_until(up, None), Some(d(2036, 11, 29)));
-        assert_eq!(RetentionClass::Standard3y.retain_until(up, None), Some(d(2029, 11, 29)));
-        assert_eq!(RetentionClass::Contract5yAfterEnd.retain_until(up, None), None);
+        assert_eq!(
+            RetentionClass::Aml10y.retain_until(up, None),
+            Some(d(2036, 11, 29))
+        );
+        assert_eq!(
+            RetentionClass::Standard3y.retain_until(up, None),
+            Some(d(2029, 11, 29))
+        );
+        assert_eq!(
+            RetentionClass::Contract5yAfterEnd.retain_until(up, None),
+            None
+        );
         assert_eq!(
             RetentionClass::Contract5yAfterEnd.retain_until(up, Some(d(2028, 2, 29))),
             Some(d(2033, 2, 28))
@@ -927,7 +938,12 @@ mod tests {
         .validate(today)
         .unwrap_err();
         let fields: Vec<_> = bad.iter().map(|p| p.field).collect();
-        for f in ["expiry_date", "declared_id_number", "retention_class", "issued_date"] {
+        for f in [
+            "expiry_date",
+            "declared_id_number",
+            "retention_class",
+            "issued_date",
+        ] {
             assert!(fields.contains(&f), "{f} in {fields:?}");
         }
         let none = DocumentInput::default().validate(today).unwrap_err();
@@ -945,21 +961,35 @@ mod tests {
     #[test]
     fn four_eyes_and_decisions() {
         use VerificationStatus::*;
-        assert_eq!(may_verify(Some(1), 1, Pending, true), Err(VerifyRefusal::OwnUpload));
+        assert_eq!(
+            may_verify(Some(1), 1, Pending, true),
+            Err(VerifyRefusal::OwnUpload)
+        );
         assert_eq!(may_verify(Some(1), 2, Pending, true), Ok(()));
         assert_eq!(may_verify(None, 2, Pending, true), Ok(()));
         assert_eq!(
             may_verify(Some(1), 2, Verified, true),
             Err(VerifyRefusal::AlreadyDecided(Verified))
         );
-        assert_eq!(may_verify(Some(1), 2, Pending, false), Err(VerifyRefusal::Superseded));
-        assert_eq!(Decision::parse("verified", None), Ok(Decision::Verified));
-        assert_eq!(Decision::parse("rejected", Some(" ")).unwrap_err().field, "note");
         assert_eq!(
-            Decision::parse("needs_more", Some("clearer photo")).unwrap().status(),
+            may_verify(Some(1), 2, Pending, false),
+            Err(VerifyRefusal::Superseded)
+        );
+        assert_eq!(Decision::parse("verified", None), Ok(Decision::Verified));
+        assert_eq!(
+            Decision::parse("rejected", Some(" ")).unwrap_err().field,
+            "note"
+        );
+        assert_eq!(
+            Decision::parse("needs_more", Some("clearer photo"))
+                .unwrap()
+                .status(),
             NeedsMore
         );
-        assert_eq!(Decision::parse("maybe", None).unwrap_err().field, "decision");
+        assert_eq!(
+            Decision::parse("maybe", None).unwrap_err().field,
+            "decision"
+        );
     }
 
     fn fact(id: i64, t: DocumentType, v: i64, s: VerificationStatus) -> DocFacts {
@@ -988,7 +1018,12 @@ mod tests {
         let mut back = fact(2, DocumentType::IdBack, 1, VerificationStatus::Pending);
         back.expiry_date = Some(d(2026, 11, 28));
         back.declared_name = Some("李四".into());
-        let checks = cross_checks(&customer, &[front.clone(), back], today, AgeLimits::default());
+        let checks = cross_checks(
+            &customer,
+            &[front.clone(), back],
+            today,
+            AgeLimits::default(),
+        );
         let codes: Vec<_> = checks.iter().map(|c| c.code).collect();
         assert!(codes.contains(&"name_mismatch"), "{codes:?}");
         assert!(codes.contains(&"expired"));
@@ -1016,8 +1051,16 @@ mod tests {
         assert_eq!(
             err,
             vec![
-                MissingMaterial { doc_type: IdBack, reason: "pending", document_id: Some(3) },
-                MissingMaterial { doc_type: IncomeProof, reason: "missing", document_id: None },
+                MissingMaterial {
+                    doc_type: IdBack,
+                    reason: "pending",
+                    document_id: Some(3)
+                },
+                MissingMaterial {
+                    doc_type: IncomeProof,
+                    reason: "missing",
+                    document_id: None
+                },
             ]
         );
         docs[2].status = Verified;
@@ -1027,7 +1070,10 @@ mod tests {
             materials_complete(&[IdBack], &docs, today).unwrap_err()[0].reason,
             "expired"
         );
-        assert_eq!(parse_type_list("id_front, id_back").unwrap(), vec![IdFront, IdBack]);
+        assert_eq!(
+            parse_type_list("id_front, id_back").unwrap(),
+            vec![IdFront, IdBack]
+        );
         assert!(parse_type_list("id_front,passport").is_err());
     }
 }

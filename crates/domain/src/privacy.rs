@@ -123,7 +123,9 @@ impl ConsentInput {
             ));
         }
         let policy_version = match self.policy_version.as_deref().map(str::trim) {
-            Some(v) if !v.is_empty() && v.chars().count() <= 32 && !v.chars().any(char::is_control) => {
+            Some(v)
+                if !v.is_empty() && v.chars().count() <= 32 && !v.chars().any(char::is_control) =>
+            {
                 Some(v.to_owned())
             }
             _ => {
@@ -374,7 +376,10 @@ pub fn aml_hold_after(ended: NaiveDate) -> Option<NaiveDate> {
 
 /// Validates the free-text details of a request (what the person asks; for a correction
 /// the requested change): 1–2000 characters, required for corrections.
-pub fn check_details(kind: RequestKind, details: Option<&str>) -> Result<Option<String>, FieldProblem> {
+pub fn check_details(
+    kind: RequestKind,
+    details: Option<&str>,
+) -> Result<Option<String>, FieldProblem> {
     let d = details.map(str::trim).filter(|s| !s.is_empty());
     match d {
         None if kind == RequestKind::Correction => Err(FieldProblem::new(
@@ -423,7 +428,13 @@ mod tests {
         .validate(1000)
         .unwrap_err();
         let fields: Vec<_> = bad.iter().map(|p| p.field).collect();
-        for f in ["purpose", "recipients", "policy_version", "channel", "given_at_ms"] {
+        for f in [
+            "purpose",
+            "recipients",
+            "policy_version",
+            "channel",
+            "given_at_ms",
+        ] {
             assert!(fields.contains(&f), "{f}: {fields:?}");
         }
     }
@@ -438,9 +449,18 @@ mod tests {
         }];
         assert!(has_consent(&c, "funder_sharing", Some("bank_a"), 100));
         assert!(has_consent(&c, "funder_sharing", None, 499));
-        assert!(!has_consent(&c, "funder_sharing", Some("bank_a"), 500), "withdrawn");
-        assert!(!has_consent(&c, "funder_sharing", Some("bank_a"), 99), "not yet given");
-        assert!(!has_consent(&c, "funder_sharing", Some("bank_b"), 200), "other recipient");
+        assert!(
+            !has_consent(&c, "funder_sharing", Some("bank_a"), 500),
+            "withdrawn"
+        );
+        assert!(
+            !has_consent(&c, "funder_sharing", Some("bank_a"), 99),
+            "not yet given"
+        );
+        assert!(
+            !has_consent(&c, "funder_sharing", Some("bank_b"), 200),
+            "other recipient"
+        );
         assert!(!has_consent(&c, "marketing", None, 200), "other purpose");
     }
 
@@ -470,10 +490,26 @@ mod tests {
         let h = erasure_holds(Some(today), &[], today);
         assert_eq!(h[0].code, "legal_hold");
         let docs = vec![
-            RetentionFacts { document_id: 1, class: RetentionClass::Standard3y, retain_until: Some(d(2029, 1, 1)) },
-            RetentionFacts { document_id: 2, class: RetentionClass::Aml10y, retain_until: Some(d(2036, 11, 29)) },
-            RetentionFacts { document_id: 3, class: RetentionClass::Contract5yAfterEnd, retain_until: None },
-            RetentionFacts { document_id: 4, class: RetentionClass::Aml10y, retain_until: Some(d(2020, 1, 1)) },
+            RetentionFacts {
+                document_id: 1,
+                class: RetentionClass::Standard3y,
+                retain_until: Some(d(2029, 1, 1)),
+            },
+            RetentionFacts {
+                document_id: 2,
+                class: RetentionClass::Aml10y,
+                retain_until: Some(d(2036, 11, 29)),
+            },
+            RetentionFacts {
+                document_id: 3,
+                class: RetentionClass::Contract5yAfterEnd,
+                retain_until: None,
+            },
+            RetentionFacts {
+                document_id: 4,
+                class: RetentionClass::Aml10y,
+                retain_until: Some(d(2020, 1, 1)),
+            },
         ];
         let h = erasure_holds(None, &docs, today);
         let codes: Vec<_> = h.iter().map(|h| h.code).collect();

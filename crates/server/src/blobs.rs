@@ -48,7 +48,9 @@ pub fn check_key(key: &str) -> io::Result<()> {
         && key
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '/'))
-        && key.split('/').all(|seg| !seg.is_empty() && seg != "." && seg != "..");
+        && key
+            .split('/')
+            .all(|seg| !seg.is_empty() && seg != "." && seg != "..");
     if ok {
         Ok(())
     } else {
@@ -173,7 +175,16 @@ mod tests {
     async fn keys_cannot_escape_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let s = LocalBlobStore::in_data_dir(dir.path());
-        for bad in ["../x", "/etc/passwd", "a//b", "a/./b", "", "A", "a b", "a/.."] {
+        for bad in [
+            "../x",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "",
+            "A",
+            "a b",
+            "a/..",
+        ] {
             assert!(s.put(bad, vec![1]).await.is_err(), "{bad:?}");
             assert!(s.get(bad).await.is_err(), "{bad:?}");
         }

@@ -241,7 +241,11 @@ async fn doc_field(
     let Some(ct) = enc else { return Ok(None) };
     match state
         .vault()
-        .decrypt_field(Some(subject), &FieldAad::new(DOC_TABLE, column, &d.ref_), ct)
+        .decrypt_field(
+            Some(subject),
+            &FieldAad::new(DOC_TABLE, column, &d.ref_),
+            ct,
+        )
         .await
     {
         Ok(v) => Ok(Some(v.to_string())),
@@ -261,16 +265,22 @@ pub async fn view(
 ) -> ApiResult<DocumentView> {
     let subject = subject_of(customer);
     let today = state.clock().today();
-    let id_number = doc_field(state, &subject, "declared_id_number", d, &d.declared_id_number_enc)
-        .await?
-        .map(|v| {
-            if caller.sees_clear("customer.id_number") {
-                clear_reads.push(format!("document:{}.declared_id_number", d.id));
-                v
-            } else {
-                zhudai_domain::mask::resident_id(&v)
-            }
-        });
+    let id_number = doc_field(
+        state,
+        &subject,
+        "declared_id_number",
+        d,
+        &d.declared_id_number_enc,
+    )
+    .await?
+    .map(|v| {
+        if caller.sees_clear("customer.id_number") {
+            clear_reads.push(format!("document:{}.declared_id_number", d.id));
+            v
+        } else {
+            zhudai_domain::mask::resident_id(&v)
+        }
+    });
     Ok(DocumentView {
         id: d.id,
         customer_id: d.customer_id,
@@ -366,7 +376,11 @@ pub async fn upload(
         async move {
             match value {
                 Some(v) => vault
-                    .encrypt_field(Some(&subject), &FieldAad::new(DOC_TABLE, column, &doc_ref), &v)
+                    .encrypt_field(
+                        Some(&subject),
+                        &FieldAad::new(DOC_TABLE, column, &doc_ref),
+                        &v,
+                    )
                     .await
                     .map(Some),
                 None => Ok(None),
@@ -438,7 +452,10 @@ pub async fn upload(
             if let Err(del) = state.blobs().delete(&blob_key).await {
                 tracing::warn!(error = %del, key = %blob_key, "could not delete the blob of a failed upload");
             }
-            if e.is_unique_violation("customer_documents_version_key", "customer_documents.version") {
+            if e.is_unique_violation(
+                "customer_documents_version_key",
+                "customer_documents.version",
+            ) {
                 return Err(ApiError::Conflict(
                     "another upload of the same type finished first; try again".into(),
                 ));
@@ -510,7 +527,11 @@ pub async fn facts(
     let id_number = match &customer.id_number_enc {
         Some(ct) => state
             .vault()
-            .decrypt_field(Some(&subject), &customer_field_aad("id_number", customer), ct)
+            .decrypt_field(
+                Some(&subject),
+                &customer_field_aad("id_number", customer),
+                ct,
+            )
             .await
             .ok()
             .map(|v| v.to_string()),
@@ -1088,7 +1109,9 @@ pub async fn request_act(
     )
     .await?;
     if !ok {
-        return Err(ApiError::Conflict("the request changed meanwhile; reload".into()));
+        return Err(ApiError::Conflict(
+            "the request changed meanwhile; reload".into(),
+        ));
     }
     let action_name = format!("privacy.request.{}", to.as_str());
     let mut a = draft(state, caller, &action_name, target);
@@ -1154,7 +1177,9 @@ async fn erase(
         )
         .await?;
         if !ok {
-            return Err(ApiError::Conflict("the request changed meanwhile; reload".into()));
+            return Err(ApiError::Conflict(
+                "the request changed meanwhile; reload".into(),
+            ));
         }
         let a = draft(state, caller, "privacy.deletion.refused", target).reason(reason);
         zhudai_store::audit::append(&mut tx, &a).await?;
@@ -1189,7 +1214,9 @@ async fn erase(
         )
         .await?;
         if !ok {
-            return Err(ApiError::Conflict("the request changed meanwhile; reload".into()));
+            return Err(ApiError::Conflict(
+                "the request changed meanwhile; reload".into(),
+            ));
         }
         let a = draft(state, caller, "privacy.deletion.completed", target).reason(text);
         zhudai_store::audit::append(&mut tx, &a).await?;

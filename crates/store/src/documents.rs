@@ -360,7 +360,8 @@ pub struct NewPrivacyRequest {
     pub created_by: Option<i64>,
 }
 
-const REQUEST_COLUMNS: &str = "id, customer_id, kind, status, channel, details_enc, received_on, due_on, created_by, \
+const REQUEST_COLUMNS: &str =
+    "id, customer_id, kind, status, channel, details_enc, received_on, due_on, created_by, \
     created_at_ms, handled_by, resolution, closed_at_ms, updated_at_ms";
 
 fn request_row(r: &AnyRow) -> Result<PrivacyRequestRow, StoreError> {

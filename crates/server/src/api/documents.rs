@@ -41,7 +41,10 @@ pub async fn read_upload(mut mp: Multipart, max: usize) -> ApiResult<Upload> {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge(format!("a document is at most {max} bytes"))
         } else {
-            ApiError::BadRequest(format!("the multipart body is malformed: {}", e.body_text()))
+            ApiError::BadRequest(format!(
+                "the multipart body is malformed: {}",
+                e.body_text()
+            ))
         }
     };
     while let Some(mut field) = mp.next_field().await.map_err(bad)? {
@@ -61,7 +64,11 @@ pub async fn read_upload(mut mp: Multipart, max: usize) -> ApiResult<Upload> {
         }
         let value = field.text().await.map_err(bad)?;
         if value.len() > 4096 {
-            return Err(ApiError::field(&name, "too_long", "a form field is at most 4096 bytes"));
+            return Err(ApiError::field(
+                &name,
+                "too_long",
+                "a form field is at most 4096 bytes",
+            ));
         }
         let slot = match name.as_str() {
             "doc_type" => &mut up.meta.doc_type,
@@ -76,7 +83,11 @@ pub async fn read_upload(mut mp: Multipart, max: usize) -> ApiResult<Upload> {
         *slot = Some(value);
     }
     if !saw_file {
-        return Err(ApiError::field("file", "required", "attach the document as the `file` part"));
+        return Err(ApiError::field(
+            "file",
+            "required",
+            "attach the document as the `file` part",
+        ));
     }
     Ok(up)
 }
@@ -356,8 +367,7 @@ pub async fn documents_status(
     Query(q): Query<StatusQuery>,
 ) -> ApiResult<axum::Json<MaterialsStatus>> {
     let customer = docs::customer_in_scope(&state, &caller, id).await?;
-    let required =
-        parse_type_list(q.required.as_deref().unwrap_or("")).map_err(docs::problem)?;
+    let required = parse_type_list(q.required.as_deref().unwrap_or("")).map_err(docs::problem)?;
     let limits = AgeQuery {
         min_age: q.min_age,
         max_age: q.max_age,
@@ -365,7 +375,9 @@ pub async fn documents_status(
     .limits()?;
     let (cf, facts) = docs::facts(&state, &customer).await?;
     let today = state.clock().today();
-    let missing = materials_complete(&required, &facts, today).err().unwrap_or_default();
+    let missing = materials_complete(&required, &facts, today)
+        .err()
+        .unwrap_or_default();
     let checks = zhudai_domain::document::cross_checks(&cf, &facts, today, limits);
     Ok(axum::Json(MaterialsStatus {
         complete: missing.is_empty(),
@@ -414,7 +426,11 @@ pub async fn queue(
         if !scope.admits(item.owner_user_id, item.org_unit_id) {
             continue;
         }
-        let Some(customer) = state.store().customer_get(item.document.customer_id).await? else {
+        let Some(customer) = state
+            .store()
+            .customer_get(item.document.customer_id)
+            .await?
+        else {
             continue;
         };
         let latest = state

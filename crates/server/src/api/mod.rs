@@ -71,7 +71,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         // bodies up to `document_max_bytes`: it disables the default body limit and
         // counts the bytes itself.
         .routes({
-            let (schemas, paths, method_router) = routes!(documents::upload_document, documents::list_documents);
+            let (schemas, paths, method_router) =
+                routes!(documents::upload_document, documents::list_documents);
             (
                 schemas,
                 paths,

@@ -106,9 +106,15 @@ pub async fn consent_withdraw(
     ApiJson(b): ApiJson<WithdrawBody>,
 ) -> ApiResult<Response> {
     let customer = docs::customer_in_scope(&state, &caller, id).await?;
-    let (v, note) =
-        docs::consent_withdraw(&state, &caller, &customer, cid, b.channel.as_deref(), b.at_ms)
-            .await?;
+    let (v, note) = docs::consent_withdraw(
+        &state,
+        &caller,
+        &customer,
+        cid,
+        b.channel.as_deref(),
+        b.at_ms,
+    )
+    .await?;
     Ok(with_note(axum::Json(v).into_response(), note))
 }
 
@@ -134,7 +140,9 @@ pub async fn request_create(
 ) -> ApiResult<Response> {
     let customer = docs::customer_in_scope(&state, &caller, b.customer_id)
         .await
-        .map_err(|_| ApiError::field("customer_id", "not_found", "no such customer in your scope"))?;
+        .map_err(|_| {
+            ApiError::field("customer_id", "not_found", "no such customer in your scope")
+        })?;
     let (v, note) = docs::request_create(
         &state,
         &caller,

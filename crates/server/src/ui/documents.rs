@@ -177,7 +177,13 @@ pub async fn customer_documents_page(
         (documents_section(&state, &ctx, &customer).await)
         (crate::ui::privacy::consents_section(&state, &ctx, &customer).await)
     };
-    Ok(page(&state, &ctx, "customers", &t.get("docs.page_title"), content))
+    Ok(page(
+        &state,
+        &ctx,
+        "customers",
+        &t.get("docs.page_title"),
+        content,
+    ))
 }
 
 /// POST `/customers/{id}/documents`: the upload form.
@@ -276,7 +282,13 @@ pub async fn verify_queue(
         lang,
         caller: Some(caller),
     };
-    Ok(page(&state, &ctx, "customers", &t.get("docs.queue.title"), content))
+    Ok(page(
+        &state,
+        &ctx,
+        "customers",
+        &t.get("docs.queue.title"),
+        content,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

@@ -50,10 +50,12 @@ pub fn router() -> Router<AppState> {
         // Customer documents, consents and data-subject requests (issue #4 parts 2–4)
         .route(
             "/customers/{id}/documents",
-            get(documents::customer_documents_page).post(documents::upload_submit).layer(
-                // Uploads count their bytes against document_max_bytes themselves.
-                axum::extract::DefaultBodyLimit::disable(),
-            ),
+            get(documents::customer_documents_page)
+                .post(documents::upload_submit)
+                .layer(
+                    // Uploads count their bytes against document_max_bytes themselves.
+                    axum::extract::DefaultBodyLimit::disable(),
+                ),
         )
         .route(
             "/customers/{id}/documents/{doc_id}/content",

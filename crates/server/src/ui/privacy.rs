@@ -137,7 +137,10 @@ pub async fn consent_submit(
         docs::consent_record(&state, &caller, &customer, &input).await
     }
     .await;
-    finish(&path, result.map(|(v, n)| (format!("#{} {}", v.id, v.purpose), n)))
+    finish(
+        &path,
+        result.map(|(v, n)| (format!("#{} {}", v.id, v.purpose), n)),
+    )
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,7 +162,10 @@ pub async fn withdraw_submit(
         docs::consent_withdraw(&state, &caller, &customer, cid, Some(&f.channel), None).await
     }
     .await;
-    finish(&path, result.map(|(v, n)| (format!("#{} {}", v.id, v.purpose), n)))
+    finish(
+        &path,
+        result.map(|(v, n)| (format!("#{} {}", v.id, v.purpose), n)),
+    )
 }
 
 fn finish(path: &str, result: ApiResult<(String, crate::auth::AuditNote)>) -> Response {
@@ -246,7 +252,13 @@ pub async fn requests_page(
         lang,
         caller: Some(caller),
     };
-    Ok(page(&state, &ctx, "customers", &t.get("privacy.title"), content))
+    Ok(page(
+        &state,
+        &ctx,
+        "customers",
+        &t.get("privacy.title"),
+        content,
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -280,7 +292,10 @@ pub async fn request_submit(
         .await
     }
     .await;
-    finish(&path, result.map(|(v, n)| (format!("#{} {} → {}", v.id, v.kind, v.due_on), n)))
+    finish(
+        &path,
+        result.map(|(v, n)| (format!("#{} {} → {}", v.id, v.kind, v.due_on), n)),
+    )
 }
 
 #[derive(Debug, Deserialize)]

@@ -18,11 +18,11 @@ zhudai_store::on_both!(
 
 /// A 1×1 PNG.
 pub const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44,
-    0x52, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f,
-    0x15, 0xc4, 0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8,
-    0xcf, 0xc0, 0xf0, 0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00,
-    0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xf8, 0xcf, 0xc0, 0xf0,
+    0x1f, 0x00, 0x05, 0x00, 0x01, 0xff, 0x89, 0x99, 0x3d, 0x1d, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45,
+    0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
 ];
 
 pub const ID_NUMBER: &str = "11010519491231002X";
@@ -46,7 +46,12 @@ pub async fn member(app: &TestApp, role: &str, unit: Option<i64>, name: &str) ->
 }
 
 /// Like [`member`], holding several roles.
-pub async fn member_of(app: &TestApp, roles: &[&str], unit: Option<i64>, name: &str) -> (String, i64) {
+pub async fn member_of(
+    app: &TestApp,
+    roles: &[&str],
+    unit: Option<i64>,
+    name: &str,
+) -> (String, i64) {
     let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
     let id = zhudai_server::auth::users::create_user(
         app.state.store(),
@@ -201,8 +206,21 @@ async fn upload_download_round_trip_and_versions(db: &TestDb) {
     // A 300 KiB "PDF" with varied bytes.
     let mut pdf = b"%PDF-1.7\n".to_vec();
     pdf.extend((0..300 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8));
-    let r = upload(&app, &w.manager, w.customer_id, "收入证明.pdf", pdf.clone(), &[("doc_type", "income_proof")]).await;
-    assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
+    let r = upload(
+        &app,
+        &w.manager,
+        w.customer_id,
+        "收入证明.pdf",
+        pdf.clone(),
+        &[("doc_type", "income_proof")],
+    )
+    .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::CREATED,
+        "{}",
+        r.text().await.unwrap()
+    );
     let v1: Value = r.json().await.unwrap();
     assert_eq!(v1["version"], 1);
     assert_eq!(v1["content_type"], "application/pdf");
@@ -214,9 +232,15 @@ async fn upload_download_round_trip_and_versions(db: &TestDb) {
     // The hash is SHA-256 of the plaintext, checked independently with sha256sum.
     let tmp = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(tmp.path(), &pdf).unwrap();
-    let out = std::process::Command::new("sha256sum").arg(tmp.path()).output().unwrap();
+    let out = std::process::Command::new("sha256sum")
+        .arg(tmp.path())
+        .output()
+        .unwrap();
     let expected = String::from_utf8(out.stdout).unwrap();
-    assert_eq!(v1["sha256"].as_str().unwrap(), expected.split_whitespace().next().unwrap());
+    assert_eq!(
+        v1["sha256"].as_str().unwrap(),
+        expected.split_whitespace().next().unwrap()
+    );
 
     // On disk: one blob, not containing the plaintext (encrypted), not the PDF header.
     let blobs = files_under(&db.data_dir().join("blobs"));
@@ -228,7 +252,10 @@ async fn upload_download_round_trip_and_versions(db: &TestDb) {
     // Download = the same bytes, with the detected type; audited.
     let id1 = v1["id"].as_i64().unwrap();
     let r = c
-        .get(app.url(&format!("/api/v1/customers/{}/documents/{id1}/content", w.customer_id)))
+        .get(app.url(&format!(
+            "/api/v1/customers/{}/documents/{id1}/content",
+            w.customer_id
+        )))
         .bearer_auth(&w.verifier)
         .send()
         .await
@@ -236,19 +263,40 @@ async fn upload_download_round_trip_and_versions(db: &TestDb) {
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "application/pdf");
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
-    assert!(r.headers()["content-disposition"].to_str().unwrap().contains("income_proof-v1.pdf"));
+    assert!(r.headers()["content-disposition"]
+        .to_str()
+        .unwrap()
+        .contains("income_proof-v1.pdf"));
     assert_eq!(r.bytes().await.unwrap().as_ref(), pdf.as_slice());
     let audit = app
         .state
         .store()
-        .audit_search(&zhudai_store::audit::AuditFilter { action_prefix: Some("document.".into()), ..Default::default() }, None, 50)
+        .audit_search(
+            &zhudai_store::audit::AuditFilter {
+                action_prefix: Some("document.".into()),
+                ..Default::default()
+            },
+            None,
+            50,
+        )
         .await
         .unwrap();
     let actions: Vec<_> = audit.records.iter().map(|r| r.action.as_str()).collect();
-    assert!(actions.contains(&"document.upload") && actions.contains(&"document.download"), "{actions:?}");
+    assert!(
+        actions.contains(&"document.upload") && actions.contains(&"document.download"),
+        "{actions:?}"
+    );
 
     // A second upload of the same type is version 2; version 1 is kept.
-    let r = upload(&app, &w.manager, w.customer_id, "p.png", PNG.to_vec(), &[("doc_type", "income_proof")]).await;
+    let r = upload(
+        &app,
+        &w.manager,
+        w.customer_id,
+        "p.png",
+        PNG.to_vec(),
+        &[("doc_type", "income_proof")],
+    )
+    .await;
     assert_eq!(r.status(), 201);
     let v2: Value = r.json().await.unwrap();
     assert_eq!(v2["version"], 2);
@@ -263,15 +311,28 @@ async fn upload_download_round_trip_and_versions(db: &TestDb) {
         .unwrap();
     let docs = list["documents"].as_array().unwrap();
     assert_eq!(docs.len(), 2);
-    assert_eq!((docs[0]["version"].as_i64(), docs[0]["current"].as_bool()), (Some(1), Some(false)));
-    assert_eq!((docs[1]["version"].as_i64(), docs[1]["current"].as_bool()), (Some(2), Some(true)));
+    assert_eq!(
+        (docs[0]["version"].as_i64(), docs[0]["current"].as_bool()),
+        (Some(1), Some(false))
+    );
+    assert_eq!(
+        (docs[1]["version"].as_i64(), docs[1]["current"].as_bool()),
+        (Some(2), Some(true))
+    );
     let old = c
-        .get(app.url(&format!("/api/v1/customers/{}/documents/{id1}/content", w.customer_id)))
+        .get(app.url(&format!(
+            "/api/v1/customers/{}/documents/{id1}/content",
+            w.customer_id
+        )))
         .bearer_auth(&w.manager)
         .send()
         .await
         .unwrap();
-    assert_eq!(old.bytes().await.unwrap().as_ref(), pdf.as_slice(), "old versions stay readable");
+    assert_eq!(
+        old.bytes().await.unwrap().as_ref(),
+        pdf.as_slice(),
+        "old versions stay readable"
+    );
 
     // Scope: a customer manager who does not own the customer sees nothing.
     let (other_cm, _) = member(&app, "customer_manager", Some(w.branch), "cm2").await;
@@ -282,10 +343,26 @@ async fn upload_download_round_trip_and_versions(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
-    let r = upload(&app, &other_cm, w.customer_id, "p.png", PNG.to_vec(), &[("doc_type", "other")]).await;
+    let r = upload(
+        &app,
+        &other_cm,
+        w.customer_id,
+        "p.png",
+        PNG.to_vec(),
+        &[("doc_type", "other")],
+    )
+    .await;
     assert_eq!(r.status(), 404);
     // A document id of another customer is not reachable through this one.
-    let (c2, _) = customer_for(&app, w.manager_id, Some(w.branch), "李四", "1980-01-01", None).await;
+    let (c2, _) = customer_for(
+        &app,
+        w.manager_id,
+        Some(w.branch),
+        "李四",
+        "1980-01-01",
+        None,
+    )
+    .await;
     let r = c
         .get(app.url(&format!("/api/v1/customers/{c2}/documents/{id1}/content")))
         .bearer_auth(&w.manager)
@@ -312,11 +389,23 @@ async fn content_type_and_size_are_checked(db: &TestDb) {
     for (name, bytes, code) in [
         ("scan.pdf", exe.clone(), "unsupported_type"),
         ("scan.exe", exe, "unsupported_type"),
-        ("notes.txt", b"just some text, not a document".to_vec(), "unsupported_type"),
+        (
+            "notes.txt",
+            b"just some text, not a document".to_vec(),
+            "unsupported_type",
+        ),
         ("photo.pdf", PNG.to_vec(), "type_mismatch"),
         ("photo.png", Vec::new(), "empty"),
     ] {
-        let r = upload(&app, &w.manager, w.customer_id, name, bytes, &[("doc_type", "other")]).await;
+        let r = upload(
+            &app,
+            &w.manager,
+            w.customer_id,
+            name,
+            bytes,
+            &[("doc_type", "other")],
+        )
+        .await;
         assert_eq!(r.status(), 422, "{name}");
         assert_eq!(r.headers()["content-type"], "application/problem+json");
         let p: Value = r.json().await.unwrap();
@@ -324,18 +413,52 @@ async fn content_type_and_size_are_checked(db: &TestDb) {
         assert_eq!(p["errors"][0]["code"], code, "{name}: {p}");
     }
     // Bad metadata names each field.
-    let r = upload(&app, &w.manager, w.customer_id, "a.png", PNG.to_vec(), &[("doc_type", "id_back"), ("declared_id_number", "110105194912310021")]).await;
+    let r = upload(
+        &app,
+        &w.manager,
+        w.customer_id,
+        "a.png",
+        PNG.to_vec(),
+        &[
+            ("doc_type", "id_back"),
+            ("declared_id_number", "110105194912310021"),
+        ],
+    )
+    .await;
     assert_eq!(r.status(), 422);
     let p: Value = r.json().await.unwrap();
-    let fields: Vec<_> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap().to_owned()).collect();
-    assert!(fields.contains(&"expiry_date".to_owned()) && fields.contains(&"declared_id_number".to_owned()), "{fields:?}");
+    let fields: Vec<_> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        fields.contains(&"expiry_date".to_owned())
+            && fields.contains(&"declared_id_number".to_owned()),
+        "{fields:?}"
+    );
     // Over the limit (64 KiB here; far above the 2 MiB body limit in the next test).
     let mut big = PNG.to_vec();
     big.extend(vec![0u8; 70 * 1024]);
-    let r = upload(&app, &w.manager, w.customer_id, "big.png", big, &[("doc_type", "other")]).await;
+    let r = upload(
+        &app,
+        &w.manager,
+        w.customer_id,
+        "big.png",
+        big,
+        &[("doc_type", "other")],
+    )
+    .await;
     assert_eq!(r.status(), 413);
     // Nothing was stored by any refused upload.
-    assert!(app.state.store().documents_of_customer(w.customer_id).await.unwrap().is_empty());
+    assert!(app
+        .state
+        .store()
+        .documents_of_customer(w.customer_id)
+        .await
+        .unwrap()
+        .is_empty());
     assert!(files_under(&db.data_dir().join("blobs")).is_empty());
     // Not multipart at all.
     let r = reqwest::Client::new()
@@ -356,7 +479,15 @@ async fn content_type_and_size_are_checked(db: &TestDb) {
     let (cust, _) = customer_for(&app, cm_id, Some(w2_branch), "王五", "1985-05-05", None).await;
     let mut big = b"%PDF-1.4\n".to_vec();
     big.extend(vec![7u8; 3 * 1024 * 1024]);
-    let r = upload(&app, &cm, cust, "big.pdf", big, &[("doc_type", "bank_statement")]).await;
+    let r = upload(
+        &app,
+        &cm,
+        cust,
+        "big.pdf",
+        big,
+        &[("doc_type", "bank_statement")],
+    )
+    .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
     let r = reqwest::Client::new()
         .post(app.url("/api/v1/auth/tokens"))
@@ -374,57 +505,177 @@ async fn four_eyes_verification_cross_checks_and_status(db: &TestDb) {
     let app = TestApp::start(db).await;
     let w = world(&app).await;
     let c = reqwest::Client::new();
-    let front = upload(&app, &w.manager, w.customer_id, "front.png", PNG.to_vec(), &[
-        ("doc_type", "id_front"), ("declared_name", "张三"), ("declared_id_number", ID_NUMBER),
-    ]).await;
+    let front = upload(
+        &app,
+        &w.manager,
+        w.customer_id,
+        "front.png",
+        PNG.to_vec(),
+        &[
+            ("doc_type", "id_front"),
+            ("declared_name", "张三"),
+            ("declared_id_number", ID_NUMBER),
+        ],
+    )
+    .await;
     assert_eq!(front.status(), 201);
     let front: Value = front.json().await.unwrap();
     // The customer manager sees the declared ID number masked.
     assert_eq!(front["declared_id_number"], "110***********002X");
     // The ID card's back expired yesterday (clock: 2026-11-29).
-    let back: Value = upload(&app, &w.manager, w.customer_id, "back.png", PNG.to_vec(), &[
-        ("doc_type", "id_back"), ("expiry_date", "2026-11-28"), ("declared_name", "张三"),
-    ]).await.json().await.unwrap();
-    let status_url = format!("/api/v1/customers/{}/documents/status?required=id_front,id_back,income_proof", w.customer_id);
-    let st: Value = c.get(app.url(&status_url)).bearer_auth(&w.manager).send().await.unwrap().json().await.unwrap();
+    let back: Value = upload(
+        &app,
+        &w.manager,
+        w.customer_id,
+        "back.png",
+        PNG.to_vec(),
+        &[
+            ("doc_type", "id_back"),
+            ("expiry_date", "2026-11-28"),
+            ("declared_name", "张三"),
+        ],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let status_url = format!(
+        "/api/v1/customers/{}/documents/status?required=id_front,id_back,income_proof",
+        w.customer_id
+    );
+    let st: Value = c
+        .get(app.url(&status_url))
+        .bearer_auth(&w.manager)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["complete"], false);
-    let missing: Vec<(String, String)> = st["missing"].as_array().unwrap().iter()
-        .map(|m| (m["doc_type"].as_str().unwrap().to_owned(), m["reason"].as_str().unwrap().to_owned())).collect();
-    assert_eq!(missing, vec![
-        ("id_front".to_owned(), "pending".to_owned()),
-        ("id_back".to_owned(), "pending".to_owned()),
-        ("income_proof".to_owned(), "missing".to_owned()),
-    ]);
-    let codes: Vec<&str> = st["checks"].as_array().unwrap().iter().map(|c| c["code"].as_str().unwrap()).collect();
+    let missing: Vec<(String, String)> = st["missing"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["doc_type"].as_str().unwrap().to_owned(),
+                m["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        missing,
+        vec![
+            ("id_front".to_owned(), "pending".to_owned()),
+            ("id_back".to_owned(), "pending".to_owned()),
+            ("income_proof".to_owned(), "missing".to_owned()),
+        ]
+    );
+    let codes: Vec<&str> = st["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
     assert!(codes.contains(&"expired"), "{codes:?}");
-    assert!(codes.contains(&"name_consistent") && codes.contains(&"id_consistent") && codes.contains(&"age_ok"), "{codes:?}");
-    let st: Value = c.get(app.url(&format!("{status_url}&min_age=40"))).bearer_auth(&w.manager).send().await.unwrap().json().await.unwrap();
-    assert!(st["checks"].to_string().contains("age_out_of_range"), "36 < 40");
-    let r = c.get(app.url(&format!("{status_url},passport"))).bearer_auth(&w.manager).send().await.unwrap();
+    assert!(
+        codes.contains(&"name_consistent")
+            && codes.contains(&"id_consistent")
+            && codes.contains(&"age_ok"),
+        "{codes:?}"
+    );
+    let st: Value = c
+        .get(app.url(&format!("{status_url}&min_age=40")))
+        .bearer_auth(&w.manager)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        st["checks"].to_string().contains("age_out_of_range"),
+        "36 < 40"
+    );
+    let r = c
+        .get(app.url(&format!("{status_url},passport")))
+        .bearer_auth(&w.manager)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 422);
 
     // The queue shows the pending versions with their checks to the verifier.
-    let q: Value = c.get(app.url("/api/v1/documents/pending")).bearer_auth(&w.verifier).send().await.unwrap().json().await.unwrap();
+    let q: Value = c
+        .get(app.url("/api/v1/documents/pending"))
+        .bearer_auth(&w.verifier)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(q["pending"].as_array().unwrap().len(), 2);
     assert_eq!(q["pending"][0]["own_upload"], false);
     assert!(q["pending"][0]["checks"].to_string().contains("expired"));
 
     let verify = |doc: i64, token: String, body: Value| {
         let c = c.clone();
-        let url = app.url(&format!("/api/v1/customers/{}/documents/{doc}/verification", w.customer_id));
-        async move { c.post(url).bearer_auth(token).json(&body).send().await.unwrap() }
+        let url = app.url(&format!(
+            "/api/v1/customers/{}/documents/{doc}/verification",
+            w.customer_id
+        ));
+        async move {
+            c.post(url)
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
     };
     let front_id = front["id"].as_i64().unwrap();
     let back_id = back["id"].as_i64().unwrap();
     // Four eyes: someone who may both upload and verify (two roles) may not verify
     // their own upload.
-    let (own, own_id) =
-        member_of(&app, &["customer_manager", "doc_verifier"], Some(w.branch), "dv2").await;
-    let up: Value = upload(&app, &own, w.customer_id, "i.png", PNG.to_vec(), &[("doc_type", "income_proof")]).await.json().await.unwrap();
+    let (own, own_id) = member_of(
+        &app,
+        &["customer_manager", "doc_verifier"],
+        Some(w.branch),
+        "dv2",
+    )
+    .await;
+    let up: Value = upload(
+        &app,
+        &own,
+        w.customer_id,
+        "i.png",
+        PNG.to_vec(),
+        &[("doc_type", "income_proof")],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(up["uploaded_by"], own_id);
-    let r = verify(up["id"].as_i64().unwrap(), own.clone(), json!({"decision": "verified"})).await;
+    let r = verify(
+        up["id"].as_i64().unwrap(),
+        own.clone(),
+        json!({"decision": "verified"}),
+    )
+    .await;
     assert_eq!(r.status(), 403, "{}", r.text().await.unwrap());
-    assert_eq!(app.state.store().document_get(up["id"].as_i64().unwrap()).await.unwrap().unwrap().status, "pending");
+    assert_eq!(
+        app.state
+            .store()
+            .document_get(up["id"].as_i64().unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        "pending"
+    );
     // Reasons are required to reject or ask for more.
     let r = verify(back_id, w.verifier.clone(), json!({"decision": "rejected"})).await;
     assert_eq!(r.status(), 422);
@@ -434,29 +685,94 @@ async fn four_eyes_verification_cross_checks_and_status(db: &TestDb) {
     let r = verify(front_id, w.manager.clone(), json!({"decision": "verified"})).await;
     assert_eq!(r.status(), 403);
     // Someone else verifies and decides.
-    let r = verify(front_id, w.verifier.clone(), json!({"decision": "verified"})).await;
+    let r = verify(
+        front_id,
+        w.verifier.clone(),
+        json!({"decision": "verified"}),
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let v: Value = r.json().await.unwrap();
-    assert_eq!((v["status"].as_str(), v["verified_by"].as_i64()), (Some("verified"), Some(w.verifier_id)));
+    assert_eq!(
+        (v["status"].as_str(), v["verified_by"].as_i64()),
+        (Some("verified"), Some(w.verifier_id))
+    );
     // The verifier role sees the declared ID number in clear.
     assert_eq!(v["declared_id_number"], ID_NUMBER);
-    let r = verify(back_id, w.verifier.clone(), json!({"decision": "needs_more", "note": "证件已过期，请上传新证件"})).await;
+    let r = verify(
+        back_id,
+        w.verifier.clone(),
+        json!({"decision": "needs_more", "note": "证件已过期，请上传新证件"}),
+    )
+    .await;
     assert_eq!(r.status(), 200);
     // Deciding again is a conflict.
-    let r = verify(front_id, w.verifier.clone(), json!({"decision": "rejected", "note": "x"})).await;
+    let r = verify(
+        front_id,
+        w.verifier.clone(),
+        json!({"decision": "rejected", "note": "x"}),
+    )
+    .await;
     assert_eq!(r.status(), 409);
     // The decision history keeps the checks the verifier saw.
-    let detail: Value = c.get(app.url(&format!("/api/v1/customers/{}/documents/{back_id}", w.customer_id))).bearer_auth(&w.manager).send().await.unwrap().json().await.unwrap();
+    let detail: Value = c
+        .get(app.url(&format!(
+            "/api/v1/customers/{}/documents/{back_id}",
+            w.customer_id
+        )))
+        .bearer_auth(&w.manager)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(detail["verifications"][0]["decision"], "needs_more");
-    assert!(detail["verifications"][0]["checks"].to_string().contains("expired"));
+    assert!(detail["verifications"][0]["checks"]
+        .to_string()
+        .contains("expired"));
 
     // A new back (version 2), verified by someone else: id_front and id_back complete.
-    let back2: Value = upload(&app, &w.manager, w.customer_id, "back2.png", PNG.to_vec(), &[("doc_type", "id_back"), ("expiry_date", "2036-11-28")]).await.json().await.unwrap();
+    let back2: Value = upload(
+        &app,
+        &w.manager,
+        w.customer_id,
+        "back2.png",
+        PNG.to_vec(),
+        &[("doc_type", "id_back"), ("expiry_date", "2036-11-28")],
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(back2["version"], 2);
-    assert_eq!(verify(back2["id"].as_i64().unwrap(), w.verifier.clone(), json!({"decision": "verified"})).await.status(), 200);
-    let st: Value = c.get(app.url(&format!("/api/v1/customers/{}/documents/status?required=id_front,id_back", w.customer_id))).bearer_auth(&w.manager).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        verify(
+            back2["id"].as_i64().unwrap(),
+            w.verifier.clone(),
+            json!({"decision": "verified"})
+        )
+        .await
+        .status(),
+        200
+    );
+    let st: Value = c
+        .get(app.url(&format!(
+            "/api/v1/customers/{}/documents/status?required=id_front,id_back",
+            w.customer_id
+        )))
+        .bearer_auth(&w.manager)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(st["complete"], true, "{st}");
-    assert!(!st["checks"].to_string().contains("\"expired\""), "the expired version is superseded: {st}");
+    assert!(
+        !st["checks"].to_string().contains("\"expired\""),
+        "the expired version is superseded: {st}"
+    );
     app.stop().await;
 }
 
@@ -465,10 +781,31 @@ async fn browser_sign_in(browser: &fantoccini::Client, app: &TestApp, username: 
     use fantoccini::Locator;
     browser.goto(&app.url("/login")).await.unwrap();
     let w = browser.wait();
-    w.for_element(Locator::Id("username")).await.unwrap().send_keys(username).await.unwrap();
-    browser.find(Locator::Id("password")).await.unwrap().send_keys(PASSWORD).await.unwrap();
-    browser.find(Locator::Css("form button[type=submit]")).await.unwrap().click().await.unwrap();
-    browser.wait().for_element(Locator::Css("[data-testid=current-user]")).await.unwrap();
+    w.for_element(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(username)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
 }
 
 /// In a real browser: a customer manager uploads a PNG on the customer's documents page;
@@ -488,20 +825,66 @@ async fn browser_upload_then_verify_by_another_person() {
     browser_sign_in(&browser, &app, "cm1").await;
     let page = app.url(&format!("/customers/{}/documents", w.customer_id));
     browser.goto(&page).await.unwrap();
-    browser.wait().for_element(Locator::Css("[data-testid=upload-form]")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=upload-form]"))
+        .await
+        .unwrap();
     let file = db.dir.path().join("身份证正面.png");
     std::fs::write(&file, PNG).unwrap();
-    browser.find(Locator::Css("select[name=doc_type]")).await.unwrap().select_by_value("id_front").await.unwrap();
-    browser.find(Locator::Css("input[name=declared_name]")).await.unwrap().send_keys("张三").await.unwrap();
-    browser.find(Locator::Css("[data-testid=upload-file]")).await.unwrap().send_keys(&file.display().to_string()).await.unwrap();
-    browser.find(Locator::Css("[data-testid=upload-submit]")).await.unwrap().click().await.unwrap();
-    let ok = browser.wait().for_element(Locator::Css("[data-testid=flash-ok]")).await.unwrap().text().await.unwrap();
+    browser
+        .find(Locator::Css("select[name=doc_type]"))
+        .await
+        .unwrap()
+        .select_by_value("id_front")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("input[name=declared_name]"))
+        .await
+        .unwrap()
+        .send_keys("张三")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=upload-file]"))
+        .await
+        .unwrap()
+        .send_keys(&file.display().to_string())
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=upload-submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let ok = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=flash-ok]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(ok.contains("id_front v1"), "{ok}");
-    let row = browser.find(Locator::Css("tr[data-doc-type=id_front]")).await.unwrap().text().await.unwrap();
+    let row = browser
+        .find(Locator::Css("tr[data-doc-type=id_front]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(row.contains("image/png") && row.contains("待核验"), "{row}");
     screenshot(&browser, "documents-uploaded").await;
     // The stored content is the file, byte for byte.
-    let docs = app.state.store().documents_of_customer(w.customer_id).await.unwrap();
+    let docs = app
+        .state
+        .store()
+        .documents_of_customer(w.customer_id)
+        .await
+        .unwrap();
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].uploaded_by, Some(w.manager_id));
 
@@ -509,21 +892,57 @@ async fn browser_upload_then_verify_by_another_person() {
     browser.delete_all_cookies().await.unwrap();
     browser_sign_in(&browser, &app, "dv1").await;
     browser.goto(&app.url("/documents/verify")).await.unwrap();
-    let item = browser.wait().for_element(Locator::Css("[data-testid=queue-item]")).await.unwrap();
+    let item = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=queue-item]"))
+        .await
+        .unwrap();
     let text = item.text().await.unwrap();
     assert!(text.contains("张三") && text.contains("姓名一致"), "{text}");
     screenshot(&browser, "documents-verify-queue").await;
-    browser.find(Locator::Css("[data-testid=verify-submit]")).await.unwrap().click().await.unwrap();
-    browser.wait().for_element(Locator::Css("[data-testid=flash-ok]")).await.unwrap();
-    browser.wait().for_element(Locator::Css("[data-testid=queue-empty]")).await.unwrap();
-    let d = app.state.store().document_get(docs[0].id).await.unwrap().unwrap();
-    assert_eq!((d.status.as_str(), d.verified_by), ("verified", Some(w.verifier_id)));
+    browser
+        .find(Locator::Css("[data-testid=verify-submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=flash-ok]"))
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=queue-empty]"))
+        .await
+        .unwrap();
+    let d = app
+        .state
+        .store()
+        .document_get(docs[0].id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (d.status.as_str(), d.verified_by),
+        ("verified", Some(w.verifier_id))
+    );
 
     // Back as the customer manager: the document shows as verified.
     browser.delete_all_cookies().await.unwrap();
     browser_sign_in(&browser, &app, "cm1").await;
     browser.goto(&page).await.unwrap();
-    let status = browser.wait().for_element(Locator::Css("tr[data-doc-type=id_front] [data-testid=doc-status]")).await.unwrap().text().await.unwrap();
+    let status = browser
+        .wait()
+        .for_element(Locator::Css(
+            "tr[data-doc-type=id_front] [data-testid=doc-status]",
+        ))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(status, "已核验");
     browser.close().await.unwrap();
     app.stop().await;
