@@ -157,6 +157,7 @@ pub struct FieldClass {
     pub en: &'static str,
 }
 
+#[allow(clippy::too_many_arguments)]
 const fn fc(
     field: &'static str,
     level: Sensitivity,

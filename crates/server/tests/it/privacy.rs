@@ -419,10 +419,13 @@ async fn deletion_honours_holds_then_shreds(db: &TestDb) {
     .unwrap();
     assert_eq!(v["status"], "refused");
     assert!(v["resolution"].as_str().unwrap().contains("AML"), "{v}");
-    assert!(!std::fs::read_dir(db.data_dir().join("blobs/documents"))
-        .unwrap()
-        .next()
-        .is_none());
+    assert!(
+        std::fs::read_dir(db.data_dir().join("blobs/documents"))
+            .unwrap()
+            .next()
+            .is_some(),
+        "the held document stays"
+    );
 
     // 3. No hold: a customer with only standard-retention documents and a consent.
     let (free, free_ref) = customer_for(
