@@ -75,6 +75,22 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "维护业务流程定义",
         "Manage workflow definitions",
     ),
+    // PIPL consents and data-subject requests (issue #4)
+    p(
+        "consent.manage",
+        "登记客户授权与个人信息权利请求",
+        "Record consents and data-subject requests",
+    ),
+    p(
+        "privacy.request.read",
+        "查看个人信息权利请求",
+        "View data-subject requests",
+    ),
+    p(
+        "privacy.request.handle",
+        "处理个人信息权利请求（导出、删除）",
+        "Handle data-subject requests (export, erasure)",
+    ),
     p("application.read", "查看贷款申请", "View applications"),
     p(
         "application.create",
@@ -318,6 +334,7 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "audit.export",
             "audit.verify",
             "whistle.handle",
+            "privacy.request.read",
             "customer.reveal",
             "user.reveal",
         ],
@@ -337,6 +354,7 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "customer.reveal",
             "document.read",
             "document.upload",
+            "consent.manage",
             "application.read",
             "application.create",
             "product.read",
@@ -512,6 +530,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "aml.work",
             "aml.report",
             "report.read",
+            "privacy.request.read",
+            "privacy.request.handle",
         ],
         clear_fields: &["customer.id_number"],
     },

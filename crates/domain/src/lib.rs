@@ -9,6 +9,8 @@
 //! | [`money`] | exact amounts in fen, annual and fee rates, half-up rounding |
 //! | [`ident`] | resident ID, USCC, bank card, mobile, e-mail |
 //! | [`customer`] | customers, validated input, field sensitivity (C1–C3) |
+//! | [`document`] | customer documents: types, content sniffing, retention, verification, cross-checks, completeness |
+//! | [`privacy`] | PIPL consents, data-subject requests, deadlines, erasure holds |
 //! | [`mask`] | masking of personal information for display |
 //! | [`schedule`] | loan terms, fees, repayment schedules, prepayment, payoff |
 //! | [`apr`] | all-in annual cost by IRR |
@@ -20,10 +22,12 @@ pub mod apr;
 pub mod classify;
 pub mod clock;
 pub mod customer;
+pub mod document;
 pub mod generate;
 pub mod ident;
 pub mod mask;
 pub mod money;
+pub mod privacy;
 pub mod schedule;
 
 pub use apr::AprError;

@@ -8,6 +8,8 @@
 pub mod api;
 pub mod audit_checkpoint;
 pub mod auth;
+pub mod blobs;
+pub mod customer_docs;
 pub mod customers;
 pub mod demo;
 pub mod error;
@@ -36,6 +38,15 @@ pub fn app(state: AppState) -> Router {
     let (api_router, openapi) = api::router().split_for_parts();
     let openapi = std::sync::Arc::new(openapi);
     let body_limit = state.settings().body_limit_bytes;
+    // Document uploads may be larger than other bodies: the outer limit admits them, and
+    // every other route keeps `body_limit` through `DefaultBodyLimit` (the upload routes
+    // disable it and count the bytes themselves against `document_max_bytes`).
+    let outer_limit = body_limit.max(
+        state
+            .settings()
+            .document_max_bytes
+            .saturating_add(customer_docs::MULTIPART_OVERHEAD),
+    );
     let timeout = state.settings().request_timeout;
     Router::new()
         .merge(api_router.layer(axum::Extension(openapi.clone())))
@@ -49,6 +60,10 @@ pub fn app(state: AppState) -> Router {
                     state.clone(),
                     auth::authorize,
                 ))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    customer_docs::body_limit_guard,
+                ))
                 .layer(CompressionLayer::new())
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
                     // The only error the stack below produces is the timeout.
@@ -56,7 +71,7 @@ pub fn app(state: AppState) -> Router {
                 }))
                 .timeout(timeout)
                 .layer(DefaultBodyLimit::max(body_limit))
-                .layer(RequestBodyLimitLayer::new(body_limit)),
+                .layer(RequestBodyLimitLayer::new(outer_limit)),
         )
         .with_state(state)
 }

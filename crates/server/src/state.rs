@@ -1,6 +1,7 @@
 //! Application state shared by every request and job.
 
 use crate::auth::login::{AuthPolicy, Throttle};
+use crate::blobs::{BlobStore, LocalBlobStore};
 use crate::ui::i18n::I18n;
 use crate::vault::Vault;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -23,6 +24,10 @@ pub struct ServerSettings {
     /// How long audit records must be kept. zhudai never deletes them; this is the
     /// policy shown to operators and auditors (default 10 years, AML record keeping).
     pub audit_retention_days: u32,
+    /// Largest document upload (bytes); the upload routes accept bodies this large.
+    pub document_max_bytes: usize,
+    /// Calendar days to answer a data-subject request (PIPL practice: 15 working days).
+    pub privacy_request_days: u32,
 }
 
 impl Default for ServerSettings {
@@ -34,6 +39,8 @@ impl Default for ServerSettings {
             demo: false,
             auth: AuthPolicy::default(),
             audit_retention_days: 3650,
+            document_max_bytes: 20 * 1024 * 1024,
+            privacy_request_days: 15,
         }
     }
 }
@@ -48,6 +55,7 @@ struct Inner {
     started_at_ms: i64,
     vault: Vault,
     throttle: Throttle,
+    blobs: Arc<dyn BlobStore>,
 }
 
 /// Cheap to clone; everything inside is shared.
@@ -62,7 +70,9 @@ impl AppState {
         vault: Vault,
     ) -> Self {
         let started_at_ms = clock.now().timestamp_millis();
+        let blobs: Arc<dyn BlobStore> = Arc::new(LocalBlobStore::in_data_dir(&settings.data_dir));
         AppState(Arc::new(Inner {
+            blobs,
             store,
             clock,
             settings,
@@ -101,6 +111,11 @@ impl AppState {
     /// Field encryption and blind indexes.
     pub fn vault(&self) -> &Vault {
         &self.0.vault
+    }
+
+    /// Where document contents are kept (`DATA_DIR/blobs` by default).
+    pub fn blobs(&self) -> &dyn BlobStore {
+        self.0.blobs.as_ref()
     }
 
     pub fn throttle(&self) -> &Throttle {

@@ -304,6 +304,39 @@ impl Vault {
         }
     }
 
+    // --- Customer documents (issue #4): binary contents under a subject's DEK. ---
+
+    /// Encrypts binary content (a document) for its place `aad` under the DEK of
+    /// `subject` (created on first use). One AES-256-GCM (or SM4-GCM) ciphertext.
+    pub async fn encrypt_bytes(
+        &self,
+        subject: Option<&str>,
+        aad: &FieldAad<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        let dek = self.dek_for(subject, true).await?;
+        self.0
+            .cipher
+            .encrypt(&dek, &aad.to_bytes(), plaintext)
+            .map_err(field_error)
+    }
+
+    /// Decrypts a ciphertext of [`Vault::encrypt_bytes`]; [`VaultError::Shredded`] when
+    /// the subject's key was destroyed.
+    pub async fn decrypt_bytes(
+        &self,
+        subject: Option<&str>,
+        aad: &FieldAad<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        FieldCipher::key_id_of(ciphertext).map_err(field_error)?;
+        let dek = self.dek_for(subject, false).await?;
+        self.0
+            .cipher
+            .decrypt(&dek, &aad.to_bytes(), ciphertext)
+            .map_err(field_error)
+    }
+
     /// The blind index (32 lowercase hex characters) of `value` normalised for `kind`:
     /// equal values give equal indexes; different kinds give unrelated ones.
     pub fn blind_index(&self, kind: FieldKind, value: &str) -> String {

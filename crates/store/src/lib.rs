@@ -12,6 +12,7 @@
 pub mod audit;
 pub mod customers;
 pub mod db;
+pub mod documents;
 pub mod error;
 pub mod identity;
 pub mod jobs;

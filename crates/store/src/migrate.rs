@@ -53,6 +53,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "customers",
         sql: include_str!("../migrations/0004_customers.sql"),
     },
+    // Customer documents, verification, consents and data-subject requests (issue #4
+    // parts 2–4). Versions 5 and 6 belong to other capabilities merged alongside.
+    Migration {
+        version: 7,
+        name: "customer_documents",
+        sql: include_str!("../migrations/0007_customer_documents.sql"),
+    },
     Migration {
         version: 9,
         name: "workflow",

@@ -275,6 +275,8 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             ..Default::default()
         },
         audit_retention_days: config.audit_retention_days,
+        document_max_bytes: config.document_max_bytes,
+        privacy_request_days: config.privacy_request_days,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

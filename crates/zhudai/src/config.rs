@@ -70,6 +70,14 @@ pub struct Config {
     /// 等保 2.0 six-month floor). zhudai never deletes audit records.
     #[serde(default = "defaults::audit_retention_days")]
     pub audit_retention_days: u32,
+    /// Largest customer document accepted (bytes, default 20 MiB). The document upload
+    /// routes accept bodies this large whatever `body_limit_bytes` says.
+    #[serde(default = "defaults::document_max_bytes")]
+    pub document_max_bytes: usize,
+    /// Calendar days to answer a data-subject request (default 15; PIPL practice is 15
+    /// working days, counted here as calendar days until a holiday calendar exists).
+    #[serde(default = "defaults::privacy_request_days")]
+    pub privacy_request_days: u32,
 }
 
 mod defaults {
@@ -98,6 +106,12 @@ mod defaults {
     }
     pub fn audit_retention_days() -> u32 {
         3650
+    }
+    pub fn document_max_bytes() -> usize {
+        20 * 1024 * 1024
+    }
+    pub fn privacy_request_days() -> u32 {
+        15
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()
@@ -151,6 +165,18 @@ impl Config {
             return Err(format!(
                 "configuration error: `audit_retention_days` is {}; it must be at least 183 (six months, 等保 2.0)",
                 config.audit_retention_days
+            ));
+        }
+        if config.document_max_bytes < 1024 {
+            return Err(format!(
+                "configuration error: `document_max_bytes` is {}; it must be at least 1024",
+                config.document_max_bytes
+            ));
+        }
+        if !(1..=90).contains(&config.privacy_request_days) {
+            return Err(format!(
+                "configuration error: `privacy_request_days` is {}; use 1–90 (PIPL: answer within 15 working days)",
+                config.privacy_request_days
             ));
         }
         Ok(config)

@@ -6,6 +6,8 @@ pub mod audit;
 pub mod auth;
 pub mod customers;
 pub mod docs;
+pub mod documents;
+pub mod privacy;
 pub mod system;
 pub mod users;
 pub mod workflows;
@@ -33,6 +35,8 @@ use utoipa_axum::routes;
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
         (name = "workflow", description = "Workflow definitions (versioned, checked before use) and each user's to-do list"),
         (name = "customers", description = "Customers (individuals and enterprises) in the caller's data scope; masked sensitive fields, duplicate flags, audited reveal"),
+        (name = "documents", description = "Customer documents: encrypted upload and download, versions, four-eyes verification with cross-checks, completeness"),
+        (name = "privacy", description = "PIPL: consents per purpose and recipient, data-subject requests (access/copy, correction, deletion) with deadlines"),
     )
 )]
 pub struct ApiDoc;
@@ -78,4 +82,29 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(customers::reveal))
         .routes(routes!(customers::add_relation))
         .routes(routes!(customers::history))
+        // Customer documents and privacy (issue #4 parts 2–4). The upload route takes
+        // bodies up to `document_max_bytes`: it disables the default body limit and
+        // counts the bytes itself.
+        .routes({
+            let (schemas, paths, method_router) =
+                routes!(documents::upload_document, documents::list_documents);
+            (
+                schemas,
+                paths,
+                method_router.layer(axum::extract::DefaultBodyLimit::disable()),
+            )
+        })
+        .routes(routes!(documents::documents_status))
+        .routes(routes!(documents::get_document))
+        .routes(routes!(documents::download_document))
+        .routes(routes!(documents::verify_document))
+        .routes(routes!(documents::pending_documents))
+        .routes(routes!(privacy::consent_create, privacy::consent_list))
+        .routes(routes!(privacy::consent_withdraw))
+        .routes(routes!(privacy::request_create, privacy::request_list))
+        .routes(routes!(privacy::request_get))
+        .routes(routes!(privacy::request_start))
+        .routes(routes!(privacy::request_complete))
+        .routes(routes!(privacy::request_refuse))
+        .routes(routes!(privacy::request_export))
 }

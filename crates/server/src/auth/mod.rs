@@ -478,6 +478,21 @@ async fn check_csrf(req: Request, expected: &str, limit: usize) -> (bool, Reques
         let ok = zhudai_crypto::tokens::ct_eq_str(h, expected);
         return (ok, req);
     }
+    // Multipart uploads (documents) are not buffered here: their forms carry the token
+    // in the query string (`?_csrf=`), which only our own pages know.
+    let is_multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    if is_multipart {
+        let ok = req
+            .uri()
+            .query()
+            .and_then(|q| form_urlencoded_value(q.as_bytes(), CSRF_FIELD))
+            .is_some_and(|v| zhudai_crypto::tokens::ct_eq_str(&v, expected));
+        return (ok, req);
+    }
     let is_form = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -92,6 +92,126 @@ pub const POLICY: &[(Method, &str, Access)] = &[
         "/api/v1/customers/{id}/history",
         P("customer.read"),
     ),
+    // Customer documents, consents and data-subject requests (issue #4 parts 2–4)
+    (
+        Method::POST,
+        "/api/v1/customers/{id}/documents",
+        P("document.upload"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/{id}/documents",
+        P("document.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/{id}/documents/status",
+        P("document.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/{id}/documents/{doc_id}",
+        P("document.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/{id}/documents/{doc_id}/content",
+        P("document.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/customers/{id}/documents/{doc_id}/verification",
+        P("document.verify"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/documents/pending",
+        P("document.verify"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/customers/{id}/consents",
+        P("consent.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/{id}/consents",
+        P("customer.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/customers/{id}/consents/{cid}/withdraw",
+        P("consent.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/privacy/requests",
+        P("consent.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/privacy/requests",
+        P("privacy.request.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/privacy/requests/{id}",
+        P("privacy.request.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/privacy/requests/{id}/start",
+        P("privacy.request.handle"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/privacy/requests/{id}/complete",
+        P("privacy.request.handle"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/privacy/requests/{id}/refuse",
+        P("privacy.request.handle"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/privacy/requests/{id}/export",
+        P("privacy.request.handle"),
+    ),
+    (Method::GET, "/documents/verify", P("document.verify")),
+    (
+        Method::POST,
+        "/documents/verify/{doc_id}",
+        P("document.verify"),
+    ),
+    (Method::GET, "/customers/{id}/documents", P("document.read")),
+    (
+        Method::POST,
+        "/customers/{id}/documents",
+        P("document.upload"),
+    ),
+    (
+        Method::GET,
+        "/customers/{id}/documents/{doc_id}/content",
+        P("document.read"),
+    ),
+    (
+        Method::POST,
+        "/customers/{id}/consents",
+        P("consent.manage"),
+    ),
+    (
+        Method::POST,
+        "/customers/{id}/consents/{cid}/withdraw",
+        P("consent.manage"),
+    ),
+    (Method::GET, "/privacy/requests", P("privacy.request.read")),
+    (Method::POST, "/privacy/requests", P("consent.manage")),
+    (
+        Method::POST,
+        "/privacy/requests/{id}/{action}",
+        P("privacy.request.handle"),
+    ),
     // Web UI
     (Method::GET, "/", SignedIn),
     (Method::GET, "/m/{module}", SignedIn),

@@ -347,6 +347,13 @@ async fn detail_page(
     let c: CustomerView = svc::view(state, &caller, &scope, &row, true, &mut clear_reads).await?;
     let relations = svc::relations(state, &scope, id).await?;
     let history = svc::history(state, id, 50).await?;
+    // Materials, verification and consents (documents and privacy modules).
+    let section_ctx = Ctx {
+        lang,
+        caller: Some(caller.clone()),
+    };
+    let documents = crate::ui::documents::documents_section(state, &section_ctx, &row).await;
+    let consents = crate::ui::privacy::consents_section(state, &section_ctx, &row).await;
     let csrf = caller.csrf.clone().unwrap_or_default();
     let shown = |f: &str, v: &Option<String>| -> Markup {
         match (&revealed, v) {
@@ -452,6 +459,8 @@ async fn detail_page(
                 }
             }
         }
+        (documents)
+        (consents)
         section.card data-testid="history" {
             h2 { (t.get("customers.history")) }
             table.table {

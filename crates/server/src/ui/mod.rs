@@ -8,10 +8,12 @@ pub mod assets;
 pub mod audit;
 pub mod chart;
 pub mod customers;
+pub mod documents;
 pub mod i18n;
 pub mod layout;
 pub mod modules;
 pub mod pages;
+pub mod privacy;
 pub mod workflows;
 
 use crate::state::AppState;
@@ -66,4 +68,30 @@ pub fn router() -> Router<AppState> {
         .route("/customers/{id}/relations", post(customers::add_relation))
         .route("/account/totp", post(account::totp_start))
         .route("/account/totp/confirm", post(account::totp_confirm))
+        // Customer documents, consents and data-subject requests (issue #4 parts 2–4)
+        .route(
+            "/customers/{id}/documents",
+            get(documents::customer_documents_page)
+                .post(documents::upload_submit)
+                .layer(
+                    // Uploads count their bytes against document_max_bytes themselves.
+                    axum::extract::DefaultBodyLimit::disable(),
+                ),
+        )
+        .route(
+            "/customers/{id}/documents/{doc_id}/content",
+            get(documents::download),
+        )
+        .route("/documents/verify", get(documents::verify_queue))
+        .route("/documents/verify/{doc_id}", post(documents::verify_submit))
+        .route("/customers/{id}/consents", post(privacy::consent_submit))
+        .route(
+            "/customers/{id}/consents/{cid}/withdraw",
+            post(privacy::withdraw_submit),
+        )
+        .route(
+            "/privacy/requests",
+            get(privacy::requests_page).post(privacy::request_submit),
+        )
+        .route("/privacy/requests/{id}/{action}", post(privacy::act_submit))
 }
