@@ -52,6 +52,7 @@ impl JobRegistry {
             crate::audit_checkpoint::JOB_KIND,
             crate::audit_checkpoint::run_job,
         );
+        registry.register(crate::workflow::SLA_JOB, crate::workflow::run_sla_job);
         registry
     }
 }

@@ -281,3 +281,161 @@ pub async fn act_in(
         version: version + 1,
     })
 }
+
+/// The job kind of the time-limit scan.
+pub const SLA_JOB: &str = "workflow.sla";
+const SLA_PERIOD_MS: i64 = 5 * 60_000;
+
+/// What one time-limit scan did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SlaReport {
+    pub reminders: usize,
+    pub breaches: usize,
+    pub returned: usize,
+    pub stuck: usize,
+}
+
+/// Checks the time limits of every running instance: raises a reminder and an SLA-breach
+/// alert (once per node entry each) for the current assignee, and sends the `timeout`
+/// action when a node's auto-return limit passed (an instance whose definition has no
+/// timeout transition there is reported as stuck instead). Safe to run any number of
+/// times and on several servers: alerts are unique per node entry and the action goes
+/// through the instance's version check.
+pub async fn check_time_limits(store: &Store, now_ms: i64) -> Result<SlaReport, ApiError> {
+    let mut report = SlaReport::default();
+    let hour = 3_600_000_i64;
+    let waiting = store.instances_waiting_since(now_ms - hour, 5_000).await?;
+    for row in waiting {
+        let def = definition(store, &row.definition_code, row.definition_version).await?;
+        let Some(sla) = def
+            .node_index(&row.node)
+            .and_then(|i| def.nodes[i].spec.sla)
+        else {
+            continue;
+        };
+        let waited = now_ms - row.node_entered_at_ms;
+        let passed = |h: Option<u32>| h.is_some_and(|h| waited >= i64::from(h) * hour);
+        let raise = |kind: &'static str, detail: String| {
+            let row = row.clone();
+            async move {
+                zhudai_store::workflow::alert_raise(
+                    store.writer(),
+                    row.id,
+                    &row.node,
+                    row.node_entered_at_ms,
+                    kind,
+                    row.assignee_role.as_deref(),
+                    row.assignee_user,
+                    Some(&detail),
+                    now_ms,
+                )
+                .await
+            }
+        };
+        let hours = waited / hour;
+        if passed(sla.remind_after_hours)
+            && raise("remind", format!("waiting {hours} h at {}", row.node)).await?
+        {
+            report.reminders += 1;
+        }
+        if passed(sla.escalate_after_hours)
+            && raise(
+                "sla_breach",
+                format!(
+                    "{} h at {}: past the {} h limit",
+                    hours,
+                    row.node,
+                    sla.escalate_after_hours.unwrap_or(0)
+                ),
+            )
+            .await?
+        {
+            report.breaches += 1;
+        }
+        if passed(sla.auto_return_after_hours) {
+            let facts = def.new_facts();
+            let mut tx = store.begin().await?;
+            match act_in(
+                &mut tx,
+                store,
+                None,
+                row.id,
+                Some(row.version),
+                &Action::Timeout,
+                &facts,
+                now_ms,
+            )
+            .await
+            {
+                Ok(_) => {
+                    tx.commit().await?;
+                    raise("auto_return", format!("returned after {hours} h")).await?;
+                    report.returned += 1;
+                }
+                Err(ApiError::Conflict(_)) => {
+                    tx.rollback().await?;
+                    // Acted on meanwhile, or no timeout transition from this node.
+                    if store
+                        .instance(row.id)
+                        .await?
+                        .is_some_and(|r| r.version == row.version)
+                        && raise("stuck", format!("no time-out path from {}", row.node)).await?
+                    {
+                        report.stuck += 1;
+                    }
+                }
+                Err(e) => {
+                    tx.rollback().await?;
+                    if raise("stuck", e.to_string()).await? {
+                        report.stuck += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+async fn enqueue_sla(store: &Store, slot: i64, now_ms: i64) -> Result<(), ApiError> {
+    store
+        .enqueue(
+            &zhudai_store::jobs::NewJob::new(
+                SLA_JOB,
+                serde_json::json!({ "slot": slot }),
+                slot * SLA_PERIOD_MS,
+            )
+            .dedupe(&format!("{SLA_JOB}:{slot}")),
+            now_ms,
+        )
+        .await?;
+    Ok(())
+}
+
+/// Schedules the time-limit scan (every five minutes, once however many servers start).
+pub async fn schedule(store: &Store, now_ms: i64) -> Result<(), ApiError> {
+    enqueue_sla(store, now_ms.div_euclid(SLA_PERIOD_MS) + 1, now_ms).await
+}
+
+/// The job handler: schedules the next scan, then scans.
+pub async fn run_sla_job(
+    state: crate::state::AppState,
+    _job: zhudai_store::jobs::Job,
+) -> Result<(), String> {
+    let now = state.now_ms();
+    enqueue_sla(state.store(), now.div_euclid(SLA_PERIOD_MS) + 1, now)
+        .await
+        .map_err(|e| e.to_string())?;
+    let r = check_time_limits(state.store(), now)
+        .await
+        .map_err(|e| e.to_string())?;
+    if r != SlaReport::default() {
+        tracing::info!(
+            reminders = r.reminders,
+            breaches = r.breaches,
+            returned = r.returned,
+            stuck = r.stuck,
+            "workflow time limits"
+        );
+    }
+    Ok(())
+}

@@ -54,3 +54,22 @@ CREATE TABLE workflow_steps (
     CONSTRAINT workflow_steps_seq_key UNIQUE (instance_id, seq)
 );
 CREATE INDEX workflow_steps_actor_idx ON workflow_steps (actor, at_ms);
+
+-- Exceptions raised by time limits and stuck instances: one row per (instance, node
+-- entry, kind), so the scan that raises them can run any number of times.
+CREATE TABLE workflow_alerts (
+    id {{ID}},
+    instance_id BIGINT NOT NULL REFERENCES workflow_instances (id),
+    node TEXT NOT NULL,
+    node_entered_at_ms BIGINT NOT NULL,
+    kind TEXT NOT NULL CONSTRAINT workflow_alerts_kind_check
+        CHECK (kind IN ('remind', 'sla_breach', 'auto_return', 'stuck')),
+    assignee_role TEXT,
+    assignee_user BIGINT,
+    detail TEXT,
+    created_at_ms BIGINT NOT NULL,
+    acknowledged_by BIGINT REFERENCES users (id),
+    acknowledged_at_ms BIGINT,
+    CONSTRAINT workflow_alerts_once UNIQUE (instance_id, node_entered_at_ms, kind)
+);
+CREATE INDEX workflow_alerts_open_idx ON workflow_alerts (acknowledged_at_ms, assignee_role);

@@ -408,3 +408,119 @@ impl Store {
             .collect()
     }
 }
+
+/// An exception about an instance (time limit reached, stuck).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    pub id: i64,
+    pub instance_id: i64,
+    pub node: String,
+    pub kind: String,
+    pub assignee_role: Option<String>,
+    pub assignee_user: Option<i64>,
+    pub detail: Option<String>,
+    pub created_at_ms: i64,
+}
+
+/// Raises an alert once per (instance, node entry, kind); true when it is new.
+#[allow(clippy::too_many_arguments)] // one column each
+pub async fn alert_raise<'c, E>(
+    exec: E,
+    instance_id: i64,
+    node: &str,
+    node_entered_at_ms: i64,
+    kind: &str,
+    assignee_role: Option<&str>,
+    assignee_user: Option<i64>,
+    detail: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let done = sqlx::query(
+        "INSERT INTO workflow_alerts (instance_id, node, node_entered_at_ms, kind, assignee_role, assignee_user, detail, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (instance_id, node_entered_at_ms, kind) DO NOTHING",
+    )
+    .bind(instance_id)
+    .bind(node)
+    .bind(node_entered_at_ms)
+    .bind(kind)
+    .bind(assignee_role)
+    .bind(assignee_user)
+    .bind(detail)
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+impl Store {
+    /// Open alerts for one of `roles` or for `user`, newest first.
+    pub async fn open_alerts(
+        &self,
+        roles: &[String],
+        user: i64,
+        limit: i64,
+    ) -> Result<Vec<AlertRow>, StoreError> {
+        let mut marks = Vec::new();
+        for i in 0..roles.len() {
+            marks.push(format!("${}", i + 3));
+        }
+        let role_cond = if marks.is_empty() {
+            String::new()
+        } else {
+            format!(" OR assignee_role IN ({})", marks.join(", "))
+        };
+        let sql = format!(
+            "SELECT id, instance_id, node, kind, assignee_role, assignee_user, detail, created_at_ms
+             FROM workflow_alerts WHERE acknowledged_at_ms IS NULL AND (assignee_user = $1{role_cond})
+             ORDER BY id DESC LIMIT $2"
+        );
+        let mut q = sqlx::query(&sql).bind(user).bind(limit);
+        for r in roles {
+            q = q.bind(r.as_str());
+        }
+        let rows = q.fetch_all(self.reader()).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertRow {
+                    id: r.try_get("id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    node: r.try_get("node")?,
+                    kind: r.try_get("kind")?,
+                    assignee_role: r.try_get("assignee_role")?,
+                    assignee_user: r.try_get("assignee_user")?,
+                    detail: r.try_get("detail")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// All alerts of an instance, oldest first.
+    pub async fn alerts_of(&self, instance_id: i64) -> Result<Vec<AlertRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, instance_id, node, kind, assignee_role, assignee_user, detail, created_at_ms
+             FROM workflow_alerts WHERE instance_id = $1 ORDER BY id",
+        )
+        .bind(instance_id)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertRow {
+                    id: r.try_get("id")?,
+                    instance_id: r.try_get("instance_id")?,
+                    node: r.try_get("node")?,
+                    kind: r.try_get("kind")?,
+                    assignee_role: r.try_get("assignee_role")?,
+                    assignee_user: r.try_get("assignee_user")?,
+                    detail: r.try_get("detail")?,
+                    created_at_ms: r.try_get("created_at_ms")?,
+                })
+            })
+            .collect()
+    }
+}

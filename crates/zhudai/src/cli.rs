@@ -314,6 +314,12 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             }
         }
     }
+    if let Err(e) = zhudai_server::workflow::ensure_defaults(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not install the default workflow definitions");
+    }
+    if let Err(e) = zhudai_server::workflow::schedule(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not schedule the workflow time-limit scan");
+    }
     if let Err(e) = zhudai_server::audit_checkpoint::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the hourly audit checkpoint");
     }

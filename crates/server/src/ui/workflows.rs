@@ -270,7 +270,21 @@ pub async fn tasks(
         let overdue = limit.is_some_and(|h| now - r.node_entered_at_ms > i64::from(h) * 3_600_000);
         items.push((r, name.unwrap_or_default(), overdue));
     }
+    let alerts = state
+        .store()
+        .open_alerts(&caller.roles, caller.user_id, 50)
+        .await?;
     let content = html! {
+        @if !alerts.is_empty() {
+            section.card.notice data-testid="alerts" {
+                h2 { (t.get("tasks.alerts")) }
+                ul { @for a in &alerts { li {
+                    span class=(if a.kind == "remind" { "badge badge-warn" } else { "badge badge-bad" }) { (t.get(&format!("tasks.alert.{}", a.kind))) }
+                    " #" (a.instance_id) " · " (a.node) " · " (shanghai(a.created_at_ms, false))
+                    @if let Some(d) = &a.detail { " — " (d) }
+                } } }
+            }
+        }
         section.card {
             @if items.is_empty() { p.muted data-testid="no-tasks" { (t.get("tasks.none")) } }
             @else {

@@ -13,7 +13,8 @@ use zhudai_workflow::Action;
 
 zhudai_store::on_both!(
     definitions_are_versioned_and_checked,
-    simultaneous_approvals_give_one_outcome
+    simultaneous_approvals_give_one_outcome,
+    time_limits_remind_escalate_and_return
 );
 
 async fn definitions_are_versioned_and_checked(db: &TestDb) {
@@ -274,6 +275,71 @@ async fn simultaneous_approvals_give_one_outcome(db: &TestDb) {
             .iter()
             .any(|(n, left, _)| n == "approval" && *left == 1),
         "{durations:?}"
+    );
+    app.stop().await;
+}
+
+async fn time_limits_remind_escalate_and_return(db: &TestDb) {
+    let app = TestApp::start(db).await;
+    let store = app.state.store().clone();
+    let t0 = app.state.now_ms();
+    wf::ensure_defaults(&store, t0).await.unwrap();
+    let (_, def) = wf::latest(&store, "origination").await.unwrap();
+    let facts = def.new_facts();
+    let mut tx = store.begin().await.unwrap();
+    let id = wf::start_in(&mut tx, &store, "origination", "test", 7, t0)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    wf::act_in(
+        &mut tx,
+        &store,
+        Some(&caller(1, "customer_manager")),
+        id,
+        None,
+        &Action::Submit,
+        &facts,
+        t0,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let h = 3_600_000;
+    // doc_review: remind after 4 h, escalate after 8 h, return to the draft after 72 h.
+    assert_eq!(
+        wf::check_time_limits(&store, t0 + 3 * h).await.unwrap(),
+        wf::SlaReport::default()
+    );
+    let r = wf::check_time_limits(&store, t0 + 5 * h).await.unwrap();
+    assert_eq!((r.reminders, r.breaches, r.returned), (1, 0, 0));
+    let r = wf::check_time_limits(&store, t0 + 9 * h).await.unwrap();
+    assert_eq!(
+        (r.reminders, r.breaches, r.returned),
+        (0, 1, 0),
+        "each alert once per node entry"
+    );
+    let mine = store
+        .open_alerts(&["doc_verifier".into()], 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(mine.len(), 2, "alerts go to the role the step waits for");
+    assert!(store
+        .open_alerts(&["collector".into()], 0, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    let r = wf::check_time_limits(&store, t0 + 73 * h).await.unwrap();
+    assert_eq!(r.returned, 1);
+    let inst = store.instance(id).await.unwrap().unwrap();
+    assert_eq!(inst.node, "draft", "auto-returned to the submitter");
+    assert_eq!(
+        store.steps(id).await.unwrap().last().unwrap().action,
+        "timeout"
+    );
+    assert_eq!(
+        wf::check_time_limits(&store, t0 + 80 * h).await.unwrap(),
+        wf::SlaReport::default()
     );
     app.stop().await;
 }
