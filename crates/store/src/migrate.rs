@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "staff_pii",
         sql: include_str!("../migrations/0003_staff_pii.sql"),
     },
+    // Funder network (issue #5).
+    Migration {
+        version: 6,
+        name: "partners",
+        sql: include_str!("../migrations/0006_partners.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"
