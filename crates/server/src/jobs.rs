@@ -52,6 +52,9 @@ impl JobRegistry {
             crate::audit_checkpoint::JOB_KIND,
             crate::audit_checkpoint::run_job,
         );
+        // Funder network (issue #5).
+        registry.register(crate::routing::ADVANCE_JOB, crate::routing::run_advance_job);
+        registry.register(crate::partners::REMINDER_JOB, crate::partners::run_reminder_job);
         registry
     }
 }

@@ -12,6 +12,9 @@ pub mod demo;
 pub mod error;
 pub mod http;
 pub mod jobs;
+// Funder network (issue #5).
+pub mod partners;
+pub mod routing;
 pub mod state;
 pub mod ui;
 pub mod vault;

@@ -1041,6 +1041,26 @@ pub async fn callback_record_once(
     Ok(Some(row.try_get("result")?))
 }
 
+/// Stores the result of a callback claimed by [`callback_record_once`].
+pub async fn callback_set_result(
+    conn: &mut AnyConnection,
+    partner_id: i64,
+    callback_id: &str,
+    step_id: Option<i64>,
+    result: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE funder_callbacks SET result = $3, step_id = $4 WHERE partner_id = $1 AND callback_id = $2",
+    )
+    .bind(partner_id)
+    .bind(callback_id)
+    .bind(result)
+    .bind(step_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 /// Records a reminder once per (partner, kind, due date). True when new.
 pub async fn reminder_insert_once(
     conn: &mut AnyConnection,

@@ -5,6 +5,9 @@
 pub mod audit;
 pub mod auth;
 pub mod docs;
+// Funder network (issue #5).
+pub mod partners;
+pub mod routing;
 pub mod system;
 pub mod users;
 
@@ -29,6 +32,9 @@ use utoipa_axum::routes;
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
         (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
+        // Funder network (issue #5).
+        (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
+        (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
     )
 )]
 pub struct ApiDoc;
@@ -63,4 +69,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::roles))
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
+        // Funder network (issue #5).
+        .routes(routes!(partners::list, partners::create))
+        .routes(routes!(partners::get_one, partners::patch))
+        .routes(routes!(partners::status))
+        .routes(routes!(partners::add_licence))
+        .routes(routes!(partners::add_document))
+        .routes(routes!(partners::add_contact))
+        .routes(routes!(partners::submit_admission))
+        .routes(routes!(partners::decide_admission))
+        .routes(routes!(partners::set_limits))
+        .routes(routes!(partners::set_pricing))
+        .routes(routes!(partners::performance))
+        .routes(routes!(partners::performance_export))
+        .routes(routes!(partners::standards, partners::replace_standards))
+        .routes(routes!(routing::start, routing::list))
+        .routes(routes!(routing::get_one))
+        .routes(routes!(routing::get_waterfall, routing::put_waterfall))
+        .routes(routes!(routing::callback))
 }

@@ -7,6 +7,8 @@ pub mod admin_users;
 pub mod assets;
 pub mod audit;
 pub mod chart;
+// Funder network (issue #5).
+pub mod funders;
 pub mod i18n;
 pub mod layout;
 pub mod modules;
@@ -45,4 +47,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/account/totp", post(account::totp_start))
         .route("/account/totp/confirm", post(account::totp_confirm))
+        // Funder network (issue #5).
+        .route("/funders", get(funders::list))
+        .route("/funders/{code}", get(funders::show))
+        .route(
+            "/funders/{code}/admission",
+            get(funders::admission_form).post(funders::admission_submit),
+        )
+        .route(
+            "/funders/{code}/admission/decision",
+            post(funders::admission_decide),
+        )
 }
