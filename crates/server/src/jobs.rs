@@ -54,7 +54,10 @@ impl JobRegistry {
         );
         // Funder network (issue #5).
         registry.register(crate::routing::ADVANCE_JOB, crate::routing::run_advance_job);
-        registry.register(crate::partners::REMINDER_JOB, crate::partners::run_reminder_job);
+        registry.register(
+            crate::partners::REMINDER_JOB,
+            crate::partners::run_reminder_job,
+        );
         registry
     }
 }

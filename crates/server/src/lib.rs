@@ -9,6 +9,8 @@ pub mod api;
 pub mod audit_checkpoint;
 pub mod auth;
 pub mod demo;
+// Funder network (issue #5).
+pub mod demo_funders;
 pub mod error;
 pub mod http;
 pub mod jobs;

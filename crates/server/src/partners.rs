@@ -31,7 +31,11 @@ pub fn parse_date(field: &str, v: &str, errors: &mut Vec<FieldError>) -> Option<
     match NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d") {
         Ok(d) => Some(d.to_string()),
         Err(_) => {
-            errors.push(FieldError::new(field, "invalid_date", "use a date YYYY-MM-DD"));
+            errors.push(FieldError::new(
+                field,
+                "invalid_date",
+                "use a date YYYY-MM-DD",
+            ));
             None
         }
     }
@@ -120,7 +124,11 @@ fn blank_to_none(v: &str) -> Option<String> {
     (!t.is_empty()).then(|| t.to_owned())
 }
 
-pub async fn create(state: &AppState, caller: &Caller, req: &NewPartnerRequest) -> ApiResult<Partner> {
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: &NewPartnerRequest,
+) -> ApiResult<Partner> {
     let mut errors = Vec::new();
     let code = req.code.trim();
     if let Err(m) = check_code(code) {
@@ -134,10 +142,18 @@ pub async fn create(state: &AppState, caller: &Caller, req: &NewPartnerRequest) 
         ));
     }
     if req.name_zh.trim().is_empty() {
-        errors.push(FieldError::new("name_zh", "required", "give the Chinese name"));
+        errors.push(FieldError::new(
+            "name_zh",
+            "required",
+            "give the Chinese name",
+        ));
     }
     if req.name_en.trim().is_empty() {
-        errors.push(FieldError::new("name_en", "required", "give the English name"));
+        errors.push(FieldError::new(
+            "name_en",
+            "required",
+            "give the English name",
+        ));
     }
     let uscc = req.uscc.as_deref().and_then(blank_to_none);
     if let Some(u) = &uscc {
@@ -181,28 +197,49 @@ pub async fn create(state: &AppState, caller: &Caller, req: &NewPartnerRequest) 
     match sp::partner_insert(&mut tx, &p, &caller.username, now).await {
         Ok(_) => {}
         Err(e) if e.is_unique_violation("partners_code_key", "partners.code") => {
-            return Err(ApiError::field("code", "taken", format!("the code `{code}` is already used")));
+            return Err(ApiError::field(
+                "code",
+                "taken",
+                format!("the code `{code}` is already used"),
+            ));
         }
         Err(e) => return Err(e.into()),
     }
-    zhudai_store::audit::append(&mut tx, &draft(state, caller, "partner.create", format!("partner:{code}"))).await?;
+    zhudai_store::audit::append(
+        &mut tx,
+        &draft(state, caller, "partner.create", format!("partner:{code}")),
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     find(state, code).await
 }
 
-pub async fn patch(state: &AppState, caller: &Caller, code: &str, req: &PartnerPatch) -> ApiResult<Partner> {
+pub async fn patch(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &PartnerPatch,
+) -> ApiResult<Partner> {
     let mut p = find(state, code).await?;
     let mut errors = Vec::new();
     if let Some(v) = &req.name_zh {
         match blank_to_none(v) {
             Some(v) => p.name_zh = v,
-            None => errors.push(FieldError::new("name_zh", "required", "the name cannot be empty")),
+            None => errors.push(FieldError::new(
+                "name_zh",
+                "required",
+                "the name cannot be empty",
+            )),
         }
     }
     if let Some(v) = &req.name_en {
         match blank_to_none(v) {
             Some(v) => p.name_en = v,
-            None => errors.push(FieldError::new("name_en", "required", "the name cannot be empty")),
+            None => errors.push(FieldError::new(
+                "name_en",
+                "required",
+                "the name cannot be empty",
+            )),
         }
     }
     if let Some(v) = &req.uscc {
@@ -224,7 +261,11 @@ pub async fn patch(state: &AppState, caller: &Caller, code: &str, req: &PartnerP
     }
     if let (Some(s), Some(e)) = (&p.agreement_start_on, &p.agreement_end_on) {
         if e < s {
-            errors.push(FieldError::new("agreement_end_on", "before_start", "the agreement cannot end before it starts"));
+            errors.push(FieldError::new(
+                "agreement_end_on",
+                "before_start",
+                "the agreement cannot end before it starts",
+            ));
         }
     }
     if req.next_review_on.is_some() {
@@ -234,25 +275,45 @@ pub async fn patch(state: &AppState, caller: &Caller, code: &str, req: &PartnerP
         if matches!(a.as_str(), "none" | "simulated" | "http") {
             p.adapter = a.clone();
         } else {
-            errors.push(FieldError::new("adapter", "invalid", "use none, simulated or http"));
+            errors.push(FieldError::new(
+                "adapter",
+                "invalid",
+                "use none, simulated or http",
+            ));
         }
     }
     if let Some(u) = &req.endpoint_url {
         p.endpoint_url = blank_to_none(u);
         if let Some(u) = &p.endpoint_url {
             if !(u.starts_with("https://") || u.starts_with("http://")) {
-                errors.push(FieldError::new("endpoint_url", "invalid", "use an http(s) URL"));
+                errors.push(FieldError::new(
+                    "endpoint_url",
+                    "invalid",
+                    "use an http(s) URL",
+                ));
             }
         }
     }
     if let Some(k) = &req.hmac_key {
         if k.len() < 32 {
-            errors.push(FieldError::new("hmac_key", "too_short", "the key needs at least 32 characters"));
+            errors.push(FieldError::new(
+                "hmac_key",
+                "too_short",
+                "the key needs at least 32 characters",
+            ));
         } else {
             p.hmac_key_enc = Some(
                 state
                     .vault()
-                    .encrypt_field(None, &FieldAad::new(crate::routing::KEY_TABLE, crate::routing::KEY_COLUMN, &p.code), k)
+                    .encrypt_field(
+                        None,
+                        &FieldAad::new(
+                            crate::routing::KEY_TABLE,
+                            crate::routing::KEY_COLUMN,
+                            &p.code,
+                        ),
+                        k,
+                    )
                     .await
                     .map_err(ApiError::internal)?,
             );
@@ -263,17 +324,43 @@ pub async fn patch(state: &AppState, caller: &Caller, code: &str, req: &PartnerP
             if (lo..=hi).contains(&v) {
                 *target = v;
             } else {
-                errors.push(FieldError::new(field, "out_of_range", format!("use {lo}–{hi}")));
+                errors.push(FieldError::new(
+                    field,
+                    "out_of_range",
+                    format!("use {lo}–{hi}"),
+                ));
             }
         }
     };
     range("timeout_ms", req.timeout_ms, 10, 120_000, &mut p.timeout_ms);
-    range("sim_approval_bp", req.sim_approval_bp, 0, 10_000, &mut p.sim_approval_bp);
-    range("sim_latency_ms", req.sim_latency_ms, 0, 120_000, &mut p.sim_latency_ms);
-    range("sim_seed", req.sim_seed, i64::MIN, i64::MAX, &mut p.sim_seed);
+    range(
+        "sim_approval_bp",
+        req.sim_approval_bp,
+        0,
+        10_000,
+        &mut p.sim_approval_bp,
+    );
+    range(
+        "sim_latency_ms",
+        req.sim_latency_ms,
+        0,
+        120_000,
+        &mut p.sim_latency_ms,
+    );
+    range(
+        "sim_seed",
+        req.sim_seed,
+        i64::MIN,
+        i64::MAX,
+        &mut p.sim_seed,
+    );
     range("priority", req.priority, 0, 1_000_000, &mut p.priority);
     if let Some(rule) = &req.eligibility_rule {
-        let rule = if rule.trim().is_empty() { "true" } else { rule.trim() };
+        let rule = if rule.trim().is_empty() {
+            "true"
+        } else {
+            rule.trim()
+        };
         match crate::routing::check_rule(rule) {
             Ok(()) => p.eligibility_rule = rule.to_owned(),
             Err(e) => errors.push(FieldError::new("eligibility_rule", "invalid_rule", e)),
@@ -283,7 +370,11 @@ pub async fn patch(state: &AppState, caller: &Caller, code: &str, req: &PartnerP
         p.notes = blank_to_none(n);
     }
     if p.adapter == "http" && (p.endpoint_url.is_none() || p.hmac_key_enc.is_none()) {
-        errors.push(FieldError::new("adapter", "incomplete", "the HTTP adapter needs endpoint_url and hmac_key"));
+        errors.push(FieldError::new(
+            "adapter",
+            "incomplete",
+            "the HTTP adapter needs endpoint_url and hmac_key",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -308,7 +399,8 @@ pub async fn patch(state: &AppState, caller: &Caller, code: &str, req: &PartnerP
     .filter(|(_, c)| *c)
     .map(|(n, _)| n)
     .collect();
-    let d = draft(state, caller, "partner.update", format!("partner:{code}")).reason(format!("changed: {}", changed.join(", ")));
+    let d = draft(state, caller, "partner.update", format!("partner:{code}"))
+        .reason(format!("changed: {}", changed.join(", ")));
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
     find(state, code).await
@@ -328,11 +420,21 @@ pub struct StatusRequest {
     pub on_date: Option<String>,
 }
 
-pub async fn change_status(state: &AppState, caller: &Caller, code: &str, req: &StatusRequest) -> ApiResult<Partner> {
+pub async fn change_status(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &StatusRequest,
+) -> ApiResult<Partner> {
     let p = find(state, code).await?;
-    let from = PartnerStatus::parse(&p.status).ok_or_else(|| ApiError::internal("stored status unknown"))?;
+    let from = PartnerStatus::parse(&p.status)
+        .ok_or_else(|| ApiError::internal("stored status unknown"))?;
     let Some(to) = PartnerStatus::parse(&req.to) else {
-        return Err(ApiError::field("to", "invalid", "use admitted, suspended or exited"));
+        return Err(ApiError::field(
+            "to",
+            "invalid",
+            "use admitted, suspended or exited",
+        ));
     };
     let mut errors = Vec::new();
     let on_date = match &req.on_date {
@@ -340,7 +442,11 @@ pub async fn change_status(state: &AppState, caller: &Caller, code: &str, req: &
         None => Some(state.clock().today().to_string()),
     };
     if let Err(e) = check_transition(from, to, TransitionPath::Direct, req.reason.as_deref()) {
-        let field = if matches!(e, zhudai_domain::partner::TransitionError::ReasonRequired) { "reason" } else { "to" };
+        let field = if matches!(e, zhudai_domain::partner::TransitionError::ReasonRequired) {
+            "reason"
+        } else {
+            "to"
+        };
         errors.push(FieldError::new(field, e.code(), e.to_string()));
     }
     let Some(on_date) = on_date.filter(|_| errors.is_empty()) else {
@@ -362,10 +468,16 @@ pub async fn change_status(state: &AppState, caller: &Caller, code: &str, req: &
     )
     .await?;
     if !changed {
-        return Err(ApiError::Conflict("the partner's status changed meanwhile; reload and try again".into()));
+        return Err(ApiError::Conflict(
+            "the partner's status changed meanwhile; reload and try again".into(),
+        ));
     }
-    let d = draft(state, caller, "partner.status", format!("partner:{code}"))
-        .reason(format!("{} → {}: {}", from.as_str(), to.as_str(), req.reason.clone().unwrap_or_default()));
+    let d = draft(state, caller, "partner.status", format!("partner:{code}")).reason(format!(
+        "{} → {}: {}",
+        from.as_str(),
+        to.as_str(),
+        req.reason.clone().unwrap_or_default()
+    ));
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
     find(state, code).await
@@ -416,7 +528,12 @@ fn required(field: &str, v: &str, errors: &mut Vec<FieldError>) {
     }
 }
 
-pub async fn add_licence(state: &AppState, caller: &Caller, code: &str, req: &LicenceRequest) -> ApiResult<i64> {
+pub async fn add_licence(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &LicenceRequest,
+) -> ApiResult<i64> {
     let p = find(state, code).await?;
     let mut errors = Vec::new();
     required("licence_type", &req.licence_type, &mut errors);
@@ -437,44 +554,97 @@ pub async fn add_licence(state: &AppState, caller: &Caller, code: &str, req: &Li
     let id = match sp::licence_insert(&mut tx, p.id, &l, state.now_ms()).await {
         Ok(id) => id,
         Err(e) if e.is_unique_violation("partner_licences_number_key", "partner_licences.") => {
-            return Err(ApiError::field("number", "taken", "this licence is registered already"));
+            return Err(ApiError::field(
+                "number",
+                "taken",
+                "this licence is registered already",
+            ));
         }
         Err(e) => return Err(e.into()),
     };
-    zhudai_store::audit::append(&mut tx, &draft(state, caller, "partner.licence.add", format!("partner:{code}")).reason(format!("{} {}", l.licence_type, l.number))).await?;
+    zhudai_store::audit::append(
+        &mut tx,
+        &draft(
+            state,
+            caller,
+            "partner.licence.add",
+            format!("partner:{code}"),
+        )
+        .reason(format!("{} {}", l.licence_type, l.number)),
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(id)
 }
 
-pub async fn add_document(state: &AppState, caller: &Caller, code: &str, req: &DocumentRequest) -> ApiResult<i64> {
+pub async fn add_document(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &DocumentRequest,
+) -> ApiResult<i64> {
     let p = find(state, code).await?;
     let mut errors = Vec::new();
     required("reference", &req.reference, &mut errors);
     required("description", &req.description, &mut errors);
-    let sha = req.sha256.as_deref().and_then(blank_to_none).map(|s| s.to_ascii_lowercase());
+    let sha = req
+        .sha256
+        .as_deref()
+        .and_then(blank_to_none)
+        .map(|s| s.to_ascii_lowercase());
     if let Some(s) = &sha {
         if s.len() != 64 || !s.chars().all(|c| c.is_ascii_hexdigit()) {
-            errors.push(FieldError::new("sha256", "invalid", "64 hexadecimal characters"));
+            errors.push(FieldError::new(
+                "sha256",
+                "invalid",
+                "64 hexadecimal characters",
+            ));
         }
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     let mut tx = state.store().begin().await?;
-    let d = sp::Document { id: 0, reference: req.reference.trim().into(), description: req.description.trim().into(), sha256: sha };
+    let d = sp::Document {
+        id: 0,
+        reference: req.reference.trim().into(),
+        description: req.description.trim().into(),
+        sha256: sha,
+    };
     let id = match sp::document_insert(&mut tx, p.id, &d, state.now_ms()).await {
         Ok(id) => id,
-        Err(e) if e.is_unique_violation("partner_documents_reference_key", "partner_documents.") => {
-            return Err(ApiError::field("reference", "taken", "this document is registered already"));
+        Err(e)
+            if e.is_unique_violation("partner_documents_reference_key", "partner_documents.") =>
+        {
+            return Err(ApiError::field(
+                "reference",
+                "taken",
+                "this document is registered already",
+            ));
         }
         Err(e) => return Err(e.into()),
     };
-    zhudai_store::audit::append(&mut tx, &draft(state, caller, "partner.document.add", format!("partner:{code}")).reason(d.reference.clone())).await?;
+    zhudai_store::audit::append(
+        &mut tx,
+        &draft(
+            state,
+            caller,
+            "partner.document.add",
+            format!("partner:{code}"),
+        )
+        .reason(d.reference.clone()),
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(id)
 }
 
-pub async fn add_contact(state: &AppState, caller: &Caller, code: &str, req: &ContactRequest) -> ApiResult<i64> {
+pub async fn add_contact(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &ContactRequest,
+) -> ApiResult<i64> {
     let p = find(state, code).await?;
     let mut errors = Vec::new();
     required("name", &req.name, &mut errors);
@@ -502,7 +672,11 @@ pub async fn add_contact(state: &AppState, caller: &Caller, code: &str, req: &Co
         Some(m) => Some(
             state
                 .vault()
-                .encrypt_field(None, &FieldAad::new(CONTACT_TABLE, CONTACT_COLUMN, &row_key), m)
+                .encrypt_field(
+                    None,
+                    &FieldAad::new(CONTACT_TABLE, CONTACT_COLUMN, &row_key),
+                    m,
+                )
                 .await
                 .map_err(ApiError::internal)?,
         ),
@@ -518,7 +692,17 @@ pub async fn add_contact(state: &AppState, caller: &Caller, code: &str, req: &Co
         row_key,
     };
     let id = sp::contact_insert(&mut tx, p.id, &c, state.now_ms()).await?;
-    zhudai_store::audit::append(&mut tx, &draft(state, caller, "partner.contact.add", format!("partner:{code}")).reason(c.name.clone())).await?;
+    zhudai_store::audit::append(
+        &mut tx,
+        &draft(
+            state,
+            caller,
+            "partner.contact.add",
+            format!("partner:{code}"),
+        )
+        .reason(c.name.clone()),
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(id)
 }
@@ -534,7 +718,11 @@ pub struct ContactView {
 }
 
 /// The contacts of a partner, and whether a phone was shown in clear (to audit).
-pub async fn contacts(state: &AppState, caller: &Caller, partner_id: i64) -> ApiResult<(Vec<ContactView>, bool)> {
+pub async fn contacts(
+    state: &AppState,
+    caller: &Caller,
+    partner_id: i64,
+) -> ApiResult<(Vec<ContactView>, bool)> {
     let clear = caller.sees_clear("partner.contact_phone");
     let mut shown_clear = false;
     let mut out = Vec::new();
@@ -543,7 +731,11 @@ pub async fn contacts(state: &AppState, caller: &Caller, partner_id: i64) -> Api
             Some(enc) => {
                 let v = state
                     .vault()
-                    .decrypt_field(None, &FieldAad::new(CONTACT_TABLE, CONTACT_COLUMN, &c.row_key), enc)
+                    .decrypt_field(
+                        None,
+                        &FieldAad::new(CONTACT_TABLE, CONTACT_COLUMN, &c.row_key),
+                        enc,
+                    )
                     .await
                     .map_err(ApiError::internal)?;
                 if clear {
@@ -555,7 +747,13 @@ pub async fn contacts(state: &AppState, caller: &Caller, partner_id: i64) -> Api
             }
             None => None,
         };
-        out.push(ContactView { id: c.id, name: c.name, title: c.title, email: c.email, phone });
+        out.push(ContactView {
+            id: c.id,
+            name: c.name,
+            title: c.title,
+            email: c.email,
+            phone,
+        });
     }
     Ok((out, shown_clear))
 }
@@ -569,7 +767,11 @@ pub fn standards_domain(rows: &[StandardRow]) -> Vec<AdmissionStandard> {
             code: r.code.clone(),
             title_zh: r.title_zh.clone(),
             title_en: r.title_en.clone(),
-            kinds: r.kinds.split(',').filter_map(|k| PartnerKind::parse(k.trim())).collect(),
+            kinds: r
+                .kinds
+                .split(',')
+                .filter_map(|k| PartnerKind::parse(k.trim()))
+                .collect(),
             required: r.required,
         })
         .collect()
@@ -592,11 +794,20 @@ pub struct ChecklistItemInput {
     pub document_ref: Option<String>,
 }
 
-pub async fn submit_admission(state: &AppState, caller: &Caller, code: &str, req: &AdmissionSubmit) -> ApiResult<i64> {
+pub async fn submit_admission(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &AdmissionSubmit,
+) -> ApiResult<i64> {
     let p = find(state, code).await?;
-    let kind = PartnerKind::parse(&p.kind).ok_or_else(|| ApiError::internal("stored kind unknown"))?;
+    let kind =
+        PartnerKind::parse(&p.kind).ok_or_else(|| ApiError::internal("stored kind unknown"))?;
     if p.status != PartnerStatus::Applying.as_str() {
-        return Err(ApiError::Conflict(format!("the partner is {}; only an applying partner is admitted", p.status)));
+        return Err(ApiError::Conflict(format!(
+            "the partner is {}; only an applying partner is admitted",
+            p.status
+        )));
     }
     let standards = standards_domain(&state.store().admission_standards().await?);
     let items: Vec<ChecklistItem> = req
@@ -612,18 +823,38 @@ pub async fn submit_admission(state: &AppState, caller: &Caller, code: &str, req
     let problems = check_checklist(kind, &standards, &items);
     if !problems.is_empty() {
         return Err(ApiError::Validation(
-            problems.into_iter().map(|p| FieldError::new(p.field, p.code, p.message)).collect(),
+            problems
+                .into_iter()
+                .map(|p| FieldError::new(p.field, p.code, p.message))
+                .collect(),
         ));
     }
     let json = serde_json::to_string(&items).map_err(ApiError::internal)?;
     let mut tx = state.store().begin().await?;
-    let Some(id) = sp::admission_submit(&mut tx, p.id, &json, caller.user_id, &caller.display_name, state.now_ms()).await? else {
-        return Err(ApiError::Conflict("an admission of this partner is already awaiting approval".into()));
+    let Some(id) = sp::admission_submit(
+        &mut tx,
+        p.id,
+        &json,
+        caller.user_id,
+        &caller.display_name,
+        state.now_ms(),
+    )
+    .await?
+    else {
+        return Err(ApiError::Conflict(
+            "an admission of this partner is already awaiting approval".into(),
+        ));
     };
     let failed = items.iter().filter(|i| !i.passed).count();
     zhudai_store::audit::append(
         &mut tx,
-        &draft(state, caller, "partner.admission.submit", format!("partner:{code}")).reason(format!("{} items, {failed} failed", items.len())),
+        &draft(
+            state,
+            caller,
+            "partner.admission.submit",
+            format!("partner:{code}"),
+        )
+        .reason(format!("{} items, {failed} failed", items.len())),
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -639,34 +870,65 @@ pub struct AdmissionDecision {
     pub note: Option<String>,
 }
 
-pub async fn decide_admission(state: &AppState, caller: &Caller, code: &str, req: &AdmissionDecision) -> ApiResult<Partner> {
+pub async fn decide_admission(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &AdmissionDecision,
+) -> ApiResult<Partner> {
     let p = find(state, code).await?;
-    let kind = PartnerKind::parse(&p.kind).ok_or_else(|| ApiError::internal("stored kind unknown"))?;
+    let kind =
+        PartnerKind::parse(&p.kind).ok_or_else(|| ApiError::internal("stored kind unknown"))?;
     let now = state.now_ms();
     let today = state.clock().today();
     let mut tx = state.store().begin().await?;
     let Some(open) = sp::admission_open(&mut tx, p.id).await? else {
-        return Err(ApiError::Conflict("there is no admission awaiting approval".into()));
+        return Err(ApiError::Conflict(
+            "there is no admission awaiting approval".into(),
+        ));
     };
-    let items: Vec<ChecklistItem> = serde_json::from_str(&open.items).map_err(ApiError::internal)?;
+    let items: Vec<ChecklistItem> =
+        serde_json::from_str(&open.items).map_err(ApiError::internal)?;
     let standards = standards_domain(&state.store().admission_standards().await?);
     if open.submitted_by == caller.user_id {
         return Err(ApiError::Conflict(ApprovalError::SameUser.to_string()));
     }
     if req.approve {
-        if let Err(e) = check_approval(open.submitted_by, caller.user_id, kind, &standards, &items) {
+        if let Err(e) = check_approval(open.submitted_by, caller.user_id, kind, &standards, &items)
+        {
             return Err(ApiError::Conflict(e.to_string()));
         }
     } else if req.note.as_deref().is_none_or(|n| n.trim().is_empty()) {
-        return Err(ApiError::field("note", "required", "say why the admission is rejected"));
+        return Err(ApiError::field(
+            "note",
+            "required",
+            "say why the admission is rejected",
+        ));
     }
     let state_str = if req.approve { "approved" } else { "rejected" };
-    if !sp::admission_decide(&mut tx, open.id, state_str, caller.user_id, &caller.display_name, req.note.as_deref(), now).await? {
-        return Err(ApiError::Conflict("the admission was decided meanwhile".into()));
+    if !sp::admission_decide(
+        &mut tx,
+        open.id,
+        state_str,
+        caller.user_id,
+        &caller.display_name,
+        req.note.as_deref(),
+        now,
+    )
+    .await?
+    {
+        return Err(ApiError::Conflict(
+            "the admission was decided meanwhile".into(),
+        ));
     }
     if req.approve {
-        check_transition(PartnerStatus::Applying, PartnerStatus::Admitted, TransitionPath::AdmissionApproval, None)
-            .map_err(|e| ApiError::Conflict(e.to_string()))?;
+        check_transition(
+            PartnerStatus::Applying,
+            PartnerStatus::Admitted,
+            TransitionPath::AdmissionApproval,
+            None,
+        )
+        .map_err(|e| ApiError::Conflict(e.to_string()))?;
         let review = next_review(today).to_string();
         let today_s = today.to_string();
         let ok = sp::partner_set_status(
@@ -684,11 +946,25 @@ pub async fn decide_admission(state: &AppState, caller: &Caller, code: &str, req
         )
         .await?;
         if !ok {
-            return Err(ApiError::Conflict("the partner is no longer applying".into()));
+            return Err(ApiError::Conflict(
+                "the partner is no longer applying".into(),
+            ));
         }
     }
-    let d = draft(state, caller, &format!("partner.admission.{}", if req.approve { "approve" } else { "reject" }), format!("partner:{code}"))
-        .reason(format!("submitted by {}; {}", open.submitted_by_name, req.note.clone().unwrap_or_default()));
+    let d = draft(
+        state,
+        caller,
+        &format!(
+            "partner.admission.{}",
+            if req.approve { "approve" } else { "reject" }
+        ),
+        format!("partner:{code}"),
+    )
+    .reason(format!(
+        "submitted by {}; {}",
+        open.submitted_by_name,
+        req.note.clone().unwrap_or_default()
+    ));
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
     find(state, code).await
@@ -711,27 +987,51 @@ fn yes() -> bool {
     true
 }
 
-pub async fn replace_standards(state: &AppState, caller: &Caller, items: &[StandardInput]) -> ApiResult<()> {
+pub async fn replace_standards(
+    state: &AppState,
+    caller: &Caller,
+    items: &[StandardInput],
+) -> ApiResult<()> {
     let mut errors = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for (i, s) in items.iter().enumerate() {
         if check_code(&s.code).is_err() {
-            errors.push(FieldError::new(format!("[{i}].code"), "invalid", "use a-z, 0-9 and _"));
+            errors.push(FieldError::new(
+                format!("[{i}].code"),
+                "invalid",
+                "use a-z, 0-9 and _",
+            ));
         }
         if !seen.insert(s.code.clone()) {
-            errors.push(FieldError::new(format!("[{i}].code"), "duplicate", "listed twice"));
+            errors.push(FieldError::new(
+                format!("[{i}].code"),
+                "duplicate",
+                "listed twice",
+            ));
         }
         if s.title_zh.trim().is_empty() || s.title_en.trim().is_empty() {
-            errors.push(FieldError::new(format!("[{i}].title_zh"), "required", "give both titles"));
+            errors.push(FieldError::new(
+                format!("[{i}].title_zh"),
+                "required",
+                "give both titles",
+            ));
         }
         for k in &s.kinds {
             if PartnerKind::parse(k).is_none() {
-                errors.push(FieldError::new(format!("[{i}].kinds"), "invalid", format!("unknown kind `{k}`")));
+                errors.push(FieldError::new(
+                    format!("[{i}].kinds"),
+                    "invalid",
+                    format!("unknown kind `{k}`"),
+                ));
             }
         }
     }
     if items.is_empty() {
-        errors.push(FieldError::new("body", "required", "list at least one standard"));
+        errors.push(FieldError::new(
+            "body",
+            "required",
+            "list at least one standard",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -750,7 +1050,17 @@ pub async fn replace_standards(state: &AppState, caller: &Caller, items: &[Stand
         .collect();
     let mut tx = state.store().begin().await?;
     sp::standards_replace(&mut tx, &rows).await?;
-    zhudai_store::audit::append(&mut tx, &draft(state, caller, "partner.standards.replace", "admission_standards".into()).reason(format!("{} standards", rows.len()))).await?;
+    zhudai_store::audit::append(
+        &mut tx,
+        &draft(
+            state,
+            caller,
+            "partner.standards.replace",
+            "admission_standards".into(),
+        )
+        .reason(format!("{} standards", rows.len())),
+    )
+    .await?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
@@ -769,26 +1079,55 @@ pub struct LimitsRequest {
     pub per_customer_max_fen: Option<i64>,
 }
 
-pub async fn set_limits(state: &AppState, caller: &Caller, code: &str, req: &LimitsRequest) -> ApiResult<()> {
+pub async fn set_limits(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &LimitsRequest,
+) -> ApiResult<()> {
     let p = find(state, code).await?;
     let mut errors = Vec::new();
     if req.daily_quota_fen < 0 {
-        errors.push(FieldError::new("daily_quota_fen", "out_of_range", "cannot be negative"));
+        errors.push(FieldError::new(
+            "daily_quota_fen",
+            "out_of_range",
+            "cannot be negative",
+        ));
     }
     if req.total_quota_fen < 0 {
-        errors.push(FieldError::new("total_quota_fen", "out_of_range", "cannot be negative"));
+        errors.push(FieldError::new(
+            "total_quota_fen",
+            "out_of_range",
+            "cannot be negative",
+        ));
     }
     if req.daily_quota_fen > req.total_quota_fen {
-        errors.push(FieldError::new("daily_quota_fen", "above_total", "the daily quota cannot exceed the total quota"));
+        errors.push(FieldError::new(
+            "daily_quota_fen",
+            "above_total",
+            "the daily quota cannot exceed the total quota",
+        ));
     }
     if req.per_customer_max_fen.is_some_and(|v| v <= 0) {
-        errors.push(FieldError::new("per_customer_max_fen", "out_of_range", "must be positive"));
+        errors.push(FieldError::new(
+            "per_customer_max_fen",
+            "out_of_range",
+            "must be positive",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
     let mut tx = state.store().begin().await?;
-    sp::limits_set(&mut tx, p.id, req.daily_quota_fen, req.total_quota_fen, req.per_customer_max_fen, state.now_ms()).await?;
+    sp::limits_set(
+        &mut tx,
+        p.id,
+        req.daily_quota_fen,
+        req.total_quota_fen,
+        req.per_customer_max_fen,
+        state.now_ms(),
+    )
+    .await?;
     zhudai_store::audit::append(
         &mut tx,
         &draft(state, caller, "partner.limits", format!("partner:{code}")).reason(format!(
@@ -810,19 +1149,34 @@ pub struct PricingRequest {
     pub annual_rate: Option<String>,
 }
 
-pub async fn set_pricing(state: &AppState, caller: &Caller, code: &str, req: &PricingRequest) -> ApiResult<()> {
+pub async fn set_pricing(
+    state: &AppState,
+    caller: &Caller,
+    code: &str,
+    req: &PricingRequest,
+) -> ApiResult<()> {
     let p = find(state, code).await?;
     let mut errors = Vec::new();
     if req.product_code.trim().is_empty() || req.product_code.len() > 64 {
-        errors.push(FieldError::new("product_code", "required", "give the product code"));
+        errors.push(FieldError::new(
+            "product_code",
+            "required",
+            "give the product code",
+        ));
     }
     let rate = match &req.annual_rate {
         None => None,
         Some(r) => match r.trim().parse::<Decimal>() {
             // The 36 % ceiling applies to every price (rules-cn.md).
-            Ok(d) if d > Decimal::ZERO && d <= Decimal::new(36, 2) => Some(d.normalize().to_string()),
+            Ok(d) if d > Decimal::ZERO && d <= Decimal::new(36, 2) => {
+                Some(d.normalize().to_string())
+            }
             _ => {
-                errors.push(FieldError::new("annual_rate", "out_of_range", "a decimal rate above 0 and at most 0.36"));
+                errors.push(FieldError::new(
+                    "annual_rate",
+                    "out_of_range",
+                    "a decimal rate above 0 and at most 0.36",
+                ));
                 None
             }
         },
@@ -831,11 +1185,21 @@ pub async fn set_pricing(state: &AppState, caller: &Caller, code: &str, req: &Pr
         return Err(ApiError::Validation(errors));
     }
     let mut tx = state.store().begin().await?;
-    sp::pricing_set(&mut tx, p.id, req.product_code.trim(), rate.as_deref(), state.now_ms()).await?;
+    sp::pricing_set(
+        &mut tx,
+        p.id,
+        req.product_code.trim(),
+        rate.as_deref(),
+        state.now_ms(),
+    )
+    .await?;
     zhudai_store::audit::append(
         &mut tx,
-        &draft(state, caller, "partner.pricing", format!("partner:{code}"))
-            .reason(format!("{} = {}", req.product_code.trim(), rate.clone().unwrap_or_else(|| "removed".into()))),
+        &draft(state, caller, "partner.pricing", format!("partner:{code}")).reason(format!(
+            "{} = {}",
+            req.product_code.trim(),
+            rate.clone().unwrap_or_else(|| "removed".into())
+        )),
     )
     .await?;
     tx.commit().await.map_err(StoreError::from)?;
@@ -853,17 +1217,32 @@ pub struct Origination {
     pub reason: Option<String>,
 }
 
-pub async fn origination(store: &Store, p: &Partner, today: NaiveDate) -> Result<Origination, StoreError> {
+pub async fn origination(
+    store: &Store,
+    p: &Partner,
+    today: NaiveDate,
+) -> Result<Origination, StoreError> {
     let facts = crate::routing::origination_facts(store, p).await?;
     Ok(match may_originate(&facts, today) {
-        Ok(()) => Origination { allowed: true, reason_code: None, reason: None },
-        Err(r) => Origination { allowed: false, reason_code: Some(r.code().into()), reason: Some(r.to_string()) },
+        Ok(()) => Origination {
+            allowed: true,
+            reason_code: None,
+            reason: None,
+        },
+        Err(r) => Origination {
+            allowed: false,
+            reason_code: Some(r.code().into()),
+            reason: Some(r.to_string()),
+        },
     })
 }
 
 /// Reminders due now, computed from the partner's dates.
 pub fn due_reminders(p: &Partner, today: NaiveDate) -> Vec<(String, String)> {
-    let d = |s: &Option<String>| s.as_deref().and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok());
+    let d = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|v| NaiveDate::parse_from_str(v, "%Y-%m-%d").ok())
+    };
     reminders_due(
         PartnerStatus::parse(&p.status).unwrap_or(PartnerStatus::Exited),
         d(&p.next_review_on),
@@ -883,7 +1262,12 @@ pub fn due_reminders(p: &Partner, today: NaiveDate) -> Vec<(String, String)> {
 pub async fn schedule_reminders(store: &Store, now_ms: i64) -> Result<Option<i64>, StoreError> {
     let day = now_ms.div_euclid(DAY_MS);
     let key = format!("{REMINDER_JOB}:{day}");
-    zhudai_store::jobs::enqueue(store.writer(), &NewJob::new(REMINDER_JOB, serde_json::json!({}), now_ms).dedupe(&key), now_ms).await
+    zhudai_store::jobs::enqueue(
+        store.writer(),
+        &NewJob::new(REMINDER_JOB, serde_json::json!({}), now_ms).dedupe(&key),
+        now_ms,
+    )
+    .await
 }
 
 /// Records the reminders due for every partner (once per partner, kind and due date), each
@@ -914,10 +1298,17 @@ pub async fn run_reminder_job(state: AppState, _job: Job) -> Result<(), String> 
     let now = state.now_ms();
     let next = (now.div_euclid(DAY_MS) + 1) * DAY_MS;
     let key = format!("{REMINDER_JOB}:{}", next.div_euclid(DAY_MS));
-    zhudai_store::jobs::enqueue(state.store().writer(), &NewJob::new(REMINDER_JOB, serde_json::json!({}), next).dedupe(&key), now)
+    zhudai_store::jobs::enqueue(
+        state.store().writer(),
+        &NewJob::new(REMINDER_JOB, serde_json::json!({}), next).dedupe(&key),
+        now,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    record_reminders(&state)
         .await
-        .map_err(|e| e.to_string())?;
-    record_reminders(&state).await.map(|_| ()).map_err(|e| e.to_string())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -962,14 +1353,24 @@ pub struct Performance {
 }
 
 fn ratio(num: i64, den: i64) -> Option<String> {
-    (den > 0).then(|| (Decimal::from(num) / Decimal::from(den)).round_dp(4).to_string())
+    (den > 0).then(|| {
+        (Decimal::from(num) / Decimal::from(den))
+            .round_dp(4)
+            .normalize()
+            .to_string()
+    })
 }
 
 pub const PERFORMANCE_DAYS: i64 = 14;
 
 pub async fn performance(state: &AppState, p: &Partner) -> ApiResult<Performance> {
     let store = state.store();
-    let stats = store.routing_stats().await?.into_iter().find(|s| s.partner_code == p.code).unwrap_or_default();
+    let stats = store
+        .routing_stats()
+        .await?
+        .into_iter()
+        .find(|s| s.partner_code == p.code)
+        .unwrap_or_default();
     let exposure = store.funder_exposure(&p.code).await?;
     let today = state.clock().today();
     let first = today - chrono::Duration::days(PERFORMANCE_DAYS - 1);
@@ -979,10 +1380,17 @@ pub async fn performance(state: &AppState, p: &Partner) -> ApiResult<Performance
         .map(|t| t.and_utc().timestamp_millis() - 8 * 3_600_000)
         .unwrap_or(0);
     let mut daily: Vec<DailyPoint> = (0..PERFORMANCE_DAYS)
-        .map(|i| DailyPoint { date: (first + chrono::Duration::days(i)).to_string(), attempts: 0, approved: 0, declined: 0 })
+        .map(|i| DailyPoint {
+            date: (first + chrono::Duration::days(i)).to_string(),
+            attempts: 0,
+            approved: 0,
+            declined: 0,
+        })
         .collect();
     for (at_ms, outcome, _) in store.routing_steps_since(&p.code, from_ms).await? {
-        let Some(at) = chrono::DateTime::from_timestamp_millis(at_ms) else { continue };
+        let Some(at) = chrono::DateTime::from_timestamp_millis(at_ms) else {
+            continue;
+        };
         let d = zhudai_domain::clock::business_date(at).to_string();
         if let Some(point) = daily.iter_mut().find(|x| x.date == d) {
             point.attempts += 1;
@@ -1040,8 +1448,18 @@ pub fn performance_xlsx(rows: &[Performance]) -> Result<Vec<u8>, rust_xlsxwriter
     let sheet = book.add_worksheet();
     sheet.set_name("Funders")?;
     let headers = [
-        "code", "name", "attempts", "approved", "declined", "timeouts", "errors", "approval_rate",
-        "avg_decision_ms", "approved_amount_yuan", "disbursed_balance_yuan", "overdue_rate",
+        "code",
+        "name",
+        "attempts",
+        "approved",
+        "declined",
+        "timeouts",
+        "errors",
+        "approval_rate",
+        "avg_decision_ms",
+        "approved_amount_yuan",
+        "disbursed_balance_yuan",
+        "overdue_rate",
     ];
     for (c, h) in headers.iter().enumerate() {
         sheet.write_string_with_format(0, c as u16, *h, &bold)?;
@@ -1076,7 +1494,10 @@ pub fn performance_xlsx(rows: &[Performance]) -> Result<Vec<u8>, rust_xlsxwriter
     sheet.autofit();
     let daily = book.add_worksheet();
     daily.set_name("Daily")?;
-    for (c, h) in ["code", "date", "attempts", "approved", "declined"].iter().enumerate() {
+    for (c, h) in ["code", "date", "attempts", "approved", "declined"]
+        .iter()
+        .enumerate()
+    {
         daily.write_string_with_format(0, c as u16, *h, &bold)?;
     }
     let mut row = 1;

@@ -105,9 +105,8 @@ fn compiled_rule(p: &Partner) -> Result<Arc<Condition>, String> {
             return Ok(c.clone());
         }
     }
-    let compiled = Arc::new(
-        Condition::compile(&p.eligibility_rule, rule_schema()).map_err(|e| e.render())?,
-    );
+    let compiled =
+        Arc::new(Condition::compile(&p.eligibility_rule, rule_schema()).map_err(|e| e.render())?);
     if let Ok(mut map) = cache.lock() {
         // Drop older versions of this partner's rule.
         map.retain(|(code, version, _), _| code != &p.code || *version > p.rule_version);
@@ -285,8 +284,12 @@ impl FunderAdapter for SimulatedFunder {
             if latency > 0 {
                 tokio::time::sleep(Duration::from_millis(latency as u64)).await;
             }
-            let approved =
-                simulated_approves(self.seed, &self.code, &req.application_ref, self.approval_bp);
+            let approved = simulated_approves(
+                self.seed,
+                &self.code,
+                &req.application_ref,
+                self.approval_bp,
+            );
             let decision = if approved {
                 Decision::Approved {
                     reference: Some(format!("SIM-{}-{}", self.code, req.request_id)),
@@ -328,7 +331,8 @@ impl FunderAdapter for HttpFunder {
         req: &'a OutboundRequest,
     ) -> BoxFuture<'a, Result<Reply, AdapterError>> {
         Box::pin(async move {
-            let body = serde_json::to_vec(req).map_err(|e| AdapterError::Protocol(e.to_string()))?;
+            let body =
+                serde_json::to_vec(req).map_err(|e| AdapterError::Protocol(e.to_string()))?;
             let signature = sign(&self.key, self.now_ms, &body);
             let resp = self
                 .client
@@ -460,7 +464,10 @@ pub async fn set_waterfall(store: &Store, w: &Waterfall, now_ms: i64) -> Result<
 }
 
 /// Every funder as a waterfall candidate for `req`.
-pub async fn candidates(state: &AppState, req: &RoutingRequest) -> Result<Vec<Candidate>, StoreError> {
+pub async fn candidates(
+    state: &AppState,
+    req: &RoutingRequest,
+) -> Result<Vec<Candidate>, StoreError> {
     let store = state.store();
     let today = state.clock().today();
     let day = today.to_string();
@@ -615,9 +622,20 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
         let now = state.now_ms();
         let Some(code) = order.get(idx as usize).cloned() else {
             let mut tx = store.begin().await?;
-            if store_p::run_advance(&mut tx, run_id, "running", idx, "exhausted", idx, None, now).await? {
-                let draft = audit(state, "system", "routing.exhausted", format!("routing_run:{run_id}"), "failure")
-                    .reason(format!("no funder accepted application {}", run.application_ref));
+            if store_p::run_advance(&mut tx, run_id, "running", idx, "exhausted", idx, None, now)
+                .await?
+            {
+                let draft = audit(
+                    state,
+                    "system",
+                    "routing.exhausted",
+                    format!("routing_run:{run_id}"),
+                    "failure",
+                )
+                .reason(format!(
+                    "no funder accepted application {}",
+                    run.application_ref
+                ));
                 zhudai_store::audit::append(&mut tx, &draft).await?;
             }
             tx.commit().await.map_err(db)?;
@@ -641,15 +659,26 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
             None => Err(("gone", "the partner no longer exists".to_owned())),
             Some(p) => {
                 let facts = origination_facts(store, p).await?;
-                may_originate(&facts, state.clock().today())
-                    .map_err(|r| (r.code(), r.to_string()))
+                may_originate(&facts, state.clock().today()).map_err(|r| (r.code(), r.to_string()))
             }
         };
         let (Some(partner), Ok(())) = (partner, check.clone()) else {
-            let (c, r) = check.err().unwrap_or(("gone", "the partner no longer exists".into()));
+            let (c, r) = check
+                .err()
+                .unwrap_or(("gone", "the partner no longer exists".into()));
             let mut tx = store.begin().await?;
             store_p::step_insert(&mut tx, &skip(c, r)).await?;
-            store_p::run_advance(&mut tx, run_id, "running", idx, "running", idx + 1, None, now).await?;
+            store_p::run_advance(
+                &mut tx,
+                run_id,
+                "running",
+                idx,
+                "running",
+                idx + 1,
+                None,
+                now,
+            )
+            .await?;
             tx.commit().await.map_err(db)?;
             continue;
         };
@@ -657,8 +686,22 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
             Ok(Some(a)) => a,
             Ok(None) | Err(_) => {
                 let mut tx = store.begin().await?;
-                store_p::step_insert(&mut tx, &skip("no_adapter", "the funder has no usable adapter".into())).await?;
-                store_p::run_advance(&mut tx, run_id, "running", idx, "running", idx + 1, None, now).await?;
+                store_p::step_insert(
+                    &mut tx,
+                    &skip("no_adapter", "the funder has no usable adapter".into()),
+                )
+                .await?;
+                store_p::run_advance(
+                    &mut tx,
+                    run_id,
+                    "running",
+                    idx,
+                    "running",
+                    idx + 1,
+                    None,
+                    now,
+                )
+                .await?;
                 tx.commit().await.map_err(db)?;
                 continue;
             }
@@ -686,8 +729,22 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
             Err(refusal) => {
                 tx.rollback().await.map_err(db)?;
                 let mut tx = store.begin().await?;
-                store_p::step_insert(&mut tx, &skip(refusal.as_str(), format!("quota: {}", refusal.as_str()))).await?;
-                store_p::run_advance(&mut tx, run_id, "running", idx, "running", idx + 1, None, now).await?;
+                store_p::step_insert(
+                    &mut tx,
+                    &skip(refusal.as_str(), format!("quota: {}", refusal.as_str())),
+                )
+                .await?;
+                store_p::run_advance(
+                    &mut tx,
+                    run_id,
+                    "running",
+                    idx,
+                    "running",
+                    idx + 1,
+                    None,
+                    now,
+                )
+                .await?;
                 tx.commit().await.map_err(db)?;
                 continue;
             }
@@ -729,27 +786,65 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
         };
         let mut tx = store.begin().await?;
         match result {
-            Ok(Reply { decision: Decision::Approved { reference }, took_ms }) => {
+            Ok(Reply {
+                decision: Decision::Approved { reference },
+                took_ms,
+            }) => {
                 store_p::quota_consume(&mut tx, reservation, now).await?;
                 step.outcome = "approved".into();
                 step.external_ref = reference;
                 step.duration_ms = Some(took_ms.unwrap_or(measured));
                 step.decided_at_ms = Some(now);
                 store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(&mut tx, run_id, "running", idx, "routed", idx, Some(&code), now).await?;
-                let draft = audit(state, "system", "routing.routed", format!("routing_run:{run_id}"), "success")
-                    .reason(format!("application {} placed with {code}", run.application_ref));
+                store_p::run_advance(
+                    &mut tx,
+                    run_id,
+                    "running",
+                    idx,
+                    "routed",
+                    idx,
+                    Some(&code),
+                    now,
+                )
+                .await?;
+                let draft = audit(
+                    state,
+                    "system",
+                    "routing.routed",
+                    format!("routing_run:{run_id}"),
+                    "success",
+                )
+                .reason(format!(
+                    "application {} placed with {code}",
+                    run.application_ref
+                ));
                 zhudai_store::audit::append(&mut tx, &draft).await?;
                 tx.commit().await.map_err(db)?;
             }
-            Ok(Reply { decision: Decision::Pending { reference }, .. }) => {
+            Ok(Reply {
+                decision: Decision::Pending { reference },
+                ..
+            }) => {
                 step.outcome = "pending".into();
                 step.external_ref = reference;
                 store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(&mut tx, run_id, "running", idx, "pending", idx, Some(&code), now).await?;
+                store_p::run_advance(
+                    &mut tx,
+                    run_id,
+                    "running",
+                    idx,
+                    "pending",
+                    idx,
+                    Some(&code),
+                    now,
+                )
+                .await?;
                 tx.commit().await.map_err(db)?;
             }
-            Ok(Reply { decision: Decision::Declined { reason }, took_ms }) => {
+            Ok(Reply {
+                decision: Decision::Declined { reason },
+                took_ms,
+            }) => {
                 store_p::quota_release(&mut tx, reservation, now).await?;
                 step.outcome = "declined".into();
                 step.reason_code = Some("declined".into());
@@ -757,7 +852,17 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
                 step.duration_ms = Some(took_ms.unwrap_or(measured));
                 step.decided_at_ms = Some(now);
                 store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(&mut tx, run_id, "running", idx, "running", idx + 1, None, now).await?;
+                store_p::run_advance(
+                    &mut tx,
+                    run_id,
+                    "running",
+                    idx,
+                    "running",
+                    idx + 1,
+                    None,
+                    now,
+                )
+                .await?;
                 tx.commit().await.map_err(db)?;
             }
             Err(AdapterError::Unreachable(e)) if attempt < w.max_retries.max(1) => {
@@ -766,13 +871,18 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
                 step.reason_code = Some("unreachable".into());
                 step.reason = Some(e);
                 store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(&mut tx, run_id, "running", idx, "retrying", idx, None, now).await?;
+                store_p::run_advance(&mut tx, run_id, "running", idx, "retrying", idx, None, now)
+                    .await?;
                 let backoff_ms = 1000_i64 << attempt.clamp(1, 10);
                 let dedupe = format!("{ADVANCE_JOB}:{run_id}:{idx}:{attempt}");
                 zhudai_store::jobs::enqueue(
                     &mut *tx,
-                    &NewJob::new(ADVANCE_JOB, serde_json::json!({"run_id": run_id}), now + backoff_ms)
-                        .dedupe(&dedupe),
+                    &NewJob::new(
+                        ADVANCE_JOB,
+                        serde_json::json!({"run_id": run_id}),
+                        now + backoff_ms,
+                    )
+                    .dedupe(&dedupe),
                     now,
                 )
                 .await?;
@@ -789,7 +899,17 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
                 step.reason_code = Some(code_.into());
                 step.reason = Some(e.to_string());
                 store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(&mut tx, run_id, "running", idx, "running", idx + 1, None, now).await?;
+                store_p::run_advance(
+                    &mut tx,
+                    run_id,
+                    "running",
+                    idx,
+                    "running",
+                    idx + 1,
+                    None,
+                    now,
+                )
+                .await?;
                 tx.commit().await.map_err(db)?;
             }
         }
@@ -829,7 +949,10 @@ pub async fn run_advance_job(state: AppState, job: Job) -> Result<(), String> {
     } else if run.state != "running" {
         return Ok(());
     }
-    advance(&state, run_id).await.map(|_| ()).map_err(|e| e.to_string())
+    advance(&state, run_id)
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -899,7 +1022,16 @@ pub async fn apply_callback(
     if let Some(step) = step {
         let approved = body.decision == "approved";
         let outcome = if approved { "approved" } else { "declined" };
-        if store_p::step_decide(&mut tx, step.id, outcome, body.reason.as_deref(), body.reference.as_deref(), now).await? {
+        if store_p::step_decide(
+            &mut tx,
+            step.id,
+            outcome,
+            body.reason.as_deref(),
+            body.reference.as_deref(),
+            now,
+        )
+        .await?
+        {
             if let Some(res) = step.reservation_id {
                 if approved {
                     store_p::quota_consume(&mut tx, res, now).await?;
@@ -911,8 +1043,29 @@ pub async fn apply_callback(
                 .await?
                 .ok_or_else(|| RoutingError::Other("the run of a step is missing".into()))?;
             if approved {
-                store_p::run_advance(&mut tx, run.id, "pending", run.next_index, "routed", run.next_index, Some(&partner.code), now).await?;
-            } else if store_p::run_advance(&mut tx, run.id, "pending", run.next_index, "running", run.next_index + 1, None, now).await? {
+                store_p::run_advance(
+                    &mut tx,
+                    run.id,
+                    "pending",
+                    run.next_index,
+                    "routed",
+                    run.next_index,
+                    Some(&partner.code),
+                    now,
+                )
+                .await?;
+            } else if store_p::run_advance(
+                &mut tx,
+                run.id,
+                "pending",
+                run.next_index,
+                "running",
+                run.next_index + 1,
+                None,
+                now,
+            )
+            .await?
+            {
                 continue_run = Some(run.id);
             }
             result = CallbackResult {
@@ -925,7 +1078,14 @@ pub async fn apply_callback(
         }
     }
     let json = serde_json::to_string(&result).map_err(|e| RoutingError::Other(e.to_string()))?;
-    sqlx_set_callback_result(&mut tx, partner.id, &body.callback_id, result.step_id, &json).await?;
+    sqlx_set_callback_result(
+        &mut tx,
+        partner.id,
+        &body.callback_id,
+        result.step_id,
+        &json,
+    )
+    .await?;
     if let Some(run_id) = continue_run {
         zhudai_store::jobs::enqueue(
             &mut *tx,

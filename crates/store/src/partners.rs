@@ -626,8 +626,8 @@ pub struct ReserveRequest<'a> {
 }
 
 /// Reserves `amount_fen` of the partner's total, daily and per-customer limits in the
-/// caller's transaction. On `Ok(Err(_))` nothing usable was written: the caller must roll
-/// back (the updates made before the refusal are part of its transaction).
+/// caller's transaction. On `Ok(Err(_))` the usage is as it was (a refusal after the
+/// first updates takes them back), so the caller may go on with its transaction.
 pub async fn quota_reserve(
     conn: &mut AnyConnection,
     r: &ReserveRequest<'_>,
@@ -678,6 +678,7 @@ pub async fn quota_reserve(
     .execute(&mut *conn)
     .await?;
     if day_ok.rows_affected() != 1 {
+        undo_usage(conn, r, false, now_ms).await?;
         return Ok(Err(QuotaRefusal::DailyQuota));
     }
     if let Some(max) = per_customer {
@@ -691,6 +692,7 @@ pub async fn quota_reserve(
         .await?;
         let used: i64 = row.try_get("used")?;
         if used + r.amount_fen > max {
+            undo_usage(conn, r, true, now_ms).await?;
             return Ok(Err(QuotaRefusal::CustomerLimit));
         }
     }
@@ -707,6 +709,35 @@ pub async fn quota_reserve(
     .fetch_one(&mut *conn)
     .await?;
     Ok(Ok(row.try_get("id")?))
+}
+
+/// Takes back the usage a refused reservation added (the rows stay locked by this
+/// transaction, so nobody saw the intermediate values).
+async fn undo_usage(
+    conn: &mut AnyConnection,
+    r: &ReserveRequest<'_>,
+    daily_too: bool,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE partner_limits SET total_used_fen = total_used_fen - $2, updated_at_ms = $3 WHERE partner_id = $1",
+    )
+    .bind(r.partner_id)
+    .bind(r.amount_fen)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    if daily_too {
+        sqlx::query(
+            "UPDATE partner_daily_usage SET used_fen = used_fen - $3 WHERE partner_id = $1 AND day = $2",
+        )
+        .bind(r.partner_id)
+        .bind(r.day)
+        .bind(r.amount_fen)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Gives a reservation back (a decline, a timeout). Idempotent: false when it was not
@@ -1389,7 +1420,8 @@ impl Store {
             .collect()
     }
 
-    /// Runs, newest first, optionally those that reached one funder or of one application.
+    /// Runs, newest first, optionally those that tried one funder (skipped candidates do not
+    /// count) or of one application.
     pub async fn routing_runs(
         &self,
         partner_code: Option<&str>,
@@ -1398,7 +1430,7 @@ impl Store {
     ) -> Result<Vec<RunRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {RUN_COLUMNS} FROM routing_runs r
-             WHERE ($1 IS NULL OR EXISTS (SELECT 1 FROM routing_steps s WHERE s.run_id = r.id AND s.partner_code = $1))
+             WHERE ($1 IS NULL OR EXISTS (SELECT 1 FROM routing_steps s WHERE s.run_id = r.id AND s.partner_code = $1 AND s.outcome <> 'skipped'))
                AND ($2 IS NULL OR application_ref = $2)
              ORDER BY id DESC LIMIT $3"
         ))

@@ -501,7 +501,7 @@ async fn routing_runs_steps_and_stats(db: &TestDb) {
         1
     );
     assert!(s
-        .routing_runs(Some("nobody"), None, 10)
+        .routing_runs(Some("dp_c"), None, 10)
         .await
         .unwrap()
         .is_empty());

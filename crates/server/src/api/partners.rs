@@ -215,7 +215,11 @@ pub struct PartnerDetail {
 }
 
 /// Everything about a partner, and whether a contact phone was shown in clear.
-pub async fn detail(state: &AppState, caller: &Caller, p: Partner) -> ApiResult<(PartnerDetail, bool)> {
+pub async fn detail(
+    state: &AppState,
+    caller: &Caller,
+    p: Partner,
+) -> ApiResult<(PartnerDetail, bool)> {
     let store = state.store();
     let today = state.clock().today();
     let (contacts, clear) = svc::contacts(state, caller, p.id).await?;
@@ -238,13 +242,24 @@ pub async fn detail(state: &AppState, caller: &Caller, p: Partner) -> ApiResult<
             .partner_licences(p.id)
             .await?
             .into_iter()
-            .map(|l| LicenceView { id: l.id, licence_type: l.licence_type, number: l.number, issuer: l.issuer, valid_until: l.valid_until })
+            .map(|l| LicenceView {
+                id: l.id,
+                licence_type: l.licence_type,
+                number: l.number,
+                issuer: l.issuer,
+                valid_until: l.valid_until,
+            })
             .collect(),
         documents: store
             .partner_documents(p.id)
             .await?
             .into_iter()
-            .map(|d| DocumentView { id: d.id, reference: d.reference, description: d.description, sha256: d.sha256 })
+            .map(|d| DocumentView {
+                id: d.id,
+                reference: d.reference,
+                description: d.description,
+                sha256: d.sha256,
+            })
             .collect(),
         contacts,
         admissions: store
@@ -267,20 +282,32 @@ pub async fn detail(state: &AppState, caller: &Caller, p: Partner) -> ApiResult<
             .partner_pricing(p.id)
             .await?
             .into_iter()
-            .map(|(product_code, annual_rate)| PriceView { product_code, annual_rate })
+            .map(|(product_code, annual_rate)| PriceView {
+                product_code,
+                annual_rate,
+            })
             .collect(),
         reminders: store
             .partner_reminders(p.id)
             .await?
             .into_iter()
-            .map(|r| ReminderView { kind: r.kind, due_on: r.due_on })
+            .map(|r| ReminderView {
+                kind: r.kind,
+                due_on: r.due_on,
+            })
             .collect(),
         due,
         history: store
             .partner_status_history(p.id)
             .await?
             .into_iter()
-            .map(|h| StatusHistoryView { from_status: h.from_status, to_status: h.to_status, on_date: h.on_date, reason: h.reason, actor: h.actor })
+            .map(|h| StatusHistoryView {
+                from_status: h.from_status,
+                to_status: h.to_status,
+                on_date: h.on_date,
+                reason: h.reason,
+                actor: h.actor,
+            })
             .collect(),
         partner: view(state, p).await?,
     };
@@ -355,7 +382,9 @@ pub async fn add_licence(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<LicenceRequest>,
 ) -> ApiResult<Response> {
-    Ok(created(svc::add_licence(&state, &caller, &code, &req).await?))
+    Ok(created(
+        svc::add_licence(&state, &caller, &code, &req).await?,
+    ))
 }
 
 /// Register a document (metadata and an optional SHA-256; files live in document storage).
@@ -367,7 +396,9 @@ pub async fn add_document(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<DocumentRequest>,
 ) -> ApiResult<Response> {
-    Ok(created(svc::add_document(&state, &caller, &code, &req).await?))
+    Ok(created(
+        svc::add_document(&state, &caller, &code, &req).await?,
+    ))
 }
 
 /// Add a contact person (mobile stored encrypted).
@@ -379,7 +410,9 @@ pub async fn add_contact(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<ContactRequest>,
 ) -> ApiResult<Response> {
-    Ok(created(svc::add_contact(&state, &caller, &code, &req).await?))
+    Ok(created(
+        svc::add_contact(&state, &caller, &code, &req).await?,
+    ))
 }
 
 /// Submit the admission checklist for approval.
@@ -393,7 +426,9 @@ pub async fn submit_admission(
     Path(code): Path<String>,
     ApiJson(req): ApiJson<AdmissionSubmit>,
 ) -> ApiResult<Response> {
-    Ok(created(svc::submit_admission(&state, &caller, &code, &req).await?))
+    Ok(created(
+        svc::submit_admission(&state, &caller, &code, &req).await?,
+    ))
 }
 
 /// Approve (admits the partner) or reject the open admission. The approver must not be
@@ -452,19 +487,29 @@ pub async fn performance(
 /// Every funder's performance as an XLSX workbook (sheets `Funders` and `Daily`).
 #[utoipa::path(get, path = "/api/v1/funder-performance.xlsx", tag = "partners",
     responses((status = 200, description = "XLSX workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
-pub async fn performance_export(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
+pub async fn performance_export(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Response> {
     let rows = svc::performances(&state).await?;
     let bytes = svc::performance_xlsx(&rows).map_err(ApiError::internal)?;
     let name = format!("funder-performance-{}.xlsx", state.clock().today());
     let mut resp = (
         [
-            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")),
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
         ],
         bytes,
     )
         .into_response();
-    resp.extensions_mut().insert(AuditNote::action("partner.performance.export").target("funders".to_owned()));
+    resp.extensions_mut()
+        .insert(AuditNote::action("partner.performance.export").target("funders".to_owned()));
     Ok(resp)
 }
 
@@ -480,7 +525,10 @@ pub struct StandardView {
 /// The admission checklist's standards.
 #[utoipa::path(get, path = "/api/v1/admission-standards", tag = "partners",
     responses((status = 200, body = [StandardView])))]
-pub async fn standards(State(state): State<AppState>, _caller: Caller) -> ApiResult<axum::Json<Vec<StandardView>>> {
+pub async fn standards(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<axum::Json<Vec<StandardView>>> {
     Ok(axum::Json(
         state
             .store()
@@ -488,7 +536,12 @@ pub async fn standards(State(state): State<AppState>, _caller: Caller) -> ApiRes
             .await?
             .into_iter()
             .map(|s| StandardView {
-                kinds: s.kinds.split(',').filter(|k| !k.is_empty()).map(str::to_owned).collect(),
+                kinds: s
+                    .kinds
+                    .split(',')
+                    .filter(|k| !k.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
                 code: s.code,
                 title_zh: s.title_zh,
                 title_en: s.title_en,

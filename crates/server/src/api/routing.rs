@@ -229,7 +229,10 @@ pub struct WaterfallView {
 /// The routing waterfall.
 #[utoipa::path(get, path = "/api/v1/routing/waterfall", tag = "routing",
     responses((status = 200, body = WaterfallView)))]
-pub async fn get_waterfall(State(state): State<AppState>, _caller: Caller) -> ApiResult<axum::Json<WaterfallView>> {
+pub async fn get_waterfall(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<axum::Json<WaterfallView>> {
     let w = routing::waterfall(state.store()).await?;
     Ok(axum::Json(WaterfallView {
         order: w.order.iter().map(|c| c.as_str().to_owned()).collect(),
@@ -259,10 +262,20 @@ pub async fn put_waterfall(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    routing::set_waterfall(state.store(), &Waterfall { order, max_retries: req.max_retries }, state.now_ms()).await?;
+    routing::set_waterfall(
+        state.store(),
+        &Waterfall {
+            order,
+            max_retries: req.max_retries,
+        },
+        state.now_ms(),
+    )
+    .await?;
     let mut resp = axum::Json(req).into_response();
     resp.extensions_mut().insert(
-        crate::auth::AuditNote::action("routing.waterfall").target("routing.waterfall".to_owned()).actor(caller.username),
+        crate::auth::AuditNote::action("routing.waterfall")
+            .target("routing.waterfall".to_owned())
+            .actor(caller.username),
     );
     Ok(resp)
 }
@@ -305,10 +318,18 @@ pub async fn callback(
         .map_err(|e| ApiError::field("body", "invalid", e.to_string()))?;
     let mut errors = Vec::new();
     if cb.callback_id.trim().is_empty() || cb.callback_id.len() > 128 {
-        errors.push(FieldError::new("callback_id", "required", "1–128 characters"));
+        errors.push(FieldError::new(
+            "callback_id",
+            "required",
+            "1–128 characters",
+        ));
     }
     if !matches!(cb.decision.as_str(), "approved" | "declined") {
-        errors.push(FieldError::new("decision", "invalid", "approved or declined"));
+        errors.push(FieldError::new(
+            "decision",
+            "invalid",
+            "approved or declined",
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));

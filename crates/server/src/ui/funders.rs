@@ -60,8 +60,14 @@ pub async fn list(
     Query(f): Query<ListFilter>,
 ) -> Result<Markup, ApiError> {
     let t = state.i18n().bundle(lang);
-    let kind = f.kind.as_deref().filter(|k| PartnerKind::parse(k).is_some());
-    let status = f.status.as_deref().filter(|s| PartnerStatus::parse(s).is_some());
+    let kind = f
+        .kind
+        .as_deref()
+        .filter(|k| PartnerKind::parse(k).is_some());
+    let status = f
+        .status
+        .as_deref()
+        .filter(|s| PartnerStatus::parse(s).is_some());
     let partners = state.store().partners(kind, status).await?;
     let today = state.clock().today();
     let mut rows = Vec::new();
@@ -83,7 +89,8 @@ pub async fn list(
             (p.code.clone(), pct)
         })
         .collect();
-    let volume_bars: Vec<(String, i64)> = perf.iter().map(|p| (p.code.clone(), p.attempts)).collect();
+    let volume_bars: Vec<(String, i64)> =
+        perf.iter().map(|p| (p.code.clone(), p.attempts)).collect();
     let content = html! {
         section.card {
             form.filters method="get" action="/funders" data-testid="partner-filters" {
@@ -129,8 +136,17 @@ pub async fn list(
         }
         p { a href="/api/v1/funder-performance.xlsx" data-testid="export-xlsx" { (t.get("partners.export")) } }
     };
-    let ctx = Ctx { lang, caller: Some(caller) };
-    Ok(page(&state, &ctx, "funders", &t.get("partners.title"), content))
+    let ctx = Ctx {
+        lang,
+        caller: Some(caller),
+    };
+    Ok(page(
+        &state,
+        &ctx,
+        "funders",
+        &t.get("partners.title"),
+        content,
+    ))
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -153,7 +169,14 @@ pub async fn show(
     } else {
         None
     };
-    partner_page(&state, lang, caller, &code, notice.map(|(ok, k)| (ok, state.i18n().bundle(lang).get(k)))).await
+    partner_page(
+        &state,
+        lang,
+        caller,
+        &code,
+        notice.map(|(ok, k)| (ok, state.i18n().bundle(lang).get(k))),
+    )
+    .await
 }
 
 async fn partner_page(
@@ -171,13 +194,22 @@ async fn partner_page(
     let mut run_rows = Vec::new();
     for r in runs {
         if let Some((run, steps)) = state.store().routing_run(r.id).await? {
-            let mine: Vec<_> = steps.into_iter().filter(|s| s.partner_code == code).collect();
+            let mine: Vec<_> = steps
+                .into_iter()
+                .filter(|s| s.partner_code == code)
+                .collect();
             run_rows.push((run, mine));
         }
     }
     let open = d.admissions.iter().find(|a| a.state == "submitted");
     let open_submitter = match open {
-        Some(_) => state.store().admissions(p.id).await?.into_iter().find(|a| a.state == "submitted").map(|a| a.submitted_by),
+        Some(_) => state
+            .store()
+            .admissions(p.id)
+            .await?
+            .into_iter()
+            .find(|a| a.state == "submitted")
+            .map(|a| a.submitted_by),
         None => None,
     };
     let csrf = caller.csrf.clone().unwrap_or_default();
@@ -186,10 +218,20 @@ async fn partner_page(
         standards
             .iter()
             .find(|s| s.code == c)
-            .map(|s| if lang == Lang::ZhCn { s.title_zh.clone() } else { s.title_en.clone() })
+            .map(|s| {
+                if lang == Lang::ZhCn {
+                    s.title_zh.clone()
+                } else {
+                    s.title_en.clone()
+                }
+            })
             .unwrap_or_else(|| c.to_owned())
     };
-    let daily_bars: Vec<(String, i64)> = perf.daily.iter().map(|x| (x.date[5..].to_owned(), x.attempts)).collect();
+    let daily_bars: Vec<(String, i64)> = perf
+        .daily
+        .iter()
+        .map(|x| (x.date[5..].to_owned(), x.attempts))
+        .collect();
     let outcome_bars: Vec<(String, i64)> = vec![
         (t.get("routing.outcome.approved"), perf.approved),
         (t.get("routing.outcome.declined"), perf.declined),
@@ -339,17 +381,25 @@ async fn partner_page(
         }
     };
     let title = format!("{} · {}", t.get("partners.title"), name(&p, lang));
-    let ctx = Ctx { lang, caller: Some(caller) };
+    let ctx = Ctx {
+        lang,
+        caller: Some(caller),
+    };
     let mut resp = page(state, &ctx, "funders", &title, content).into_response();
     if clear {
         resp.extensions_mut().insert(
-            crate::auth::AuditNote::action("field.read_clear").target(format!("partner:{code}.contacts.phone")),
+            crate::auth::AuditNote::action("field.read_clear")
+                .target(format!("partner:{code}.contacts.phone")),
         );
     }
     Ok(resp)
 }
 
-fn checklist_table(t: &Bundle, items: &serde_json::Value, title_of: &dyn Fn(&str) -> String) -> Markup {
+fn checklist_table(
+    t: &Bundle,
+    items: &serde_json::Value,
+    title_of: &dyn Fn(&str) -> String,
+) -> Markup {
     let items = items.as_array().cloned().unwrap_or_default();
     html! {
         table.table data-testid="checklist" {
@@ -388,7 +438,13 @@ async fn checklist_page(
     let p = svc::find(state, code).await?;
     let kind = PartnerKind::parse(&p.kind).unwrap_or(PartnerKind::Funder);
     let standards = svc::standards_domain(&state.store().admission_standards().await?);
-    let value = |k: &str| values.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap_or_default();
+    let value = |k: &str| {
+        values
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
     let csrf = caller.csrf.clone().unwrap_or_default();
     let content = html! {
         section.card data-testid="admission-form" {
@@ -412,7 +468,10 @@ async fn checklist_page(
         }
     };
     let title = format!("{} · {}", t.get("partners.admission"), name(&p, lang));
-    let ctx = Ctx { lang, caller: Some(caller) };
+    let ctx = Ctx {
+        lang,
+        caller: Some(caller),
+    };
     Ok(page(state, &ctx, "funders", &title, content))
 }
 
@@ -426,7 +485,13 @@ pub async fn admission_submit(
     let p = svc::find(&state, &code).await?;
     let kind = PartnerKind::parse(&p.kind).unwrap_or(PartnerKind::Funder);
     let standards = svc::standards_domain(&state.store().admission_standards().await?);
-    let get = |k: String| values.iter().find(|(n, _)| *n == k).map(|(_, v)| v.trim().to_owned()).unwrap_or_default();
+    let get = |k: String| {
+        values
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
     let items: Vec<ChecklistItemInput> = standards
         .iter()
         .filter(|s| s.applies_to(kind))
@@ -443,13 +508,24 @@ pub async fn admission_submit(
         })
         .collect();
     match svc::submit_admission(&state, &caller, &code, &AdmissionSubmit { items }).await {
-        Ok(_) => Ok(crate::api::partners::recorded(Redirect::to(&format!("/funders/{code}?submitted=1")).into_response())),
-        Err(ApiError::Validation(errors)) => {
-            Ok(checklist_page(&state, lang, caller, &code, &values, &errors).await?.into_response())
-        }
-        Err(ApiError::Conflict(m)) => {
-            Ok(checklist_page(&state, lang, caller, &code, &values, &[FieldError::new("items", "conflict", m)]).await?.into_response())
-        }
+        Ok(_) => Ok(crate::api::partners::recorded(
+            Redirect::to(&format!("/funders/{code}?submitted=1")).into_response(),
+        )),
+        Err(ApiError::Validation(errors)) => Ok(checklist_page(
+            &state, lang, caller, &code, &values, &errors,
+        )
+        .await?
+        .into_response()),
+        Err(ApiError::Conflict(m)) => Ok(checklist_page(
+            &state,
+            lang,
+            caller,
+            &code,
+            &values,
+            &[FieldError::new("items", "conflict", m)],
+        )
+        .await?
+        .into_response()),
         Err(e) => Err(e),
     }
 }
@@ -475,10 +551,18 @@ pub async fn admission_decide(
         note: Some(form.note.trim().to_owned()).filter(|n| !n.is_empty()),
     };
     match svc::decide_admission(&state, &caller, &code, &req).await {
-        Ok(_) => Ok(crate::api::partners::recorded(Redirect::to(&format!("/funders/{code}?decided=1")).into_response())),
-        Err(ApiError::Conflict(m)) => partner_page(&state, lang, caller, &code, Some((false, m))).await,
+        Ok(_) => Ok(crate::api::partners::recorded(
+            Redirect::to(&format!("/funders/{code}?decided=1")).into_response(),
+        )),
+        Err(ApiError::Conflict(m)) => {
+            partner_page(&state, lang, caller, &code, Some((false, m))).await
+        }
         Err(ApiError::Validation(errors)) => {
-            let m = errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; ");
+            let m = errors
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join("; ");
             partner_page(&state, lang, caller, &code, Some((false, m))).await
         }
         Err(e) => Err(e),

@@ -7,6 +7,9 @@ mod audit;
 mod auth;
 mod browser;
 mod matrix;
+// Funder network (issue #5).
+mod partners;
+mod routing;
 mod support;
 mod twofactor;
 mod ui;
