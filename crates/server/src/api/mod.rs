@@ -70,21 +70,27 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
         // Funder network (issue #5).
-        .routes(routes!(partners::list, partners::create))
-        .routes(routes!(partners::get_one, partners::patch))
-        .routes(routes!(partners::status))
-        .routes(routes!(partners::add_licence))
-        .routes(routes!(partners::add_document))
-        .routes(routes!(partners::add_contact))
-        .routes(routes!(partners::submit_admission))
-        .routes(routes!(partners::decide_admission))
-        .routes(routes!(partners::set_limits))
-        .routes(routes!(partners::set_pricing))
-        .routes(routes!(partners::performance))
-        .routes(routes!(partners::performance_export))
-        .routes(routes!(partners::standards, partners::replace_standards))
-        .routes(routes!(routing::start, routing::list))
-        .routes(routes!(routing::get_one))
-        .routes(routes!(routing::get_waterfall, routing::put_waterfall))
-        .routes(routes!(routing::callback))
+        .routes(routes!(partners::partner_list, partners::partner_create))
+        .routes(routes!(partners::partner_get, partners::partner_patch))
+        .routes(routes!(partners::partner_status))
+        .routes(routes!(partners::partner_add_licence))
+        .routes(routes!(partners::partner_add_document))
+        .routes(routes!(partners::partner_add_contact))
+        .routes(routes!(partners::partner_submit_admission))
+        .routes(routes!(partners::partner_decide_admission))
+        .routes(routes!(partners::partner_set_limits))
+        .routes(routes!(partners::partner_set_pricing))
+        .routes(routes!(partners::partner_performance))
+        .routes(routes!(partners::funder_performance_export))
+        .routes(routes!(
+            partners::admission_standards,
+            partners::admission_standards_replace
+        ))
+        .routes(routes!(routing::routing_start, routing::routing_list))
+        .routes(routes!(routing::routing_get))
+        .routes(routes!(
+            routing::routing_waterfall_get,
+            routing::routing_waterfall_put
+        ))
+        .routes(routes!(routing::funder_callback))
 }

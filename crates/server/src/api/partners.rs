@@ -98,7 +98,7 @@ pub struct PartnerFilter {
 #[utoipa::path(get, path = "/api/v1/partners", tag = "partners", params(PartnerFilter),
     responses((status = 200, body = [PartnerView]),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn list(
+pub async fn partner_list(
     State(state): State<AppState>,
     _caller: Caller,
     Query(f): Query<PartnerFilter>,
@@ -126,7 +126,7 @@ pub async fn list(
 #[utoipa::path(post, path = "/api/v1/partners", tag = "partners", request_body = NewPartnerRequest,
     responses((status = 201, body = PartnerView),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn create(
+pub async fn partner_create(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<NewPartnerRequest>,
@@ -318,7 +318,7 @@ pub async fn detail(
 #[utoipa::path(get, path = "/api/v1/partners/{code}", tag = "partners", params(("code" = String, Path)),
     responses((status = 200, body = PartnerDetail),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_one(
+pub async fn partner_get(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -339,7 +339,7 @@ pub async fn get_one(
     responses((status = 200, body = PartnerView),
               (status = 422, body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn patch(
+pub async fn partner_patch(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -354,7 +354,7 @@ pub async fn patch(
     responses((status = 200, body = PartnerView),
               (status = 409, body = Problem, content_type = "application/problem+json"),
               (status = 422, description = "Illegal transition or missing reason", body = Problem, content_type = "application/problem+json")))]
-pub async fn status(
+pub async fn partner_status(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -376,7 +376,7 @@ fn created(id: i64) -> Response {
 /// Register a licence.
 #[utoipa::path(post, path = "/api/v1/partners/{code}/licences", tag = "partners", params(("code" = String, Path)), request_body = LicenceRequest,
     responses((status = 201, body = Created), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn add_licence(
+pub async fn partner_add_licence(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -390,7 +390,7 @@ pub async fn add_licence(
 /// Register a document (metadata and an optional SHA-256; files live in document storage).
 #[utoipa::path(post, path = "/api/v1/partners/{code}/documents", tag = "partners", params(("code" = String, Path)), request_body = DocumentRequest,
     responses((status = 201, body = Created), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn add_document(
+pub async fn partner_add_document(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -404,7 +404,7 @@ pub async fn add_document(
 /// Add a contact person (mobile stored encrypted).
 #[utoipa::path(post, path = "/api/v1/partners/{code}/contacts", tag = "partners", params(("code" = String, Path)), request_body = ContactRequest,
     responses((status = 201, body = Created), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn add_contact(
+pub async fn partner_add_contact(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -420,7 +420,7 @@ pub async fn add_contact(
     responses((status = 201, body = Created),
               (status = 409, description = "Not applying, or a submission is already open", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn submit_admission(
+pub async fn partner_submit_admission(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -436,7 +436,7 @@ pub async fn submit_admission(
 #[utoipa::path(post, path = "/api/v1/partners/{code}/admission/decision", tag = "partners", params(("code" = String, Path)), request_body = AdmissionDecision,
     responses((status = 200, body = PartnerView),
               (status = 409, description = "Nothing to decide, same person, or failed standards", body = Problem, content_type = "application/problem+json")))]
-pub async fn decide_admission(
+pub async fn partner_decide_admission(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -449,7 +449,7 @@ pub async fn decide_admission(
 /// Set the daily, total and per-customer quotas (fen).
 #[utoipa::path(put, path = "/api/v1/partners/{code}/limits", tag = "partners", params(("code" = String, Path)), request_body = LimitsRequest,
     responses((status = 204), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn set_limits(
+pub async fn partner_set_limits(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -462,7 +462,7 @@ pub async fn set_limits(
 /// Set (or remove) the funder's rate for a product code.
 #[utoipa::path(put, path = "/api/v1/partners/{code}/pricing", tag = "partners", params(("code" = String, Path)), request_body = PricingRequest,
     responses((status = 204), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn set_pricing(
+pub async fn partner_set_pricing(
     State(state): State<AppState>,
     caller: Caller,
     Path(code): Path<String>,
@@ -475,7 +475,7 @@ pub async fn set_pricing(
 /// A funder's volume, approval rate, time to decide, balance and overdue rate.
 #[utoipa::path(get, path = "/api/v1/partners/{code}/performance", tag = "partners", params(("code" = String, Path)),
     responses((status = 200, body = Performance), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn performance(
+pub async fn partner_performance(
     State(state): State<AppState>,
     _caller: Caller,
     Path(code): Path<String>,
@@ -487,7 +487,7 @@ pub async fn performance(
 /// Every funder's performance as an XLSX workbook (sheets `Funders` and `Daily`).
 #[utoipa::path(get, path = "/api/v1/funder-performance.xlsx", tag = "partners",
     responses((status = 200, description = "XLSX workbook", content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")))]
-pub async fn performance_export(
+pub async fn funder_performance_export(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> ApiResult<Response> {
@@ -525,7 +525,7 @@ pub struct StandardView {
 /// The admission checklist's standards.
 #[utoipa::path(get, path = "/api/v1/admission-standards", tag = "partners",
     responses((status = 200, body = [StandardView])))]
-pub async fn standards(
+pub async fn admission_standards(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> ApiResult<axum::Json<Vec<StandardView>>> {
@@ -554,7 +554,7 @@ pub async fn standards(
 /// Replace the admission standards (unlisted ones are retired, kept for old checklists).
 #[utoipa::path(put, path = "/api/v1/admission-standards", tag = "partners", request_body = [StandardInput],
     responses((status = 204), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn replace_standards(
+pub async fn admission_standards_replace(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<Vec<StandardInput>>,

@@ -145,7 +145,7 @@ async fn load(state: &AppState, id: i64) -> ApiResult<RunView> {
 #[utoipa::path(post, path = "/api/v1/routing/runs", tag = "routing", request_body = RunRequest,
     responses((status = 201, body = RunView),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn start(
+pub async fn routing_start(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<RunRequest>,
@@ -181,7 +181,7 @@ pub struct RunFilter {
 /// Routing history, newest first.
 #[utoipa::path(get, path = "/api/v1/routing/runs", tag = "routing", params(RunFilter),
     responses((status = 200, body = [RunView])))]
-pub async fn list(
+pub async fn routing_list(
     State(state): State<AppState>,
     _caller: Caller,
     Query(f): Query<RunFilter>,
@@ -208,7 +208,7 @@ pub async fn list(
 /// One run with every step.
 #[utoipa::path(get, path = "/api/v1/routing/runs/{id}", tag = "routing", params(("id" = i64, Path)),
     responses((status = 200, body = RunView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_one(
+pub async fn routing_get(
     State(state): State<AppState>,
     _caller: Caller,
     Path(id): Path<i64>,
@@ -229,7 +229,7 @@ pub struct WaterfallView {
 /// The routing waterfall.
 #[utoipa::path(get, path = "/api/v1/routing/waterfall", tag = "routing",
     responses((status = 200, body = WaterfallView)))]
-pub async fn get_waterfall(
+pub async fn routing_waterfall_get(
     State(state): State<AppState>,
     _caller: Caller,
 ) -> ApiResult<axum::Json<WaterfallView>> {
@@ -243,7 +243,7 @@ pub async fn get_waterfall(
 /// Configure the routing waterfall.
 #[utoipa::path(put, path = "/api/v1/routing/waterfall", tag = "routing", request_body = WaterfallView,
     responses((status = 200, body = WaterfallView), (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn put_waterfall(
+pub async fn routing_waterfall_put(
     State(state): State<AppState>,
     caller: Caller,
     ApiJson(req): ApiJson<WaterfallView>,
@@ -289,7 +289,7 @@ pub async fn put_waterfall(
               (status = 401, description = "Bad or stale signature", body = Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such HTTP funder", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
-pub async fn callback(
+pub async fn funder_callback(
     State(state): State<AppState>,
     Path(code): Path<String>,
     headers: HeaderMap,

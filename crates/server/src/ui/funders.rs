@@ -296,12 +296,19 @@ async fn partner_page(
                     @if open_submitter == Some(caller.user_id) {
                         p.muted data-testid="four-eyes" { (t.get("partners.admission.four_eyes")) }
                     } @else {
+                        // One form per decision: app.js disables submit buttons on submit, so a
+                        // button's own name/value would not be sent.
                         form method="post" action=(format!("/funders/{code}/admission/decision")) data-testid="decision-form" {
                             input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                            input type="hidden" name="decision" value="approve";
                             div.field { label for="decision-note" { (t.get("partners.admission.note")) } textarea #decision-note name="note" rows="2" {} }
-                            button type="submit" name="decision" value="approve" data-testid="approve" { (t.get("partners.admission.approve")) }
-                            " "
-                            button.secondary type="submit" name="decision" value="reject" data-testid="reject" { (t.get("partners.admission.reject")) }
+                            button type="submit" data-testid="approve" { (t.get("partners.admission.approve")) }
+                        }
+                        form method="post" action=(format!("/funders/{code}/admission/decision")) data-testid="reject-form" {
+                            input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                            input type="hidden" name="decision" value="reject";
+                            div.field { label for="reject-note" { (t.get("partners.admission.reject_note")) } textarea #reject-note name="note" rows="2" required {} }
+                            button.secondary type="submit" data-testid="reject" { (t.get("partners.admission.reject")) }
                         }
                     }
                 }

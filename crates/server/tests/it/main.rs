@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod matrix;
 // Funder network (issue #5).
+mod funders_browser;
 mod partners;
 mod routing;
 mod support;
