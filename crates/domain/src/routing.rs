@@ -294,7 +294,7 @@ pub struct Plan {
 /// Why `c` cannot take `req`, if it cannot.
 pub fn skip_reason(req: &RoutingRequest, c: &Candidate) -> Option<SkipReason> {
     if let Some(allowed) = &req.allowed_funders {
-        if !allowed.iter().any(|a| *a == c.code) {
+        if !allowed.contains(&c.code) {
             return Some(SkipReason::NotAllowedForProduct);
         }
     }

@@ -60,8 +60,8 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 // ---------------------------------------------------------------------------------------
 // Eligibility rules
 
-/// The fields an eligibility rule may use.
-pub fn rule_schema() -> &'static Schema {
+/// The fields an eligibility rule may use (`None` only if the constant schema were invalid).
+pub fn rule_schema() -> Option<&'static Schema> {
     static SCHEMA: OnceLock<Option<Schema>> = OnceLock::new();
     SCHEMA
         .get_or_init(|| {
@@ -77,18 +77,15 @@ pub fn rule_schema() -> &'static Schema {
                 .ok()
         })
         .as_ref()
-        .unwrap_or_else(|| unreachable_schema())
 }
 
-#[allow(clippy::panic)]
-fn unreachable_schema() -> &'static Schema {
-    // The schema above is a constant; building it cannot fail.
-    panic!("the eligibility rule schema is invalid")
+fn schema() -> Result<&'static Schema, String> {
+    rule_schema().ok_or_else(|| "the eligibility rule schema is invalid".to_owned())
 }
 
 /// Compiles `source`, or explains why it does not compile (for 422 answers).
 pub fn check_rule(source: &str) -> Result<(), String> {
-    Condition::compile(source, rule_schema())
+    Condition::compile(source, schema()?)
         .map(|_| ())
         .map_err(|e| e.render())
 }
@@ -106,7 +103,7 @@ fn compiled_rule(p: &Partner) -> Result<Arc<Condition>, String> {
         }
     }
     let compiled =
-        Arc::new(Condition::compile(&p.eligibility_rule, rule_schema()).map_err(|e| e.render())?);
+        Arc::new(Condition::compile(&p.eligibility_rule, schema()?).map_err(|e| e.render())?);
     if let Ok(mut map) = cache.lock() {
         // Drop older versions of this partner's rule.
         map.retain(|(code, version, _), _| code != &p.code || *version > p.rule_version);
@@ -118,7 +115,7 @@ fn compiled_rule(p: &Partner) -> Result<Arc<Condition>, String> {
 /// Evaluates a partner's rule for a request: `Err` is a rule error (the funder is skipped).
 pub fn eligible(p: &Partner, req: &RoutingRequest) -> Result<bool, String> {
     let rule = compiled_rule(p)?;
-    let schema = rule_schema();
+    let schema = schema()?;
     let mut rec = schema.new_record();
     let set = |rec: &mut zhudai_expr::Record| -> Result<(), zhudai_expr::RecordError> {
         let slot = |name: &str| schema.slot(name);
