@@ -129,6 +129,13 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "资金方门户（仅本机构数据）",
         "Funder portal (own data only)",
     ),
+    // Funder network (issue #5): admission approval (four eyes) and routing runs.
+    p(
+        "funder.admit",
+        "审批合作机构准入",
+        "Approve partner admission",
+    ),
+    p("routing.run", "发起资金路由", "Run funder routing"),
     p("loan.read", "查看贷款与账务", "View loans and the ledger"),
     p("loan.disburse", "合同与放款", "Contracts and disbursement"),
     p("loan.repay", "登记还款", "Post repayments"),
@@ -227,6 +234,13 @@ pub const SENSITIVE_FIELDS: &[FieldDef] = &[
         level: Sensitivity::Personal,
         zh: "客户收入",
         en: "Customer income",
+    },
+    // Funder network (issue #5): the mobile of a partner's contact person.
+    FieldDef {
+        code: "partner.contact_phone",
+        level: Sensitivity::Personal,
+        zh: "合作机构联系人手机号",
+        en: "Partner contact mobile",
     },
 ];
 
@@ -473,6 +487,7 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "application.read",
             "product.read",
             "funder.read",
+            "routing.run",
             "loan.read",
             "loan.disburse",
             "loan.repay",
@@ -532,6 +547,9 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "report.read",
             "privacy.request.read",
             "privacy.request.handle",
+            // Funder network (issue #5): compliance approves partner admission.
+            "funder.read",
+            "funder.admit",
         ],
         clear_fields: &["customer.id_number"],
     },
@@ -543,6 +561,23 @@ pub const SEED_ROLES: &[RoleSeed] = &[
         requires_2fa: true,
         permissions: READ_ALL,
         clear_fields: &[],
+    },
+    // Funder network (issue #5): registers partners, prepares admission, sets limits.
+    RoleSeed {
+        code: "funding_manager",
+        zh: "资金合作经理",
+        en: "Funding manager",
+        scope: "all",
+        requires_2fa: true,
+        permissions: &[
+            "org.read",
+            "product.read",
+            "funder.read",
+            "funder.manage",
+            "routing.run",
+            "application.read",
+        ],
+        clear_fields: &["partner.contact_phone"],
     },
     RoleSeed {
         code: "funder_user",

@@ -16,6 +16,8 @@
 //! | [`apr`] | all-in annual cost by IRR |
 //! | [`classify`] | five-tier classification and collection buckets |
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
+//! | [`partner`] | partners (合作机构): kinds, status lifecycle, admission checklist, may-originate |
+//! | [`routing`] | the funder waterfall and the simulated funder's draws |
 
 pub mod access;
 pub mod apr;
@@ -28,6 +30,9 @@ pub mod ident;
 pub mod mask;
 pub mod money;
 pub mod privacy;
+// Funder network (issue #5): partners, admission, routing waterfall.
+pub mod partner;
+pub mod routing;
 pub mod schedule;
 
 pub use apr::AprError;

@@ -93,6 +93,8 @@ pub async fn seed(store: &Store, now_ms: i64) -> Result<DemoOutcome, StoreError>
             count += 1;
         }
     }
+    // Funder network (issue #5): partners, admissions, limits, pricing, routing history.
+    crate::demo_funders::seed(&mut tx, now_ms).await?;
     tx.commit().await?;
     Ok(DemoOutcome::Seeded { org_units: count })
 }

@@ -53,6 +53,12 @@ impl JobRegistry {
             crate::audit_checkpoint::run_job,
         );
         registry.register(crate::workflow::SLA_JOB, crate::workflow::run_sla_job);
+        // Funder network (issue #5).
+        registry.register(crate::routing::ADVANCE_JOB, crate::routing::run_advance_job);
+        registry.register(
+            crate::partners::REMINDER_JOB,
+            crate::partners::run_reminder_job,
+        );
         registry
     }
 }

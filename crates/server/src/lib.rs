@@ -12,9 +12,14 @@ pub mod blobs;
 pub mod customer_docs;
 pub mod customers;
 pub mod demo;
+// Funder network (issue #5).
+pub mod demo_funders;
 pub mod error;
 pub mod http;
 pub mod jobs;
+// Funder network (issue #5).
+pub mod partners;
+pub mod routing;
 pub mod state;
 pub mod ui;
 pub mod vault;

@@ -19,6 +19,8 @@ pub mod jobs;
 pub mod keys;
 pub mod meta;
 pub mod migrate;
+// Funder network (issue #5).
+pub mod partners;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "customers",
         sql: include_str!("../migrations/0004_customers.sql"),
     },
+    // Funder network (issue #5).
+    Migration {
+        version: 6,
+        name: "partners",
+        sql: include_str!("../migrations/0006_partners.sql"),
+    },
     // Customer documents, verification, consents and data-subject requests (issue #4
     // parts 2–4). Versions 5 and 6 belong to other capabilities merged alongside.
     Migration {

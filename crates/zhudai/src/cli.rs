@@ -323,6 +323,10 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     if let Err(e) = zhudai_server::audit_checkpoint::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the hourly audit checkpoint");
     }
+    // Funder network (issue #5): the daily review and agreement-expiry reminders.
+    if let Err(e) = zhudai_server::partners::schedule_reminders(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not schedule the funder reminders");
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = config.worker.then(|| {
         tokio::spawn(zhudai_server::jobs::run_worker(

@@ -8,6 +8,9 @@ pub mod customers;
 pub mod docs;
 pub mod documents;
 pub mod privacy;
+// Funder network (issue #5).
+pub mod partners;
+pub mod routing;
 pub mod system;
 pub mod users;
 pub mod workflows;
@@ -37,6 +40,9 @@ use utoipa_axum::routes;
         (name = "customers", description = "Customers (individuals and enterprises) in the caller's data scope; masked sensitive fields, duplicate flags, audited reveal"),
         (name = "documents", description = "Customer documents: encrypted upload and download, versions, four-eyes verification with cross-checks, completeness"),
         (name = "privacy", description = "PIPL: consents per purpose and recipient, data-subject requests (access/copy, correction, deletion) with deadlines"),
+        // Funder network (issue #5).
+        (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
+        (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
     )
 )]
 pub struct ApiDoc;
@@ -107,4 +113,28 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(privacy::request_complete))
         .routes(routes!(privacy::request_refuse))
         .routes(routes!(privacy::request_export))
+        // Funder network (issue #5).
+        .routes(routes!(partners::partner_list, partners::partner_create))
+        .routes(routes!(partners::partner_get, partners::partner_patch))
+        .routes(routes!(partners::partner_status))
+        .routes(routes!(partners::partner_add_licence))
+        .routes(routes!(partners::partner_add_document))
+        .routes(routes!(partners::partner_add_contact))
+        .routes(routes!(partners::partner_submit_admission))
+        .routes(routes!(partners::partner_decide_admission))
+        .routes(routes!(partners::partner_set_limits))
+        .routes(routes!(partners::partner_set_pricing))
+        .routes(routes!(partners::partner_performance))
+        .routes(routes!(partners::funder_performance_export))
+        .routes(routes!(
+            partners::admission_standards,
+            partners::admission_standards_replace
+        ))
+        .routes(routes!(routing::routing_start, routing::routing_list))
+        .routes(routes!(routing::routing_get))
+        .routes(routes!(
+            routing::routing_waterfall_get,
+            routing::routing_waterfall_put
+        ))
+        .routes(routes!(routing::funder_callback))
 }

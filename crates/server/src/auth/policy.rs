@@ -212,6 +212,87 @@ pub const POLICY: &[(Method, &str, Access)] = &[
         "/privacy/requests/{id}/{action}",
         P("privacy.request.handle"),
     ),
+    // Funder network (issue #5): partners, admission, limits, routing, callbacks
+    (Method::GET, "/api/v1/partners", P("funder.read")),
+    (Method::POST, "/api/v1/partners", P("funder.manage")),
+    (Method::GET, "/api/v1/partners/{code}", P("funder.read")),
+    (Method::PATCH, "/api/v1/partners/{code}", P("funder.manage")),
+    (
+        Method::POST,
+        "/api/v1/partners/{code}/status",
+        P("funder.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/partners/{code}/licences",
+        P("funder.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/partners/{code}/documents",
+        P("funder.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/partners/{code}/contacts",
+        P("funder.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/partners/{code}/admission",
+        P("funder.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/partners/{code}/admission/decision",
+        P("funder.admit"),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/partners/{code}/limits",
+        P("funder.manage"),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/partners/{code}/pricing",
+        P("funder.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/partners/{code}/performance",
+        P("funder.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/funder-performance.xlsx",
+        P("funder.read"),
+    ),
+    (Method::GET, "/api/v1/admission-standards", P("funder.read")),
+    (
+        Method::PUT,
+        "/api/v1/admission-standards",
+        P("funder.manage"),
+    ),
+    (Method::POST, "/api/v1/routing/runs", P("routing.run")),
+    (Method::GET, "/api/v1/routing/runs", P("funder.read")),
+    (Method::GET, "/api/v1/routing/runs/{id}", P("funder.read")),
+    (Method::GET, "/api/v1/routing/waterfall", P("funder.read")),
+    (Method::PUT, "/api/v1/routing/waterfall", P("funder.manage")),
+    // Signed by the funder (HMAC), not by a user session.
+    (Method::POST, "/api/v1/funder-callbacks/{code}", Public),
+    (Method::GET, "/funders", P("funder.read")),
+    (Method::GET, "/funders/{code}", P("funder.read")),
+    (Method::GET, "/funders/{code}/admission", P("funder.manage")),
+    (
+        Method::POST,
+        "/funders/{code}/admission",
+        P("funder.manage"),
+    ),
+    (
+        Method::POST,
+        "/funders/{code}/admission/decision",
+        P("funder.admit"),
+    ),
     // Web UI
     (Method::GET, "/", SignedIn),
     (Method::GET, "/m/{module}", SignedIn),

@@ -9,6 +9,8 @@ pub mod audit;
 pub mod chart;
 pub mod customers;
 pub mod documents;
+// Funder network (issue #5).
+pub mod funders;
 pub mod i18n;
 pub mod layout;
 pub mod modules;
@@ -94,4 +96,15 @@ pub fn router() -> Router<AppState> {
             get(privacy::requests_page).post(privacy::request_submit),
         )
         .route("/privacy/requests/{id}/{action}", post(privacy::act_submit))
+        // Funder network (issue #5).
+        .route("/funders", get(funders::list))
+        .route("/funders/{code}", get(funders::show))
+        .route(
+            "/funders/{code}/admission",
+            get(funders::admission_form).post(funders::admission_submit),
+        )
+        .route(
+            "/funders/{code}/admission/decision",
+            post(funders::admission_decide),
+        )
 }

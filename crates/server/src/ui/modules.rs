@@ -74,7 +74,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "funders",
         group: "funding",
-        status: Status::Planned(5),
+        status: Status::Available,
         plan_items: 4,
     },
     Module {

@@ -103,6 +103,10 @@ pub async fn module(
     if m.status == Status::Available && m.key != "admin" {
         return Ok(Redirect::to(&format!("/{}", m.key)).into_response());
     }
+    // Funder network (issue #5): the module's pages live under /funders.
+    if m.key == "funders" {
+        return Ok(Redirect::to("/funders").into_response());
+    }
     let t = state.i18n().bundle(lang);
     let title = t.get(&format!("module.{}.title", m.key));
     let content = match m.status {

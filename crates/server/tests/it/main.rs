@@ -10,6 +10,10 @@ mod customers;
 mod documents;
 mod matrix;
 mod privacy;
+// Funder network (issue #5).
+mod funders_browser;
+mod partners;
+mod routing;
 mod support;
 mod twofactor;
 mod ui;
