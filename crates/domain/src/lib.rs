@@ -11,6 +11,7 @@
 //! | [`mask`] | masking of personal information for display |
 //! | [`schedule`] | loan terms, fees, repayment schedules, prepayment, payoff |
 //! | [`apr`] | all-in annual cost by IRR |
+//! | [`product`] | loan product versions, the all-in cost cap check, quotes and the 综合融资成本明示表 |
 //! | [`classify`] | five-tier classification and collection buckets |
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 
@@ -22,6 +23,7 @@ pub mod generate;
 pub mod ident;
 pub mod mask;
 pub mod money;
+pub mod product;
 pub mod schedule;
 
 pub use apr::AprError;

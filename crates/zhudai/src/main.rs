@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod calc;
 mod cli;
 mod config;
 mod keys;
