@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod keys;
 pub mod meta;
 pub mod migrate;
+pub mod products;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;

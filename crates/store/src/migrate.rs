@@ -48,6 +48,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "staff_pii",
         sql: include_str!("../migrations/0003_staff_pii.sql"),
     },
+    // Products and pricing (issue #5). Version 4 is the funder registry's.
+    Migration {
+        version: 5,
+        name: "products",
+        sql: include_str!("../migrations/0005_products.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"
