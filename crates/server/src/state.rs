@@ -23,6 +23,10 @@ pub struct ServerSettings {
     /// How long audit records must be kept. zhudai never deletes them; this is the
     /// policy shown to operators and auditors (default 10 years, AML record keeping).
     pub audit_retention_days: u32,
+    /// Products and pricing (issue #5): the all-in annual cost cap (APR by IRR). A product
+    /// version above it cannot be saved and no quote above it is given. Default 0.24;
+    /// configuration refuses values above 0.36.
+    pub apr_cap: rust_decimal::Decimal,
 }
 
 impl Default for ServerSettings {
@@ -34,6 +38,7 @@ impl Default for ServerSettings {
             demo: false,
             auth: AuthPolicy::default(),
             audit_retention_days: 3650,
+            apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
         }
     }
 }

@@ -286,6 +286,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             ..Default::default()
         },
         audit_retention_days: config.audit_retention_days,
+        apr_cap: config.apr_cap,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

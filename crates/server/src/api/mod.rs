@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod auth;
 pub mod docs;
+pub mod products;
 pub mod system;
 pub mod users;
 
@@ -29,6 +30,7 @@ use utoipa_axum::routes;
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
         (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
+        (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
     )
 )]
 pub struct ApiDoc;
@@ -63,4 +65,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::roles))
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
+        // Products and pricing (issue #5)
+        .routes(routes!(products::list, products::create))
+        .routes(routes!(products::get_one))
+        .routes(routes!(products::versions, products::add_version_route))
+        .routes(routes!(products::set_status))
+        .routes(routes!(products::create_quote))
+        .routes(routes!(products::get_quote))
 }

@@ -56,6 +56,15 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/audit/export", P("audit.export")),
     (Method::POST, "/api/v1/audit/verify", P("audit.verify")),
     (Method::GET, "/api/v1/audit/checkpoints", P("audit.read")),
+    // Products and pricing (issue #5)
+    (Method::GET, "/api/v1/products", P("product.read")),
+    (Method::POST, "/api/v1/products", P("product.manage")),
+    (Method::GET, "/api/v1/products/{code}", P("product.read")),
+    (Method::GET, "/api/v1/products/{code}/versions", P("product.read")),
+    (Method::POST, "/api/v1/products/{code}/versions", P("product.manage")),
+    (Method::POST, "/api/v1/products/{code}/status", P("product.manage")),
+    (Method::POST, "/api/v1/quotes", P("quote.create")),
+    (Method::GET, "/api/v1/quotes/{id}", P("product.read")),
     // Web UI
     (Method::GET, "/", SignedIn),
     (Method::GET, "/m/{module}", SignedIn),

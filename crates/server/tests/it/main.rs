@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod browser;
 mod matrix;
+mod products;
 mod support;
 mod twofactor;
 mod ui;
