@@ -492,7 +492,7 @@ fn product_view(p: Product, v: Option<ProductVersion>) -> ProductView {
 // ---------------------------------------------------------------------------------------
 
 /// Every product with its newest version.
-#[utoipa::path(get, path = "/api/v1/products", tag = "products",
+#[utoipa::path(get, path = "/api/v1/products", operation_id = "product_list", tag = "products",
     responses((status = 200, body = [ProductView]),
               (status = 403, description = "Needs `product.read`", body = Problem, content_type = "application/problem+json")))]
 pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Response> {
@@ -507,7 +507,7 @@ pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<R
 /// Create a product (status draft, version 1). Refused with 422 when a field is bad or
 /// when any loan it allows costs more than the APR cap; the `apr` error names the worst
 /// combination (amount, months, method, APR).
-#[utoipa::path(post, path = "/api/v1/products", tag = "products", request_body = NewProductRequest,
+#[utoipa::path(post, path = "/api/v1/products", operation_id = "product_create", tag = "products", request_body = NewProductRequest,
     responses((status = 201, body = ProductView),
               (status = 422, description = "Invalid fields or above the APR cap (each listed)", body = Problem, content_type = "application/problem+json")))]
 pub async fn create(
@@ -523,7 +523,7 @@ pub async fn create(
 }
 
 /// One product with its newest version.
-#[utoipa::path(get, path = "/api/v1/products/{code}", tag = "products", params(("code" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/products/{code}", operation_id = "product_get", tag = "products", params(("code" = String, Path)),
     responses((status = 200, body = ProductView),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_one(
@@ -541,7 +541,7 @@ pub async fn get_one(
 }
 
 /// Every version of a product, newest first. Versions are never edited.
-#[utoipa::path(get, path = "/api/v1/products/{code}/versions", tag = "products", params(("code" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/products/{code}/versions", operation_id = "product_versions", tag = "products", params(("code" = String, Path)),
     responses((status = 200, body = [VersionView]),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn versions(
@@ -566,7 +566,7 @@ pub async fn versions(
 
 /// Save a new version of a product (the old ones stay as they were). Same checks as
 /// creating one.
-#[utoipa::path(post, path = "/api/v1/products/{code}/versions", tag = "products", params(("code" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/products/{code}/versions", operation_id = "product_add_version", tag = "products", params(("code" = String, Path)),
     request_body = NewVersionRequest,
     responses((status = 201, body = VersionView),
               (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -585,7 +585,7 @@ pub async fn add_version_route(
 }
 
 /// Activate (draft/retired → active) or retire (→ retired) a product.
-#[utoipa::path(post, path = "/api/v1/products/{code}/status", tag = "products", params(("code" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/products/{code}/status", operation_id = "product_set_status", tag = "products", params(("code" = String, Path)),
     request_body = StatusRequest,
     responses((status = 200, body = ProductView),
               (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -762,7 +762,7 @@ pub async fn make_quote(state: &AppState, caller: &Caller, input: &QuoteInput) -
 /// Quote a loan: its schedule and 综合融资成本明示表 (each fee, how it is charged, its rate,
 /// who collects it, the all-in annual cost by IRR, the cost on default), frozen with a
 /// digest. The amount, term and method must be within the product version.
-#[utoipa::path(post, path = "/api/v1/quotes", tag = "products", request_body = QuoteInput,
+#[utoipa::path(post, path = "/api/v1/quotes", operation_id = "quote_create", tag = "products", request_body = QuoteInput,
     responses((status = 201, body = QuoteView),
               (status = 422, description = "Outside the product, inactive product or above the cap", body = Problem, content_type = "application/problem+json")))]
 pub async fn create_quote(
@@ -797,7 +797,7 @@ pub async fn load_quote(state: &AppState, id: i64) -> ApiResult<QuoteView> {
 }
 
 /// A frozen quote, exactly as it was given.
-#[utoipa::path(get, path = "/api/v1/quotes/{id}", tag = "products", params(("id" = i64, Path)),
+#[utoipa::path(get, path = "/api/v1/quotes/{id}", operation_id = "quote_get", tag = "products", params(("id" = i64, Path)),
     responses((status = 200, body = QuoteView),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_quote(

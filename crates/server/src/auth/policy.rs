@@ -84,6 +84,17 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/admin/roles", P("role.read")),
     (Method::GET, "/admin/roles/{code}", P("role.read")),
     (Method::POST, "/admin/roles/{code}", P("role.manage")),
+    // Products and pricing pages (issue #5)
+    (Method::GET, "/products", P("product.read")),
+    (Method::GET, "/products/new", P("product.manage")),
+    (Method::POST, "/products/new", P("product.manage")),
+    (Method::GET, "/products/{code}", P("product.read")),
+    (Method::GET, "/products/{code}/edit", P("product.manage")),
+    (Method::POST, "/products/{code}/edit", P("product.manage")),
+    (Method::POST, "/products/{code}/status", P("product.manage")),
+    (Method::GET, "/quotes/new", P("quote.create")),
+    (Method::POST, "/quotes/new", P("quote.create")),
+    (Method::GET, "/quotes/{id}", P("product.read")),
 ];
 
 /// The access rule of a route, if it has one.

@@ -11,6 +11,7 @@ pub mod i18n;
 pub mod layout;
 pub mod modules;
 pub mod pages;
+pub mod products;
 
 use crate::state::AppState;
 use axum::routing::{get, post};
@@ -45,4 +46,21 @@ pub fn router() -> Router<AppState> {
         )
         .route("/account/totp", post(account::totp_start))
         .route("/account/totp/confirm", post(account::totp_confirm))
+        // Products and pricing (issue #5)
+        .route("/products", get(products::list))
+        .route(
+            "/products/new",
+            get(products::new_form).post(products::create),
+        )
+        .route("/products/{code}", get(products::detail))
+        .route(
+            "/products/{code}/edit",
+            get(products::edit_form).post(products::edit_save),
+        )
+        .route("/products/{code}/status", post(products::status_submit))
+        .route(
+            "/quotes/new",
+            get(products::quote_new).post(products::quote_submit),
+        )
+        .route("/quotes/{id}", get(products::quote_page))
 }

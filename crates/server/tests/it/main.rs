@@ -8,6 +8,7 @@ mod auth;
 mod browser;
 mod matrix;
 mod products;
+mod products_browser;
 mod support;
 mod twofactor;
 mod ui;
