@@ -2,6 +2,7 @@
 
 mod audit;
 mod bench;
+mod bench_products;
 mod calc;
 mod cli;
 mod config;
