@@ -169,7 +169,11 @@ pub struct ProductProblem {
     pub message: String,
 }
 
-fn problem(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> ProductProblem {
+fn problem(
+    field: impl Into<String>,
+    code: &'static str,
+    message: impl Into<String>,
+) -> ProductProblem {
     ProductProblem {
         field: field.into(),
         code,
@@ -222,37 +226,73 @@ impl ProductSpec {
     pub fn problems(&self, cap: Decimal) -> Vec<ProductProblem> {
         let mut out = Vec::new();
         if self.methods.is_empty() {
-            out.push(problem("methods", "required", "choose at least one repayment method"));
+            out.push(problem(
+                "methods",
+                "required",
+                "choose at least one repayment method",
+            ));
         }
         let mut seen = Vec::new();
         for m in &self.methods {
             if seen.contains(m) {
-                out.push(problem("methods", "duplicate", format!("{} is listed twice", m.code())));
+                out.push(problem(
+                    "methods",
+                    "duplicate",
+                    format!("{} is listed twice", m.code()),
+                ));
             }
             seen.push(*m);
         }
         if Term::months(self.min_months).is_err() {
-            out.push(problem("min_months", "out_of_range", "the shortest term must be 1–360 months"));
+            out.push(problem(
+                "min_months",
+                "out_of_range",
+                "the shortest term must be 1–360 months",
+            ));
         }
         if Term::months(self.max_months).is_err() {
-            out.push(problem("max_months", "out_of_range", "the longest term must be 1–360 months"));
+            out.push(problem(
+                "max_months",
+                "out_of_range",
+                "the longest term must be 1–360 months",
+            ));
         }
         if self.min_months > self.max_months {
-            out.push(problem("max_months", "below_min", "the longest term must not be shorter than the shortest"));
+            out.push(problem(
+                "max_months",
+                "below_min",
+                "the longest term must not be shorter than the shortest",
+            ));
         }
         if !self.min_amount.is_positive() || self.min_amount > MAX_PRINCIPAL {
-            out.push(problem("min_amount", "out_of_range", "the smallest amount must be more than 0"));
+            out.push(problem(
+                "min_amount",
+                "out_of_range",
+                "the smallest amount must be more than 0",
+            ));
         }
         if !self.max_amount.is_positive() || self.max_amount > MAX_PRINCIPAL {
-            out.push(problem("max_amount", "out_of_range", "the largest amount must be more than 0 and at most 10,000,000,000,000.00"));
+            out.push(problem(
+                "max_amount",
+                "out_of_range",
+                "the largest amount must be more than 0 and at most 10,000,000,000,000.00",
+            ));
         }
         if self.min_amount > self.max_amount {
-            out.push(problem("max_amount", "below_min", "the largest amount must not be below the smallest"));
+            out.push(problem(
+                "max_amount",
+                "below_min",
+                "the largest amount must not be below the smallest",
+            ));
         }
         for (i, f) in self.fees.iter().enumerate() {
             if let FeeCharge::Upfront { amount } = f.charge {
                 if amount.is_negative() {
-                    out.push(problem(format!("fees[{i}].amount"), "negative", "a fee cannot be negative"));
+                    out.push(problem(
+                        format!("fees[{i}].amount"),
+                        "negative",
+                        "a fee cannot be negative",
+                    ));
                 } else if amount >= self.min_amount && self.min_amount.is_positive() {
                     out.push(problem(
                         format!("fees[{i}].amount"),
@@ -271,7 +311,11 @@ impl ProductSpec {
             }
         }
         if self.penalty_markup < Decimal::ZERO || self.penalty_markup > MAX_PENALTY_MARKUP {
-            out.push(problem("penalty_markup", "out_of_range", "the penalty markup must be 0–0.5 (0–50 % above the contract rate)"));
+            out.push(problem(
+                "penalty_markup",
+                "out_of_range",
+                "the penalty markup must be 0–0.5 (0–50 % above the contract rate)",
+            ));
         } else if self.penalty_annual_rate() > cap {
             out.push(problem(
                 "penalty_markup",
@@ -284,17 +328,28 @@ impl ProductSpec {
         }
         let e = &self.eligibility;
         if !(18..=100).contains(&e.min_age) {
-            out.push(problem("eligibility.min_age", "out_of_range", "the minimum age must be 18–100"));
+            out.push(problem(
+                "eligibility.min_age",
+                "out_of_range",
+                "the minimum age must be 18–100",
+            ));
         }
         if !(18..=100).contains(&e.max_age) || e.max_age < e.min_age {
-            out.push(problem("eligibility.max_age", "out_of_range", "the maximum age must be 18–100 and not below the minimum"));
+            out.push(problem(
+                "eligibility.max_age",
+                "out_of_range",
+                "the maximum age must be 18–100 and not below the minimum",
+            ));
         }
         for (i, m) in e.required_materials.iter().enumerate() {
             if !MATERIAL_TYPES.contains(&m.as_str()) {
                 out.push(problem(
                     format!("eligibility.required_materials[{i}]"),
                     "unknown",
-                    format!("unknown material type `{m}`; use one of {}", MATERIAL_TYPES.join(", ")),
+                    format!(
+                        "unknown material type `{m}`; use one of {}",
+                        MATERIAL_TYPES.join(", ")
+                    ),
                 ));
             }
         }
@@ -348,9 +403,21 @@ impl ProductSpec {
     }
 
     /// Loan terms for one combination, priced from `start`.
-    pub fn terms(&self, method: RepaymentMethod, amount: Fen, months: u32, start: NaiveDate) -> Option<LoanTerms> {
-        let mut t = LoanTerms::new(amount, self.annual_rate, Term::months(months).ok()?, method, start)
-            .with_day_count(self.day_count);
+    pub fn terms(
+        &self,
+        method: RepaymentMethod,
+        amount: Fen,
+        months: u32,
+        start: NaiveDate,
+    ) -> Option<LoanTerms> {
+        let mut t = LoanTerms::new(
+            amount,
+            self.annual_rate,
+            Term::months(months).ok()?,
+            method,
+            start,
+        )
+        .with_day_count(self.day_count);
         t.fees = self.fees.clone();
         Some(t)
     }
@@ -359,7 +426,11 @@ impl ProductSpec {
     /// the worst. `None` when the spec has field problems that make pricing impossible
     /// (call [`ProductSpec::problems`] first).
     pub fn cap_check(&self, cap: Decimal) -> Option<CapCheck> {
-        if self.methods.is_empty() || self.min_months == 0 || self.min_months > self.max_months || Term::months(self.max_months).is_err() {
+        if self.methods.is_empty()
+            || self.min_months == 0
+            || self.min_months > self.max_months
+            || Term::months(self.max_months).is_err()
+        {
             return None;
         }
         let rate = self.check_rate()?;
@@ -381,7 +452,12 @@ impl ProductSpec {
                         violations += 1;
                     }
                     if worst.as_ref().is_none_or(|w| apr > w.apr) {
-                        worst = Some(Combination { method, amount, months, apr });
+                        worst = Some(Combination {
+                            method,
+                            amount,
+                            months,
+                            apr,
+                        });
                     }
                 }
             }
@@ -424,7 +500,8 @@ fn cube_root(x: Decimal) -> Decimal {
 pub fn is_code(s: &str) -> bool {
     (2..=32).contains(&s.len())
         && s.as_bytes()[0].is_ascii_lowercase()
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
 }
 
 /// The all-in cost as a 4-decimal string (`"0.1280"`), as the CLI and disclosure show it.
@@ -520,7 +597,11 @@ pub fn quote(
             "not_offered",
             format!(
                 "this product offers {}",
-                spec.methods.iter().map(|m| m.code()).collect::<Vec<_>>().join(", ")
+                spec.methods
+                    .iter()
+                    .map(|m| m.code())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         )));
     }
@@ -528,21 +609,30 @@ pub fn quote(
         return Err(QuoteError::Field(problem(
             "months",
             "out_of_range",
-            format!("the term must be {}–{} months", spec.min_months, spec.max_months),
+            format!(
+                "the term must be {}–{} months",
+                spec.min_months, spec.max_months
+            ),
         )));
     }
     if req.amount < spec.min_amount || req.amount > spec.max_amount {
         return Err(QuoteError::Field(problem(
             "amount",
             "out_of_range",
-            format!("the amount must be {}–{} yuan", spec.min_amount, spec.max_amount),
+            format!(
+                "the amount must be {}–{} yuan",
+                spec.min_amount, spec.max_amount
+            ),
         )));
     }
     let terms = spec
         .terms(req.method, req.amount, req.months, req.start_date)
         .ok_or_else(|| QuoteError::Pricing("invalid term".into()))?;
-    let schedule = RepaymentSchedule::generate(&terms).map_err(|e| QuoteError::Pricing(e.to_string()))?;
-    let apr = schedule.apr().map_err(|e| QuoteError::Pricing(e.to_string()))?;
+    let schedule =
+        RepaymentSchedule::generate(&terms).map_err(|e| QuoteError::Pricing(e.to_string()))?;
+    let apr = schedule
+        .apr()
+        .map_err(|e| QuoteError::Pricing(e.to_string()))?;
     if apr > cap {
         return Err(QuoteError::Field(problem(
             "amount",
@@ -554,7 +644,12 @@ pub fn quote(
     Ok((schedule, disclosure))
 }
 
-fn disclose(spec: &ProductSpec, terms: &LoanTerms, s: &RepaymentSchedule, apr: Decimal) -> Disclosure {
+fn disclose(
+    spec: &ProductSpec,
+    terms: &LoanTerms,
+    s: &RepaymentSchedule,
+    apr: Decimal,
+) -> Disclosure {
     let n = i64::from(terms.term.get());
     let mut items = vec![DisclosureItem {
         item: "interest".into(),
@@ -601,8 +696,12 @@ fn disclose(spec: &ProductSpec, terms: &LoanTerms, s: &RepaymentSchedule, apr: D
     let total_fees = Fen::new(fees_total);
     let total_cost = Fen::new(total_interest.as_fen().saturating_add(fees_total));
     let penalty = spec.penalty_annual_rate();
-    let daily = (penalty / Decimal::from(360)).round_dp_with_strategy(8, RoundingStrategy::MidpointAwayFromZero);
-    let first_principal = s.periods.first().map_or(Fen::ZERO, |p| p.principal.max(Fen::new(1)));
+    let daily = (penalty / Decimal::from(360))
+        .round_dp_with_strategy(8, RoundingStrategy::MidpointAwayFromZero);
+    let first_principal = s
+        .periods
+        .first()
+        .map_or(Fen::ZERO, |p| p.principal.max(Fen::new(1)));
     let example = first_principal
         .mul_decimal_half_up(penalty * Decimal::from(30) / Decimal::from(360))
         .unwrap_or(Fen::ZERO);
@@ -657,9 +756,15 @@ pub fn collector_code(c: Collector) -> &'static str {
 
 /// Parses a fee kind code.
 pub fn parse_fee_kind(s: &str) -> Option<FeeKind> {
-    [FeeKind::Service, FeeKind::Guarantee, FeeKind::Insurance, FeeKind::Management, FeeKind::Other]
-        .into_iter()
-        .find(|k| fee_code(*k) == s)
+    [
+        FeeKind::Service,
+        FeeKind::Guarantee,
+        FeeKind::Insurance,
+        FeeKind::Management,
+        FeeKind::Other,
+    ]
+    .into_iter()
+    .find(|k| fee_code(*k) == s)
 }
 
 /// Parses a collector code.
@@ -712,7 +817,11 @@ mod tests {
     fn plain_product_is_within_cap_at_its_rate() {
         let c = spec().cap_check(DEFAULT_APR_CAP).unwrap();
         assert!(c.within_cap());
-        assert!((c.worst.apr - dec!(0.18)).abs() < dec!(0.0002), "{:?}", c.worst);
+        assert!(
+            (c.worst.apr - dec!(0.18)).abs() < dec!(0.0002),
+            "{:?}",
+            c.worst
+        );
         assert_eq!(c.combinations, 34 * 4);
         assert!(spec().problems(DEFAULT_APR_CAP).is_empty());
     }
@@ -720,7 +829,11 @@ mod tests {
     #[test]
     fn upfront_fee_worst_case_is_the_smallest_amount_and_shortest_term() {
         let mut s = spec();
-        s.fees.push(upfront_fee(FeeKind::Service, Collector::Funder, Fen::from_yuan(50).unwrap()));
+        s.fees.push(upfront_fee(
+            FeeKind::Service,
+            Collector::Funder,
+            Fen::from_yuan(50).unwrap(),
+        ));
         let c = s.cap_check(DEFAULT_APR_CAP).unwrap();
         assert_eq!(c.worst.amount, s.min_amount);
         assert_eq!(c.worst.months, 3);
@@ -741,16 +854,33 @@ mod tests {
         // Not monotone in the term: the worst is inside the range, so every term is priced.
         let by_term: Vec<(u32, Decimal)> = (s.min_months..=s.max_months)
             .map(|m| {
-                let t = s.terms(RepaymentMethod::EqualInstallment, s.min_amount, m, pricing_date()).unwrap();
+                let t = s
+                    .terms(
+                        RepaymentMethod::EqualInstallment,
+                        s.min_amount,
+                        m,
+                        pricing_date(),
+                    )
+                    .unwrap();
                 (m, RepaymentSchedule::generate(&t).unwrap().apr().unwrap())
             })
             .collect();
         let (argmax, max) = by_term.iter().copied().max_by_key(|(_, a)| *a).unwrap();
-        assert!(argmax > s.min_months && argmax < s.max_months, "{by_term:?}");
+        assert!(
+            argmax > s.min_months && argmax < s.max_months,
+            "{by_term:?}"
+        );
         assert_eq!(c.worst.months, argmax);
         // (Another amount of that term may beat the smallest by rounding, ~1e-5.)
-        assert!(c.worst.apr >= max && c.worst.apr - max < dec!(0.0001), "{c:?} vs {max}");
-        assert!(c.worst.apr > dec!(0.21) && c.worst.apr < dec!(0.24), "{:?}", c.worst);
+        assert!(
+            c.worst.apr >= max && c.worst.apr - max < dec!(0.0001),
+            "{c:?} vs {max}"
+        );
+        assert!(
+            c.worst.apr > dec!(0.21) && c.worst.apr < dec!(0.24),
+            "{:?}",
+            c.worst
+        );
         assert!(c.within_cap());
     }
 
@@ -762,18 +892,36 @@ mod tests {
         s.min_amount = Fen::from_yuan(500).unwrap();
         s.max_amount = Fen::from_yuan(5_000).unwrap();
         s.max_months = 12;
-        s.fees.push(upfront_fee(FeeKind::Service, Collector::Funder, Fen::new(1_234)));
-        s.fees.push(monthly_fee(FeeKind::Guarantee, Collector::Guarantor, FeeRate::parse("0.0015").unwrap()));
+        s.fees.push(upfront_fee(
+            FeeKind::Service,
+            Collector::Funder,
+            Fen::new(1_234),
+        ));
+        s.fees.push(monthly_fee(
+            FeeKind::Guarantee,
+            Collector::Guarantor,
+            FeeRate::parse("0.0015").unwrap(),
+        ));
         let found = s.cap_check(DEFAULT_APR_CAP).unwrap().worst.apr;
         let mut brute = Decimal::ZERO;
         for months in s.min_months..=s.max_months {
             for amount in (50_000..=500_000).step_by(997) {
-                let t = s.terms(RepaymentMethod::EqualInstallment, Fen::new(amount), months, pricing_date()).unwrap();
+                let t = s
+                    .terms(
+                        RepaymentMethod::EqualInstallment,
+                        Fen::new(amount),
+                        months,
+                        pricing_date(),
+                    )
+                    .unwrap();
                 let apr = RepaymentSchedule::generate(&t).unwrap().apr().unwrap();
                 brute = brute.max(apr);
             }
         }
-        assert!(brute <= found + dec!(0.0003), "brute {brute} vs search {found}");
+        assert!(
+            brute <= found + dec!(0.0003),
+            "brute {brute} vs search {found}"
+        );
     }
 
     #[test]
@@ -789,9 +937,20 @@ mod tests {
         for day in 1..=28 {
             let start = NaiveDate::from_ymd_opt(2026, 1, day).unwrap();
             for months in [3, 12, 36] {
-                let t = s.terms(RepaymentMethod::EqualInstallment, s.min_amount, months, start).unwrap();
+                let t = s
+                    .terms(
+                        RepaymentMethod::EqualInstallment,
+                        s.min_amount,
+                        months,
+                        start,
+                    )
+                    .unwrap();
                 let apr = RepaymentSchedule::generate(&t).unwrap().apr().unwrap();
-                assert!(apr <= c.worst.apr, "{start} {months}: {apr} > {}", c.worst.apr);
+                assert!(
+                    apr <= c.worst.apr,
+                    "{start} {months}: {apr} > {}",
+                    c.worst.apr
+                );
             }
         }
     }
@@ -801,12 +960,27 @@ mod tests {
         let mut s = spec();
         s.methods.clear();
         s.min_months = 40;
-        s.fees.push(upfront_fee(FeeKind::Service, Collector::Platform, Fen::from_yuan(10).unwrap()));
+        s.fees.push(upfront_fee(
+            FeeKind::Service,
+            Collector::Platform,
+            Fen::from_yuan(10).unwrap(),
+        ));
         s.eligibility.required_materials.push("selfie".into());
         s.funder_codes.push("Bank A".into());
         s.penalty_markup = dec!(0.6);
-        let fields: Vec<String> = s.problems(DEFAULT_APR_CAP).into_iter().map(|p| p.field).collect();
-        for f in ["methods", "max_months", "fees[0].collector", "eligibility.required_materials[2]", "funder_codes[1]", "penalty_markup"] {
+        let fields: Vec<String> = s
+            .problems(DEFAULT_APR_CAP)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        for f in [
+            "methods",
+            "max_months",
+            "fees[0].collector",
+            "eligibility.required_materials[2]",
+            "funder_codes[1]",
+            "penalty_markup",
+        ] {
             assert!(fields.iter().any(|x| x == f), "{f} in {fields:?}");
         }
         // The penalty rate above the cap is refused too.
@@ -819,8 +993,16 @@ mod tests {
     #[test]
     fn quote_checks_the_request_and_discloses() {
         let mut s = spec();
-        s.fees.push(upfront_fee(FeeKind::Service, Collector::Funder, Fen::from_yuan(100).unwrap()));
-        s.fees.push(monthly_fee(FeeKind::Guarantee, Collector::Guarantor, FeeRate::parse("0.001").unwrap()));
+        s.fees.push(upfront_fee(
+            FeeKind::Service,
+            Collector::Funder,
+            Fen::from_yuan(100).unwrap(),
+        ));
+        s.fees.push(monthly_fee(
+            FeeKind::Guarantee,
+            Collector::Guarantor,
+            FeeRate::parse("0.001").unwrap(),
+        ));
         let req = QuoteRequest {
             amount: Fen::from_yuan(100_000).unwrap(),
             months: 12,
@@ -835,12 +1017,24 @@ mod tests {
         assert_eq!(d.total_fees, Fen::from_yuan(1_300).unwrap());
         assert_eq!(d.apr, apr_4dp(sched.apr().unwrap()));
         assert_eq!(d.default_cost.penalty_annual_rate, "0.234");
-        let bad = QuoteRequest { months: 48, ..req.clone() };
-        assert!(matches!(quote(&s, &bad, DEFAULT_APR_CAP), Err(QuoteError::Field(p)) if p.field == "months"));
-        let bad = QuoteRequest { method: RepaymentMethod::Bullet, ..req.clone() };
-        assert!(matches!(quote(&s, &bad, DEFAULT_APR_CAP), Err(QuoteError::Field(p)) if p.field == "method"));
+        let bad = QuoteRequest {
+            months: 48,
+            ..req.clone()
+        };
+        assert!(
+            matches!(quote(&s, &bad, DEFAULT_APR_CAP), Err(QuoteError::Field(p)) if p.field == "months")
+        );
+        let bad = QuoteRequest {
+            method: RepaymentMethod::Bullet,
+            ..req.clone()
+        };
+        assert!(
+            matches!(quote(&s, &bad, DEFAULT_APR_CAP), Err(QuoteError::Field(p)) if p.field == "method")
+        );
         // A quote above a (lower) cap is refused on its own.
-        assert!(matches!(quote(&s, &req, dec!(0.15)), Err(QuoteError::Field(p)) if p.code == "above_cap"));
+        assert!(
+            matches!(quote(&s, &req, dec!(0.15)), Err(QuoteError::Field(p)) if p.code == "above_cap")
+        );
     }
 
     #[test]

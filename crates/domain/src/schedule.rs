@@ -1212,7 +1212,10 @@ mod tests {
         assert_eq!(i360, vec![103_333, 93_333, 103_333]);
         // Bullet: the same accruals, paid at the end; payoff keeps what accrued.
         let b = base.clone().with_day_count(DayCount::Actual365);
-        let b = LoanTerms { method: RepaymentMethod::Bullet, ..b };
+        let b = LoanTerms {
+            method: RepaymentMethod::Bullet,
+            ..b
+        };
         let bs = RepaymentSchedule::generate(&b).unwrap();
         assert_eq!(bs.periods[2].interest, Fen::new(101_918 + 92_055 + 101_918));
         let off = payoff(&b, &bs, 1).unwrap();
@@ -1238,32 +1241,35 @@ mod tests {
             0_u32..=50,
             (0_usize..3, 0_i64..=45, 0_i64..60),
         )
-            .prop_map(|(principal, rate_bp, months, m, fee_bp, (dc, first_days, start_off))| {
-                let rate = Rate::from_decimal(Decimal::new(i64::from(rate_bp), 6)).unwrap();
-                let mut t = LoanTerms::new(
-                    Fen::new(principal),
-                    rate,
-                    Term::months(months).unwrap(),
-                    RepaymentMethod::ALL[m],
-                    NaiveDate::from_ymd_opt(2026, 1, 31).unwrap() + chrono::Days::new(start_off as u64),
-                )
-                .with_day_count(DayCount::ALL[dc]);
-                if first_days >= 10 {
-                    let first = t.start_date + chrono::Days::new(first_days as u64);
-                    t = t.with_first_due_date(first);
-                }
-                if fee_bp > 0 {
-                    t = t.with_fee(FeeItem {
-                        kind: FeeKind::Service,
-                        collector: Collector::Platform,
-                        charge: FeeCharge::MonthlyOnPrincipal {
-                            rate: FeeRate::from_decimal(Decimal::new(i64::from(fee_bp), 4))
-                                .unwrap(),
-                        },
-                    });
-                }
-                t
-            })
+            .prop_map(
+                |(principal, rate_bp, months, m, fee_bp, (dc, first_days, start_off))| {
+                    let rate = Rate::from_decimal(Decimal::new(i64::from(rate_bp), 6)).unwrap();
+                    let mut t = LoanTerms::new(
+                        Fen::new(principal),
+                        rate,
+                        Term::months(months).unwrap(),
+                        RepaymentMethod::ALL[m],
+                        NaiveDate::from_ymd_opt(2026, 1, 31).unwrap()
+                            + chrono::Days::new(start_off as u64),
+                    )
+                    .with_day_count(DayCount::ALL[dc]);
+                    if first_days >= 10 {
+                        let first = t.start_date + chrono::Days::new(first_days as u64);
+                        t = t.with_first_due_date(first);
+                    }
+                    if fee_bp > 0 {
+                        t = t.with_fee(FeeItem {
+                            kind: FeeKind::Service,
+                            collector: Collector::Platform,
+                            charge: FeeCharge::MonthlyOnPrincipal {
+                                rate: FeeRate::from_decimal(Decimal::new(i64::from(fee_bp), 4))
+                                    .unwrap(),
+                            },
+                        });
+                    }
+                    t
+                },
+            )
     }
 
     proptest! {

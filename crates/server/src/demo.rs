@@ -2,8 +2,8 @@
 //! every page. Seeding runs once per database (guarded by a metadata key, safe when
 //! several instances start together). Later capabilities add their own demo data here.
 
-use zhudai_store::meta::{meta_insert_once, org_unit_insert, NewOrgUnit};
 use zhudai_domain::product::{ProductSpec, ProductStatus};
+use zhudai_store::meta::{meta_insert_once, org_unit_insert, NewOrgUnit};
 use zhudai_store::{Store, StoreError};
 
 const SEEDED_KEY: &str = "demo.seeded";
@@ -137,7 +137,12 @@ pub fn demo_products() -> Vec<(&'static str, &'static str, ProductStatus, Produc
                 eligibility: Eligibility {
                     min_age: 22,
                     max_age: 55,
-                    required_materials: materials(&["id_front", "id_back", "income_proof", "credit_report"]),
+                    required_materials: materials(&[
+                        "id_front",
+                        "id_back",
+                        "income_proof",
+                        "credit_report",
+                    ]),
                 },
                 funder_codes: vec!["bank_a".into(), "cfc_b".into()],
             },
@@ -159,7 +164,13 @@ pub fn demo_products() -> Vec<(&'static str, &'static str, ProductStatus, Produc
                 eligibility: Eligibility {
                     min_age: 22,
                     max_age: 60,
-                    required_materials: materials(&["id_front", "id_back", "business_licence", "bank_statement", "credit_report"]),
+                    required_materials: materials(&[
+                        "id_front",
+                        "id_back",
+                        "business_licence",
+                        "bank_statement",
+                        "credit_report",
+                    ]),
                 },
                 funder_codes: vec!["bank_a".into()],
             },
@@ -181,7 +192,12 @@ pub fn demo_products() -> Vec<(&'static str, &'static str, ProductStatus, Produc
                 eligibility: Eligibility {
                     min_age: 25,
                     max_age: 60,
-                    required_materials: materials(&["id_front", "id_back", "business_licence", "bank_statement"]),
+                    required_materials: materials(&[
+                        "id_front",
+                        "id_back",
+                        "business_licence",
+                        "bank_statement",
+                    ]),
                 },
                 funder_codes: vec!["cfc_b".into()],
             },
@@ -207,15 +223,23 @@ pub fn demo_products() -> Vec<(&'static str, &'static str, ProductStatus, Produc
     ]
 }
 
-async fn seed_products(conn: &mut zhudai_store::sqlx::AnyConnection, now_ms: i64) -> Result<(), StoreError> {
+async fn seed_products(
+    conn: &mut zhudai_store::sqlx::AnyConnection,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     let cap = zhudai_domain::product::DEFAULT_APR_CAP;
     for (code, name, status, spec) in demo_products() {
         let problems = spec.problems(cap);
         let check = spec
             .cap_check(cap)
             .filter(|c| c.within_cap() && problems.is_empty())
-            .ok_or_else(|| StoreError::Invalid(format!("demo product {code} breaks the product rules: {problems:?}")))?;
-        let check_json = serde_json::to_value(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "demo product {code} breaks the product rules: {problems:?}"
+                ))
+            })?;
+        let check_json =
+            serde_json::to_value(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
         let worst = format!("{:.6}", check.worst.apr);
         let cap_text = cap.to_string();
         zhudai_store::products::product_insert(

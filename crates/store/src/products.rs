@@ -94,7 +94,8 @@ pub struct Quote {
 
 const PRODUCT_COLUMNS: &str =
     "id, code, name, status, current_version, created_by, created_at_ms, updated_at_ms";
-const VERSION_COLUMNS: &str = "id, product_id, version, spec, worst_apr, apr_cap, cap_check, note, created_by, created_at_ms";
+const VERSION_COLUMNS: &str =
+    "id, product_id, version, spec, worst_apr, apr_cap, cap_check, note, created_by, created_at_ms";
 
 fn product_from_row(row: &AnyRow) -> Result<Product, StoreError> {
     let status: String = row.try_get("status")?;

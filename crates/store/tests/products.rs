@@ -19,7 +19,10 @@ on_both!(
 
 fn spec(rate: &str) -> ProductSpec {
     ProductSpec {
-        methods: vec![RepaymentMethod::EqualInstallment, RepaymentMethod::EqualPrincipal],
+        methods: vec![
+            RepaymentMethod::EqualInstallment,
+            RepaymentMethod::EqualPrincipal,
+        ],
         min_months: 6,
         max_months: 24,
         min_amount: Fen::from_yuan(1_000).unwrap(),
@@ -63,7 +66,13 @@ async fn versions_are_numbered_and_immutable(db: &TestDb) {
     let check = serde_json::json!({"worst": {"apr": "0.18"}});
     let v1 = spec("0.18");
     let (p, first) = s
-        .product_create("consumer", "消费贷", &version(&v1, &check), &draft("product.create"), 10)
+        .product_create(
+            "consumer",
+            "消费贷",
+            &version(&v1, &check),
+            &draft("product.create"),
+            10,
+        )
         .await
         .unwrap();
     assert_eq!((p.current_version, first.version), (1, 1));
@@ -71,24 +80,55 @@ async fn versions_are_numbered_and_immutable(db: &TestDb) {
     assert_eq!(first.spec, v1, "the spec round-trips exactly");
     let v2 = spec("0.16");
     let second = s
-        .product_add_version("consumer", Some("消费贷 II"), &version(&v2, &check), &draft("product.version"), 20)
+        .product_add_version(
+            "consumer",
+            Some("消费贷 II"),
+            &version(&v2, &check),
+            &draft("product.version"),
+            20,
+        )
         .await
         .unwrap();
     assert_eq!(second.version, 2);
     let versions = s.product_versions(p.id).await.unwrap();
-    assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 1]);
-    assert_eq!(versions[1].spec.annual_rate, Rate::parse("0.18").unwrap(), "version 1 unchanged");
-    assert_eq!(s.product_version(p.id, None).await.unwrap().unwrap().version, 2);
-    assert_eq!(s.product_version(p.id, Some(1)).await.unwrap().unwrap().spec, v1);
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(
+        versions[1].spec.annual_rate,
+        Rate::parse("0.18").unwrap(),
+        "version 1 unchanged"
+    );
+    assert_eq!(
+        s.product_version(p.id, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    assert_eq!(
+        s.product_version(p.id, Some(1))
+            .await
+            .unwrap()
+            .unwrap()
+            .spec,
+        v1
+    );
     assert!(s.product_version(p.id, Some(3)).await.unwrap().is_none());
     let p = s.product_by_code("consumer").await.unwrap().unwrap();
     assert_eq!((p.name.as_str(), p.current_version), ("消费贷 II", 2));
     // The database refuses to edit or delete a version.
-    let upd = zhudai_store::sqlx::query("UPDATE product_versions SET annual_rate = '0.01' WHERE version = 1")
+    let upd = zhudai_store::sqlx::query(
+        "UPDATE product_versions SET annual_rate = '0.01' WHERE version = 1",
+    )
+    .execute(s.writer())
+    .await;
+    assert!(upd.is_err(), "versions must be append-only");
+    let del = zhudai_store::sqlx::query("DELETE FROM product_versions")
         .execute(s.writer())
         .await;
-    assert!(upd.is_err(), "versions must be append-only");
-    let del = zhudai_store::sqlx::query("DELETE FROM product_versions").execute(s.writer()).await;
     assert!(del.is_err());
     assert_eq!(audit_count(db, "product.").await, 2);
     // Concurrent saves get distinct consecutive numbers.
@@ -99,7 +139,13 @@ async fn versions_are_numbered_and_immutable(db: &TestDb) {
         tasks.push(tokio::spawn(async move {
             let check = serde_json::json!({});
             store
-                .product_add_version("consumer", None, &version(&spec, &check), &draft("product.version"), 30)
+                .product_add_version(
+                    "consumer",
+                    None,
+                    &version(&spec, &check),
+                    &draft("product.version"),
+                    30,
+                )
                 .await
                 .unwrap()
                 .version
@@ -117,17 +163,42 @@ async fn code_is_unique_and_failed_writes_leave_no_audit(db: &TestDb) {
     let s = &db.store;
     let check = serde_json::json!({});
     let v = spec("0.18");
-    s.product_create("biz", "经营贷", &version(&v, &check), &draft("product.create"), 1)
-        .await
-        .unwrap();
+    s.product_create(
+        "biz",
+        "经营贷",
+        &version(&v, &check),
+        &draft("product.create"),
+        1,
+    )
+    .await
+    .unwrap();
     let err = s
-        .product_create("biz", "again", &version(&v, &check), &draft("product.create"), 2)
+        .product_create(
+            "biz",
+            "again",
+            &version(&v, &check),
+            &draft("product.create"),
+            2,
+        )
         .await
         .unwrap_err();
-    assert!(err.is_unique_violation("products_code_key", "products.code"), "{err:?}");
-    assert_eq!(audit_count(db, "product.create").await, 1, "the failed create left no audit record");
+    assert!(
+        err.is_unique_violation("products_code_key", "products.code"),
+        "{err:?}"
+    );
+    assert_eq!(
+        audit_count(db, "product.create").await,
+        1,
+        "the failed create left no audit record"
+    );
     let err = s
-        .product_add_version("nope", None, &version(&v, &check), &draft("product.version"), 3)
+        .product_add_version(
+            "nope",
+            None,
+            &version(&v, &check),
+            &draft("product.version"),
+            3,
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, zhudai_store::StoreError::NotFound));
@@ -139,14 +210,29 @@ async fn status_changes_are_conditional(db: &TestDb) {
     let s = &db.store;
     let check = serde_json::json!({});
     let v = spec("0.18");
-    s.product_create("p1", "P1", &version(&v, &check), &draft("product.create"), 1)
-        .await
-        .unwrap();
+    s.product_create(
+        "p1",
+        "P1",
+        &version(&v, &check),
+        &draft("product.create"),
+        1,
+    )
+    .await
+    .unwrap();
     use ProductStatus::*;
-    assert!(s.product_set_status("p1", Draft, Active, &draft("product.status"), 2).await.unwrap());
+    assert!(s
+        .product_set_status("p1", Draft, Active, &draft("product.status"), 2)
+        .await
+        .unwrap());
     // Stale expectation: nothing changes, nothing is audited.
-    assert!(!s.product_set_status("p1", Draft, Retired, &draft("product.status"), 3).await.unwrap());
-    assert_eq!(s.product_by_code("p1").await.unwrap().unwrap().status, Active);
+    assert!(!s
+        .product_set_status("p1", Draft, Retired, &draft("product.status"), 3)
+        .await
+        .unwrap());
+    assert_eq!(
+        s.product_by_code("p1").await.unwrap().unwrap().status,
+        Active
+    );
     assert_eq!(audit_count(db, "product.status").await, 1);
 }
 
@@ -179,14 +265,29 @@ async fn quotes_are_frozen(db: &TestDb) {
         .await
         .unwrap();
     let q = s.quote_by_id(id).await.unwrap().unwrap();
-    assert_eq!((q.product_code.as_str(), q.version, q.snapshot.as_str()), ("q", 1, snapshot));
+    assert_eq!(
+        (q.product_code.as_str(), q.version, q.snapshot.as_str()),
+        ("q", 1, snapshot)
+    );
     assert_eq!(q.amount, Fen::from_yuan(5_000).unwrap());
     assert!(s.quote_by_id(id + 1).await.unwrap().is_none());
-    let upd = zhudai_store::sqlx::query("UPDATE quotes SET apr = '0.01'").execute(s.writer()).await;
+    let upd = zhudai_store::sqlx::query("UPDATE quotes SET apr = '0.01'")
+        .execute(s.writer())
+        .await;
     assert!(upd.is_err(), "quotes must be append-only");
     let rec = s
-        .audit_search(&AuditFilter { action_prefix: Some("quote.".into()), ..Default::default() }, None, 10)
+        .audit_search(
+            &AuditFilter {
+                action_prefix: Some("quote.".into()),
+                ..Default::default()
+            },
+            None,
+            10,
+        )
         .await
         .unwrap();
-    assert_eq!(rec.records[0].target.as_deref(), Some(format!("quote:{id}").as_str()));
+    assert_eq!(
+        rec.records[0].target.as_deref(),
+        Some(format!("quote:{id}").as_str())
+    );
 }

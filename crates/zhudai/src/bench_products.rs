@@ -40,17 +40,27 @@ fn line(json: bool, bench: &str, measure: &str, value: f64, unit: &str, n: u64) 
 
 fn header(json: bool, what: &str, extra: &str) {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     if json {
         out(&serde_json::json!({"kind": "context", "bench": what, "cpus": cpus, "build": build, "setup": extra}).to_string());
     } else {
-        out(&format!("zhudai bench {what} · {build} build · {cpus} CPU(s) · {extra}"));
+        out(&format!(
+            "zhudai bench {what} · {build} build · {cpus} CPU(s) · {extra}"
+        ));
     }
 }
 
 /// `zhudai bench schedules`.
 pub fn schedules(seconds: u64, json: bool) -> Result<(), Failure> {
-    header(json, "schedules", "12 monthly periods, 100,000.00 ± 0.10 yuan at 12 %, one thread");
+    header(
+        json,
+        "schedules",
+        "12 monthly periods, 100,000.00 ± 0.10 yuan at 12 %, one thread",
+    );
     let start = chrono::NaiveDate::from_ymd_opt(2026, 1, 15)
         .ok_or_else(|| Failure::Runtime("calendar".into()))?;
     let rate = Rate::parse("0.12").map_err(|e| Failure::Runtime(e.to_string()))?;
@@ -65,13 +75,33 @@ pub fn schedules(seconds: u64, json: bool) -> Result<(), Failure> {
             std::hint::black_box(&buf);
             Ok(())
         })?;
-        line(json, "schedules", &format!("{} schedules per second", method.code()), ops as f64 / wall, "sched/s", ops);
+        line(
+            json,
+            "schedules",
+            &format!("{} schedules per second", method.code()),
+            ops as f64 / wall,
+            "sched/s",
+            ops,
+        );
         if let Some(cpu) = cpu {
-            line(json, "schedules", &format!("{} schedules per CPU-second", method.code()), ops as f64 / cpu, "sched/cpu-s", ops);
+            line(
+                json,
+                "schedules",
+                &format!("{} schedules per CPU-second", method.code()),
+                ops as f64 / cpu,
+                "sched/cpu-s",
+                ops,
+            );
         }
     }
     // Schedule + all-in APR by IRR (Decimal), the cost of pricing one loan.
-    let mut terms = LoanTerms::new(Fen::new(10_000_000), rate, term, RepaymentMethod::EqualInstallment, start);
+    let mut terms = LoanTerms::new(
+        Fen::new(10_000_000),
+        rate,
+        term,
+        RepaymentMethod::EqualInstallment,
+        start,
+    );
     let (ops, wall, cpu) = timed(seconds, |i| {
         terms.principal = Fen::new(10_000_000 + (i % 21) as i64 - 10);
         let s = zhudai_domain::schedule::RepaymentSchedule::generate(&terms)
@@ -79,9 +109,23 @@ pub fn schedules(seconds: u64, json: bool) -> Result<(), Failure> {
         std::hint::black_box(s.apr().map_err(|e| Failure::Runtime(e.to_string()))?);
         Ok(())
     })?;
-    line(json, "schedules", "equal_installment schedule + APR (IRR) per second", ops as f64 / wall, "ops/s", ops);
+    line(
+        json,
+        "schedules",
+        "equal_installment schedule + APR (IRR) per second",
+        ops as f64 / wall,
+        "ops/s",
+        ops,
+    );
     if let Some(cpu) = cpu {
-        line(json, "schedules", "equal_installment schedule + APR (IRR) per CPU-second", ops as f64 / cpu, "ops/cpu-s", ops);
+        line(
+            json,
+            "schedules",
+            "equal_installment schedule + APR (IRR) per CPU-second",
+            ops as f64 / cpu,
+            "ops/cpu-s",
+            ops,
+        );
     }
     Ok(())
 }
@@ -123,7 +167,9 @@ pub async fn quotes(seconds: u64, clients: u32, json: bool) -> Result<(), Failur
     store.migrate().await.map_err(|e| fail(&e))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let now = clock.now().timestamp_millis();
-    zhudai_server::demo::seed(&store, now).await.map_err(|e| fail(&e))?;
+    zhudai_server::demo::seed(&store, now)
+        .await
+        .map_err(|e| fail(&e))?;
     zhudai_server::auth::seed::ensure_roles(&store, now)
         .await
         .map_err(|e| fail(&e))?;
@@ -246,11 +292,25 @@ pub async fn quotes(seconds: u64, clients: u32, json: bool) -> Result<(), Failur
             .copied()
             .unwrap_or(0.0)
     };
-    line(json, "quotes", "quotes per second (201 Created)", n as f64 / wall, "quotes/s", n);
+    line(
+        json,
+        "quotes",
+        "quotes per second (201 Created)",
+        n as f64 / wall,
+        "quotes/s",
+        n,
+    );
     line(json, "quotes", "latency p50", pct(0.5) * 1000.0, "µs", n);
     line(json, "quotes", "latency p99", pct(0.99) * 1000.0, "µs", n);
     let errs = errors.load(Ordering::Relaxed);
-    line(json, "quotes", "failed requests", errs as f64, "requests", errs);
+    line(
+        json,
+        "quotes",
+        "failed requests",
+        errs as f64,
+        "requests",
+        errs,
+    );
     if errs > 0 {
         return Err(Failure::Runtime(format!("{errs} quote requests failed")));
     }

@@ -120,9 +120,7 @@ pub fn terms_from(args: &ScheduleArgs) -> Result<LoanTerms, Failure> {
 
 /// The JSON document of a schedule (see the module doc).
 pub fn to_json(terms: &LoanTerms, s: &RepaymentSchedule) -> Result<serde_json::Value, Failure> {
-    let apr = s
-        .apr()
-        .map_err(|e| Failure::Runtime(format!("APR: {e}")))?;
+    let apr = s.apr().map_err(|e| Failure::Runtime(format!("APR: {e}")))?;
     let periods: Vec<serde_json::Value> = s
         .periods
         .iter()
@@ -160,9 +158,7 @@ pub fn to_json(terms: &LoanTerms, s: &RepaymentSchedule) -> Result<serde_json::V
 
 /// The schedule as a plain-text table.
 pub fn to_table(terms: &LoanTerms, s: &RepaymentSchedule) -> Result<String, Failure> {
-    let apr = s
-        .apr()
-        .map_err(|e| Failure::Runtime(format!("APR: {e}")))?;
+    let apr = s.apr().map_err(|e| Failure::Runtime(format!("APR: {e}")))?;
     let mut out = String::new();
     out.push_str(&format!(
         "{} ({}), principal {}, {} months, annual rate {}, day count {}\n",
@@ -226,8 +222,7 @@ pub fn run(what: CalcWhat) -> Result<(), Failure> {
                 to_table(&terms, &s)?
             };
             let mut stdout = std::io::stdout().lock();
-            writeln!(stdout, "{}", text.trim_end())
-                .map_err(|e| Failure::Runtime(e.to_string()))?;
+            writeln!(stdout, "{}", text.trim_end()).map_err(|e| Failure::Runtime(e.to_string()))?;
             Ok(())
         }
     }

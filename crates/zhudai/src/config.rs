@@ -72,17 +72,16 @@ pub struct Config {
     pub audit_retention_days: u32,
     /// Products and pricing: the all-in annual cost cap (APR by IRR), default 0.24; more
     /// than 0 and at most 0.36 (no setting may exceed 36 %).
-    #[serde(
-        default = "defaults::apr_cap",
-        deserialize_with = "decimal_setting"
-    )]
+    #[serde(default = "defaults::apr_cap", deserialize_with = "decimal_setting")]
     pub apr_cap: rust_decimal::Decimal,
 }
 
 /// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
 /// string (`"0.24"`). A number is read through its shortest decimal spelling, so `0.24`
 /// is exactly 0.24.
-fn decimal_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<rust_decimal::Decimal, D::Error> {
+fn decimal_setting<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<rust_decimal::Decimal, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
@@ -95,9 +94,9 @@ fn decimal_setting<'de, D: serde::Deserializer<'de>>(d: D) -> Result<rust_decima
         Raw::Float(f) => f.to_string(),
         Raw::Text(s) => s,
     };
-    text.trim()
-        .parse::<rust_decimal::Decimal>()
-        .map_err(|_| serde::de::Error::custom(format!("`{text}` is not a decimal number such as 0.24")))
+    text.trim().parse::<rust_decimal::Decimal>().map_err(|_| {
+        serde::de::Error::custom(format!("`{text}` is not a decimal number such as 0.24"))
+    })
 }
 
 mod defaults {

@@ -154,13 +154,41 @@ fn reference_rows_of_rules_cn() {
 fn agrees_with_numpy_financial() {
     let cases: [(&str, &str, u32, &str, Option<&str>, Option<&str>); 8] = [
         ("100000", "0.12", 12, "equal-installment", None, None),
-        ("100000", "0.12", 12, "equal-installment", Some("1000"), Some("0.006")),
-        ("35000", "0.0888", 36, "equal-installment", Some("300"), None),
-        ("5000.55", "0.2399", 6, "equal-principal", None, Some("0.001")),
+        (
+            "100000",
+            "0.12",
+            12,
+            "equal-installment",
+            Some("1000"),
+            Some("0.006"),
+        ),
+        (
+            "35000",
+            "0.0888",
+            36,
+            "equal-installment",
+            Some("300"),
+            None,
+        ),
+        (
+            "5000.55",
+            "0.2399",
+            6,
+            "equal-principal",
+            None,
+            Some("0.001"),
+        ),
         ("250000", "0.0735", 24, "interest-first", Some("2500"), None),
         ("80000", "0.15", 9, "bullet", None, Some("0.002")),
         ("1234.56", "0", 7, "equal-installment", None, None),
-        ("999999.99", "0.18", 60, "equal-installment", Some("9999"), Some("0.0005")),
+        (
+            "999999.99",
+            "0.18",
+            60,
+            "equal-installment",
+            Some("9999"),
+            Some("0.0005"),
+        ),
     ];
     let mut outputs = Vec::new();
     let mut request = Vec::new();
@@ -257,7 +285,10 @@ fn table_has_totals_and_apr() {
     assert!(out.status.success());
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("8884.85"), "{text}");
-    assert!(text.contains("total") && text.contains("106618.53"), "{text}");
+    assert!(
+        text.contains("total") && text.contains("106618.53"),
+        "{text}"
+    );
     assert!(text.contains("APR") && text.contains("0.1391"), "{text}");
     assert_eq!(text.lines().filter(|l| l.contains("2026-")).count(), 11);
 }
@@ -266,19 +297,57 @@ fn table_has_totals_and_apr() {
 fn bad_input_names_the_flag() {
     for (args, flag) in [
         (
-            vec!["--principal", "abc", "--annual-rate", "0.12", "--months", "12", "--method", "bullet"],
+            vec![
+                "--principal",
+                "abc",
+                "--annual-rate",
+                "0.12",
+                "--months",
+                "12",
+                "--method",
+                "bullet",
+            ],
             "--principal",
         ),
         (
-            vec!["--principal", "1000", "--annual-rate", "0.12", "--months", "0", "--method", "bullet"],
+            vec![
+                "--principal",
+                "1000",
+                "--annual-rate",
+                "0.12",
+                "--months",
+                "0",
+                "--method",
+                "bullet",
+            ],
             "--months",
         ),
         (
-            vec!["--principal", "1000", "--annual-rate", "0.12", "--months", "3", "--method", "balloon"],
+            vec![
+                "--principal",
+                "1000",
+                "--annual-rate",
+                "0.12",
+                "--months",
+                "3",
+                "--method",
+                "balloon",
+            ],
             "--method",
         ),
         (
-            vec!["--principal", "1000", "--annual-rate", "0.12", "--months", "3", "--method", "bullet", "--upfront-fee", "1000"],
+            vec![
+                "--principal",
+                "1000",
+                "--annual-rate",
+                "0.12",
+                "--months",
+                "3",
+                "--method",
+                "bullet",
+                "--upfront-fee",
+                "1000",
+            ],
             "--upfront-fee",
         ),
     ] {

@@ -149,7 +149,11 @@ pub fn parse_spec(input: &VersionInput) -> Result<ProductSpec, Vec<FieldError>> 
     let day_count = match input.day_count.as_deref().filter(|s| !s.is_empty()) {
         None => DayCount::Monthly,
         Some(s) => DayCount::parse(s).unwrap_or_else(|| {
-            errors.push(fe("day_count", "unknown", "use monthly, actual_360 or actual_365"));
+            errors.push(fe(
+                "day_count",
+                "unknown",
+                "use monthly, actual_360 or actual_365",
+            ));
             DayCount::Monthly
         }),
     };
@@ -164,11 +168,19 @@ pub fn parse_spec(input: &VersionInput) -> Result<ProductSpec, Vec<FieldError>> 
     for (i, f) in input.fees.iter().enumerate() {
         let kind = product::parse_fee_kind(&f.kind);
         if kind.is_none() {
-            errors.push(fe(format!("fees[{i}].kind"), "unknown", "use service, guarantee, insurance, management or other"));
+            errors.push(fe(
+                format!("fees[{i}].kind"),
+                "unknown",
+                "use service, guarantee, insurance, management or other",
+            ));
         }
         let collector = product::parse_collector(&f.collector);
         if collector.is_none() {
-            errors.push(fe(format!("fees[{i}].collector"), "unknown", "use funder or guarantor"));
+            errors.push(fe(
+                format!("fees[{i}].collector"),
+                "unknown",
+                "use funder or guarantor",
+            ));
         }
         let charge = match f.charge.as_str() {
             "upfront" => match Fen::parse(f.amount.as_deref().unwrap_or("")) {
@@ -186,12 +198,20 @@ pub fn parse_spec(input: &VersionInput) -> Result<ProductSpec, Vec<FieldError>> 
                 }
             },
             _ => {
-                errors.push(fe(format!("fees[{i}].charge"), "unknown", "use upfront or monthly_on_principal"));
+                errors.push(fe(
+                    format!("fees[{i}].charge"),
+                    "unknown",
+                    "use upfront or monthly_on_principal",
+                ));
                 None
             }
         };
         if let (Some(kind), Some(collector), Some(charge)) = (kind, collector, charge) {
-            fees.push(FeeItem { kind, collector, charge });
+            fees.push(FeeItem {
+                kind,
+                collector,
+                charge,
+            });
         }
     }
     let eligibility = match &input.eligibility {
@@ -216,7 +236,11 @@ pub fn parse_spec(input: &VersionInput) -> Result<ProductSpec, Vec<FieldError>> 
         fees,
         penalty_markup,
         eligibility,
-        funder_codes: input.funder_codes.iter().map(|c| c.trim().to_owned()).collect(),
+        funder_codes: input
+            .funder_codes
+            .iter()
+            .map(|c| c.trim().to_owned())
+            .collect(),
     })
 }
 
@@ -254,9 +278,13 @@ pub fn validate_version(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let check = spec
-        .cap_check(cap)
-        .ok_or_else(|| vec![fe("annual_rate", "unpriceable", "the product cannot be priced")])?;
+    let check = spec.cap_check(cap).ok_or_else(|| {
+        vec![fe(
+            "annual_rate",
+            "unpriceable",
+            "the product cannot be priced",
+        )]
+    })?;
     if !check.within_cap() {
         return Err(vec![cap_error(&check)]);
     }
@@ -313,7 +341,11 @@ pub async fn create_product(
     let mut errors = Vec::new();
     let code = req.code.trim();
     if !product::is_code(code) {
-        errors.push(fe("code", "invalid", "2–32 lower-case letters, digits or _, starting with a letter"));
+        errors.push(fe(
+            "code",
+            "invalid",
+            "2–32 lower-case letters, digits or _, starting with a letter",
+        ));
     }
     errors.extend(check_name(&req.name));
     let validated = validate_version(&req.version, cap);
@@ -344,9 +376,13 @@ pub async fn create_product(
         .await
     {
         Ok(out) => Ok(out),
-        Err(e) if e.is_unique_violation("products_code_key", "products.code") => Err(
-            ApiError::field("code", "taken", format!("a product with code `{code}` exists; save a new version of it instead")),
-        ),
+        Err(e) if e.is_unique_violation("products_code_key", "products.code") => {
+            Err(ApiError::field(
+                "code",
+                "taken",
+                format!("a product with code `{code}` exists; save a new version of it instead"),
+            ))
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -362,7 +398,12 @@ pub async fn add_version(
     if state.store().product_by_code(code).await?.is_none() {
         return Err(ApiError::NotFound(format!("no product has code `{code}`")));
     }
-    let mut errors: Vec<FieldError> = req.name.as_deref().and_then(check_name).into_iter().collect();
+    let mut errors: Vec<FieldError> = req
+        .name
+        .as_deref()
+        .and_then(check_name)
+        .into_iter()
+        .collect();
     let (spec, check) = match validate_version(&req.version, cap) {
         Ok(v) if errors.is_empty() => v,
         Ok(_) => return Err(ApiError::Validation(errors)),
@@ -386,7 +427,13 @@ pub async fn add_version(
         .change_digest(change_digest(&spec));
     Ok(state
         .store()
-        .product_add_version(code, req.name.as_deref().map(str::trim), &v, &draft, state.now_ms())
+        .product_add_version(
+            code,
+            req.name.as_deref().map(str::trim),
+            &v,
+            &draft,
+            state.now_ms(),
+        )
         .await?)
 }
 
@@ -403,25 +450,43 @@ pub async fn change_status(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no product has code `{code}`")))?;
     let Some(next) = ProductStatus::parse(status) else {
-        return Err(ApiError::field("status", "unknown", "use active or retired"));
+        return Err(ApiError::field(
+            "status",
+            "unknown",
+            "use active or retired",
+        ));
     };
     if !product.status.can_become(next) {
         return Err(ApiError::field(
             "status",
             "not_allowed",
-            format!("a {} product cannot become {}", product.status.code(), next.code()),
+            format!(
+                "a {} product cannot become {}",
+                product.status.code(),
+                next.code()
+            ),
         ));
     }
-    let draft = audit_draft(state, caller, &format!("product.{}", next.code()), format!("product:{code}"))
-        .reason(format!("{} → {}", product.status.code(), next.code()));
+    let draft = audit_draft(
+        state,
+        caller,
+        &format!("product.{}", next.code()),
+        format!("product:{code}"),
+    )
+    .reason(format!("{} → {}", product.status.code(), next.code()));
     if !state
         .store()
         .product_set_status(code, product.status, next, &draft, state.now_ms())
         .await?
     {
-        return Err(ApiError::Conflict("the product changed meanwhile; reload and try again".into()));
+        return Err(ApiError::Conflict(
+            "the product changed meanwhile; reload and try again".into(),
+        ));
     }
-    Ok(Product { status: next, ..product })
+    Ok(Product {
+        status: next,
+        ..product
+    })
 }
 
 // ---------------------------------------------------------------------------------------
@@ -688,11 +753,23 @@ pub fn quote_snapshot(
 }
 
 /// Prices and freezes a quote. Field errors are 422.
-pub async fn make_quote(state: &AppState, caller: &Caller, input: &QuoteInput) -> ApiResult<QuoteView> {
+pub async fn make_quote(
+    state: &AppState,
+    caller: &Caller,
+    input: &QuoteInput,
+) -> ApiResult<QuoteView> {
     let mut errors = Vec::new();
-    let amount = Fen::parse(&input.amount).map_err(|e| errors.push(fe("amount", e.code(), e.to_string()))).ok();
+    let amount = Fen::parse(&input.amount)
+        .map_err(|e| errors.push(fe("amount", e.code(), e.to_string())))
+        .ok();
     let method = RepaymentMethod::parse(&input.method.replace('-', "_"))
-        .map_err(|_| errors.push(fe("method", "unknown", "use equal_installment, equal_principal, interest_first or bullet")))
+        .map_err(|_| {
+            errors.push(fe(
+                "method",
+                "unknown",
+                "use equal_installment, equal_principal, interest_first or bullet",
+            ))
+        })
         .ok();
     let start_date = match input.start_date.as_deref().filter(|s| !s.is_empty()) {
         None => Some(state.clock().today()),
@@ -700,23 +777,47 @@ pub async fn make_quote(state: &AppState, caller: &Caller, input: &QuoteInput) -
             .map_err(|_| errors.push(fe("start_date", "invalid", "use YYYY-MM-DD")))
             .ok(),
     };
-    let product = state.store().product_by_code(input.product_code.trim()).await?;
+    let product = state
+        .store()
+        .product_by_code(input.product_code.trim())
+        .await?;
     let Some(product) = product else {
-        errors.push(fe("product_code", "unknown", format!("no product has code `{}`", input.product_code)));
+        errors.push(fe(
+            "product_code",
+            "unknown",
+            format!("no product has code `{}`", input.product_code),
+        ));
         return Err(ApiError::Validation(errors));
     };
     if product.status != ProductStatus::Active {
-        errors.push(fe("product_code", "not_active", format!("the product is {}; only active products are quoted", product.status.code())));
+        errors.push(fe(
+            "product_code",
+            "not_active",
+            format!(
+                "the product is {}; only active products are quoted",
+                product.status.code()
+            ),
+        ));
     }
-    let version = state.store().product_version(product.id, input.version).await?;
+    let version = state
+        .store()
+        .product_version(product.id, input.version)
+        .await?;
     let Some(version) = version else {
         errors.push(fe("version", "unknown", "the product has no such version"));
         return Err(ApiError::Validation(errors));
     };
-    let (Some(amount), Some(method), Some(start_date), true) = (amount, method, start_date, errors.is_empty()) else {
+    let (Some(amount), Some(method), Some(start_date), true) =
+        (amount, method, start_date, errors.is_empty())
+    else {
         return Err(ApiError::Validation(errors));
     };
-    let req = QuoteRequest { amount, months: input.months, method, start_date };
+    let req = QuoteRequest {
+        amount,
+        months: input.months,
+        method,
+        start_date,
+    };
     let cap = state.settings().apr_cap;
     let (schedule, disclosure) = match product::quote(&version.spec, &req, cap) {
         Ok(v) => v,
@@ -727,7 +828,8 @@ pub async fn make_quote(state: &AppState, caller: &Caller, input: &QuoteInput) -
     let text = snapshot.to_string();
     let digest = hex::encode(Sha256::digest(text.as_bytes()));
     let start = req.start_date.to_string();
-    let draft = audit_draft(state, caller, "quote.create", String::new()).change_digest(digest.clone());
+    let draft =
+        audit_draft(state, caller, "quote.create", String::new()).change_digest(digest.clone());
     let now = state.now_ms();
     let id = state
         .store()

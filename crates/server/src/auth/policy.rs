@@ -60,9 +60,21 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/products", P("product.read")),
     (Method::POST, "/api/v1/products", P("product.manage")),
     (Method::GET, "/api/v1/products/{code}", P("product.read")),
-    (Method::GET, "/api/v1/products/{code}/versions", P("product.read")),
-    (Method::POST, "/api/v1/products/{code}/versions", P("product.manage")),
-    (Method::POST, "/api/v1/products/{code}/status", P("product.manage")),
+    (
+        Method::GET,
+        "/api/v1/products/{code}/versions",
+        P("product.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/products/{code}/versions",
+        P("product.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/products/{code}/status",
+        P("product.manage"),
+    ),
     (Method::POST, "/api/v1/quotes", P("quote.create")),
     (Method::GET, "/api/v1/quotes/{id}", P("product.read")),
     // Web UI

@@ -29,8 +29,17 @@ pub fn bars(aria_label: &str, items: &[(String, i64)]) -> Markup {
 
 /// Stacked columns, one per label, of two non-negative series (e.g. principal and
 /// interest per period). `series` names the two parts for the legend.
-pub fn stacked_columns(aria_label: &str, series: (&str, &str), items: &[(String, i64, i64)]) -> Markup {
-    let max = items.iter().map(|(_, a, b)| a.saturating_add(*b)).max().unwrap_or(0).max(1);
+pub fn stacked_columns(
+    aria_label: &str,
+    series: (&str, &str),
+    items: &[(String, i64, i64)],
+) -> Markup {
+    let max = items
+        .iter()
+        .map(|(_, a, b)| a.saturating_add(*b))
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let n = items.len().max(1) as i64;
     let plot_h: i64 = 160;
     let col_w: i64 = (480 / n).clamp(4, 40);
@@ -84,8 +93,14 @@ mod tests {
         )
         .into_string();
         // The tallest stack (100) fills the 160-pixel plot: 120 + 40.
-        assert!(svg.contains(r#"height="120""#) && svg.contains(r#"height="40""#), "{svg}");
-        assert!(svg.contains(r#"height="64""#) && svg.contains(r#"height="16""#), "{svg}");
+        assert!(
+            svg.contains(r#"height="120""#) && svg.contains(r#"height="40""#),
+            "{svg}"
+        );
+        assert!(
+            svg.contains(r#"height="64""#) && svg.contains(r#"height="16""#),
+            "{svg}"
+        );
         assert_eq!(svg.matches("data-part=\"b\"").count(), 2);
     }
 

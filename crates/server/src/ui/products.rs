@@ -98,7 +98,13 @@ pub async fn list(
             }
         }
     };
-    Ok(page(&state, &ctx(lang, caller), "products", &t.get("module.products.title"), content))
+    Ok(page(
+        &state,
+        &ctx(lang, caller),
+        "products",
+        &t.get("module.products.title"),
+        content,
+    ))
 }
 
 fn fee_rows(t: &Bundle, spec: &ProductSpec) -> Markup {
@@ -276,7 +282,9 @@ impl ProductForm {
         for (i, fee) in s.fees.iter().take(FEE_ROWS).enumerate() {
             let (charge, value) = match fee.charge {
                 FeeCharge::Upfront { amount } => ("upfront", amount.to_string()),
-                FeeCharge::MonthlyOnPrincipal { rate } => ("monthly_on_principal", rate.to_string()),
+                FeeCharge::MonthlyOnPrincipal { rate } => {
+                    ("monthly_on_principal", rate.to_string())
+                }
             };
             fees[i] = (
                 fee_code(fee.kind).into(),
@@ -376,9 +384,24 @@ fn default_form() -> ProductForm {
         materials: vec!["id_front".into(), "id_back".into()],
         funder_codes: "bank_a".into(),
         fees: [
-            ("guarantee".into(), "guarantor".into(), "monthly_on_principal".into(), String::new()),
-            ("service".into(), "funder".into(), "upfront".into(), String::new()),
-            ("insurance".into(), "guarantor".into(), "monthly_on_principal".into(), String::new()),
+            (
+                "guarantee".into(),
+                "guarantor".into(),
+                "monthly_on_principal".into(),
+                String::new(),
+            ),
+            (
+                "service".into(),
+                "funder".into(),
+                "upfront".into(),
+                String::new(),
+            ),
+            (
+                "insurance".into(),
+                "guarantor".into(),
+                "monthly_on_principal".into(),
+                String::new(),
+            ),
         ],
         ..Default::default()
     }
@@ -388,7 +411,11 @@ fn default_form() -> ProductForm {
 fn errs(errors: &[FieldError], prefix: &str) -> String {
     errors
         .iter()
-        .filter(|e| e.field == prefix || e.field.starts_with(&format!("{prefix}.")) || e.field.starts_with(&format!("{prefix}[")))
+        .filter(|e| {
+            e.field == prefix
+                || e.field.starts_with(&format!("{prefix}."))
+                || e.field.starts_with(&format!("{prefix}["))
+        })
         .map(|e| e.message.clone())
         .collect::<Vec<_>>()
         .join("; ")
@@ -409,8 +436,10 @@ fn product_form(
         None => "/products/new".into(),
     };
     let cap_message = errs(errors, "apr");
-    let field = |id: &str, key: &str, name: &str, value: &str, err_field: &str| html! {
-        div.field { label for=(id) { (t.get(key)) } input #(id) name=(name) value=(value); span.field-error data-testid=(format!("error-{name}")) { (errs(errors, err_field)) } }
+    let field = |id: &str, key: &str, name: &str, value: &str, err_field: &str| {
+        html! {
+            div.field { label for=(id) { (t.get(key)) } input #(id) name=(name) value=(value); span.field-error data-testid=(format!("error-{name}")) { (errs(errors, err_field)) } }
+        }
     };
     let title = match existing {
         Some((code, v)) => format!("{} {code} · v{}", t.get("products.new_version"), v + 1),
@@ -480,11 +509,7 @@ fn product_form(
     page(state, &ctx(lang, caller), "products", &title, content)
 }
 
-pub async fn new_form(
-    State(state): State<AppState>,
-    lang: Lang,
-    caller: Caller,
-) -> Markup {
+pub async fn new_form(State(state): State<AppState>, lang: Lang, caller: Caller) -> Markup {
     product_form(&state, lang, caller, None, &default_form(), &[])
 }
 
@@ -545,7 +570,14 @@ pub async fn edit_form(
         .await?
         .ok_or_else(|| ApiError::NotFound("no version".into()))?;
     let form = ProductForm::from_spec(&p.code, &p.name, &v.spec);
-    Ok(product_form(&state, lang, caller, Some((&p.code, p.current_version)), &form, &[]))
+    Ok(product_form(
+        &state,
+        lang,
+        caller,
+        Some((&p.code, p.current_version)),
+        &form,
+        &[],
+    ))
 }
 
 pub async fn edit_save(
@@ -582,7 +614,14 @@ pub async fn edit_save(
         }
     }
     Ok(refused(
-        product_form(&state, lang, caller, Some((&p.code, p.current_version)), &form, &errors),
+        product_form(
+            &state,
+            lang,
+            caller,
+            Some((&p.code, p.current_version)),
+            &form,
+            &errors,
+        ),
         "product.version",
     ))
 }
@@ -642,8 +681,15 @@ async fn quote_form_page(
             }
         }
     }
-    let selected = products.iter().find(|(p, _)| p.code == form.product).or(products.first());
-    let start = if form.start_date.is_empty() { state.clock().today().to_string() } else { form.start_date.clone() };
+    let selected = products
+        .iter()
+        .find(|(p, _)| p.code == form.product)
+        .or(products.first());
+    let start = if form.start_date.is_empty() {
+        state.clock().today().to_string()
+    } else {
+        form.start_date.clone()
+    };
     let content = html! {
         section.card data-testid="quote-form" {
             @if !errors.is_empty() { ul.field-error role="alert" { @for e in errors { li { code { (e.field) } " " (e.message) } } } }
@@ -674,7 +720,13 @@ async fn quote_form_page(
             }
         }
     };
-    Ok(page(state, &ctx(lang, caller), "products", &t.get("quotes.calculator"), content))
+    Ok(page(
+        state,
+        &ctx(lang, caller),
+        "products",
+        &t.get("quotes.calculator"),
+        content,
+    ))
 }
 
 pub async fn quote_new(
@@ -709,7 +761,11 @@ pub async fn quote_submit(
             )
             .await
         }
-        Err(_) => Err(ApiError::field("months", "invalid", "a whole number of months")),
+        Err(_) => Err(ApiError::field(
+            "months",
+            "invalid",
+            "a whole number of months",
+        )),
     };
     match result {
         Ok(q) => {
@@ -749,7 +805,13 @@ pub async fn quote_page(
     let items = d["items"].as_array().unwrap_or(&empty);
     let bars: Vec<(String, i64, i64)> = periods
         .iter()
-        .map(|p| (p["period"].to_string(), fen_of(&p["principal"]) / 100, fen_of(&p["interest"]) / 100))
+        .map(|p| {
+            (
+                p["period"].to_string(),
+                fen_of(&p["principal"]) / 100,
+                fen_of(&p["interest"]) / 100,
+            )
+        })
         .collect();
     let zh = lang == Lang::ZhCn;
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
@@ -803,5 +865,11 @@ pub async fn quote_page(
             p.muted { (t.get("quotes.upfront_fee")) " " (text(&s["schedule"]["upfront_fee"])) }
         }
     };
-    Ok(page(&state, &ctx(lang, caller), "products", &format!("{} #{}", t.get("quotes.title"), q.id), content))
+    Ok(page(
+        &state,
+        &ctx(lang, caller),
+        "products",
+        &format!("{} #{}", t.get("quotes.title"), q.id),
+        content,
+    ))
 }

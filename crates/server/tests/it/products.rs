@@ -104,19 +104,30 @@ async fn audits(db: &TestDb, prefix: &str) -> i64 {
 async fn product_lifecycle_and_versions(db: &TestDb) {
     let app = TestApp::start(db).await;
     let pm = Api::as_role(&app, "product_manager").await;
-    let (s, body) = pm.post("/api/v1/products", &consumer_product("consumer")).await;
+    let (s, body) = pm
+        .post("/api/v1/products", &consumer_product("consumer"))
+        .await;
     assert_eq!(s, 201, "{body}");
     assert_eq!(body["status"], "draft");
     assert_eq!(body["version"]["version"], 1);
-    assert_eq!(body["version"]["spec"]["funder_codes"], json!(["bank_a", "cfc_b"]));
+    assert_eq!(
+        body["version"]["spec"]["funder_codes"],
+        json!(["bank_a", "cfc_b"])
+    );
     // The cap search result is kept with the version.
-    let worst: f64 = body["version"]["worst_apr"].as_str().unwrap().parse().unwrap();
+    let worst: f64 = body["version"]["worst_apr"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(worst > 0.15 && worst <= 0.24, "{body}");
     assert_eq!(body["version"]["cap_check"]["violations"], 0);
     assert_eq!(audits(db, "product.create").await, 1);
 
     // A taken code is a field error.
-    let (s, body) = pm.post("/api/v1/products", &consumer_product("consumer")).await;
+    let (s, body) = pm
+        .post("/api/v1/products", &consumer_product("consumer"))
+        .await;
     assert_eq!(s, 422);
     assert_eq!(fields(&body), ["code"]);
 
@@ -138,26 +149,53 @@ async fn product_lifecycle_and_versions(db: &TestDb) {
         .collect();
     assert_eq!(rates, ["0.12", "0.15"]);
     let (_, p) = pm.get("/api/v1/products/consumer").await;
-    assert_eq!((p["name"].as_str(), p["current_version"].as_i64()), (Some("消费贷（优惠）"), Some(2)));
+    assert_eq!(
+        (p["name"].as_str(), p["current_version"].as_i64()),
+        (Some("消费贷（优惠）"), Some(2))
+    );
     assert_eq!(audits(db, "product.version").await, 1);
     let (s, _) = pm.post("/api/v1/products/nothing/versions", &v2).await;
     assert_eq!(s, 404);
 
     // Status: draft → active → retired; retired → draft refused.
-    let (s, body) = pm.post("/api/v1/products/consumer/status", &json!({"status": "active"})).await;
-    assert_eq!((s, body["status"].as_str()), (200, Some("active")), "{body}");
-    let (s, body) = pm.post("/api/v1/products/consumer/status", &json!({"status": "draft"})).await;
+    let (s, body) = pm
+        .post(
+            "/api/v1/products/consumer/status",
+            &json!({"status": "active"}),
+        )
+        .await;
+    assert_eq!(
+        (s, body["status"].as_str()),
+        (200, Some("active")),
+        "{body}"
+    );
+    let (s, body) = pm
+        .post(
+            "/api/v1/products/consumer/status",
+            &json!({"status": "draft"}),
+        )
+        .await;
     assert_eq!(s, 422);
     assert_eq!(fields(&body), ["status"]);
-    let (s, _) = pm.post("/api/v1/products/consumer/status", &json!({"status": "retired"})).await;
+    let (s, _) = pm
+        .post(
+            "/api/v1/products/consumer/status",
+            &json!({"status": "retired"}),
+        )
+        .await;
     assert_eq!(s, 200);
-    assert_eq!(audits(db, "product.active").await + audits(db, "product.retired").await, 2);
+    assert_eq!(
+        audits(db, "product.active").await + audits(db, "product.retired").await,
+        2
+    );
 
     // Permissions: a customer manager reads but cannot manage.
     let cm = Api::as_role(&app, "customer_manager").await;
     let (s, list) = cm.get("/api/v1/products").await;
     assert_eq!((s, list.as_array().map(Vec::len)), (200, Some(1)));
-    let (s, _) = cm.post("/api/v1/products", &consumer_product("other")).await;
+    let (s, _) = cm
+        .post("/api/v1/products", &consumer_product("other"))
+        .await;
     assert_eq!(s, 403);
     app.stop().await;
 }
@@ -174,7 +212,13 @@ async fn bad_products_are_refused_with_field_errors(db: &TestDb) {
     assert_eq!(s, 422, "{body}");
     assert_eq!(body["type"], "urn:zhudai:problem:validation");
     let f = fields(&body);
-    for want in ["code", "annual_rate", "methods[0]", "fees[0].collector", "min_amount"] {
+    for want in [
+        "code",
+        "annual_rate",
+        "methods[0]",
+        "fees[0].collector",
+        "min_amount",
+    ] {
         assert!(f.iter().any(|x| x == want), "{want} missing from {f:?}");
     }
     // Rules beyond parsing: platform fees, ranges, unknown materials.
@@ -185,7 +229,11 @@ async fn bad_products_are_refused_with_field_errors(db: &TestDb) {
     let (s, body) = pm.post("/api/v1/products", &bad).await;
     assert_eq!(s, 422);
     let f = fields(&body);
-    for want in ["fees[1].collector", "max_months", "eligibility.required_materials[0]"] {
+    for want in [
+        "fees[1].collector",
+        "max_months",
+        "eligibility.required_materials[0]",
+    ] {
         assert!(f.iter().any(|x| x == want), "{want} missing from {f:?}");
     }
 
@@ -202,22 +250,36 @@ async fn bad_products_are_refused_with_field_errors(db: &TestDb) {
     assert!(msg.contains("5000.00 yuan over 6 months"), "{msg}");
     assert!(msg.contains("0.24"), "{msg}");
     // The APR it names is the real one of that loan.
-    let spec = zhudai_server::api::products::parse_spec(
-        &serde_json::from_value(dear.clone()).unwrap(),
-    )
+    let spec =
+        zhudai_server::api::products::parse_spec(&serde_json::from_value(dear.clone()).unwrap())
+            .unwrap();
+    let real = [
+        RepaymentMethod::EqualInstallment,
+        RepaymentMethod::EqualPrincipal,
+    ]
+    .into_iter()
+    .map(|m| {
+        let t = spec
+            .terms(
+                m,
+                Fen::from_yuan(5_000).unwrap(),
+                6,
+                NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            )
+            .unwrap();
+        zhudai_domain::schedule::RepaymentSchedule::generate(&t)
+            .unwrap()
+            .apr()
+            .unwrap()
+    })
+    .max()
     .unwrap();
-    let real = [RepaymentMethod::EqualInstallment, RepaymentMethod::EqualPrincipal]
-        .into_iter()
-        .map(|m| {
-            let t = spec
-                .terms(m, Fen::from_yuan(5_000).unwrap(), 6, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap())
-                .unwrap();
-            zhudai_domain::schedule::RepaymentSchedule::generate(&t).unwrap().apr().unwrap()
-        })
-        .max()
-        .unwrap();
     assert!(msg.contains("(equal_principal)"), "{msg}");
-    assert!(msg.contains(&apr_4dp(real)), "{msg} should name {}", apr_4dp(real));
+    assert!(
+        msg.contains(&apr_4dp(real)),
+        "{msg} should name {}",
+        apr_4dp(real)
+    );
     // A rate just under the cap plus a small monthly fee is refused as well, and a cost
     // on default above the cap too.
     let mut steep = consumer_product("steep");
@@ -231,7 +293,11 @@ async fn bad_products_are_refused_with_field_errors(db: &TestDb) {
     penal["fees"] = json!([]);
     penal["penalty_markup"] = json!("0.5");
     let (s, body) = pm.post("/api/v1/products", &penal).await;
-    assert_eq!((s, fields(&body)), (422, vec!["penalty_markup".to_owned()]), "{body}");
+    assert_eq!(
+        (s, fields(&body)),
+        (422, vec!["penalty_markup".to_owned()]),
+        "{body}"
+    );
 
     // Nothing was written.
     assert!(db.store.products().await.unwrap().is_empty());
@@ -242,7 +308,9 @@ async fn bad_products_are_refused_with_field_errors(db: &TestDb) {
 async fn quotes_match_the_domain_maths(db: &TestDb) {
     let app = TestApp::start(db).await;
     let pm = Api::as_role(&app, "product_manager").await;
-    let (s, _) = pm.post("/api/v1/products", &consumer_product("consumer")).await;
+    let (s, _) = pm
+        .post("/api/v1/products", &consumer_product("consumer"))
+        .await;
     assert_eq!(s, 201);
     let cm = Api::as_role(&app, "customer_manager").await;
     let ask = json!({"product_code": "consumer", "amount": "100000.00", "months": 12,
@@ -250,14 +318,23 @@ async fn quotes_match_the_domain_maths(db: &TestDb) {
     // A draft product is not quoted.
     let (s, body) = cm.post("/api/v1/quotes", &ask).await;
     assert_eq!((s, fields(&body)), (422, vec!["product_code".to_owned()]));
-    pm.post("/api/v1/products/consumer/status", &json!({"status": "active"})).await;
+    pm.post(
+        "/api/v1/products/consumer/status",
+        &json!({"status": "active"}),
+    )
+    .await;
 
     let (s, q) = cm.post("/api/v1/quotes", &ask).await;
     assert_eq!(s, 201, "{q}");
     let snap = &q["snapshot"];
     // The same quote from the domain crate.
     let stored = db.store.product_by_code("consumer").await.unwrap().unwrap();
-    let version = db.store.product_version(stored.id, None).await.unwrap().unwrap();
+    let version = db
+        .store
+        .product_version(stored.id, None)
+        .await
+        .unwrap()
+        .unwrap();
     let req = QuoteRequest {
         amount: Fen::from_yuan(100_000).unwrap(),
         months: 12,
@@ -275,7 +352,10 @@ async fn quotes_match_the_domain_maths(db: &TestDb) {
         assert_eq!(p["balance"], d.remaining.to_string());
         assert_eq!(p["due_date"], d.due_date.to_string());
     }
-    assert_eq!(snap["disclosure"], serde_json::to_value(&disclosure).unwrap());
+    assert_eq!(
+        snap["disclosure"],
+        serde_json::to_value(&disclosure).unwrap()
+    );
     assert_eq!(snap["apr"], apr_4dp(schedule.apr().unwrap()));
     // The disclosure's lines: interest, the guarantee fee (12 × 100.00 to the guarantor),
     // the upfront service fee; totals add up.
@@ -286,13 +366,22 @@ async fn quotes_match_the_domain_maths(db: &TestDb) {
     assert_eq!(items[2]["charged"], "upfront");
     assert_eq!(items[2]["total"], "50.00");
     assert_eq!(snap["disclosure"]["total_fees"], "1250.00");
-    assert_eq!(snap["disclosure"]["default_cost"]["penalty_annual_rate"], "0.195");
+    assert_eq!(
+        snap["disclosure"]["default_cost"]["penalty_annual_rate"],
+        "0.195"
+    );
     // The digest is SHA-256 of the stored snapshot text; reading it back is identical.
     let (s, back) = cm.get(&format!("/api/v1/quotes/{}", q["id"])).await;
     assert_eq!(s, 200);
     assert_eq!(back["snapshot"], q["snapshot"]);
     assert_eq!(back["digest"], q["digest"]);
-    let text = db.store.quote_by_id(q["id"].as_i64().unwrap()).await.unwrap().unwrap().snapshot;
+    let text = db
+        .store
+        .quote_by_id(q["id"].as_i64().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .snapshot;
     assert_eq!(q["digest"], hex::encode(Sha256::digest(text.as_bytes())));
     assert_eq!(audits(db, "quote.create").await, 1);
 

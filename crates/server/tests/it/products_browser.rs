@@ -30,7 +30,10 @@ async fn text(browser: &Client, css: &str) -> String {
         Err(e) => {
             let url = browser.current_url().await.unwrap();
             let source = browser.source().await.unwrap_or_default();
-            panic!("{css} not found on {url}: {e}\n{}", &source[..source.len().min(3000)]);
+            panic!(
+                "{css} not found on {url}: {e}\n{}",
+                &source[..source.len().min(3000)]
+            );
         }
     }
 }
@@ -54,11 +57,23 @@ async fn a_product_manager_creates_a_product_and_quotes_it() {
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
 
-    browser.goto(&app.url("/lang/en?back=/login")).await.unwrap();
+    browser
+        .goto(&app.url("/lang/en?back=/login"))
+        .await
+        .unwrap();
     fill(&browser, "username", "demo_product_manager").await;
-    fill(&browser, "password", zhudai_server::ui::account::DEMO_PASSWORD).await;
+    fill(
+        &browser,
+        "password",
+        zhudai_server::ui::account::DEMO_PASSWORD,
+    )
+    .await;
     click(&browser, "form button[type=submit]").await;
-    browser.wait().for_element(Locator::Css("[data-testid=current-user]")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
 
     // The module link leads to the product list; the demo products are there.
     browser.goto(&app.url("/m/products")).await.unwrap();
@@ -85,7 +100,10 @@ async fn a_product_manager_creates_a_product_and_quotes_it() {
     fill(&browser, "pf-fee0", "0.001").await;
     click(&browser, "[data-testid=save-product]").await;
     let summary = text(&browser, "[data-testid=product-summary]").await;
-    assert!(summary.contains("ui_cash") && summary.contains("Draft"), "{summary}");
+    assert!(
+        summary.contains("ui_cash") && summary.contains("Draft"),
+        "{summary}"
+    );
     let cap = text(&browser, "[data-testid=cap-explanation]").await;
     assert!(cap.contains("≤ 0.24"), "{cap}");
     click(&browser, "[data-testid=to-active]").await;
@@ -99,11 +117,19 @@ async fn a_product_manager_creates_a_product_and_quotes_it() {
     click(&browser, "[data-testid=run-quote]").await;
     let apr = text(&browser, "[data-testid=quote-apr]").await;
     let items = text(&browser, "[data-testid=disclosure-items]").await;
-    assert!(items.contains("Guarantee") || items.contains("guarantee"), "{items}");
-    assert!(items.contains("240.00"), "12 × 20.00 guarantee fee: {items}");
+    assert!(
+        items.contains("Guarantee") || items.contains("guarantee"),
+        "{items}"
+    );
+    assert!(
+        items.contains("240.00"),
+        "12 × 20.00 guarantee fee: {items}"
+    );
     browser
         .wait()
-        .for_element(Locator::Css("[data-testid=quote-chart] svg rect.chart-bar-alt"))
+        .for_element(Locator::Css(
+            "[data-testid=quote-chart] svg rect.chart-bar-alt",
+        ))
         .await
         .unwrap();
     let schedule = text(&browser, "[data-testid=quote-schedule]").await;
