@@ -150,9 +150,19 @@ fn reference_rows_of_rules_cn() {
     assert_eq!(s(&v, "upfront_fee"), "1000.00");
 }
 
+/// principal, annual rate, months, method, upfront fee, monthly fee rate.
+type Case = (
+    &'static str,
+    &'static str,
+    u32,
+    &'static str,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
 #[test]
 fn agrees_with_numpy_financial() {
-    let cases: [(&str, &str, u32, &str, Option<&str>, Option<&str>); 8] = [
+    let cases: [Case; 8] = [
         ("100000", "0.12", 12, "equal-installment", None, None),
         (
             "100000",

@@ -84,10 +84,10 @@ pub async fn list(
                     tbody { @for (p, v) in &rows { tr {
                         td { a href=(format!("/products/{}", p.code)) { code { (p.code) } } }
                         td { (p.name) }
-                        td { (status_badge(&t, p.status)) }
+                        td { (status_badge(t, p.status)) }
                         td { "v" (p.current_version) }
                         @if let Some(v) = v {
-                            td { @for m in &v.spec.methods { span.badge { (method_name(&t, *m)) } " " } }
+                            td { @for m in &v.spec.methods { span.badge { (method_name(t, *m)) } " " } }
                             td { (v.spec.min_months) "–" (v.spec.max_months) }
                             td.num { (v.spec.min_amount) " – " (v.spec.max_amount) }
                             td.num { (v.spec.annual_rate) }
@@ -144,7 +144,7 @@ pub async fn detail(
             dl.facts {
                 dt { (t.get("products.code")) } dd { code { (p.code) } }
                 dt { (t.get("products.name")) } dd { (p.name) }
-                dt { (t.get("products.status")) } dd { (status_badge(&t, p.status)) }
+                dt { (t.get("products.status")) } dd { (status_badge(t, p.status)) }
                 dt { (t.get("products.version")) } dd { "v" (p.current_version) }
             }
             @if caller.can("product.manage") {
@@ -170,7 +170,7 @@ pub async fn detail(
             section.card data-testid="current-version" {
                 h2 { (t.get("products.current_version")) " v" (v.version) }
                 dl.facts {
-                    dt { (t.get("products.methods")) } dd { @for m in &v.spec.methods { span.badge { (method_name(&t, *m)) } " " } }
+                    dt { (t.get("products.methods")) } dd { @for m in &v.spec.methods { span.badge { (method_name(t, *m)) } " " } }
                     dt { (t.get("products.terms")) } dd { (v.spec.min_months) "–" (v.spec.max_months) " " (t.get("products.months")) }
                     dt { (t.get("products.amounts")) } dd { (v.spec.min_amount) " – " (v.spec.max_amount) }
                     dt { (t.get("products.penalty")) } dd { (v.spec.penalty_annual_rate().normalize()) " / " (t.get("products.per_year")) }
@@ -179,14 +179,14 @@ pub async fn detail(
                     dt { (t.get("products.funders")) } dd { @for f in &v.spec.funder_codes { code { (f) } " " } }
                 }
                 h3 { (t.get("products.fees")) }
-                (fee_rows(&t, &v.spec))
+                (fee_rows(t, &v.spec))
                 h3 { (t.get("products.cap_check")) }
                 div.notice data-testid="cap-explanation" {
                     p { (t.get("products.cap_check.result")) " " strong { (v.worst_apr) } " ≤ " (v.apr_cap) }
                     @if let Some(w) = v.cap_check.get("worst") {
                         p.muted { (t.get("products.cap_check.worst")) " "
                             (w["amount"].as_str().unwrap_or_default()) " / " (w["months"]) " " (t.get("products.months")) " / "
-                            (w["method"].as_str().map(|m| RepaymentMethod::parse(m).map(|m| method_name(&t, m)).unwrap_or_default()).unwrap_or_default())
+                            (w["method"].as_str().map(|m| RepaymentMethod::parse(m).map(|m| method_name(t, m)).unwrap_or_default()).unwrap_or_default())
                             " · " (t.get("products.cap_check.count")) " " (v.cap_check["combinations"]) }
                     }
                     p.muted { (t.get("products.cap_check.how")) }
@@ -462,7 +462,7 @@ fn product_form(
                 (field("pf-name", "products.name", "name", &form.name, "name"))
                 h3 { (t.get("products.methods")) }
                 div.checks { @for m in METHODS {
-                    label { input type="checkbox" name="method" value=(m.code()) checked[form.methods.iter().any(|x| x == m.code())]; " " (method_name(&t, m)) }
+                    label { input type="checkbox" name="method" value=(m.code()) checked[form.methods.iter().any(|x| x == m.code())]; " " (method_name(t, m)) }
                 } }
                 span.field-error { (errs(errors, "methods")) }
                 div.grid {
@@ -705,13 +705,13 @@ async fn quote_form_page(
                     @if let Some((_, v)) = selected {
                         p.muted { (t.get("products.amounts")) " " (v.spec.min_amount) " – " (v.spec.max_amount) " · "
                             (t.get("products.terms")) " " (v.spec.min_months) "–" (v.spec.max_months) " · "
-                            @for m in &v.spec.methods { (method_name(&t, *m)) " " } }
+                            @for m in &v.spec.methods { (method_name(t, *m)) " " } }
                     }
                     div.grid {
                         div.field { label for="qf-amount" { (t.get("quotes.amount")) } input #qf-amount name="amount" value=(form.amount) required; span.field-error { (errs(errors, "amount")) } }
                         div.field { label for="qf-months" { (t.get("quotes.months")) } input #qf-months name="months" value=(form.months) required; span.field-error { (errs(errors, "months")) } }
                         div.field { label for="qf-method" { (t.get("quotes.method")) }
-                            select #qf-method name="method" { @for m in METHODS { option value=(m.code()) selected[form.method == m.code()] { (method_name(&t, m)) } } }
+                            select #qf-method name="method" { @for m in METHODS { option value=(m.code()) selected[form.method == m.code()] { (method_name(t, m)) } } }
                             span.field-error { (errs(errors, "method")) } }
                         div.field { label for="qf-start" { (t.get("quotes.start_date")) } input #qf-start name="start_date" type="date" value=(start); span.field-error { (errs(errors, "start_date")) } }
                     }
