@@ -118,6 +118,12 @@ pub const PERMISSIONS: &[PermissionDef] = &[
     p("risk.limit", "调整授信额度", "Adjust credit limits"),
     p("product.read", "查看产品", "View products"),
     p("product.manage", "维护产品", "Manage products"),
+    // Products and pricing (issue #5): a stored quote is a write, so it is not product.read.
+    p(
+        "quote.create",
+        "生成报价与综合融资成本明示表",
+        "Create quotes and cost disclosures",
+    ),
     p("funder.read", "查看资金方", "View funders"),
     p(
         "funder.manage",
@@ -372,6 +378,7 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "application.read",
             "application.create",
             "product.read",
+            "quote.create",
             "loan.read",
         ],
         clear_fields: &["customer.phone"],
@@ -578,6 +585,23 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "application.read",
         ],
         clear_fields: &["partner.contact_phone"],
+    },
+    // Products and pricing (issue #5): designs products and their versions with the
+    // funders; the all-in cost cap is enforced on every save.
+    RoleSeed {
+        code: "product_manager",
+        zh: "产品经理",
+        en: "Product manager",
+        scope: "all",
+        requires_2fa: false,
+        permissions: &[
+            "org.read",
+            "product.read",
+            "product.manage",
+            "quote.create",
+            "funder.read",
+        ],
+        clear_fields: &[],
     },
     RoleSeed {
         code: "funder_user",

@@ -14,6 +14,7 @@
 //! | [`mask`] | masking of personal information for display |
 //! | [`schedule`] | loan terms, fees, repayment schedules, prepayment, payoff |
 //! | [`apr`] | all-in annual cost by IRR |
+//! | [`product`] | loan product versions, the all-in cost cap check, quotes and the 综合融资成本明示表 |
 //! | [`classify`] | five-tier classification and collection buckets |
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 //! | [`partner`] | partners (合作机构): kinds, status lifecycle, admission checklist, may-originate |
@@ -32,6 +33,7 @@ pub mod money;
 pub mod privacy;
 // Funder network (issue #5): partners, admission, routing waterfall.
 pub mod partner;
+pub mod product;
 pub mod routing;
 pub mod schedule;
 

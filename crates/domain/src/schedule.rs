@@ -52,6 +52,8 @@ pub enum ScheduleError {
     NegativeFee,
     #[error("first due date must be after the start date")]
     FirstDueDateNotAfterStart,
+    #[error("first due date must be at most two months after the start date")]
+    FirstDueDateTooLate,
     #[error("a due date falls outside the supported calendar")]
     DateOutOfRange,
     #[error("unknown repayment method")]
@@ -74,6 +76,7 @@ impl ScheduleError {
             ScheduleError::PrincipalOutOfRange => "schedule.principal_out_of_range",
             ScheduleError::NegativeFee => "schedule.negative_fee",
             ScheduleError::FirstDueDateNotAfterStart => "schedule.first_due_date_not_after_start",
+            ScheduleError::FirstDueDateTooLate => "schedule.first_due_date_too_late",
             ScheduleError::DateOutOfRange => "schedule.date_out_of_range",
             ScheduleError::UnknownMethod => "schedule.unknown_method",
             ScheduleError::PeriodOutOfRange => "schedule.period_out_of_range",
@@ -250,6 +253,131 @@ impl FeeItem {
     }
 }
 
+/// How interest accrues over a period (计息方式).
+///
+/// The PBOC rule for RMB loans (《人民币利率管理规定》 and 银发〔2005〕129号): the monthly
+/// rate is the annual rate / 12 and the daily rate the annual rate / 360; a lender may
+/// count a period as whole months plus odd days (整月按月利率, 零头天数按日利率) or by the
+/// actual number of days (按实际天数计息). Some lenders use a 365-day year instead.
+///
+/// Whatever the day count, the equal installment is the annuity at `annual / 12` and the
+/// last period repays what remains, so a day count changes interest and the last payment,
+/// never the installment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DayCount {
+    /// 按月计息 (30/360): a whole month is `annual / 12` whatever its length; the odd days
+    /// of a broken first period (when the first due date is not one month after the start)
+    /// accrue at `annual / 360` a day. The default, and the convention of the rules-cn.md
+    /// reference table.
+    #[default]
+    Monthly,
+    /// 按实际天数, 日利率 = 年利率 / 360 (ACT/360).
+    Actual360,
+    /// 按实际天数, 日利率 = 年利率 / 365 (ACT/365).
+    Actual365,
+}
+
+impl DayCount {
+    pub const ALL: [DayCount; 3] = [DayCount::Monthly, DayCount::Actual360, DayCount::Actual365];
+
+    /// Stable code, as in JSON: `monthly`, `actual_360`, `actual_365`.
+    pub fn code(self) -> &'static str {
+        match self {
+            DayCount::Monthly => "monthly",
+            DayCount::Actual360 => "actual_360",
+            DayCount::Actual365 => "actual_365",
+        }
+    }
+
+    pub fn zh_name(self) -> &'static str {
+        match self {
+            DayCount::Monthly => "按月计息（30/360）",
+            DayCount::Actual360 => "按实际天数（日利率=年利率/360）",
+            DayCount::Actual365 => "按实际天数（日利率=年利率/365）",
+        }
+    }
+
+    /// Parses a code (see [`DayCount::code`]); `30/360`, `act/360`, `act/365` also work.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "monthly" | "30/360" | "30_360" => Some(DayCount::Monthly),
+            "actual_360" | "act/360" | "act_360" => Some(DayCount::Actual360),
+            "actual_365" | "act/365" | "act_365" => Some(DayCount::Actual365),
+            _ => None,
+        }
+    }
+
+    /// The longest regular (one-month) period's interest fraction relative to the monthly
+    /// rate, as `(numerator, denominator)`: 1 for [`DayCount::Monthly`], 31/30 and
+    /// 31·12/365 for the actual counts. Used to bound the cost of a product over every
+    /// possible start date.
+    pub fn longest_month_factor(self) -> (i128, i128) {
+        match self {
+            DayCount::Monthly => (1, 1),
+            DayCount::Actual360 => (31, 30),
+            DayCount::Actual365 => (31 * 12, 365),
+        }
+    }
+}
+
+/// Whole months and odd days from `from` to `to` (`to >= from`), months counted with the
+/// day clamped to the month end (31 Jan + 1 month = 28/29 Feb).
+pub fn months_and_days(from: NaiveDate, to: NaiveDate) -> (i64, i64) {
+    let mut months = 0_i64;
+    let mut reached = from;
+    loop {
+        let next = add_months_clamped(from, (months + 1) as i32);
+        match next {
+            Some(d) if d <= to => {
+                months += 1;
+                reached = d;
+            }
+            _ => break,
+        }
+    }
+    (months, (to - reached).num_days())
+}
+
+/// `date` plus `months` months, the day clamped to the month end.
+pub fn add_months_clamped(date: NaiveDate, months: i32) -> Option<NaiveDate> {
+    let m = date.year() * 12 + date.month0() as i32 + months;
+    let (year, month) = (m.div_euclid(12), m.rem_euclid(12) as u32 + 1);
+    NaiveDate::from_ymd_opt(year, month, date.day().min(days_in_month(year, month)))
+}
+
+/// The interest fraction of one period (multiply the balance by `num / den`).
+#[derive(Debug, Clone, Copy)]
+struct Accrual {
+    day_count: DayCount,
+    /// The monthly rate `num / den`.
+    num: i128,
+    den: i128,
+}
+
+impl Accrual {
+    /// The fraction for the period `from → to`; `regular` periods are exactly one month
+    /// by construction (every period but a broken first one).
+    #[inline]
+    fn fraction(&self, from: NaiveDate, to: NaiveDate, regular: bool) -> (i128, i128) {
+        match self.day_count {
+            DayCount::Monthly if regular => (self.num, self.den),
+            DayCount::Monthly => {
+                let (m, d) = months_and_days(from, to);
+                (self.num * i128::from(30 * m + d), self.den * 30)
+            }
+            DayCount::Actual360 => {
+                let days = (to - from).num_days().max(0);
+                (self.num * i128::from(days), self.den * 30)
+            }
+            DayCount::Actual365 => {
+                let days = (to - from).num_days().max(0);
+                (self.num * i128::from(days) * 12, self.den * 365)
+            }
+        }
+    }
+}
+
 /// Everything a schedule depends on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LoanTerms {
@@ -264,6 +392,9 @@ pub struct LoanTerms {
     pub first_due_date: Option<NaiveDate>,
     #[serde(default)]
     pub fees: Vec<FeeItem>,
+    /// How interest accrues (default [`DayCount::Monthly`]).
+    #[serde(default)]
+    pub day_count: DayCount,
 }
 
 impl LoanTerms {
@@ -283,7 +414,13 @@ impl LoanTerms {
             start_date,
             first_due_date: None,
             fees: Vec::new(),
+            day_count: DayCount::Monthly,
         }
+    }
+
+    pub fn with_day_count(mut self, day_count: DayCount) -> Self {
+        self.day_count = day_count;
+        self
     }
 
     pub fn with_fee(mut self, fee: FeeItem) -> Self {
@@ -307,6 +444,9 @@ impl LoanTerms {
         if let Some(first) = self.first_due_date {
             if first <= self.start_date {
                 return Err(ScheduleError::FirstDueDateNotAfterStart);
+            }
+            if add_months_clamped(self.start_date, 2).is_none_or(|limit| first > limit) {
+                return Err(ScheduleError::FirstDueDateTooLate);
             }
         }
         Ok(())
@@ -422,6 +562,9 @@ pub fn generate_into(terms: &LoanTerms, out: &mut Vec<Period>) -> Result<(), Sch
         periods: terms.term.get(),
         num,
         den,
+        day_count: terms.day_count,
+        period_start: terms.start_date,
+        broken_first: terms.first_due_date.is_some(),
         fee: terms.monthly_fee().as_fen(),
         carried_interest: 0,
         first_number: 1,
@@ -479,6 +622,12 @@ struct Plan {
     /// Monthly rate `num / den`.
     num: i128,
     den: i128,
+    day_count: DayCount,
+    /// Start of the first generated period (the value date, or a due date).
+    period_start: NaiveDate,
+    /// The first generated period is period 1 with a first due date given, so it may be
+    /// longer or shorter than a month.
+    broken_first: bool,
     /// Fee added to every period, fen.
     fee: i64,
     /// Bullet only: interest accrued before this plan starts, paid in its last period.
@@ -512,9 +661,24 @@ fn run(
         RepaymentMethod::InterestFirst | RepaymentMethod::Bullet => 0,
     };
     let mut accrued = plan.carried_interest;
+    let accrual_rule = Accrual {
+        day_count: plan.day_count,
+        num: plan.num,
+        den: plan.den,
+    };
+    // The common case (按月计息, whole months) needs no dates for interest.
+    let monthly = plan.day_count == DayCount::Monthly;
+    let mut from = plan.period_start;
     for i in 0..n {
         let last = i + 1 == n;
-        let accrual = interest_on(balance, plan.num, plan.den);
+        let due_date = due(i)?;
+        let accrual = if monthly && !(i == 0 && plan.broken_first) {
+            interest_on(balance, plan.num, plan.den)
+        } else {
+            let (num, den) = accrual_rule.fraction(from, due_date, !(i == 0 && plan.broken_first));
+            interest_on(balance, num, den)
+        };
+        from = due_date;
         let (principal, interest) = match plan.method {
             RepaymentMethod::EqualInstallment => {
                 let p = if last {
@@ -545,7 +709,7 @@ fn run(
         balance -= principal;
         out.push(Period {
             number: plan.first_number + i,
-            due_date: due(i)?,
+            due_date,
             principal: Fen::new(principal),
             interest: Fen::new(interest),
             fee: Fen::new(plan.fee),
@@ -650,8 +814,7 @@ pub fn prepay(
     let carried_interest = match terms.method {
         RepaymentMethod::Bullet => {
             // Interest accrued so far = final interest − what the rest would accrue.
-            let rest =
-                interest_on(balance_before.as_fen(), num, den) * i64::from(remaining_periods);
+            let rest = tail_accrual(terms, schedule, k, balance_before.as_fen());
             (last.interest.as_fen() - rest).max(0)
         }
         _ => 0,
@@ -662,6 +825,9 @@ pub fn prepay(
         periods: remaining_periods,
         num,
         den,
+        day_count: terms.day_count,
+        period_start: period_start(terms, schedule, k),
+        broken_first: k == 0 && terms.first_due_date.is_some(),
         fee: periods[k].fee.as_fen(),
         carried_interest,
         first_number: periods[k].number,
@@ -679,6 +845,37 @@ pub fn prepay(
             periods: new_periods,
         },
     })
+}
+
+/// The start of period `k + 1` (0-based `k`): the start date, or the due date of period `k`.
+fn period_start(terms: &LoanTerms, schedule: &RepaymentSchedule, k: usize) -> NaiveDate {
+    match k {
+        0 => terms.start_date,
+        _ => schedule
+            .periods
+            .get(k - 1)
+            .map_or(terms.start_date, |p| p.due_date),
+    }
+}
+
+/// Interest the periods after the first `k` accrue on a constant `balance` (bullet loans:
+/// what is not yet accrued at the due date of period `k`).
+fn tail_accrual(terms: &LoanTerms, schedule: &RepaymentSchedule, k: usize, balance: i64) -> i64 {
+    let (num, den) = terms.annual_rate.monthly_fraction();
+    let rule = Accrual {
+        day_count: terms.day_count,
+        num,
+        den,
+    };
+    let mut from = period_start(terms, schedule, k);
+    let mut total = 0;
+    for (i, p) in schedule.periods.iter().enumerate().skip(k) {
+        let regular = !(i == 0 && terms.first_due_date.is_some());
+        let (n, d) = rule.fraction(from, p.due_date, regular);
+        total += interest_on(balance, n, d);
+        from = p.due_date;
+    }
+    total
 }
 
 fn outstanding_after(
@@ -728,9 +925,7 @@ pub fn payoff(
     let interest = match terms.method {
         RepaymentMethod::Bullet if after_period as usize == schedule.periods.len() => Fen::ZERO,
         RepaymentMethod::Bullet => {
-            let (num, den) = terms.annual_rate.monthly_fraction();
-            let remaining = schedule.periods.len() as i64 - i64::from(after_period);
-            let rest = interest_on(principal.as_fen(), num, den) * remaining;
+            let rest = tail_accrual(terms, schedule, after_period as usize, principal.as_fen());
             Fen::new((last.interest.as_fen() - rest).max(0))
         }
         _ => Fen::ZERO,
@@ -974,6 +1169,69 @@ mod tests {
         );
     }
 
+    #[test]
+    fn monthly_day_count_broken_first_period() {
+        // A first due date exactly one month out is the same as none.
+        let plain = terms(100_000, "0.12", 12, RepaymentMethod::EqualInstallment);
+        let same = plain.clone().with_first_due_date(d(2026, 2, 15));
+        assert_eq!(
+            RepaymentSchedule::generate(&plain).unwrap().periods,
+            RepaymentSchedule::generate(&same).unwrap().periods
+        );
+        // 15 Jan → 25 Feb: one month and 10 days = 40/360 of a year.
+        let broken = plain.clone().with_first_due_date(d(2026, 2, 25));
+        let s = RepaymentSchedule::generate(&broken).unwrap();
+        assert_eq!(s.periods[0].interest, Fen::new(133_333));
+        assert_eq!(s.periods[0].due_date, d(2026, 2, 25));
+        assert_eq!(s.periods[1].due_date, d(2026, 3, 25));
+        // The installment is unchanged; later periods are whole months.
+        assert_eq!(s.periods[1].payment, Fen::new(888_488));
+        assert_eq!(s.total_principal(), Fen::from_yuan(100_000).unwrap());
+        // A short first period: 15 Jan → 5 Feb = 21 days.
+        let short = plain.clone().with_first_due_date(d(2026, 2, 5));
+        let s = RepaymentSchedule::generate(&short).unwrap();
+        assert_eq!(s.periods[0].interest, Fen::new(70_000));
+        assert_eq!(
+            RepaymentSchedule::generate(&plain.with_first_due_date(d(2026, 3, 16))),
+            Err(ScheduleError::FirstDueDateTooLate)
+        );
+    }
+
+    #[test]
+    fn actual_day_counts() {
+        let base = terms(100_000, "0.12", 3, RepaymentMethod::InterestFirst);
+        // 15 Jan → 15 Feb = 31 days, → 15 Mar = 28 days, → 15 Apr = 31 days.
+        let s365 =
+            RepaymentSchedule::generate(&base.clone().with_day_count(DayCount::Actual365)).unwrap();
+        let i365: Vec<i64> = s365.periods.iter().map(|p| p.interest.as_fen()).collect();
+        // 100,000 × 12 % × 31/365 = 1,019.178… ; × 28/365 = 920.547…
+        assert_eq!(i365, vec![101_918, 92_055, 101_918]);
+        let s360 =
+            RepaymentSchedule::generate(&base.clone().with_day_count(DayCount::Actual360)).unwrap();
+        let i360: Vec<i64> = s360.periods.iter().map(|p| p.interest.as_fen()).collect();
+        assert_eq!(i360, vec![103_333, 93_333, 103_333]);
+        // Bullet: the same accruals, paid at the end; payoff keeps what accrued.
+        let b = base.clone().with_day_count(DayCount::Actual365);
+        let b = LoanTerms {
+            method: RepaymentMethod::Bullet,
+            ..b
+        };
+        let bs = RepaymentSchedule::generate(&b).unwrap();
+        assert_eq!(bs.periods[2].interest, Fen::new(101_918 + 92_055 + 101_918));
+        let off = payoff(&b, &bs, 1).unwrap();
+        assert_eq!(off.interest, Fen::new(101_918));
+        assert_eq!(DayCount::parse("ACT/365"), Some(DayCount::Actual365));
+        assert_eq!(DayCount::parse("nope"), None);
+    }
+
+    #[test]
+    fn months_and_days_clamps_month_ends() {
+        assert_eq!(months_and_days(d(2026, 1, 31), d(2026, 2, 28)), (1, 0));
+        assert_eq!(months_and_days(d(2026, 1, 15), d(2026, 2, 25)), (1, 10));
+        assert_eq!(months_and_days(d(2026, 1, 15), d(2026, 2, 5)), (0, 21));
+        assert_eq!(months_and_days(d(2024, 1, 31), d(2024, 3, 31)), (2, 0));
+    }
+
     fn arb_terms() -> impl Strategy<Value = LoanTerms> {
         (
             1_i64..=10_000_000_000,
@@ -981,28 +1239,37 @@ mod tests {
             1_u32..=60,
             0_usize..4,
             0_u32..=50,
+            (0_usize..3, 0_i64..=45, 0_i64..60),
         )
-            .prop_map(|(principal, rate_bp, months, m, fee_bp)| {
-                let rate = Rate::from_decimal(Decimal::new(i64::from(rate_bp), 6)).unwrap();
-                let mut t = LoanTerms::new(
-                    Fen::new(principal),
-                    rate,
-                    Term::months(months).unwrap(),
-                    RepaymentMethod::ALL[m],
-                    NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
-                );
-                if fee_bp > 0 {
-                    t = t.with_fee(FeeItem {
-                        kind: FeeKind::Service,
-                        collector: Collector::Platform,
-                        charge: FeeCharge::MonthlyOnPrincipal {
-                            rate: FeeRate::from_decimal(Decimal::new(i64::from(fee_bp), 4))
-                                .unwrap(),
-                        },
-                    });
-                }
-                t
-            })
+            .prop_map(
+                |(principal, rate_bp, months, m, fee_bp, (dc, first_days, start_off))| {
+                    let rate = Rate::from_decimal(Decimal::new(i64::from(rate_bp), 6)).unwrap();
+                    let mut t = LoanTerms::new(
+                        Fen::new(principal),
+                        rate,
+                        Term::months(months).unwrap(),
+                        RepaymentMethod::ALL[m],
+                        NaiveDate::from_ymd_opt(2026, 1, 31).unwrap()
+                            + chrono::Days::new(start_off as u64),
+                    )
+                    .with_day_count(DayCount::ALL[dc]);
+                    if first_days >= 10 {
+                        let first = t.start_date + chrono::Days::new(first_days as u64);
+                        t = t.with_first_due_date(first);
+                    }
+                    if fee_bp > 0 {
+                        t = t.with_fee(FeeItem {
+                            kind: FeeKind::Service,
+                            collector: Collector::Platform,
+                            charge: FeeCharge::MonthlyOnPrincipal {
+                                rate: FeeRate::from_decimal(Decimal::new(i64::from(fee_bp), 4))
+                                    .unwrap(),
+                            },
+                        });
+                    }
+                    t
+                },
+            )
     }
 
     proptest! {
@@ -1021,6 +1288,35 @@ mod tests {
                 prop_assert!(!p.remaining.is_negative());
             }
             prop_assert_eq!(s.periods.last().unwrap().remaining, Fen::ZERO);
+            // Every period but the last follows the method exactly; the last one absorbs
+            // the rounding (and only there may the regular amount be off).
+            let n = s.periods.len();
+            let fee = t.monthly_fee();
+            match t.method {
+                RepaymentMethod::EqualInstallment if t.day_count == DayCount::Monthly && t.first_due_date.is_none() => {
+                    let first = s.periods[0].payment;
+                    for p in &s.periods[..n - 1] {
+                        // Equal until the balance runs out (tiny loans at high rates).
+                        prop_assert!(p.payment == first || p.principal.is_zero() || p.remaining.is_zero());
+                    }
+                }
+                RepaymentMethod::EqualPrincipal => {
+                    let part = Fen::new(div_round_half_up(i128::from(t.principal.as_fen()), n as i128) as i64);
+                    for p in &s.periods[..n - 1] {
+                        prop_assert!(p.principal == part || p.remaining.is_zero());
+                    }
+                }
+                RepaymentMethod::InterestFirst | RepaymentMethod::Bullet => {
+                    for p in &s.periods[..n - 1] {
+                        prop_assert!(p.principal.is_zero());
+                    }
+                    prop_assert_eq!(s.periods[n - 1].principal, t.principal);
+                }
+                _ => {}
+            }
+            for p in &s.periods {
+                prop_assert_eq!(p.fee, fee);
+            }
         }
 
         #[test]

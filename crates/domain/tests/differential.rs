@@ -41,7 +41,8 @@ use zhudai_domain::ident::{
 };
 use zhudai_domain::money::{FeeRate, Fen, Rate};
 use zhudai_domain::schedule::{
-    Collector, FeeCharge, FeeItem, FeeKind, LoanTerms, RepaymentMethod, RepaymentSchedule, Term,
+    Collector, DayCount, FeeCharge, FeeItem, FeeKind, LoanTerms, RepaymentMethod,
+    RepaymentSchedule, Term,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -580,6 +581,18 @@ fn random_terms(rng: &mut SplitMix64) -> LoanTerms {
     let method = RepaymentMethod::ALL[rng.below(4) as usize];
     let start = NaiveDate::from_ymd_opt(2026, 1, 1 + rng.below(31) as u32).unwrap();
     let mut terms = LoanTerms::new(principal, rate, months, method, start);
+    // Half the products accrue by actual days or have a broken first period.
+    match rng.below(6) {
+        0 => terms = terms.with_day_count(DayCount::Actual360),
+        1 => terms = terms.with_day_count(DayCount::Actual365),
+        2 => {
+            let first = start + chrono::Days::new(10 + rng.below(45));
+            terms = terms
+                .with_first_due_date(first)
+                .with_day_count(DayCount::ALL[rng.below(3) as usize]);
+        }
+        _ => {}
+    }
     if rng.below(2) == 0 {
         let fee = Fen::new(1 + rng.below(principal.as_fen() as u64 / 20) as i64);
         terms = terms.with_fee(FeeItem {
@@ -610,6 +623,9 @@ fn product_json(t: &LoanTerms) -> Value {
         "months": t.term.get(),
         "method": t.method.code(),
         "fee_rate": fee_rate,
+        "start": t.start_date.to_string(),
+        "first_due": t.first_due_date.map(|d| d.to_string()),
+        "day_count": t.day_count.code(),
     })
 }
 

@@ -2,6 +2,7 @@
 //! every page. Seeding runs once per database (guarded by a metadata key, safe when
 //! several instances start together). Later capabilities add their own demo data here.
 
+use zhudai_domain::product::{ProductSpec, ProductStatus};
 use zhudai_store::meta::{meta_insert_once, org_unit_insert, NewOrgUnit};
 use zhudai_store::{Store, StoreError};
 
@@ -95,8 +96,172 @@ pub async fn seed(store: &Store, now_ms: i64) -> Result<DemoOutcome, StoreError>
     }
     // Funder network (issue #5): partners, admissions, limits, pricing, routing history.
     crate::demo_funders::seed(&mut tx, now_ms).await?;
+    seed_products(&mut tx, now_ms).await?;
     tx.commit().await?;
     Ok(DemoOutcome::Seeded { org_units: count })
+}
+
+// --- Products and pricing (issue #5) ---
+
+/// The demo loan products (all within the default APR cap, checked here as on any save),
+/// taken by the demo funders `bank_a` and `cfc_b` of the funder registry.
+pub fn demo_products() -> Vec<(&'static str, &'static str, ProductStatus, ProductSpec)> {
+    use zhudai_domain::money::{FeeRate, Fen, Rate};
+    use zhudai_domain::product::{monthly_fee, upfront_fee, Eligibility};
+    use zhudai_domain::schedule::{Collector, DayCount, FeeKind, RepaymentMethod as M};
+    let yuan = |y: i64| Fen::new(y * 100);
+    let rate = |s: &str| Rate::parse(s).unwrap_or(Rate::ZERO);
+    // A monthly fee item (the literals below always parse; a bad one would drop the fee
+    // and the demo test would notice).
+    let monthly = |kind, collector, r: &str| {
+        FeeRate::parse(r)
+            .ok()
+            .map(|rate| monthly_fee(kind, collector, rate))
+            .into_iter()
+            .collect::<Vec<_>>()
+    };
+    let materials = |m: &[&str]| m.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    vec![
+        (
+            "consumer_std",
+            "消费贷（标准）",
+            ProductStatus::Active,
+            ProductSpec {
+                methods: vec![M::EqualInstallment, M::EqualPrincipal],
+                min_months: 12,
+                max_months: 36,
+                min_amount: yuan(5_000),
+                max_amount: yuan(200_000),
+                annual_rate: rate("0.15"),
+                day_count: DayCount::Monthly,
+                fees: monthly(FeeKind::Guarantee, Collector::Guarantor, "0.001"),
+                penalty_markup: rust_decimal::Decimal::new(5, 1),
+                eligibility: Eligibility {
+                    min_age: 22,
+                    max_age: 55,
+                    required_materials: materials(&[
+                        "id_front",
+                        "id_back",
+                        "income_proof",
+                        "credit_report",
+                    ]),
+                },
+                funder_codes: vec!["bank_a".into(), "cfc_b".into()],
+            },
+        ),
+        (
+            "biz_interest_first",
+            "经营贷（先息后本）",
+            ProductStatus::Active,
+            ProductSpec {
+                methods: vec![M::InterestFirst],
+                min_months: 6,
+                max_months: 24,
+                min_amount: yuan(50_000),
+                max_amount: yuan(1_000_000),
+                annual_rate: rate("0.12"),
+                day_count: DayCount::Monthly,
+                fees: vec![upfront_fee(FeeKind::Service, Collector::Funder, yuan(500))],
+                penalty_markup: rust_decimal::Decimal::new(5, 1),
+                eligibility: Eligibility {
+                    min_age: 22,
+                    max_age: 60,
+                    required_materials: materials(&[
+                        "id_front",
+                        "id_back",
+                        "business_licence",
+                        "bank_statement",
+                        "credit_report",
+                    ]),
+                },
+                funder_codes: vec!["bank_a".into()],
+            },
+        ),
+        (
+            "bridge_bullet",
+            "短期周转贷（到期还本付息）",
+            ProductStatus::Active,
+            ProductSpec {
+                methods: vec![M::Bullet],
+                min_months: 1,
+                max_months: 6,
+                min_amount: yuan(10_000),
+                max_amount: yuan(300_000),
+                annual_rate: rate("0.10"),
+                day_count: DayCount::Actual365,
+                fees: monthly(FeeKind::Guarantee, Collector::Guarantor, "0.0015"),
+                penalty_markup: rust_decimal::Decimal::new(5, 1),
+                eligibility: Eligibility {
+                    min_age: 25,
+                    max_age: 60,
+                    required_materials: materials(&[
+                        "id_front",
+                        "id_back",
+                        "business_licence",
+                        "bank_statement",
+                    ]),
+                },
+                funder_codes: vec!["cfc_b".into()],
+            },
+        ),
+        (
+            "consumer_pilot",
+            "消费贷（新客试点）",
+            ProductStatus::Draft,
+            ProductSpec {
+                methods: vec![M::EqualInstallment],
+                min_months: 3,
+                max_months: 12,
+                min_amount: yuan(1_000),
+                max_amount: yuan(50_000),
+                annual_rate: rate("0.20"),
+                day_count: DayCount::Monthly,
+                fees: vec![],
+                penalty_markup: rust_decimal::Decimal::new(2, 1),
+                eligibility: Eligibility::default(),
+                funder_codes: vec!["cfc_b".into()],
+            },
+        ),
+    ]
+}
+
+async fn seed_products(
+    conn: &mut zhudai_store::sqlx::AnyConnection,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let cap = zhudai_domain::product::DEFAULT_APR_CAP;
+    for (code, name, status, spec) in demo_products() {
+        let problems = spec.problems(cap);
+        let check = spec
+            .cap_check(cap)
+            .filter(|c| c.within_cap() && problems.is_empty())
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "demo product {code} breaks the product rules: {problems:?}"
+                ))
+            })?;
+        let check_json =
+            serde_json::to_value(&check).map_err(|e| StoreError::Invalid(e.to_string()))?;
+        let worst = format!("{:.6}", check.worst.apr);
+        let cap_text = cap.to_string();
+        zhudai_store::products::product_insert(
+            conn,
+            code,
+            name,
+            status,
+            &zhudai_store::products::NewVersion {
+                spec: &spec,
+                worst_apr: &worst,
+                apr_cap: &cap_text,
+                cap_check: &check_json,
+                note: Some("演示数据"),
+                created_by: "demo",
+            },
+            now_ms,
+        )
+        .await?;
+    }
+    Ok(())
 }
 
 /// One account per standard role (`demo_<role>`, password

@@ -28,6 +28,10 @@ pub struct ServerSettings {
     pub document_max_bytes: usize,
     /// Calendar days to answer a data-subject request (PIPL practice: 15 working days).
     pub privacy_request_days: u32,
+    /// Products and pricing (issue #5): the all-in annual cost cap (APR by IRR). A product
+    /// version above it cannot be saved and no quote above it is given. Default 0.24;
+    /// configuration refuses values above 0.36.
+    pub apr_cap: rust_decimal::Decimal,
 }
 
 impl Default for ServerSettings {
@@ -41,6 +45,7 @@ impl Default for ServerSettings {
             audit_retention_days: 3650,
             document_max_bytes: 20 * 1024 * 1024,
             privacy_request_days: 15,
+            apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod meta;
 pub mod migrate;
 // Funder network (issue #5).
 pub mod partners;
+pub mod products;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;

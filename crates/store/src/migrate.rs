@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "customers",
         sql: include_str!("../migrations/0004_customers.sql"),
     },
+    // Products and pricing (issue #5). Version 4 is the funder registry's.
+    Migration {
+        version: 5,
+        name: "products",
+        sql: include_str!("../migrations/0005_products.sql"),
+    },
     // Funder network (issue #5).
     Migration {
         version: 6,

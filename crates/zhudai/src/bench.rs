@@ -68,6 +68,30 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    // --- Products and pricing (issue #5): see bench_products.rs ---
+    /// 12-period repayment schedules per second on one core, per method, and schedule +
+    /// APR (target ≥ 1,000,000 schedules/s per core; measure a release build)
+    Schedules {
+        /// Seconds per measurement
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Quotes per second through the HTTP API against an in-process server on a fresh
+    /// SQLite database in a temporary directory
+    Quotes {
+        /// Seconds to run
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Concurrent HTTP clients
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+        clients: u32,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// One measured figure.
@@ -284,6 +308,12 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             idle_seconds,
             json,
         } => startup(config, restarts, idle_seconds, json).await,
+        BenchWhat::Schedules { seconds, json } => crate::bench_products::schedules(seconds, json),
+        BenchWhat::Quotes {
+            seconds,
+            clients,
+            json,
+        } => crate::bench_products::quotes(seconds, clients, json).await,
     }
 }
 

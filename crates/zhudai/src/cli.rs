@@ -84,6 +84,12 @@ pub enum Command {
         #[command(subcommand)]
         what: crate::bench::BenchWhat,
     },
+    // --- Products and pricing (issue #5): loan maths, no database needed ---
+    /// Loan maths without a database: repayment schedules and the all-in APR
+    Calc {
+        #[command(subcommand)]
+        what: crate::calc::CalcWhat,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +154,10 @@ fn out(text: &str) {
 }
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
+    // Products and pricing (issue #5): `calc` needs neither configuration nor a database.
+    if let Command::Calc { what } = cli.command {
+        return crate::calc::run(what);
+    }
     let listen = match &cli.command {
         Command::Serve { listen, .. } => listen.clone(),
         _ => None,
@@ -199,6 +209,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bench { what } => crate::bench::run(config, what).await,
+        Command::Calc { what } => crate::calc::run(what),
     }
 }
 
@@ -277,6 +288,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         audit_retention_days: config.audit_retention_days,
         document_max_bytes: config.document_max_bytes,
         privacy_request_days: config.privacy_request_days,
+        apr_cap: config.apr_cap,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

@@ -78,6 +78,33 @@ pub struct Config {
     /// working days, counted here as calendar days until a holiday calendar exists).
     #[serde(default = "defaults::privacy_request_days")]
     pub privacy_request_days: u32,
+    /// Products and pricing: the all-in annual cost cap (APR by IRR), default 0.24; more
+    /// than 0 and at most 0.36 (no setting may exceed 36 %).
+    #[serde(default = "defaults::apr_cap", deserialize_with = "decimal_setting")]
+    pub apr_cap: rust_decimal::Decimal,
+}
+
+/// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
+/// string (`"0.24"`). A number is read through its shortest decimal spelling, so `0.24`
+/// is exactly 0.24.
+fn decimal_setting<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<rust_decimal::Decimal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    let text = match Raw::deserialize(d)? {
+        Raw::Int(i) => i.to_string(),
+        Raw::Float(f) => f.to_string(),
+        Raw::Text(s) => s,
+    };
+    text.trim().parse::<rust_decimal::Decimal>().map_err(|_| {
+        serde::de::Error::custom(format!("`{text}` is not a decimal number such as 0.24"))
+    })
 }
 
 mod defaults {
@@ -112,6 +139,9 @@ mod defaults {
     }
     pub fn privacy_request_days() -> u32 {
         15
+    }
+    pub fn apr_cap() -> rust_decimal::Decimal {
+        zhudai_domain::product::DEFAULT_APR_CAP
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()
@@ -179,6 +209,10 @@ impl Config {
                 config.privacy_request_days
             ));
         }
+        // Products and pricing: the cap may be lowered, never raised above 36 %.
+        if let Err(e) = zhudai_domain::product::validate_cap(config.apr_cap) {
+            return Err(format!("configuration error: `apr_cap`: {e}"));
+        }
         Ok(config)
     }
 
@@ -193,7 +227,7 @@ impl Config {
             None => format!("(unset: sqlite://{}/zhudai.db)", self.data_dir.display()),
         };
         format!(
-            "database_url = {db:?}\ndata_dir = {:?}\nlisten = \"{}\"\nlog_format = \"{}\"\nlog_level = {:?}\nbody_limit_bytes = {}\nrequest_timeout_secs = {}\nsqlite_synchronous = \"{}\"\nmax_connections = {}\nworker = {}\n",
+            "database_url = {db:?}\ndata_dir = {:?}\nlisten = \"{}\"\nlog_format = \"{}\"\nlog_level = {:?}\nbody_limit_bytes = {}\nrequest_timeout_secs = {}\nsqlite_synchronous = \"{}\"\nmax_connections = {}\nworker = {}\napr_cap = \"{}\"\n",
             self.data_dir.display().to_string(),
             self.listen,
             match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
@@ -203,6 +237,7 @@ impl Config {
             match self.sqlite_synchronous { SqliteSync::Full => "full", SqliteSync::Normal => "normal" },
             self.max_connections,
             self.worker,
+            self.apr_cap,
         )
     }
 }
@@ -295,6 +330,29 @@ mod tests {
             let shown = c.to_redacted_toml();
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("db:5432/z"), "{shown}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn apr_cap_defaults_and_is_bounded() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None, &CliOverrides::default()).map_err(figment::Error::from)?;
+            assert_eq!(c.apr_cap.to_string(), "0.24");
+            jail.set_env("ZHUDAI_APR_CAP", "0.2");
+            let c = Config::load(None, &CliOverrides::default()).map_err(figment::Error::from)?;
+            assert_eq!(c.apr_cap.to_string(), "0.2");
+            jail.create_file("z.toml", "apr_cap = 0.36\n")?;
+            jail.set_env("ZHUDAI_APR_CAP", "0.37");
+            let err = Config::load(None, &CliOverrides::default()).unwrap_err();
+            assert!(err.contains("apr_cap") && err.contains("0.36"), "{err}");
+            jail.clear_env();
+            let c = Config::load(Some(Path::new("z.toml")), &CliOverrides::default())
+                .map_err(figment::Error::from)?;
+            assert_eq!(c.apr_cap.to_string(), "0.36");
+            jail.set_env("ZHUDAI_APR_CAP", "lots");
+            let err = Config::load(None, &CliOverrides::default()).unwrap_err();
+            assert!(err.contains("apr_cap"), "{err}");
             Ok(())
         });
     }

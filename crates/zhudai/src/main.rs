@@ -2,6 +2,8 @@
 
 mod audit;
 mod bench;
+mod bench_products;
+mod calc;
 mod cli;
 mod config;
 mod keys;

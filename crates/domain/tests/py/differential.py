@@ -7,6 +7,8 @@ input is optional; the output has the same keys:
   uscc      [str]            -> [{"valid", "checksum", "compact"}]
   luhn      [str]            -> [{"raw", "compact"}]
   schedules [product]        -> [{"installment", "periods", "exact_fallback"}]
+              product: principal (fen), rate, months, method, fee_rate, and optionally
+              start / first_due (YYYY-MM-DD) and day_count (monthly, actual_360, actual_365)
   irr       [[net, p1, ...]] -> [irr * 12]
 
 The identifier rules come from python-stdnum, the installment from numpy_financial.pmt,
@@ -16,9 +18,11 @@ ROUND_HALF_UP. Nothing here imports or mirrors the Rust code.
 Exit status 3 means a reference module is missing: run scripts/install-deps.sh.
 """
 
+import calendar
 import importlib.util
 import json
 import sys
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from fractions import Fraction
 
@@ -143,11 +147,46 @@ def installment(principal: int, annual: Decimal, months: int):
     return int(exact + Fraction(1, 2)), True
 
 
+def add_months(d: date, months: int) -> date:
+    m = d.year * 12 + (d.month - 1) + months
+    y, mo = divmod(m, 12)
+    return date(y, mo + 1, min(d.day, calendar.monthrange(y, mo + 1)[1]))
+
+
+def due_dates(p: dict, n: int) -> list:
+    start = date.fromisoformat(p.get("start", "2026-01-01"))
+    first = p.get("first_due")
+    if first:
+        anchor, offset = date.fromisoformat(first), 0
+    else:
+        anchor, offset = start, 1
+    return [start] + [add_months(anchor, k + offset) for k in range(n)]
+
+
+def period_interest(balance: int, annual: Decimal, day_count: str, frm: date, to: date, regular: bool) -> int:
+    """Interest of one period under the PBOC conventions (day rate = annual / 360 or / 365)."""
+    if day_count == "monthly":
+        if regular:
+            return monthly_interest(balance, annual)
+        months, reached = 0, frm
+        while add_months(frm, months + 1) <= to:
+            months += 1
+            reached = add_months(frm, months)
+        days = 30 * months + (to - reached).days
+        return half_up(Decimal(balance) * annual * days / 360)
+    days = (to - frm).days
+    year = 360 if day_count == "actual_360" else 365
+    return half_up(Decimal(balance) * annual * days / year)
+
+
 def schedule_one(p: dict) -> dict:
     principal = p["principal"]
     annual = Decimal(p["rate"])
     n = p["months"]
     method = p["method"]
+    day_count = p.get("day_count", "monthly")
+    dates = due_dates(p, n)
+    broken = bool(p.get("first_due"))
     fee = half_up(Decimal(principal) * Decimal(p["fee_rate"])) if p["fee_rate"] else 0
     inst, fallback = (None, False)
     if method == "equal_installment":
@@ -159,7 +198,7 @@ def schedule_one(p: dict) -> dict:
     periods = []
     for k in range(1, n + 1):
         last = k == n
-        interest = monthly_interest(balance, annual)
+        interest = period_interest(balance, annual, day_count, dates[k - 1], dates[k], not (k == 1 and broken))
         if method == "equal_installment":
             paid = balance if last else min(max(inst - interest, 0), balance)
         elif method == "equal_principal":

@@ -10,6 +10,7 @@ pub mod documents;
 pub mod privacy;
 // Funder network (issue #5).
 pub mod partners;
+pub mod products;
 pub mod routing;
 pub mod system;
 pub mod users;
@@ -43,6 +44,7 @@ use utoipa_axum::routes;
         // Funder network (issue #5).
         (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
         (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
+        (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
     )
 )]
 pub struct ApiDoc;
@@ -137,4 +139,11 @@ pub fn router() -> OpenApiRouter<AppState> {
             routing::routing_waterfall_put
         ))
         .routes(routes!(routing::funder_callback))
+        // Products and pricing (issue #5)
+        .routes(routes!(products::list, products::create))
+        .routes(routes!(products::get_one))
+        .routes(routes!(products::versions, products::add_version_route))
+        .routes(routes!(products::set_status))
+        .routes(routes!(products::create_quote))
+        .routes(routes!(products::get_quote))
 }

@@ -293,6 +293,27 @@ pub const POLICY: &[(Method, &str, Access)] = &[
         "/funders/{code}/admission/decision",
         P("funder.admit"),
     ),
+    // Products and pricing (issue #5)
+    (Method::GET, "/api/v1/products", P("product.read")),
+    (Method::POST, "/api/v1/products", P("product.manage")),
+    (Method::GET, "/api/v1/products/{code}", P("product.read")),
+    (
+        Method::GET,
+        "/api/v1/products/{code}/versions",
+        P("product.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/products/{code}/versions",
+        P("product.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/products/{code}/status",
+        P("product.manage"),
+    ),
+    (Method::POST, "/api/v1/quotes", P("quote.create")),
+    (Method::GET, "/api/v1/quotes/{id}", P("product.read")),
     // Web UI
     (Method::GET, "/", SignedIn),
     (Method::GET, "/m/{module}", SignedIn),
@@ -337,6 +358,17 @@ pub const POLICY: &[(Method, &str, Access)] = &[
         "/customers/{id}/relations",
         P("customer.update"),
     ),
+    // Products and pricing pages (issue #5)
+    (Method::GET, "/products", P("product.read")),
+    (Method::GET, "/products/new", P("product.manage")),
+    (Method::POST, "/products/new", P("product.manage")),
+    (Method::GET, "/products/{code}", P("product.read")),
+    (Method::GET, "/products/{code}/edit", P("product.manage")),
+    (Method::POST, "/products/{code}/edit", P("product.manage")),
+    (Method::POST, "/products/{code}/status", P("product.manage")),
+    (Method::GET, "/quotes/new", P("quote.create")),
+    (Method::POST, "/quotes/new", P("quote.create")),
+    (Method::GET, "/quotes/{id}", P("product.read")),
 ];
 
 /// The access rule of a route, if it has one.

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod modules;
 pub mod pages;
 pub mod privacy;
+pub mod products;
 pub mod workflows;
 
 use crate::state::AppState;
@@ -107,4 +108,21 @@ pub fn router() -> Router<AppState> {
             "/funders/{code}/admission/decision",
             post(funders::admission_decide),
         )
+        // Products and pricing (issue #5)
+        .route("/products", get(products::list))
+        .route(
+            "/products/new",
+            get(products::new_form).post(products::create),
+        )
+        .route("/products/{code}", get(products::detail))
+        .route(
+            "/products/{code}/edit",
+            get(products::edit_form).post(products::edit_save),
+        )
+        .route("/products/{code}/status", post(products::status_submit))
+        .route(
+            "/quotes/new",
+            get(products::quote_new).post(products::quote_submit),
+        )
+        .route("/quotes/{id}", get(products::quote_page))
 }

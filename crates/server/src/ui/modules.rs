@@ -68,7 +68,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "products",
         group: "funding",
-        status: Status::Planned(5),
+        status: Status::Available,
         plan_items: 3,
     },
     Module {

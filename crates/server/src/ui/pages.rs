@@ -107,6 +107,10 @@ pub async fn module(
     if m.key == "funders" {
         return Ok(Redirect::to("/funders").into_response());
     }
+    // Products and pricing (issue #5) has its own pages.
+    if m.key == "products" {
+        return Ok(Redirect::to("/products").into_response());
+    }
     let t = state.i18n().bundle(lang);
     let title = t.get(&format!("module.{}.title", m.key));
     let content = match m.status {

@@ -13,6 +13,8 @@ mod privacy;
 // Funder network (issue #5).
 mod funders_browser;
 mod partners;
+mod products;
+mod products_browser;
 mod routing;
 mod support;
 mod twofactor;

@@ -100,6 +100,15 @@ async fn module_pages_and_not_found(db: &TestDb) {
             assert_eq!(r.headers()["location"], "/funders");
             continue;
         }
+        // Products and pricing (issue #5) has its own pages too.
+        if m.key == "products" {
+            assert_eq!(r.status(), 303);
+            assert_eq!(r.headers()["location"], "/products");
+            let page = app.get("/products").await;
+            assert_eq!(page.status(), 200);
+            assert!(page.text().await.unwrap().contains("综合年化成本"));
+            continue;
+        }
         assert_eq!(r.status(), 200, "/m/{}", m.key);
         let html = r.text().await.unwrap();
         match m.status {
