@@ -655,9 +655,13 @@ async fn a_customer_manager_creates_and_finds_a_customer() {
         .click()
         .await
         .unwrap();
-    let err = browser
+    browser
         .wait()
-        .for_element(Locator::Css("[data-testid=error-id_number]"))
+        .for_element(Locator::Css("[data-testid=form-error]"))
+        .await
+        .unwrap();
+    let err = browser
+        .find(Locator::Css("[data-testid=error-id_number]"))
         .await
         .unwrap()
         .text()
@@ -731,14 +735,23 @@ async fn a_customer_manager_creates_and_finds_a_customer() {
         .click()
         .await
         .unwrap();
-    let rows = browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=customer-table] tbody"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // Wait for the result page itself (the list page before it has a table too).
+    let mut rows = String::new();
+    for _ in 0..100 {
+        let url = browser.current_url().await.unwrap();
+        if url.query().is_some_and(|q| q.contains("by=id_number")) {
+            if let Ok(t) = browser
+                .find(Locator::Css("[data-testid=customer-table] tbody"))
+                .await
+            {
+                if let Ok(text) = t.text().await {
+                    rows = text;
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert!(rows.contains("赵六") && rows.lines().count() == 1, "{rows}");
     browser.close().await.unwrap();
     app.stop().await;
