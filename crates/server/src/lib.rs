@@ -6,6 +6,7 @@
 //! there is the order a request meets them.
 
 pub mod api;
+pub mod applications;
 pub mod audit_checkpoint;
 pub mod auth;
 pub mod blobs;

@@ -9,6 +9,7 @@
 //! (UTC); business dates as `TEXT` `YYYY-MM-DD`; money as `BIGINT` fen; never floats for
 //! amounts.
 
+pub mod applications;
 pub mod audit;
 pub mod customers;
 pub mod db;

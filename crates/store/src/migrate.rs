@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "workflow",
         sql: include_str!("../migrations/0009_workflow.sql"),
     },
+    Migration {
+        version: 10,
+        name: "applications",
+        sql: include_str!("../migrations/0010_applications.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

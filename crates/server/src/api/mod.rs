@@ -2,6 +2,7 @@
 //! document at `/api/v1/openapi.json` is generated from the same code that routes
 //! requests and cannot forget a route.
 
+pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod customers;
@@ -37,6 +38,7 @@ use utoipa_axum::routes;
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
         (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
+        (name = "applications", description = "Loan applications carried by the origination workflow"),
         (name = "workflow", description = "Workflow definitions (versioned, checked before use) and each user's to-do list"),
         (name = "customers", description = "Customers (individuals and enterprises) in the caller's data scope; masked sensitive fields, duplicate flags, audited reveal"),
         (name = "documents", description = "Customer documents: encrypted upload and download, versions, four-eyes verification with cross-checks, completeness"),
@@ -79,6 +81,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::roles))
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
+        // Applications
+        .routes(routes!(applications::list, applications::create))
+        .routes(routes!(applications::get_one))
+        .routes(routes!(applications::act))
         // Workflow
         .routes(routes!(workflows::list, workflows::install))
         .routes(routes!(workflows::validate))

@@ -54,6 +54,23 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/audit/export", P("audit.export")),
     (Method::POST, "/api/v1/audit/verify", P("audit.verify")),
     (Method::GET, "/api/v1/audit/checkpoints", P("audit.read")),
+    // Applications (acting on one: the workflow engine checks the step's role and four eyes)
+    (Method::GET, "/api/v1/applications", P("application.read")),
+    (
+        Method::POST,
+        "/api/v1/applications",
+        P("application.create"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}",
+        P("application.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/actions",
+        P("application.read"),
+    ),
     // Workflow
     (Method::GET, "/api/v1/workflows", P("workflow.read")),
     (Method::POST, "/api/v1/workflows", P("workflow.manage")),

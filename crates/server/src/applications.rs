@@ -1,0 +1,342 @@
+//! Loan applications on the origination workflow: created for a customer in the caller's
+//! scope on an active product version (amount, term, method and the customer's age
+//! checked against it), carried by the workflow engine with facts computed from the
+//! application, the product and the customer's verified documents.
+
+use crate::auth::Caller;
+use crate::customers::{audit_draft, load_in_scope, scope_of};
+use crate::error::{ApiError, FieldError};
+use crate::state::AppState;
+use crate::workflow as wf;
+use zhudai_domain::document::{materials_complete, DocumentType};
+use zhudai_domain::money::Fen;
+use zhudai_domain::product::ProductStatus;
+use zhudai_domain::schedule::RepaymentMethod;
+use zhudai_expr::Record;
+use zhudai_store::applications::{
+    application_insert, application_set_progress, ApplicationRow, NewApplication,
+};
+use zhudai_store::workflow::InstanceRow;
+use zhudai_workflow::{Action, Status};
+
+/// The workflow every application follows.
+pub const WORKFLOW: &str = "origination";
+
+/// What a new application asks for.
+#[derive(Debug, Clone, Default)]
+pub struct ApplicationInput {
+    pub customer_id: i64,
+    pub product_code: String,
+    /// Yuan, e.g. `"30000"`.
+    pub amount: String,
+    pub months: i64,
+    /// `equal_installment`, `equal_principal`, `interest_first` or `bullet`; the
+    /// product's first method when empty.
+    pub method: String,
+    pub purpose: Option<String>,
+}
+
+/// Creates the application and starts its workflow instance in one transaction.
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    input: &ApplicationInput,
+) -> Result<i64, ApiError> {
+    let mut errors = Vec::new();
+    let customer = match load_in_scope(state, caller, input.customer_id).await {
+        Ok((c, _)) => Some(c),
+        Err(ApiError::NotFound(m) | ApiError::Forbidden(m)) => {
+            errors.push(FieldError::new("customer_id", "unknown", m));
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if customer.as_ref().is_some_and(|c| c.status != "active") {
+        errors.push(FieldError::new(
+            "customer_id",
+            "inactive",
+            "the customer is not active",
+        ));
+    }
+    let product = state.store().product_by_code(&input.product_code).await?;
+    let version = match &product {
+        Some(p) if p.status == ProductStatus::Active => {
+            state.store().product_version(p.id, None).await?
+        }
+        Some(_) => {
+            errors.push(FieldError::new(
+                "product_code",
+                "inactive",
+                "the product is not open for applications",
+            ));
+            None
+        }
+        None => {
+            errors.push(FieldError::new(
+                "product_code",
+                "unknown",
+                format!("no product has the code `{}`", input.product_code),
+            ));
+            None
+        }
+    };
+    let amount = match Fen::parse(&input.amount) {
+        Ok(a) if a.is_positive() => Some(a),
+        _ => {
+            errors.push(FieldError::new(
+                "amount",
+                "invalid",
+                "the amount is a positive sum in yuan such as 30000.00",
+            ));
+            None
+        }
+    };
+    let mut method = None;
+    if let Some(v) = &version {
+        let spec = &v.spec;
+        if let Some(a) = amount {
+            if a < spec.min_amount || a > spec.max_amount {
+                errors.push(FieldError::new(
+                    "amount",
+                    "out_of_range",
+                    format!(
+                        "this product lends {} to {} yuan",
+                        spec.min_amount, spec.max_amount
+                    ),
+                ));
+            }
+        }
+        if input.months < i64::from(spec.min_months) || input.months > i64::from(spec.max_months) {
+            errors.push(FieldError::new(
+                "months",
+                "out_of_range",
+                format!(
+                    "this product's terms are {}–{} months",
+                    spec.min_months, spec.max_months
+                ),
+            ));
+        }
+        method = if input.method.trim().is_empty() {
+            spec.methods.first().copied()
+        } else {
+            match RepaymentMethod::parse(&input.method) {
+                Ok(m) if spec.methods.contains(&m) => Some(m),
+                _ => {
+                    errors.push(FieldError::new(
+                        "method",
+                        "not_offered",
+                        "this product does not offer that repayment method",
+                    ));
+                    None
+                }
+            }
+        };
+        if let Some(c) = &customer {
+            let age = c
+                .birth_date
+                .as_deref()
+                .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+                .and_then(|b| state.clock().today().years_since(b));
+            if let Some(age) = age {
+                let e = &spec.eligibility;
+                if age < e.min_age || age > e.max_age {
+                    errors.push(FieldError::new(
+                        "customer_id",
+                        "age",
+                        format!(
+                            "the customer is {age}; this product lends to ages {}–{}",
+                            e.min_age, e.max_age
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    let (Some(customer), Some(version), Some(amount), Some(method), true) =
+        (customer, version, amount, method, errors.is_empty())
+    else {
+        return Err(ApiError::Validation(errors));
+    };
+    let now = state.now_ms();
+    let ref_ = uuid::Uuid::now_v7().to_string();
+    let purpose = input
+        .purpose
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty());
+    // Installing the default flow takes the writer: before this transaction does.
+    wf::ensure_defaults(state.store(), now).await?;
+    let mut tx = state.store().begin().await?;
+    let id = application_insert(
+        &mut *tx,
+        &NewApplication {
+            ref_: &ref_,
+            customer_id: customer.id,
+            product_code: &input.product_code,
+            product_version: version.version,
+            amount_fen: amount.as_fen(),
+            months: input.months,
+            method: method.code(),
+            purpose,
+            owner_user_id: caller.user_id,
+            org_unit_id: caller.org_unit_id,
+        },
+        now,
+    )
+    .await?;
+    wf::start_in(&mut tx, state.store(), WORKFLOW, "application", id, now).await?;
+    zhudai_store::audit::append(
+        &mut tx,
+        &audit_draft(
+            caller,
+            now,
+            "application.create",
+            format!("application:{id}"),
+        )
+        .reason(format!(
+            "customer:{} {} v{} {} yuan {} months",
+            customer.id, input.product_code, version.version, amount, input.months
+        )),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+/// Loads an application inside the caller's data scope (404 / 403).
+pub async fn load(state: &AppState, caller: &Caller, id: i64) -> Result<ApplicationRow, ApiError> {
+    let app = state
+        .store()
+        .application(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no application has id {id}")))?;
+    let scope = scope_of(caller, state.store()).await?;
+    if !scope.admits(app.owner_user_id, app.org_unit_id) {
+        return Err(ApiError::Forbidden(
+            "this application is outside your data scope".into(),
+        ));
+    }
+    Ok(app)
+}
+
+/// The workflow instance of an application.
+pub async fn instance(state: &AppState, app: &ApplicationRow) -> Result<InstanceRow, ApiError> {
+    state
+        .store()
+        .instance_of("application", app.id)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("application {} has no workflow", app.id)))
+}
+
+/// The facts the guards and approval-chain rules read. Until the risk engine (issue #7)
+/// decides, the automatic decision is a recorded pass-through (`pass`, grade `C`).
+pub async fn facts(
+    state: &AppState,
+    app: &ApplicationRow,
+    def: &zhudai_workflow::Definition,
+) -> Result<Record, ApiError> {
+    let mut r = def.new_facts();
+    let mut set =
+        |name: &str,
+         f: &dyn Fn(&mut Record, zhudai_expr::Slot) -> Result<(), zhudai_expr::RecordError>|
+         -> Result<(), ApiError> {
+            if let Some(slot) = def.schema.slot(name) {
+                f(&mut r, slot).map_err(|e| ApiError::Internal(format!("fact `{name}`: {e}")))?;
+            }
+            Ok(())
+        };
+    set("app.amount", &|r, s| {
+        r.set_decimal_units(s, i128::from(app.amount_fen))
+    })?;
+    set("app.months", &|r, s| r.set_int(s, app.months))?;
+    set("decision.outcome", &|r, s| r.set_str(s, "pass"))?;
+    set("decision.grade", &|r, s| r.set_str(s, "C"))?;
+    set("funder.approved", &|r, s| r.set_bool(s, false))?;
+    let complete = documents_complete(state, app).await?;
+    set("documents.complete", &|r, s| r.set_bool(s, complete))?;
+    Ok(r)
+}
+
+/// Every material the product version requires is verified (newest version of each).
+pub async fn documents_complete(state: &AppState, app: &ApplicationRow) -> Result<bool, ApiError> {
+    let product = state
+        .store()
+        .product_by_code(&app.product_code)
+        .await?
+        .ok_or_else(|| ApiError::Internal(format!("product {} vanished", app.product_code)))?;
+    let version = state
+        .store()
+        .product_version(product.id, Some(app.product_version))
+        .await?
+        .ok_or_else(|| ApiError::Internal("product version vanished".into()))?;
+    let required: Vec<DocumentType> = version
+        .spec
+        .eligibility
+        .required_materials
+        .iter()
+        .filter_map(|m| DocumentType::parse(m))
+        .collect();
+    let customer = state
+        .store()
+        .customer_get(app.customer_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("customer vanished".into()))?;
+    let (_, docs) = crate::customer_docs::facts(state, &customer).await?;
+    Ok(materials_complete(&required, &docs, state.clock().today()).is_ok())
+}
+
+fn status_of(node: &str, status: &Status) -> &'static str {
+    match status {
+        Status::Finished { outcome } => match outcome.as_str() {
+            "disbursed" => "disbursed",
+            "rejected" => "rejected",
+            "withdrawn" => "withdrawn",
+            _ => "expired",
+        },
+        Status::Running => match node {
+            "draft" => "draft",
+            "routing" | "contract" | "disbursement" => "approved",
+            _ => "in_progress",
+        },
+    }
+}
+
+/// Applies a person's action to an application's workflow (inside the caller's scope),
+/// mirroring its new position on the application in the same transaction.
+pub async fn act(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    expected_version: Option<i64>,
+    action: &Action,
+) -> Result<wf::Acted, ApiError> {
+    let app = load(state, caller, id).await?;
+    let inst = instance(state, &app).await?;
+    let def = wf::definition(
+        state.store(),
+        &inst.definition_code,
+        inst.definition_version,
+    )
+    .await?;
+    let facts = facts(state, &app, &def).await?;
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await?;
+    let acted = wf::act_in(
+        &mut tx,
+        state.store(),
+        Some(caller),
+        inst.id,
+        expected_version,
+        action,
+        &facts,
+        now,
+    )
+    .await?;
+    let status = match &acted.finished {
+        Some(o) => status_of(&acted.node, &Status::Finished { outcome: o.clone() }),
+        None => status_of(&acted.node, &Status::Running),
+    };
+    application_set_progress(&mut *tx, id, status, &acted.node, now).await?;
+    tx.commit().await?;
+    Ok(acted)
+}

@@ -1,0 +1,174 @@
+//! Loan applications. Their progress lives in the workflow instance with subject
+//! `('application', id)`; `status` and `node` here mirror it for lists.
+
+use crate::customers::ScopeFilter;
+use crate::db::Store;
+use crate::error::StoreError;
+use sqlx::any::AnyRow;
+use sqlx::{Any, Executor, Row};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplicationRow {
+    pub id: i64,
+    pub ref_: String,
+    pub customer_id: i64,
+    pub product_code: String,
+    pub product_version: i64,
+    pub amount_fen: i64,
+    pub months: i64,
+    pub method: String,
+    pub purpose: Option<String>,
+    pub status: String,
+    pub node: String,
+    pub owner_user_id: i64,
+    pub org_unit_id: Option<i64>,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+/// A new application.
+#[derive(Debug, Clone)]
+pub struct NewApplication<'a> {
+    pub ref_: &'a str,
+    pub customer_id: i64,
+    pub product_code: &'a str,
+    pub product_version: i64,
+    pub amount_fen: i64,
+    pub months: i64,
+    pub method: &'a str,
+    pub purpose: Option<&'a str>,
+    pub owner_user_id: i64,
+    pub org_unit_id: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, ref, customer_id, product_code, product_version, amount_fen, months, method, purpose, \
+    status, node, owner_user_id, org_unit_id, created_at_ms, updated_at_ms";
+
+fn row(r: &AnyRow) -> Result<ApplicationRow, StoreError> {
+    Ok(ApplicationRow {
+        id: r.try_get("id")?,
+        ref_: r.try_get("ref")?,
+        customer_id: r.try_get("customer_id")?,
+        product_code: r.try_get("product_code")?,
+        product_version: r.try_get("product_version")?,
+        amount_fen: r.try_get("amount_fen")?,
+        months: r.try_get("months")?,
+        method: r.try_get("method")?,
+        purpose: r.try_get("purpose")?,
+        status: r.try_get("status")?,
+        node: r.try_get("node")?,
+        owner_user_id: r.try_get("owner_user_id")?,
+        org_unit_id: r.try_get("org_unit_id")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        updated_at_ms: r.try_get("updated_at_ms")?,
+    })
+}
+
+pub async fn application_insert<'c, E>(
+    exec: E,
+    a: &NewApplication<'_>,
+    now_ms: i64,
+) -> Result<i64, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    Ok(sqlx::query_scalar(
+        "INSERT INTO applications (ref, customer_id, product_code, product_version, amount_fen, months, method, purpose,
+            owner_user_id, org_unit_id, created_at_ms, updated_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11) RETURNING id",
+    )
+    .bind(a.ref_)
+    .bind(a.customer_id)
+    .bind(a.product_code)
+    .bind(a.product_version)
+    .bind(a.amount_fen)
+    .bind(a.months)
+    .bind(a.method)
+    .bind(a.purpose)
+    .bind(a.owner_user_id)
+    .bind(a.org_unit_id)
+    .bind(now_ms)
+    .fetch_one(exec)
+    .await?)
+}
+
+/// Mirrors the workflow's position on the application.
+pub async fn application_set_progress<'c, E>(
+    exec: E,
+    id: i64,
+    status: &str,
+    node: &str,
+    now_ms: i64,
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query("UPDATE applications SET status = $2, node = $3, updated_at_ms = $4 WHERE id = $1")
+        .bind(id)
+        .bind(status)
+        .bind(node)
+        .bind(now_ms)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+impl Store {
+    pub async fn application(&self, id: i64) -> Result<Option<ApplicationRow>, StoreError> {
+        let r = sqlx::query(&format!("SELECT {COLUMNS} FROM applications WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    /// Applications inside a scope (same rule as customers), newest first.
+    pub async fn applications(
+        &self,
+        scope: &ScopeFilter,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ApplicationRow>, StoreError> {
+        let mut sql = format!("SELECT {COLUMNS} FROM applications WHERE 1 = 1");
+        let mut ints: Vec<i64> = Vec::new();
+        match scope {
+            ScopeFilter::All => {}
+            ScopeFilter::Owner(me) => {
+                ints.push(*me);
+                sql.push_str(&format!(" AND owner_user_id = ${}", ints.len()));
+            }
+            ScopeFilter::Units { units, owner } => {
+                ints.push(*owner);
+                let mut cond = format!(" AND (owner_user_id = ${}", ints.len());
+                if !units.is_empty() {
+                    let mut marks = Vec::new();
+                    for u in units {
+                        ints.push(*u);
+                        marks.push(format!("${}", ints.len()));
+                    }
+                    cond.push_str(&format!(" OR org_unit_id IN ({})", marks.join(", ")));
+                }
+                cond.push(')');
+                sql.push_str(&cond);
+            }
+        }
+        let n = ints.len();
+        if status.is_some() {
+            sql.push_str(&format!(" AND status = ${}", n + 1));
+        }
+        sql.push_str(&format!(
+            " ORDER BY id DESC LIMIT ${}",
+            n + 1 + usize::from(status.is_some())
+        ));
+        let mut q = sqlx::query(&sql);
+        for v in &ints {
+            q = q.bind(*v);
+        }
+        if let Some(s) = status {
+            q = q.bind(s);
+        }
+        let rows = q.bind(limit).fetch_all(self.reader()).await?;
+        rows.iter().map(row).collect()
+    }
+}
