@@ -338,5 +338,158 @@ pub async fn act(
     };
     application_set_progress(&mut *tx, id, status, &acted.node, now).await?;
     tx.commit().await?;
+    if acted.node == "routing" && acted.finished.is_none() {
+        if let Some(app) = state.store().application(id).await? {
+            route(state, &app).await?;
+        }
+    }
     Ok(acted)
+}
+
+/// Places an approved application with a funder: starts a routing run with the product
+/// version's funders and the customer's facts, then syncs the workflow with its result
+/// (a simulated funder decides at once; an HTTP funder may answer later by callback).
+pub async fn route(state: &AppState, app: &ApplicationRow) -> Result<(), ApiError> {
+    let customer = state
+        .store()
+        .customer_get(app.customer_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("customer vanished".into()))?;
+    let product = state
+        .store()
+        .product_by_code(&app.product_code)
+        .await?
+        .ok_or_else(|| ApiError::Internal("product vanished".into()))?;
+    let version = state
+        .store()
+        .product_version(product.id, Some(app.product_version))
+        .await?
+        .ok_or_else(|| ApiError::Internal("product version vanished".into()))?;
+    let age = customer
+        .birth_date
+        .as_deref()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .and_then(|b| state.clock().today().years_since(b))
+        .unwrap_or(0);
+    let province = customer
+        .region_code
+        .as_deref()
+        .and_then(|r| r.get(..2))
+        .and_then(zhudai_domain::ident::province_name)
+        .unwrap_or("")
+        .to_owned();
+    let req = zhudai_domain::routing::RoutingRequest {
+        application_ref: app.ref_.clone(),
+        product_code: app.product_code.clone(),
+        amount_fen: app.amount_fen,
+        months: app.months,
+        customer_ref: customer.ref_.clone(),
+        customer: zhudai_domain::routing::CustomerFacts {
+            age: i64::from(age),
+            province,
+        },
+        decision: zhudai_domain::routing::DecisionFacts {
+            risk_grade: "C".into(),
+            score: 0,
+        },
+        allowed_funders: Some(version.spec.funder_codes.clone()),
+    };
+    let run_id = crate::routing::start_run(state, &req, "system")
+        .await
+        .map_err(|e| ApiError::Internal(format!("routing: {e}")))?;
+    zhudai_store::applications::application_set_routing(
+        state.store().writer(),
+        app.id,
+        run_id,
+        None,
+        state.now_ms(),
+    )
+    .await?;
+    sync_routing(state, app.id).await
+}
+
+/// Moves the workflow on when the application's routing run has finished: the
+/// `funder_decided` event with `funder.approved` true when a funder took it. Does
+/// nothing while the run is still waiting (a callback or a retry will call this again).
+pub async fn sync_routing(state: &AppState, app_id: i64) -> Result<(), ApiError> {
+    let Some(app) = state.store().application(app_id).await? else {
+        return Ok(());
+    };
+    let Some(run_id) = app.routing_run_id else {
+        return Ok(());
+    };
+    let Some((run, _)) = state.store().routing_run(run_id).await? else {
+        return Ok(());
+    };
+    let approved = match run.state.as_str() {
+        "routed" => true,
+        "exhausted" => false,
+        _ => return Ok(()),
+    };
+    let inst = instance(state, &app).await?;
+    if inst.node != "routing" || inst.status != "running" {
+        return Ok(());
+    }
+    let def = wf::definition(
+        state.store(),
+        &inst.definition_code,
+        inst.definition_version,
+    )
+    .await?;
+    let mut facts = facts(state, &app, &def).await?;
+    if let Some(slot) = def.schema.slot("funder.approved") {
+        facts
+            .set_bool(slot, approved)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await?;
+    let acted = match wf::act_in(
+        &mut tx,
+        state.store(),
+        None,
+        inst.id,
+        Some(inst.version),
+        &Action::Event {
+            name: "funder_decided".into(),
+        },
+        &facts,
+        now,
+    )
+    .await
+    {
+        Ok(a) => a,
+        // Someone else synced it at the same moment.
+        Err(ApiError::Conflict(_)) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    let status = match &acted.finished {
+        Some(o) => status_of(&acted.node, &Status::Finished { outcome: o.clone() }),
+        None => status_of(&acted.node, &Status::Running),
+    };
+    application_set_progress(&mut *tx, app.id, status, &acted.node, now).await?;
+    zhudai_store::applications::application_set_routing(
+        &mut *tx,
+        app.id,
+        run_id,
+        run.funder_code.as_deref().filter(|_| approved),
+        now,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// [`sync_routing`] for the application a routing run was started for (by its ref);
+/// called when a run finishes outside a request of ours (a callback, a retry).
+pub async fn sync_routing_by_ref(state: &AppState, application_ref: &str) {
+    match state.store().application_by_ref(application_ref).await {
+        Ok(Some(app)) => {
+            if let Err(e) = sync_routing(state, app.id).await {
+                tracing::warn!(application = app.id, error = %e, "could not move the application on after routing");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "looking up a routed application"),
+    }
 }

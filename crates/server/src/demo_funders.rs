@@ -1,7 +1,7 @@
 //! Demo data of the funder network (demo mode only): a city commercial bank and a
 //! consumer-finance company as funders, a credit enhancer, a data provider and a
 //! collection agency, all admitted with checklists, limits and pricing for the demo
-//! products `consumer_12_36` and `business_if`; one more bank still applying (to try the
+//! products `consumer_std`, `biz_interest_first`, `bridge_bullet` and `consumer_pilot`; one more bank still applying (to try the
 //! admission workflow); and simulated routing runs so the performance pages have data.
 
 use zhudai_domain::routing::{
@@ -45,7 +45,12 @@ const SEEDS: &[Seed] = &[
             "国家金融监督管理总局上海监管局",
         ),
         limits: Some((5_000_000, 200_000_000, 300_000)),
-        pricing: &[("consumer_12_36", "0.072"), ("business_if", "0.065")],
+        pricing: &[
+            ("consumer_std", "0.072"),
+            ("biz_interest_first", "0.065"),
+            ("bridge_bullet", "0.07"),
+            ("consumer_pilot", "0.075"),
+        ],
         review_on: "2026-12-20",
     },
     Seed {
@@ -64,7 +69,7 @@ const SEEDS: &[Seed] = &[
             "国家金融监督管理总局浙江监管局",
         ),
         limits: Some((2_000_000, 80_000_000, 200_000)),
-        pricing: &[("consumer_12_36", "0.098")],
+        pricing: &[("consumer_std", "0.098"), ("consumer_pilot", "0.098")],
         review_on: "2027-06-30",
     },
     Seed {
@@ -140,7 +145,7 @@ const SEEDS: &[Seed] = &[
             "国家金融监督管理总局四川监管局",
         ),
         limits: Some((3_000_000, 100_000_000, 300_000)),
-        pricing: &[("consumer_12_36", "0.078"), ("business_if", "0.068")],
+        pricing: &[("consumer_std", "0.078"), ("biz_interest_first", "0.068")],
         review_on: "",
     },
 ];
@@ -345,9 +350,9 @@ async fn seed_runs(
     for i in 0..40_i64 {
         let at = now_ms - (i % 14) * 86_400_000 - (i * 7_919 % 36_000) * 1000;
         let product = if i % 4 == 3 {
-            "business_if"
+            "biz_interest_first"
         } else {
-            "consumer_12_36"
+            "consumer_std"
         };
         let req = RoutingRequest {
             application_ref: format!("DEMO-APP-{:04}", i + 1),

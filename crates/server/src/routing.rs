@@ -946,10 +946,10 @@ pub async fn run_advance_job(state: AppState, job: Job) -> Result<(), String> {
     } else if run.state != "running" {
         return Ok(());
     }
-    advance(&state, run_id)
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    advance(&state, run_id).await.map_err(|e| e.to_string())?;
+    // Applications (issue #6): move the application's workflow on if the run finished.
+    crate::applications::sync_routing_by_ref(&state, &run.application_ref).await;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1104,6 +1104,8 @@ pub async fn apply_callback(
     ));
     zhudai_store::audit::append(&mut tx, &draft).await?;
     tx.commit().await.map_err(db)?;
+    // Applications (issue #6): a funder's decision moves the application's workflow on.
+    crate::applications::sync_routing_by_ref(state, &body.application_ref).await;
     Ok(result)
 }
 

@@ -14,6 +14,9 @@ CREATE TABLE applications (
     status TEXT NOT NULL DEFAULT 'draft' CONSTRAINT applications_status_check
         CHECK (status IN ('draft', 'in_progress', 'approved', 'rejected', 'withdrawn', 'expired', 'disbursed')),
     node TEXT NOT NULL DEFAULT 'draft',
+    -- Funder routing: the run placing it and the funder that took it.
+    routing_run_id BIGINT,
+    funder_code TEXT,
     owner_user_id BIGINT NOT NULL REFERENCES users (id),
     org_unit_id BIGINT REFERENCES org_units (id),
     created_at_ms BIGINT NOT NULL,

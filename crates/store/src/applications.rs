@@ -20,6 +20,8 @@ pub struct ApplicationRow {
     pub purpose: Option<String>,
     pub status: String,
     pub node: String,
+    pub routing_run_id: Option<i64>,
+    pub funder_code: Option<String>,
     pub owner_user_id: i64,
     pub org_unit_id: Option<i64>,
     pub created_at_ms: i64,
@@ -43,7 +45,7 @@ pub struct NewApplication<'a> {
 
 const COLUMNS: &str =
     "id, ref, customer_id, product_code, product_version, amount_fen, months, method, purpose, \
-    status, node, owner_user_id, org_unit_id, created_at_ms, updated_at_ms";
+    status, node, routing_run_id, funder_code, owner_user_id, org_unit_id, created_at_ms, updated_at_ms";
 
 fn row(r: &AnyRow) -> Result<ApplicationRow, StoreError> {
     Ok(ApplicationRow {
@@ -58,6 +60,8 @@ fn row(r: &AnyRow) -> Result<ApplicationRow, StoreError> {
         purpose: r.try_get("purpose")?,
         status: r.try_get("status")?,
         node: r.try_get("node")?,
+        routing_run_id: r.try_get("routing_run_id")?,
+        funder_code: r.try_get("funder_code")?,
         owner_user_id: r.try_get("owner_user_id")?,
         org_unit_id: r.try_get("org_unit_id")?,
         created_at_ms: r.try_get("created_at_ms")?,
@@ -114,7 +118,43 @@ where
     Ok(())
 }
 
+/// Records the routing run placing the application, and the funder once one took it.
+pub async fn application_set_routing<'c, E>(
+    exec: E,
+    id: i64,
+    run_id: i64,
+    funder_code: Option<&str>,
+    now_ms: i64,
+) -> Result<(), StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    sqlx::query(
+        "UPDATE applications SET routing_run_id = $2, funder_code = $3, updated_at_ms = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(run_id)
+    .bind(funder_code)
+    .bind(now_ms)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
 impl Store {
+    pub async fn application_by_ref(
+        &self,
+        ref_: &str,
+    ) -> Result<Option<ApplicationRow>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM applications WHERE ref = $1"
+        ))
+        .bind(ref_)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(row).transpose()
+    }
+
     pub async fn application(&self, id: i64) -> Result<Option<ApplicationRow>, StoreError> {
         let r = sqlx::query(&format!("SELECT {COLUMNS} FROM applications WHERE id = $1"))
             .bind(id)

@@ -135,11 +135,9 @@ async fn an_application_goes_from_draft_to_routing(db: &TestDb) {
         codes.contains(&200) && codes.contains(&409),
         "{codes:?} {a1:?} {a2:?}"
     );
+    // Approved: routed to the product's funders (simulated in the demo), whose decision
+    // moves the workflow on by itself.
     let d = get(&cm).await;
-    assert_eq!(
-        (d["status"].as_str(), d["node"].as_str()),
-        (Some("approved"), Some("routing"))
-    );
     let steps: Vec<&str> = d["history"]
         .as_array()
         .unwrap()
@@ -147,9 +145,46 @@ async fn an_application_goes_from_draft_to_routing(db: &TestDb) {
         .map(|s| s["to_node"].as_str().unwrap())
         .collect();
     assert_eq!(
-        steps,
-        vec!["draft", "doc_review", "decision", "approval", "routing"]
+        steps[..5],
+        ["draft", "doc_review", "decision", "approval", "routing"]
     );
+    let run = db
+        .store
+        .application(id)
+        .await
+        .unwrap()
+        .unwrap()
+        .routing_run_id;
+    assert!(run.is_some(), "a routing run was started");
+    // The demo's simulated funders draw from the application's random reference: the
+    // workflow must follow whatever the routing run concluded.
+    let (run, _) = db.store.routing_run(run.unwrap()).await.unwrap().unwrap();
+    let row = db.store.application(id).await.unwrap().unwrap();
+    match run.state.as_str() {
+        "routed" => {
+            assert_eq!(
+                (d["status"].as_str(), d["node"].as_str()),
+                (Some("approved"), Some("contract")),
+                "{d}"
+            );
+            assert_eq!(row.funder_code, run.funder_code);
+            assert!(
+                matches!(row.funder_code.as_deref(), Some("bank_a" | "cfc_b")),
+                "{:?}",
+                row.funder_code
+            );
+        }
+        "exhausted" => {
+            assert_eq!(
+                (d["status"].as_str(), d["node"].as_str()),
+                (Some("rejected"), Some("rejected")),
+                "{d}"
+            );
+            assert_eq!(row.funder_code, None);
+        }
+        other => panic!("the simulated funders decide at once; the run is {other}"),
+    }
+    assert_eq!(steps.last().copied(), d["node"].as_str());
     // The approver's list shows it; the manager's list too (own scope).
     let list: Value = c
         .get(app.url("/api/v1/applications"))
