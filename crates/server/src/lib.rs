@@ -12,6 +12,9 @@ pub mod customers;
 pub mod demo;
 pub mod error;
 pub mod http;
+// Bulk customer import and export (issue #4 part 5).
+pub mod export;
+pub mod import;
 pub mod jobs;
 pub mod state;
 pub mod ui;

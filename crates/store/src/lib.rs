@@ -14,6 +14,7 @@ pub mod customers;
 pub mod db;
 pub mod error;
 pub mod identity;
+pub mod imports;
 pub mod jobs;
 pub mod keys;
 pub mod meta;

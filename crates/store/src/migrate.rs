@@ -53,6 +53,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "customers",
         sql: include_str!("../migrations/0004_customers.sql"),
     },
+    // Bulk customer import and export (issue #4 part 5).
+    Migration {
+        version: 8,
+        name: "imports",
+        sql: include_str!("../migrations/0008_imports.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

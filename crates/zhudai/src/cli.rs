@@ -84,6 +84,23 @@ pub enum Command {
         #[command(subcommand)]
         what: crate::bench::BenchWhat,
     },
+    // --- Bulk customer import and export (issue #4 part 5) ---
+    /// Import data from files (CSV, XLSX) with a progress bar
+    Import {
+        #[command(subcommand)]
+        what: crate::import::ImportWhat,
+    },
+    /// Export data to files
+    Export {
+        #[command(subcommand)]
+        what: crate::import::ExportWhat,
+    },
+    /// Demo and test data
+    Demo {
+        #[command(subcommand)]
+        what: crate::import::DemoWhat,
+    },
+    // --- end bulk import and export ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +216,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             Ok(())
         }
         Command::Bench { what } => crate::bench::run(config, what).await,
+        // Bulk customer import and export (issue #4 part 5).
+        Command::Import { what } => crate::import::run_import(config, what).await,
+        Command::Export { what } => crate::import::run_export(config, what).await,
+        Command::Demo { what } => crate::import::run_demo(what).await,
     }
 }
 

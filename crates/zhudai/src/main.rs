@@ -4,6 +4,7 @@ mod audit;
 mod bench;
 mod cli;
 mod config;
+mod import;
 mod keys;
 
 use std::io::Write;
