@@ -62,6 +62,12 @@ pub const PERMISSIONS: &[PermissionDef] = &[
     ),
     p("customer.import", "批量导入客户", "Import customers"),
     p("customer.export", "导出客户", "Export customers"),
+    // Bulk customer import and export (issue #4 part 5): four-eyes approval of large exports.
+    p(
+        "customer.export.approve",
+        "审批大批量客户导出",
+        "Approve large customer exports",
+    ),
     p("document.read", "查看客户资料", "View documents"),
     p("document.upload", "上传客户资料", "Upload documents"),
     p("document.verify", "核验客户资料", "Verify documents"),
@@ -322,6 +328,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "customer.create",
             "customer.update",
             "customer.reveal",
+            "customer.import",
+            "customer.export",
             "document.read",
             "document.upload",
             "application.read",
@@ -439,6 +447,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
         permissions: &[
             "org.read",
             "customer.read",
+            "customer.import",
+            "customer.export",
             "application.read",
             "product.read",
             "funder.read",
@@ -499,6 +509,7 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "aml.work",
             "aml.report",
             "report.read",
+            "customer.export.approve",
         ],
         clear_fields: &["customer.id_number"],
     },

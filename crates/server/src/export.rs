@@ -147,8 +147,9 @@ mod db_key {
 const PAGE: i64 = 1_000;
 
 /// Every customer in `scope` as a CSV (UTF-8 with BOM, which Excel opens correctly) or
-/// XLSX file, C3 fields masked unless `clear_fields` holds their clear-field code. Appends
-/// the audit record (actor, rows, clear fields). Returns the bytes and the row count.
+/// XLSX file, C3 fields masked unless `clear_fields` holds their clear-field code. Returns
+/// the bytes, the row count and the audit record (actor, rows, clear fields), which the
+/// caller appends (with whatever else it writes in the same transaction).
 #[allow(clippy::too_many_arguments)]
 pub async fn export_to_bytes(
     store: &Store,
@@ -159,7 +160,7 @@ pub async fn export_to_bytes(
     actor: &str,
     roles: &str,
     now_ms: i64,
-) -> Result<(Vec<u8>, i64), ExportError> {
+) -> Result<(Vec<u8>, i64, AuditDraft), ExportError> {
     let mut rows: Vec<Vec<String>> = Vec::new();
     let mut after = 0_i64;
     loop {
@@ -227,8 +228,7 @@ pub async fn export_to_bytes(
             format.as_str(),
             if clear.is_empty() { "none".to_owned() } else { clear.join(",") }
         ));
-    store.audit_append(&draft).await?;
-    Ok((bytes, n))
+    Ok((bytes, n, draft))
 }
 
 #[cfg(test)]

@@ -52,6 +52,8 @@ impl JobRegistry {
             crate::audit_checkpoint::JOB_KIND,
             crate::audit_checkpoint::run_job,
         );
+        // Bulk customer import (issue #4 part 5).
+        registry.register(crate::import::job::JOB_KIND, crate::import::job::run_job);
         registry
     }
 }

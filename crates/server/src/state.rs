@@ -23,6 +23,8 @@ pub struct ServerSettings {
     /// How long audit records must be kept. zhudai never deletes them; this is the
     /// policy shown to operators and auditors (default 10 years, AML record keeping).
     pub audit_retention_days: u32,
+    /// Customer exports above this many rows need another person's approval (four eyes).
+    pub export_approval_rows: u64,
 }
 
 impl Default for ServerSettings {
@@ -34,6 +36,7 @@ impl Default for ServerSettings {
             demo: false,
             auth: AuthPolicy::default(),
             audit_retention_days: 3650,
+            export_approval_rows: 1000,
         }
     }
 }
@@ -80,6 +83,11 @@ impl AppState {
 
     pub fn clock(&self) -> &dyn Clock {
         self.0.clock.as_ref()
+    }
+
+    /// The clock, shared (for work that outlives the request, e.g. an import job).
+    pub fn clock_arc(&self) -> Arc<dyn Clock> {
+        self.0.clock.clone()
     }
 
     pub fn now_ms(&self) -> i64 {

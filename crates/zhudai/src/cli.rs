@@ -296,6 +296,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             ..Default::default()
         },
         audit_retention_days: config.audit_retention_days,
+        export_approval_rows: config.export_approval_rows,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

@@ -70,6 +70,11 @@ pub struct Config {
     /// 等保 2.0 six-month floor). zhudai never deletes audit records.
     #[serde(default = "defaults::audit_retention_days")]
     pub audit_retention_days: u32,
+    /// Customer exports of more rows than this need approval by another person holding
+    /// `customer.export.approve` (four eyes); smaller ones download directly. Every
+    /// export is audited.
+    #[serde(default = "defaults::export_approval_rows")]
+    pub export_approval_rows: u64,
 }
 
 mod defaults {
@@ -98,6 +103,9 @@ mod defaults {
     }
     pub fn audit_retention_days() -> u32 {
         3650
+    }
+    pub fn export_approval_rows() -> u64 {
+        1000
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()

@@ -301,7 +301,7 @@ pub fn gen_customers(
     rows: u64,
     bad_every: u64,
     seed: u64,
-) -> std::io::Result<Vec<String>> {
+) -> std::io::Result<Vec<(String, bool)>> {
     let mut w = csv::Writer::from_writer(w);
     w.write_record([
         "kind",
@@ -381,7 +381,7 @@ pub fn gen_customers(
                 }
             }
         } else {
-            good.push(id.clone());
+            good.push((id.clone(), enterprise));
         }
         w.write_record([
             if enterprise { "enterprise" } else { "individual" },
@@ -452,10 +452,266 @@ pub async fn run_export(config: Config, what: ExportWhat) -> Result<(), Failure>
         clock.now().timestamp_millis(),
     )
     .await;
+    let (bytes, rows, draft) = match result {
+        Ok(r) => r,
+        Err(e) => {
+            store.close().await;
+            return Err(Failure::Runtime(e.to_string()));
+        }
+    };
+    let audited = store.audit_append(&draft).await;
     store.close().await;
-    let (bytes, rows) = result.map_err(|e| Failure::Runtime(e.to_string()))?;
+    audited?;
     std::fs::write(&path, bytes)
         .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?;
     out(&format!("exported {rows} customers to {}", path.display()));
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// zhudai bench import
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn line(measure: &str, value: String) {
+    out(&format!("| {measure} | {value} |"));
+}
+
+pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bool) -> Result<(), Failure> {
+    use std::time::Instant;
+    use zhudai_store::customers::{CustomerQuery, IndexedField};
+    let store = open_store(&config).await?;
+    store.migrate().await?;
+    if store.customer_count().await? > 0 {
+        store.close().await;
+        return Err(Failure::Config(
+            "the database already holds customers: give an empty database (--data-dir or --database-url)".into(),
+        ));
+    }
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let now = clock.now().timestamp_millis();
+    zhudai_server::auth::seed::ensure_roles(&store, now)
+        .await
+        .map_err(|e| Failure::Runtime(e.to_string()))?;
+    let vault = open_vault(&store, &config, clock.clone()).await?;
+    let owner = match store.user_by_username("bench_import").await? {
+        Some(u) => u,
+        None => {
+            zhudai_server::auth::users::create_user(
+                &store,
+                &vault,
+                &zhudai_server::auth::users::UserSpec {
+                    username: "bench_import",
+                    display_name: "bench_import",
+                    password: "Bench-Import-Only-1",
+                    roles: &["operations".to_owned()],
+                    org_unit_id: None,
+                    must_change_password: true,
+                    phone: None,
+                    id_number: None,
+                },
+                &zhudai_crypto::password::Argon2Params::default(),
+                now,
+            )
+            .await
+            .map_err(|p| Failure::Runtime(format!("{p:?}")))?;
+            store
+                .user_by_username("bench_import")
+                .await?
+                .ok_or_else(|| Failure::Runtime("bench user vanished".into()))?
+        }
+    };
+    // 1. The file.
+    let path = config.data_dir.join(format!("bench-customers-{rows}.csv"));
+    let t = Instant::now();
+    let good = {
+        let file = std::fs::File::create(&path)
+            .map_err(|e| Failure::Runtime(format!("cannot create {}: {e}", path.display())))?;
+        let mut w = std::io::BufWriter::new(file);
+        let good = gen_customers(&mut w, rows, 50, 1).map_err(|e| Failure::Runtime(e.to_string()))?;
+        w.flush().map_err(|e| Failure::Runtime(e.to_string()))?;
+        good
+    };
+    let gen_s = t.elapsed().as_secs_f64();
+    let bytes = std::fs::read(&path).map_err(|e| Failure::Runtime(e.to_string()))?;
+    // 2. The import.
+    let t = Instant::now();
+    let table = Table::parse(&bytes).map_err(|e| Failure::Runtime(e.to_string()))?;
+    let (_, first) = import_file(
+        &store, &vault, clock.clone(), &path, &bytes, table, &owner, false, false, DEFAULT_BATCH_ROWS, true,
+    )
+    .await?;
+    let import_s = t.elapsed().as_secs_f64();
+    // 3. Again: nothing changes.
+    let second = if reimport {
+        let t = Instant::now();
+        let table = Table::parse(&bytes).map_err(|e| Failure::Runtime(e.to_string()))?;
+        let (_, o) = import_file(
+            &store, &vault, clock.clone(), &path, &bytes, table, &owner, false, false, DEFAULT_BATCH_ROWS, true,
+        )
+        .await?;
+        Some((o, t.elapsed().as_secs_f64()))
+    } else {
+        None
+    };
+    // 4. Exact-ID search through the blind index, as the customer list does it.
+    let total_customers = store.customer_count().await?;
+    let step = (good.len() as u64 / searches.max(1)).max(1) as usize;
+    let mut lat = Vec::new();
+    let mut found = 0;
+    for (id, enterprise) in good.iter().step_by(step).take(searches as usize) {
+        let t = Instant::now();
+        let kind = if *enterprise {
+            zhudai_crypto::blind_index::FieldKind::CreditCode
+        } else {
+            zhudai_crypto::blind_index::FieldKind::IdNumber
+        };
+        let bidx = vault.blind_index(kind, id);
+        let page = store
+            .customer_list(&CustomerQuery {
+                scope: &ScopeFilter::All,
+                name: None,
+                exact: Some((IndexedField::IdNumber, &bidx)),
+                kind: None,
+                status: None,
+                offset: 0,
+                limit: 20,
+            })
+            .await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        if page.rows.len() == 1 {
+            found += 1;
+        }
+    }
+    lat.sort_by(|a, b| a.total_cmp(b));
+    // 5. The peer: the same CSV loaded by the database's own bulk loader.
+    let peer = peer_load(&config, &store, &path).await;
+    let db_name = crate::bench::database_name(&config);
+    store.close().await;
+    out(&format!(
+        "bench import: zhudai {}, {db_name}, {}, release build: {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::bench::machine(),
+        !cfg!(debug_assertions)
+    ));
+    out("| measure | value |");
+    out("|---|---|");
+    line("file", format!("{rows} rows ({} valid, {} bad), {:.1} MB, generated in {gen_s:.1} s", good.len(), rows - good.len() as u64, bytes.len() as f64 / 1e6));
+    let c = first.counts;
+    line(
+        "import (validation + per-customer key + encryption + blind indexes + insert)",
+        format!(
+            "{import_s:.1} s, **{:.0} rows/s** (inserted {}, rejected {})",
+            rows as f64 / import_s,
+            c.inserted,
+            c.rejected
+        ),
+    );
+    if let Some((o, s)) = &second {
+        line(
+            "re-import of the same file (decrypt + compare, nothing written)",
+            format!(
+                "{s:.1} s, {:.0} rows/s (inserted {}, updated {}, unchanged {}, rejected {})",
+                rows as f64 / s,
+                o.counts.inserted,
+                o.counts.updated,
+                o.counts.unchanged,
+                o.counts.rejected
+            ),
+        );
+    }
+    line(
+        &format!("exact-ID search at {total_customers} customers ({} searches, {found} found)", lat.len()),
+        format!(
+            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            percentile(&lat, 0.5),
+            percentile(&lat, 0.99),
+            lat.last().copied().unwrap_or(0.0)
+        ),
+    );
+    match peer {
+        Ok((what, s)) => line(&format!("peer: {what}"), format!("{s:.1} s, {:.0} rows/s", rows as f64 / s)),
+        Err(e) => line("peer", format!("not measured: {e}")),
+    }
+    Ok(())
+}
+
+/// Loads the CSV with the database's own bulk loader (no validation, no encryption) into
+/// a scratch table with an index on the ID number; returns what ran and its seconds.
+async fn peer_load(config: &Config, store: &Store, csv: &Path) -> Result<(String, f64), String> {
+    use std::time::Instant;
+    match store.backend() {
+        zhudai_store::Backend::Sqlite => {
+            let db = config.data_dir.join("bench-peer.db");
+            let _ = std::fs::remove_file(&db);
+            let script = format!(
+                "PRAGMA journal_mode=WAL;\nCREATE TABLE t (kind, name, id_number, phone, bank_card, email, address, monthly_income);\n\
+                 CREATE INDEX t_id ON t (id_number);\n.import --csv --skip 1 {} t\nSELECT COUNT(*) FROM t;\n",
+                csv.display()
+            );
+            let t = Instant::now();
+            let out = std::process::Command::new("sqlite3")
+                .arg(&db)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    if let Some(mut stdin) = child.stdin.take() {
+                        stdin.write_all(script.as_bytes())?;
+                    }
+                    child.wait_with_output()
+                })
+                .map_err(|e| format!("sqlite3: {e}"))?;
+            let s = t.elapsed().as_secs_f64();
+            let _ = std::fs::remove_file(&db);
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            Ok(("sqlite3 .import of the same CSV into an indexed table (no validation, no encryption)".into(), s))
+        }
+        zhudai_store::Backend::Postgres => {
+            let url = config
+                .database_url
+                .as_ref()
+                .map(|u| secrecy::ExposeSecret::expose_secret(u).to_owned())
+                .ok_or("no database URL")?;
+            let script = format!(
+                "DROP TABLE IF EXISTS zhudai_bench_copy_peer;\n\
+                 CREATE TABLE zhudai_bench_copy_peer (kind text, name text, id_number text, phone text, bank_card text, email text, address text, monthly_income text);\n\
+                 CREATE INDEX ON zhudai_bench_copy_peer (id_number);\n\
+                 \\copy zhudai_bench_copy_peer FROM '{}' WITH (FORMAT csv, HEADER true)\n\
+                 DROP TABLE zhudai_bench_copy_peer;\n",
+                csv.display()
+            );
+            let t = Instant::now();
+            let out = std::process::Command::new("psql")
+                .arg(&url)
+                .arg("-v")
+                .arg("ON_ERROR_STOP=1")
+                .arg("-q")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .and_then(|mut child| {
+                    if let Some(mut stdin) = child.stdin.take() {
+                        stdin.write_all(script.as_bytes())?;
+                    }
+                    child.wait_with_output()
+                })
+                .map_err(|e| format!("psql: {e}"))?;
+            let s = t.elapsed().as_secs_f64();
+            if !out.status.success() {
+                return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+            }
+            Ok(("psql \\copy of the same CSV into an indexed table (no validation, no encryption)".into(), s))
+        }
+    }
 }

@@ -4,6 +4,9 @@
 
 pub mod audit;
 pub mod auth;
+// Bulk customer import and export (issue #4 part 5).
+pub mod customer_exports;
+pub mod customer_imports;
 pub mod docs;
 pub mod system;
 pub mod users;
@@ -29,6 +32,7 @@ use utoipa_axum::routes;
         (name = "auth", description = "Signing in and out; the caller's own account, sessions and tokens"),
         (name = "audit", description = "The tamper-evident audit trail: search, CSV export, chain verification, signed checkpoints"),
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
+        (name = "customers", description = "Customers; bulk import (CSV/XLSX) and export with four-eyes approval"),
     )
 )]
 pub struct ApiDoc;
@@ -63,4 +67,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(users::roles))
         .routes(routes!(users::update_role))
         .routes(routes!(users::permissions))
+        // --- Bulk customer import and export (issue #4 part 5) ---
+        .routes(routes!(customer_imports::create))
+        .routes(routes!(customer_imports::get_one))
+        .routes(routes!(customer_imports::errors))
+        .routes(routes!(customer_exports::export))
+        .routes(routes!(customer_exports::request, customer_exports::mine))
+        .routes(routes!(customer_exports::pending))
+        .routes(routes!(customer_exports::decide))
+        .routes(routes!(customer_exports::download))
+        // --- end bulk import and export ---
 }

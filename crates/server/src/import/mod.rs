@@ -4,6 +4,7 @@
 //! Design: docs/decisions/0011-bulk-import.md.
 
 pub mod engine;
+pub mod job;
 pub mod read;
 pub mod report;
 
