@@ -582,6 +582,7 @@ impl Engine {
                 .map_err(|e| ImportFailure::Internal(e.to_string()))?
         };
         let mut conn = self.store.writer().acquire().await?;
+        db::sqlite_cache(&mut conn, Some(db::IMPORT_SQLITE_CACHE_KIB)).await?;
         let result = if opts.strict {
             db::import_reset(&mut conn, import_id).await?;
             db::import_start(&mut conn, import_id, "validating", total, self.now_ms()).await?;
@@ -607,6 +608,7 @@ impl Engine {
                 .await?
         };
         let mut conn = self.store.writer().acquire().await?;
+        db::sqlite_cache(&mut conn, None).await?;
         db::import_finish(&mut conn, import_id, result.status, result.error.as_deref(), self.now_ms()).await?;
         Ok(result)
     }

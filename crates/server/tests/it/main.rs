@@ -5,6 +5,7 @@
 mod api;
 mod audit;
 mod auth;
+mod imports;
 mod browser;
 mod matrix;
 mod support;
