@@ -41,7 +41,9 @@ impl ExportFormat {
     pub fn content_type(self) -> &'static str {
         match self {
             ExportFormat::Csv => "text/csv; charset=utf-8",
-            ExportFormat::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            ExportFormat::Xlsx => {
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            }
         }
     }
 }
@@ -105,7 +107,12 @@ fn shown(field: &str, value: Option<String>, clear_fields: &[&str]) -> String {
 }
 
 /// One exported row.
-fn line(vault: &Vault, keys: &HashMap<String, db_key::Key>, row: &CustomerRow, clear: &[&str]) -> Result<Vec<String>, VaultError> {
+fn line(
+    vault: &Vault,
+    keys: &HashMap<String, db_key::Key>,
+    row: &CustomerRow,
+    clear: &[&str],
+) -> Result<Vec<String>, VaultError> {
     let subj = subject(&row.ref_);
     let dek = keys.get(&subj);
     let dec = |column: &str, ct: &Option<Vec<u8>>| -> Result<Option<String>, VaultError> {
@@ -122,12 +129,24 @@ fn line(vault: &Vault, keys: &HashMap<String, db_key::Key>, row: &CustomerRow, c
         row.kind.clone(),
         shown("name", Some(row.name.clone()), clear),
         row.id_kind.clone(),
-        shown("id_number", dec("id_number_enc", &row.id_number_enc)?, clear),
+        shown(
+            "id_number",
+            dec("id_number_enc", &row.id_number_enc)?,
+            clear,
+        ),
         shown("phone", dec("phone_enc", &row.phone_enc)?, clear),
-        shown("bank_card", dec("bank_card_enc", &row.bank_card_enc)?, clear),
+        shown(
+            "bank_card",
+            dec("bank_card_enc", &row.bank_card_enc)?,
+            clear,
+        ),
         shown("email", dec("email_enc", &row.email_enc)?, clear),
         shown("address", dec("address_enc", &row.address_enc)?, clear),
-        shown("monthly_income", dec("monthly_income_enc", &row.monthly_income_enc)?, clear),
+        shown(
+            "monthly_income",
+            dec("monthly_income_enc", &row.monthly_income_enc)?,
+            clear,
+        ),
         shown("birth_date", row.birth_date.clone(), clear),
         row.gender.clone().unwrap_or_default(),
         region.unwrap_or_default(),
@@ -192,9 +211,11 @@ pub async fn export_to_bytes(
             let mut buf = vec![0xEF, 0xBB, 0xBF];
             {
                 let mut w = csv::Writer::from_writer(&mut buf);
-                w.write_record(COLUMNS).map_err(|e| ExportError::Write(e.to_string()))?;
+                w.write_record(COLUMNS)
+                    .map_err(|e| ExportError::Write(e.to_string()))?;
                 for r in &rows {
-                    w.write_record(r).map_err(|e| ExportError::Write(e.to_string()))?;
+                    w.write_record(r)
+                        .map_err(|e| ExportError::Write(e.to_string()))?;
                 }
                 w.flush().map_err(|e| ExportError::Write(e.to_string()))?;
             }
@@ -226,7 +247,11 @@ pub async fn export_to_bytes(
         .reason(format!(
             "{n} row(s) as {}; in clear: {}",
             format.as_str(),
-            if clear.is_empty() { "none".to_owned() } else { clear.join(",") }
+            if clear.is_empty() {
+                "none".to_owned()
+            } else {
+                clear.join(",")
+            }
         ));
     Ok((bytes, n, draft))
 }
@@ -237,11 +262,27 @@ mod tests {
 
     #[test]
     fn c3_fields_are_masked_unless_cleared() {
-        assert_eq!(shown("phone", Some("13800138000".into()), &[]), "138****8000");
-        assert_eq!(shown("phone", Some("13800138000".into()), &["customer.phone"]), "13800138000");
-        assert_eq!(shown("monthly_income", Some("12000.00".into()), &["customer.phone"]), "***");
+        assert_eq!(
+            shown("phone", Some("13800138000".into()), &[]),
+            "138****8000"
+        );
+        assert_eq!(
+            shown("phone", Some("13800138000".into()), &["customer.phone"]),
+            "13800138000"
+        );
+        assert_eq!(
+            shown(
+                "monthly_income",
+                Some("12000.00".into()),
+                &["customer.phone"]
+            ),
+            "***"
+        );
         // C1/C2 without a clear-field permission are shown as they are on screen.
         assert_eq!(shown("kind", Some("individual".into()), &[]), "individual");
-        assert_eq!(clear_columns(&["customer.phone", "customer.income"]), vec!["phone", "monthly_income"]);
+        assert_eq!(
+            clear_columns(&["customer.phone", "customer.income"]),
+            vec!["phone", "monthly_income"]
+        );
     }
 }

@@ -486,7 +486,8 @@ impl Vault {
     /// (`zhudai_store::imports::data_keys_insert_many`).
     pub fn new_subject_key(&self, key_id: &str) -> Result<(Dek, WrappedDek), VaultError> {
         let dek = Dek::generate_with_id(key_id).map_err(field_error)?;
-        let wrapped = wrap_dek(&dek, self.ring().active(), self.0.algorithm).map_err(field_error)?;
+        let wrapped =
+            wrap_dek(&dek, self.ring().active(), self.0.algorithm).map_err(field_error)?;
         Ok((dek, wrapped))
     }
 
@@ -501,7 +502,12 @@ impl Vault {
     }
 
     /// [`Vault::encrypt_field`] with the subject's key in hand: no store access.
-    pub fn encrypt_with(&self, dek: &Dek, aad: &FieldAad<'_>, plaintext: &str) -> Result<Vec<u8>, VaultError> {
+    pub fn encrypt_with(
+        &self,
+        dek: &Dek,
+        aad: &FieldAad<'_>,
+        plaintext: &str,
+    ) -> Result<Vec<u8>, VaultError> {
         self.0
             .cipher
             .encrypt(dek, &aad.to_bytes(), plaintext.as_bytes())
@@ -509,7 +515,12 @@ impl Vault {
     }
 
     /// [`Vault::decrypt_field`] with the subject's key in hand: no store access.
-    pub fn decrypt_with(&self, dek: &Dek, aad: &FieldAad<'_>, ciphertext: &[u8]) -> Result<Zeroizing<String>, VaultError> {
+    pub fn decrypt_with(
+        &self,
+        dek: &Dek,
+        aad: &FieldAad<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<String>, VaultError> {
         let mut plain = self
             .0
             .cipher
@@ -526,7 +537,11 @@ impl Vault {
 
     /// Encrypts `plaintext` under the system data key (data that belongs to no subject,
     /// e.g. an uploaded import file waiting for the worker).
-    pub fn encrypt_system(&self, aad: &FieldAad<'_>, plaintext: &[u8]) -> Result<Vec<u8>, VaultError> {
+    pub fn encrypt_system(
+        &self,
+        aad: &FieldAad<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
         self.0
             .cipher
             .encrypt(&self.0.system, &aad.to_bytes(), plaintext)
@@ -534,7 +549,11 @@ impl Vault {
     }
 
     /// Decrypts what [`Vault::encrypt_system`] made for the same place.
-    pub fn decrypt_system(&self, aad: &FieldAad<'_>, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+    pub fn decrypt_system(
+        &self,
+        aad: &FieldAad<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
         self.0
             .cipher
             .decrypt(&self.0.system, &aad.to_bytes(), ciphertext)

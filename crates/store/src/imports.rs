@@ -6,7 +6,9 @@
 //! customers, their data keys, their errors, the job's progress and the audit record in
 //! one transaction: after a crash either all of a batch is there or none of it.
 
-use crate::customers::{bind_all, row, scope_sql, Bind, CustomerRow, CustomerValues, ScopeFilter, COLUMNS};
+use crate::customers::{
+    bind_all, row, scope_sql, Bind, CustomerRow, CustomerValues, ScopeFilter, COLUMNS,
+};
 use crate::db::Store;
 use crate::error::StoreError;
 use crate::keys::SubjectDek;
@@ -20,7 +22,11 @@ use zhudai_crypto::envelope::WrappedDek;
 /// per statement keeps that cost small next to the insert itself. PostgreSQL takes large statements (limit 65535
 /// values). Full batches reuse one prepared statement.
 fn rows_per_statement(conn: &AnyConnection, cols: usize) -> usize {
-    let budget = if conn.backend_name().eq_ignore_ascii_case("sqlite") { 100 } else { 8_000 };
+    let budget = if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        100
+    } else {
+        8_000
+    };
     (budget / cols).max(1)
 }
 
@@ -484,7 +490,8 @@ pub struct ExportRequest {
     pub created_at_ms: i64,
 }
 
-const EXPORT_COLUMNS: &str = "id, requested_by, file_format, row_count, clear_fields, reason, status, decided_by, \
+const EXPORT_COLUMNS: &str =
+    "id, requested_by, file_format, row_count, clear_fields, reason, status, decided_by, \
     decided_at_ms, decision_note, downloaded_at_ms, created_at_ms";
 
 fn export_row(r: &AnyRow) -> Result<ExportRequest, StoreError> {
@@ -655,10 +662,12 @@ impl Store {
     /// The encrypted uploaded file of an import, while it exists.
     pub async fn import_file(&self, import_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT content_enc FROM customer_import_files WHERE import_id = $1")
-                .bind(import_id)
-                .fetch_optional(self.reader())
-                .await?,
+            sqlx::query_scalar(
+                "SELECT content_enc FROM customer_import_files WHERE import_id = $1",
+            )
+            .bind(import_id)
+            .fetch_optional(self.reader())
+            .await?,
         )
     }
 

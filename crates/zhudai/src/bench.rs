@@ -67,7 +67,7 @@ pub enum BenchWhat {
         /// One JSON object per line instead of a table
         #[arg(long)]
         json: bool,
-    },    // --- Bulk customer import (issue #4 part 5) ---
+    }, // --- Bulk customer import (issue #4 part 5) ---
     /// Generates a CSV of synthetic customers (2% bad rows), imports it into the
     /// configured database (which must hold no customers), re-imports it (idempotent),
     /// measures exact-ID search latency at that size, and times a peer (sqlite3 .import /

@@ -93,24 +93,15 @@ pub async fn run_import(config: Config, what: ImportWhat) -> Result<(), Failure>
     } = what;
     let bytes = std::fs::read(&file)
         .map_err(|e| Failure::Config(format!("cannot read {}: {e}", file.display())))?;
-    let table = Table::parse(&bytes).map_err(|e| Failure::Config(format!("{}: {e}", file.display())))?;
+    let table =
+        Table::parse(&bytes).map_err(|e| Failure::Config(format!("{}: {e}", file.display())))?;
     let store = open_store(&config).await?;
     store.migrate().await?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let owner = owner_of(&store, owner.as_deref()).await?;
     let result = import_file(
-        &store,
-        &vault,
-        clock,
-        &file,
-        &bytes,
-        table,
-        &owner,
-        dry_run,
-        strict,
-        batch,
-        true,
+        &store, &vault, clock, &file, &bytes, table, &owner, dry_run, strict, batch, true,
     )
     .await;
     let outcome = match result {
@@ -123,24 +114,36 @@ pub async fn run_import(config: Config, what: ImportWhat) -> Result<(), Failure>
     let (id, o) = outcome;
     if let Some(path) = errors {
         let all = store.import_errors(id, i64::MAX).await?;
-        let xlsx = import::report::errors_xlsx(&all).map_err(|e| Failure::Runtime(e.to_string()))?;
+        let xlsx =
+            import::report::errors_xlsx(&all).map_err(|e| Failure::Runtime(e.to_string()))?;
         std::fs::write(&path, xlsx)
             .map_err(|e| Failure::Runtime(format!("cannot write {}: {e}", path.display())))?;
-        eprintln_safe(&format!("error report ({} problem(s)) written to {}", all.len(), path.display()));
+        eprintln_safe(&format!(
+            "error report ({} problem(s)) written to {}",
+            all.len(),
+            path.display()
+        ));
     }
     store.close().await;
     let c = o.counts;
     out(&format!(
         "import {id} {}{}: {} rows; inserted {}, updated {}, unchanged {}, rejected {}{}",
         o.status,
-        if dry_run { " (dry run: nothing written)" } else { "" },
+        if dry_run {
+            " (dry run: nothing written)"
+        } else {
+            ""
+        },
         o.total_rows,
         c.inserted,
         c.updated,
         c.unchanged,
         c.rejected,
         if o.resumed_after > 0 {
-            format!(" (resumed after row {} of an interrupted run)", o.resumed_after)
+            format!(
+                " (resumed after row {} of an interrupted run)",
+                o.resumed_after
+            )
         } else {
             String::new()
         }
@@ -212,7 +215,11 @@ pub(crate) async fn import_file(
             job.id
         }
         None => {
-            let mut conn = store.writer().acquire().await.map_err(zhudai_store::StoreError::from)?;
+            let mut conn = store
+                .writer()
+                .acquire()
+                .await
+                .map_err(zhudai_store::StoreError::from)?;
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -242,11 +249,9 @@ pub(crate) async fn import_file(
         ProgressBar::hidden()
     };
     bar.set_style(
-        ProgressStyle::with_template(
-            "{msg:10} [{bar:40}] {pos}/{len} rows, {per_sec}, ETA {eta}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("{msg:10} [{bar:40}] {pos}/{len} rows, {per_sec}, ETA {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     let progress_bar = bar.clone();
     let progress: import::ProgressFn = Arc::new(move |phase, c, total| {
@@ -276,8 +281,19 @@ pub(crate) async fn import_file(
     match result {
         Ok(o) => Ok((id, o)),
         Err(e) => {
-            let mut conn = store.writer().acquire().await.map_err(zhudai_store::StoreError::from)?;
-            let _ = db::import_finish(&mut conn, id, "failed", Some(&e.to_string()), clock.now().timestamp_millis()).await;
+            let mut conn = store
+                .writer()
+                .acquire()
+                .await
+                .map_err(zhudai_store::StoreError::from)?;
+            let _ = db::import_finish(
+                &mut conn,
+                id,
+                "failed",
+                Some(&e.to_string()),
+                clock.now().timestamp_millis(),
+            )
+            .await;
             Err(Failure::Runtime(format!("import {id} failed: {e}")))
         }
     }
@@ -287,12 +303,21 @@ pub(crate) async fn import_file(
 // The synthetic file
 
 const SURNAMES: [&str; 20] = [
-    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭", "何", "高", "林", "罗",
+    "王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周", "徐", "孙", "马", "朱", "胡", "郭",
+    "何", "高", "林", "罗",
 ];
 const GIVEN: [&str; 20] = [
-    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明", "超", "秀英", "华", "平",
+    "伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
+    "超", "秀英", "华", "平",
 ];
-const CITIES: [&str; 6] = ["北京市朝阳区", "上海市浦东新区", "广州市天河区", "深圳市南山区", "杭州市西湖区", "成都市武侯区"];
+const CITIES: [&str; 6] = [
+    "北京市朝阳区",
+    "上海市浦东新区",
+    "广州市天河区",
+    "深圳市南山区",
+    "杭州市西湖区",
+    "成都市武侯区",
+];
 
 /// Writes `rows` synthetic customers as CSV with the English header; every
 /// `bad_every`-th row is bad in one of five ways. Returns the ID numbers of the good rows.
@@ -331,9 +356,17 @@ pub fn gen_customers(
         }
         n += 1;
         let name = if enterprise {
-            format!("{}{}科技有限公司", CITIES[rng.below(6) as usize].get(0..6).unwrap_or("北京"), GIVEN[rng.below(20) as usize])
+            format!(
+                "{}{}科技有限公司",
+                CITIES[rng.below(6) as usize].get(0..6).unwrap_or("北京"),
+                GIVEN[rng.below(20) as usize]
+            )
         } else {
-            format!("{}{}", SURNAMES[rng.below(20) as usize], GIVEN[rng.below(20) as usize])
+            format!(
+                "{}{}",
+                SURNAMES[rng.below(20) as usize],
+                GIVEN[rng.below(20) as usize]
+            )
         };
         let mut phone = generate::mobile(s).as_str().to_owned();
         let mut card = generate::unionpay_card(s).as_str().to_owned();
@@ -343,7 +376,12 @@ pub fn gen_customers(
             String::new()
         };
         let address = if rng.below(2) == 0 {
-            format!("{}{}路{}号", CITIES[rng.below(6) as usize], GIVEN[rng.below(20) as usize], 1 + rng.below(300))
+            format!(
+                "{}{}路{}号",
+                CITIES[rng.below(6) as usize],
+                GIVEN[rng.below(20) as usize],
+                1 + rng.below(300)
+            )
         } else {
             String::new()
         };
@@ -369,7 +407,11 @@ pub fn gen_customers(
                 1 => phone = "1234567".into(),
                 2 => {
                     let last = card.pop().unwrap_or('0');
-                    card.push(if last == '9' { '0' } else { char::from(last as u8 + 1) });
+                    card.push(if last == '9' {
+                        '0'
+                    } else {
+                        char::from(last as u8 + 1)
+                    });
                 }
                 3 => name = String::new(),
                 _ => {
@@ -384,7 +426,11 @@ pub fn gen_customers(
             good.push((id.clone(), enterprise));
         }
         w.write_record([
-            if enterprise { "enterprise" } else { "individual" },
+            if enterprise {
+                "enterprise"
+            } else {
+                "individual"
+            },
             name.as_str(),
             id_out.as_str(),
             phone.as_str(),
@@ -483,7 +529,12 @@ fn line(measure: &str, value: String) {
     out(&format!("| {measure} | {value} |"));
 }
 
-pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bool) -> Result<(), Failure> {
+pub async fn bench_import(
+    config: Config,
+    rows: u64,
+    searches: u64,
+    reimport: bool,
+) -> Result<(), Failure> {
     use std::time::Instant;
     use zhudai_store::customers::{CustomerQuery, IndexedField};
     let store = open_store(&config).await?;
@@ -534,7 +585,8 @@ pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bo
         let file = std::fs::File::create(&path)
             .map_err(|e| Failure::Runtime(format!("cannot create {}: {e}", path.display())))?;
         let mut w = std::io::BufWriter::new(file);
-        let good = gen_customers(&mut w, rows, 50, 1).map_err(|e| Failure::Runtime(e.to_string()))?;
+        let good =
+            gen_customers(&mut w, rows, 50, 1).map_err(|e| Failure::Runtime(e.to_string()))?;
         w.flush().map_err(|e| Failure::Runtime(e.to_string()))?;
         good
     };
@@ -544,7 +596,17 @@ pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bo
     let t = Instant::now();
     let table = Table::parse(&bytes).map_err(|e| Failure::Runtime(e.to_string()))?;
     let (_, first) = import_file(
-        &store, &vault, clock.clone(), &path, &bytes, table, &owner, false, false, DEFAULT_BATCH_ROWS, true,
+        &store,
+        &vault,
+        clock.clone(),
+        &path,
+        &bytes,
+        table,
+        &owner,
+        false,
+        false,
+        DEFAULT_BATCH_ROWS,
+        true,
     )
     .await?;
     let import_s = t.elapsed().as_secs_f64();
@@ -553,7 +615,17 @@ pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bo
         let t = Instant::now();
         let table = Table::parse(&bytes).map_err(|e| Failure::Runtime(e.to_string()))?;
         let (_, o) = import_file(
-            &store, &vault, clock.clone(), &path, &bytes, table, &owner, false, false, DEFAULT_BATCH_ROWS, true,
+            &store,
+            &vault,
+            clock.clone(),
+            &path,
+            &bytes,
+            table,
+            &owner,
+            false,
+            false,
+            DEFAULT_BATCH_ROWS,
+            true,
         )
         .await?;
         Some((o, t.elapsed().as_secs_f64()))
@@ -602,7 +674,15 @@ pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bo
     ));
     out("| measure | value |");
     out("|---|---|");
-    line("file", format!("{rows} rows ({} valid, {} bad), {:.1} MB, generated in {gen_s:.1} s", good.len(), rows - good.len() as u64, bytes.len() as f64 / 1e6));
+    line(
+        "file",
+        format!(
+            "{rows} rows ({} valid, {} bad), {:.1} MB, generated in {gen_s:.1} s",
+            good.len(),
+            rows - good.len() as u64,
+            bytes.len() as f64 / 1e6
+        ),
+    );
     let c = first.counts;
     line(
         "import (validation + per-customer key + encryption + blind indexes + insert)",
@@ -627,7 +707,10 @@ pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bo
         );
     }
     line(
-        &format!("exact-ID search at {total_customers} customers ({} searches, {found} found)", lat.len()),
+        &format!(
+            "exact-ID search at {total_customers} customers ({} searches, {found} found)",
+            lat.len()
+        ),
         format!(
             "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
             percentile(&lat, 0.5),
@@ -636,7 +719,10 @@ pub async fn bench_import(config: Config, rows: u64, searches: u64, reimport: bo
         ),
     );
     match peer {
-        Ok((what, s)) => line(&format!("peer: {what}"), format!("{s:.1} s, {:.0} rows/s", rows as f64 / s)),
+        Ok((what, s)) => line(
+            &format!("peer: {what}"),
+            format!("{s:.1} s, {:.0} rows/s", rows as f64 / s),
+        ),
         Err(e) => line("peer", format!("not measured: {e}")),
     }
     Ok(())
@@ -711,7 +797,11 @@ async fn peer_load(config: &Config, store: &Store, csv: &Path) -> Result<(String
             if !out.status.success() {
                 return Err(String::from_utf8_lossy(&out.stderr).into_owned());
             }
-            Ok(("psql \\copy of the same CSV into an indexed table (no validation, no encryption)".into(), s))
+            Ok((
+                "psql \\copy of the same CSV into an indexed table (no validation, no encryption)"
+                    .into(),
+                s,
+            ))
         }
     }
 }

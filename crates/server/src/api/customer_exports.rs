@@ -277,8 +277,15 @@ pub async fn decide(
     }
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    if !db::export_request_decide(&mut tx, id, caller.user_id, d.approve, d.note.as_deref(), now)
-        .await?
+    if !db::export_request_decide(
+        &mut tx,
+        id,
+        caller.user_id,
+        d.approve,
+        d.note.as_deref(),
+        now,
+    )
+    .await?
     {
         return Err(ApiError::Conflict(format!(
             "export request {id} is not pending"

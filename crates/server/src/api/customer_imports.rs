@@ -140,18 +140,31 @@ pub async fn read_upload(mut form: Multipart) -> ApiResult<Upload> {
         strict: false,
     };
     let mut have_file = false;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| ApiError::field("file", "unreadable", format!("the upload cannot be read: {e}")))?
-    {
+    while let Some(field) = form.next_field().await.map_err(|e| {
+        ApiError::field(
+            "file",
+            "unreadable",
+            format!("the upload cannot be read: {e}"),
+        )
+    })? {
         match field.name().unwrap_or("") {
             "file" => {
-                up.name = field.file_name().unwrap_or("upload").chars().take(200).collect();
+                up.name = field
+                    .file_name()
+                    .unwrap_or("upload")
+                    .chars()
+                    .take(200)
+                    .collect();
                 up.bytes = field
                     .bytes()
                     .await
-                    .map_err(|e| ApiError::field("file", "unreadable", format!("the upload cannot be read: {e}")))?
+                    .map_err(|e| {
+                        ApiError::field(
+                            "file",
+                            "unreadable",
+                            format!("the upload cannot be read: {e}"),
+                        )
+                    })?
                     .to_vec();
                 have_file = true;
             }
@@ -161,7 +174,11 @@ pub async fn read_upload(mut form: Multipart) -> ApiResult<Upload> {
         }
     }
     if !have_file || up.bytes.is_empty() {
-        return Err(ApiError::field("file", "required", "choose a CSV or XLSX file"));
+        return Err(ApiError::field(
+            "file",
+            "required",
+            "choose a CSV or XLSX file",
+        ));
     }
     Ok(up)
 }
@@ -169,7 +186,8 @@ pub async fn read_upload(mut form: Multipart) -> ApiResult<Upload> {
 /// Stores the upload and queues its import; returns the import id. Nothing is stored
 /// when the file cannot be read or lacks the required columns (422 naming `file`).
 pub async fn start(state: &AppState, caller: &Caller, up: Upload) -> ApiResult<i64> {
-    let table = Table::parse(&up.bytes).map_err(|e| ApiError::field("file", e.code(), e.to_string()))?;
+    let table =
+        Table::parse(&up.bytes).map_err(|e| ApiError::field("file", e.code(), e.to_string()))?;
     let scope = scope_of(caller, state.store()).await?;
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
@@ -203,7 +221,13 @@ pub async fn start(state: &AppState, caller: &Caller, up: Upload) -> ApiResult<i
     })
     .map_err(ApiError::internal)?;
     zhudai_store::jobs::enqueue(&mut *tx, &NewJob::new(JOB_KIND, payload, now), now).await?;
-    let draft = audit_draft(caller, now, "customer.import.start", format!("customer_import:{id}")).reason(format!(
+    let draft = audit_draft(
+        caller,
+        now,
+        "customer.import.start",
+        format!("customer_import:{id}"),
+    )
+    .reason(format!(
         "{} ({} bytes, {}){}{}",
         up.name,
         up.bytes.len(),
@@ -227,7 +251,11 @@ pub struct ImportStarted {
     request_body(content = ImportUpload, content_type = "multipart/form-data"),
     responses((status = 202, body = ImportStarted),
               (status = 422, description = "No file, or a file that cannot be read or lacks the name / id_number columns", body = Problem, content_type = "application/problem+json")))]
-pub async fn create(State(state): State<AppState>, caller: Caller, form: Multipart) -> ApiResult<Response> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    form: Multipart,
+) -> ApiResult<Response> {
     let up = read_upload(form).await?;
     let id = start(&state, &caller, up).await?;
     let mut resp = (
@@ -238,7 +266,8 @@ pub async fn create(State(state): State<AppState>, caller: Caller, form: Multipa
         }),
     )
         .into_response();
-    let mut note = AuditNote::action("customer.import.start").target(format!("customer_import:{id}"));
+    let mut note =
+        AuditNote::action("customer.import.start").target(format!("customer_import:{id}"));
     note.recorded = true;
     resp.extensions_mut().insert(note);
     Ok(resp)
@@ -260,7 +289,11 @@ pub async fn visible(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Im
 #[utoipa::path(get, path = "/api/v1/customers/imports/{id}", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, body = ImportView),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_one(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<axum::Json<ImportView>> {
+pub async fn get_one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<axum::Json<ImportView>> {
     let job = visible(&state, &caller, id).await?;
     let problems = state.store().import_errors(id, 200).await?;
     Ok(axum::Json(ImportView::of(&job, problems)))
@@ -271,14 +304,24 @@ pub async fn get_one(State(state): State<AppState>, caller: Caller, Path(id): Pa
 #[utoipa::path(get, path = "/api/v1/customers/imports/{id}/errors.xlsx", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, description = "XLSX workbook", body = Vec<u8>, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn errors(State(state): State<AppState>, caller: Caller, Path(id): Path<i64>) -> ApiResult<Response> {
+pub async fn errors(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+) -> ApiResult<Response> {
     visible(&state, &caller, id).await?;
     let all = state.store().import_errors(id, i64::MAX).await?;
     let bytes = errors_xlsx(&all).map_err(ApiError::internal)?;
     Ok((
         [
-            (header::CONTENT_TYPE, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=\"import-{id}-errors.xlsx\"")),
+            (
+                header::CONTENT_TYPE,
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet".to_owned(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"import-{id}-errors.xlsx\""),
+            ),
         ],
         bytes,
     )

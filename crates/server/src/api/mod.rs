@@ -76,5 +76,5 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(customer_exports::pending))
         .routes(routes!(customer_exports::decide))
         .routes(routes!(customer_exports::download))
-        // --- end bulk import and export ---
+    // --- end bulk import and export ---
 }

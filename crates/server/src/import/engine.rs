@@ -35,7 +35,9 @@ use zhudai_domain::clock::Clock;
 use zhudai_domain::customer::{FieldProblem, ValidCustomer};
 use zhudai_domain::ident::Gender;
 use zhudai_store::audit::AuditDraft;
-use zhudai_store::customers::{customer_update, CustomerRow, CustomerValues, IndexedField, ScopeFilter};
+use zhudai_store::customers::{
+    customer_update, CustomerRow, CustomerValues, IndexedField, ScopeFilter,
+};
 use zhudai_store::imports::{self as db, ImportCounts, ImportError};
 use zhudai_store::keys::SubjectDek;
 use zhudai_store::sqlx::{Any, AnyConnection, Transaction};
@@ -118,7 +120,10 @@ struct CheckedBatch {
 
 fn check(vault: &Vault, today: NaiveDate, row: RawRow) -> Checked {
     let result = row.input.validate(today).map(|c| {
-        let bidx = vault.blind_index(index_kind(IndexedField::IdNumber, Some(c.id_kind)), &c.id_number);
+        let bidx = vault.blind_index(
+            index_kind(IndexedField::IdNumber, Some(c.id_kind)),
+            &c.id_number,
+        );
         (c, bidx)
     });
     Checked { row, result }
@@ -158,7 +163,9 @@ impl Plain {
             bank_card: self.bank_card.or_else(|| stored.bank_card.clone()),
             email: self.email.or_else(|| stored.email.clone()),
             address: self.address.or_else(|| stored.address.clone()),
-            monthly_income: self.monthly_income.or_else(|| stored.monthly_income.clone()),
+            monthly_income: self
+                .monthly_income
+                .or_else(|| stored.monthly_income.clone()),
         }
     }
 }
@@ -169,9 +176,17 @@ fn aad<'a>(column: &'a str, ref_: &'a str) -> FieldAad<'a> {
 
 /// Encrypts a customer's values under its key: the same columns, places (AAD), subject
 /// and value spellings as [`crate::customers::encrypt`], so the API reads them alike.
-fn seal(vault: &Vault, dek: &Dek, ref_: &str, c: &ValidCustomer, p: &Plain) -> Result<CustomerValues, VaultError> {
+fn seal(
+    vault: &Vault,
+    dek: &Dek,
+    ref_: &str,
+    c: &ValidCustomer,
+    p: &Plain,
+) -> Result<CustomerValues, VaultError> {
     let enc = |column: &str, v: &Option<String>| -> Result<Option<Vec<u8>>, VaultError> {
-        v.as_deref().map(|v| vault.encrypt_with(dek, &aad(column, ref_), v)).transpose()
+        v.as_deref()
+            .map(|v| vault.encrypt_with(dek, &aad(column, ref_), v))
+            .transpose()
     };
     Ok(CustomerValues {
         ref_: ref_.to_owned(),
@@ -179,11 +194,20 @@ fn seal(vault: &Vault, dek: &Dek, ref_: &str, c: &ValidCustomer, p: &Plain) -> R
         name: p.name.clone(),
         id_kind: c.id_kind.as_str().to_owned(),
         id_number_enc: Some(vault.encrypt_with(dek, &aad("id_number_enc", ref_), &c.id_number)?),
-        id_number_bidx: Some(vault.blind_index(index_kind(IndexedField::IdNumber, Some(c.id_kind)), &c.id_number)),
+        id_number_bidx: Some(vault.blind_index(
+            index_kind(IndexedField::IdNumber, Some(c.id_kind)),
+            &c.id_number,
+        )),
         phone_enc: enc("phone_enc", &p.phone)?,
-        phone_bidx: p.phone.as_deref().map(|v| vault.blind_index(FieldKind::Phone, v)),
+        phone_bidx: p
+            .phone
+            .as_deref()
+            .map(|v| vault.blind_index(FieldKind::Phone, v)),
         bank_card_enc: enc("bank_card_enc", &p.bank_card)?,
-        bank_card_bidx: p.bank_card.as_deref().map(|v| vault.blind_index(FieldKind::BankCard, v)),
+        bank_card_bidx: p
+            .bank_card
+            .as_deref()
+            .map(|v| vault.blind_index(FieldKind::BankCard, v)),
         email_enc: enc("email_enc", &p.email)?,
         address_enc: enc("address_enc", &p.address)?,
         monthly_income_enc: enc("monthly_income_enc", &p.monthly_income)?,
@@ -201,7 +225,11 @@ fn seal(vault: &Vault, dek: &Dek, ref_: &str, c: &ValidCustomer, p: &Plain) -> R
 fn unseal(vault: &Vault, dek: &Dek, row: &CustomerRow) -> Result<Plain, VaultError> {
     let dec = |column: &str, ct: &Option<Vec<u8>>| -> Result<Option<String>, VaultError> {
         ct.as_deref()
-            .map(|ct| vault.decrypt_with(dek, &aad(column, &row.ref_), ct).map(|v| v.to_string()))
+            .map(|ct| {
+                vault
+                    .decrypt_with(dek, &aad(column, &row.ref_), ct)
+                    .map(|v| v.to_string())
+            })
             .transpose()
     };
     Ok(Plain {
@@ -308,17 +336,28 @@ impl Planner {
                 }
             }
             if !existing.is_empty() {
-                let subjects: Vec<String> =
-                    existing.values().flatten().map(|r| subject(&r.ref_)).collect();
-                keys = db::data_keys_of_subjects(&mut conn, &subjects).await?.into_iter().collect();
+                let subjects: Vec<String> = existing
+                    .values()
+                    .flatten()
+                    .map(|r| subject(&r.ref_))
+                    .collect();
+                keys = db::data_keys_of_subjects(&mut conn, &subjects)
+                    .await?
+                    .into_iter()
+                    .collect();
             }
         }
         if !self.dry_run {
             self.vault.refresh_master_keys()?;
         }
         let vault = self.vault.clone();
-        let (dry_run, scope, owner, unit, created_by) =
-            (self.dry_run, self.scope.clone(), self.owner, self.unit, self.created_by);
+        let (dry_run, scope, owner, unit, created_by) = (
+            self.dry_run,
+            self.scope.clone(),
+            self.owner,
+            self.unit,
+            self.created_by,
+        );
         let through = batch.through;
         let skip = batch.skip;
         let plans = tokio::task::spawn_blocking(move || {
@@ -347,7 +386,11 @@ impl Planner {
                     match existing.get(&bidx).map(Vec::as_slice) {
                         None | Some([]) => {
                             if dry_run {
-                                return Ok(Plan::Insert { row_no: c.row.row_no, bidx, new: None });
+                                return Ok(Plan::Insert {
+                                    row_no: c.row.row_no,
+                                    bidx,
+                                    new: None,
+                                });
                             }
                             let ref_ = uuid::Uuid::now_v7().to_string();
                             let key_id = uuid::Uuid::now_v7().simple().to_string();
@@ -356,7 +399,11 @@ impl Planner {
                             values.owner_user_id = owner;
                             values.org_unit_id = unit;
                             values.created_by = created_by;
-                            Ok(Plan::Insert { row_no: c.row.row_no, bidx, new: Some((values, wrapped)) })
+                            Ok(Plan::Insert {
+                                row_no: c.row.row_no,
+                                bidx,
+                                new: Some((values, wrapped)),
+                            })
                         }
                         Some([stored]) => {
                             if !scope.admits(stored.owner_user_id, stored.org_unit_id) {
@@ -364,28 +411,30 @@ impl Planner {
                                     &c.row,
                                     "id_number",
                                     "outside_scope",
-                                    "a customer with this ID number exists outside your data scope".into(),
+                                    "a customer with this ID number exists outside your data scope"
+                                        .into(),
                                 ));
                             }
                             let subj = subject(&stored.ref_);
-                            let dek = match keys.get(&subj).map(|k| vault.open_subject_key(&subj, k)) {
-                                Some(Ok(dek)) => dek,
-                                Some(Err(VaultError::Shredded { .. })) => {
-                                    return Ok(row_problem(
-                                        &c.row,
-                                        "id_number",
-                                        "erased",
-                                        "the customer with this ID number was erased".into(),
-                                    ))
-                                }
-                                Some(Err(e)) => return Err(ImportFailure::Vault(e)),
-                                None => {
-                                    return Err(ImportFailure::Internal(format!(
-                                        "customer {} has no data key",
-                                        stored.id
-                                    )))
-                                }
-                            };
+                            let dek =
+                                match keys.get(&subj).map(|k| vault.open_subject_key(&subj, k)) {
+                                    Some(Ok(dek)) => dek,
+                                    Some(Err(VaultError::Shredded { .. })) => {
+                                        return Ok(row_problem(
+                                            &c.row,
+                                            "id_number",
+                                            "erased",
+                                            "the customer with this ID number was erased".into(),
+                                        ))
+                                    }
+                                    Some(Err(e)) => return Err(ImportFailure::Vault(e)),
+                                    None => {
+                                        return Err(ImportFailure::Internal(format!(
+                                            "customer {} has no data key",
+                                            stored.id
+                                        )))
+                                    }
+                                };
                             let before = unseal(&vault, &dek, stored)?;
                             let after = plain.over(&before);
                             if after == before {
@@ -452,15 +501,22 @@ async fn write_batch(
             }
             Plan::Unchanged => c.unchanged += 1,
             Plan::Insert { row_no, bidx, new } => inserts.push((row_no, bidx, new)),
-            Plan::Update { row_no, id, version, values } => updates.push((row_no, id, version, values)),
+            Plan::Update {
+                row_no,
+                id,
+                version,
+                values,
+            } => updates.push((row_no, id, version, values)),
         }
     }
     let mut digest = Sha256::new();
     if !dry_run && !inserts.is_empty() {
         // Someone may have created one of these customers since the batch was planned.
         let bidx: Vec<String> = inserts.iter().map(|(_, b, _)| b.clone()).collect();
-        let taken: std::collections::HashSet<String> =
-            db::id_bidx_present(&mut *conn, &bidx).await?.into_iter().collect();
+        let taken: std::collections::HashSet<String> = db::id_bidx_present(&mut *conn, &bidx)
+            .await?
+            .into_iter()
+            .collect();
         let mut rows = Vec::with_capacity(inserts.len());
         let mut keys = Vec::with_capacity(inserts.len());
         for (row_no, bidx, new) in inserts {
@@ -569,11 +625,10 @@ impl Engine {
         opts: &ImportOptions,
         progress: ProgressFn,
     ) -> Result<Outcome, ImportFailure> {
-        let job = self
-            .store
-            .import_get(import_id)
-            .await?
-            .ok_or_else(|| ImportFailure::Internal(format!("import {import_id} does not exist")))?;
+        let job =
+            self.store.import_get(import_id).await?.ok_or_else(|| {
+                ImportFailure::Internal(format!("import {import_id} does not exist"))
+            })?;
         let table = Arc::new(table);
         let total = {
             let t = table.clone();
@@ -588,7 +643,17 @@ impl Engine {
             db::import_start(&mut conn, import_id, "validating", total, self.now_ms()).await?;
             drop(conn);
             let first = self
-                .pass(import_id, table.clone(), total, opts, Mode::DryRun, 0, ImportCounts::default(), "validating", progress.clone())
+                .pass(
+                    import_id,
+                    table.clone(),
+                    total,
+                    opts,
+                    Mode::DryRun,
+                    0,
+                    ImportCounts::default(),
+                    "validating",
+                    progress.clone(),
+                )
                 .await?;
             if first.counts.rejected > 0 || opts.dry_run {
                 first
@@ -596,20 +661,43 @@ impl Engine {
                 let mut conn = self.store.writer().acquire().await?;
                 db::import_start(&mut conn, import_id, "writing", total, self.now_ms()).await?;
                 drop(conn);
-                self.pass(import_id, table, total, opts, Mode::Single, 0, ImportCounts::default(), "writing", progress)
-                    .await?
+                self.pass(
+                    import_id,
+                    table,
+                    total,
+                    opts,
+                    Mode::Single,
+                    0,
+                    ImportCounts::default(),
+                    "writing",
+                    progress,
+                )
+                .await?
             }
         } else {
             db::import_start(&mut conn, import_id, "writing", total, self.now_ms()).await?;
             drop(conn);
             let resume = job.counts.processed;
-            let mode = if opts.dry_run { Mode::DryRun } else { Mode::Batches };
-            self.pass(import_id, table, total, opts, mode, resume, job.counts, "writing", progress)
-                .await?
+            let mode = if opts.dry_run {
+                Mode::DryRun
+            } else {
+                Mode::Batches
+            };
+            self.pass(
+                import_id, table, total, opts, mode, resume, job.counts, "writing", progress,
+            )
+            .await?
         };
         let mut conn = self.store.writer().acquire().await?;
         db::sqlite_cache(&mut conn, None).await?;
-        db::import_finish(&mut conn, import_id, result.status, result.error.as_deref(), self.now_ms()).await?;
+        db::import_finish(
+            &mut conn,
+            import_id,
+            result.status,
+            result.error.as_deref(),
+            self.now_ms(),
+        )
+        .await?;
         Ok(result)
     }
 
@@ -647,13 +735,20 @@ impl Engine {
                     .map(|r| match r {
                         Ok(row) => check(&vault, today, row),
                         Err((row_no, msg)) => Checked {
-                            row: RawRow { row_no, ..Default::default() },
+                            row: RawRow {
+                                row_no,
+                                ..Default::default()
+                            },
                             result: Err(vec![FieldProblem::new("row", "unreadable_row", msg)]),
                         },
                     })
                     .collect();
                 if checked_tx
-                    .blocking_send(CheckedBatch { through: handled, skip, rows: checked })
+                    .blocking_send(CheckedBatch {
+                        through: handled,
+                        skip,
+                        rows: checked,
+                    })
                     .is_err()
                 {
                     break;
@@ -661,7 +756,8 @@ impl Engine {
             }
         });
         // Stage 2 as a task.
-        let (planned_tx, mut planned_rx) = tokio::sync::mpsc::channel::<Result<PlannedBatch, ImportFailure>>(1);
+        let (planned_tx, mut planned_rx) =
+            tokio::sync::mpsc::channel::<Result<PlannedBatch, ImportFailure>>(1);
         let mut planner = Planner {
             vault: self.vault.clone(),
             store: self.store.clone(),
@@ -705,7 +801,16 @@ impl Engine {
             let now = self.now_ms();
             let written = match single.as_mut() {
                 Some(tx) => {
-                    let w = write_batch(&mut *tx, import_id, batch, false, now, &opts.actor, &opts.roles).await;
+                    let w = write_batch(
+                        &mut *tx,
+                        import_id,
+                        batch,
+                        false,
+                        now,
+                        &opts.actor,
+                        &opts.roles,
+                    )
+                    .await;
                     match w {
                         Ok(w) if w.counts.rejected > 0 => {
                             // A concurrent change refused a row: strict mode imports nothing.
@@ -719,7 +824,16 @@ impl Engine {
                 }
                 None => {
                     let mut tx = self.store.begin().await?;
-                    let w = write_batch(&mut tx, import_id, batch, dry_run, now, &opts.actor, &opts.roles).await;
+                    let w = write_batch(
+                        &mut tx,
+                        import_id,
+                        batch,
+                        dry_run,
+                        now,
+                        &opts.actor,
+                        &opts.roles,
+                    )
+                    .await;
                     if let Ok(w) = &w {
                         let mut next = counts;
                         add(&mut next, &w.counts);

@@ -67,7 +67,11 @@ pub async fn run_job(state: AppState, job: Job) -> Result<(), String> {
     let p: ImportPayload =
         serde_json::from_value(job.payload).map_err(|e| format!("bad import payload: {e}"))?;
     let store = state.store();
-    let Some(imp) = store.import_get(p.import_id).await.map_err(|e| e.to_string())? else {
+    let Some(imp) = store
+        .import_get(p.import_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         return Err(format!("import {} does not exist", p.import_id));
     };
     if matches!(imp.status.as_str(), "done" | "rejected" | "failed") {
@@ -77,12 +81,18 @@ pub async fn run_job(state: AppState, job: Job) -> Result<(), String> {
         let state = state.clone();
         async move {
             if let Ok(mut conn) = state.store().writer().acquire().await {
-                let _ = db::import_finish(&mut conn, p.import_id, "failed", Some(&msg), state.now_ms()).await;
+                let _ =
+                    db::import_finish(&mut conn, p.import_id, "failed", Some(&msg), state.now_ms())
+                        .await;
             }
             Err::<(), String>(msg)
         }
     };
-    let Some(sealed) = store.import_file(p.import_id).await.map_err(|e| e.to_string())? else {
+    let Some(sealed) = store
+        .import_file(p.import_id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         return fail("the uploaded file is gone; upload it again".into()).await;
     };
     let id_text = p.import_id.to_string();
@@ -112,7 +122,10 @@ pub async fn run_job(state: AppState, job: Job) -> Result<(), String> {
         today: state.clock().today(),
         batch_rows: DEFAULT_BATCH_ROWS,
     };
-    match engine.run(p.import_id, table, &opts, Arc::new(|_, _, _| {})).await {
+    match engine
+        .run(p.import_id, table, &opts, Arc::new(|_, _, _| {}))
+        .await
+    {
         Ok(_) => Ok(()),
         // Retried by the queue; the engine resumes after the committed batches.
         Err(e) => Err(e.to_string()),

@@ -37,7 +37,13 @@ pub fn field_of_header(header: &str) -> Option<&'static str> {
     let f = match h {
         "kind" | "type" | "customer_type" | "客户类型" | "类型" | "客户类别" => "kind",
         "name" | "姓名" | "名称" | "客户名称" | "姓名/名称" | "企业名称" => "name",
-        "id_number" | "idnumber" | "id" | "证件号码" | "证件号" | "身份证号" | "身份证号码"
+        "id_number"
+        | "idnumber"
+        | "id"
+        | "证件号码"
+        | "证件号"
+        | "身份证号"
+        | "身份证号码"
         | "统一社会信用代码" => "id_number",
         "phone" | "mobile" | "手机号" | "手机号码" | "手机" | "联系电话" => "phone",
         "bank_card" | "bankcard" | "银行卡号" | "银行卡" | "银行账号" => "bank_card",
@@ -361,10 +367,16 @@ impl Table {
             }
             Body::Xlsx(range) => {
                 let start = range.start().map(|(r, _)| r as i64).unwrap_or(0);
-                Box::new(range.rows().enumerate().skip(1).filter_map(move |(i, cells)| {
-                    let r = build(start + i as i64 + 1, &mut cells.iter().map(cell_text));
-                    (!r.is_blank()).then_some(Ok(r))
-                }))
+                Box::new(
+                    range
+                        .rows()
+                        .enumerate()
+                        .skip(1)
+                        .filter_map(move |(i, cells)| {
+                            let r = build(start + i as i64 + 1, &mut cells.iter().map(cell_text));
+                            (!r.is_blank()).then_some(Ok(r))
+                        }),
+                )
             }
         }
     }
@@ -450,7 +462,10 @@ mod tests {
     #[test]
     fn tab_and_semicolon_separated_files_are_recognised() {
         let rows = rows_of("name\tid_number\n王五\t11010519491231002X\n".as_bytes());
-        assert_eq!(rows[0].input.id_number.as_deref(), Some("11010519491231002X"));
+        assert_eq!(
+            rows[0].input.id_number.as_deref(),
+            Some("11010519491231002X")
+        );
         let rows = rows_of("name;id_number\n王五;11010519491231002X\n".as_bytes());
         assert_eq!(rows[0].input.name.as_deref(), Some("王五"));
     }
@@ -483,6 +498,9 @@ mod tests {
         assert_eq!(rows[0].row_no, 2);
         assert_eq!(rows[0].input.phone.as_deref(), Some("13800138000"));
         assert_eq!(rows[0].input.monthly_income.as_deref(), Some("12000.5"));
-        assert_eq!(rows[0].input.id_number.as_deref(), Some("11010519491231002X"));
+        assert_eq!(
+            rows[0].input.id_number.as_deref(),
+            Some("11010519491231002X")
+        );
     }
 }

@@ -194,8 +194,7 @@ mod tests {
             },
         ];
         let bytes = errors_xlsx(&errors).unwrap();
-        let mut book =
-            calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes)).unwrap();
+        let mut book = calamine::open_workbook_auto_from_rs(std::io::Cursor::new(bytes)).unwrap();
         assert_eq!(book.sheet_names(), vec!["错误 Errors".to_owned()]);
         let range = book.worksheet_range_at(0).unwrap().unwrap();
         let rows: Vec<Vec<String>> = range

@@ -39,14 +39,22 @@ fn csv_with_bad_rows(ps: &[Person]) -> String {
     let last = bad.pop().unwrap();
     bad.push(if last == '1' { '2' } else { '1' });
     s.push_str(&format!("个人,坏校验,{bad},13800138000,\n"));
-    s.push_str(&format!("个人,坏手机,{},12345,\n", generate::resident_id(9).as_str()));
+    s.push_str(&format!(
+        "个人,坏手机,{},12345,\n",
+        generate::resident_id(9).as_str()
+    ));
     s.push_str(&format!("个人,重复,{},13900139000,\n", ps[0].id));
     s
 }
 
 async fn owner(app: &TestApp, role: &str) -> zhudai_store::identity::User {
     let name = app.user_with_role(role).await;
-    app.state.store().user_by_username(&name).await.unwrap().unwrap()
+    app.state
+        .store()
+        .user_by_username(&name)
+        .await
+        .unwrap()
+        .unwrap()
 }
 
 async fn run(
@@ -138,7 +146,12 @@ async fn lenient_import_reports_bad_rows_and_is_idempotent(db: &TestDb) {
     let (id, o) = run(&app, &who, csv.as_bytes(), false, false, ScopeFilter::All).await;
     assert_eq!(o.status, "done");
     assert_eq!(o.total_rows, 8);
-    assert_eq!((o.counts.inserted, o.counts.rejected), (5, 3), "{:?}", o.counts);
+    assert_eq!(
+        (o.counts.inserted, o.counts.rejected),
+        (5, 3),
+        "{:?}",
+        o.counts
+    );
     let errs = app.state.store().import_errors(id, 100).await.unwrap();
     let by_row: Vec<(i64, &str, &str)> = errs
         .iter()
@@ -153,7 +166,11 @@ async fn lenient_import_reports_bad_rows_and_is_idempotent(db: &TestDb) {
         ]
     );
     // Masked, never the clear value.
-    assert!(!errs[0].value_masked.as_deref().unwrap().contains(&ps[0].id[6..14]));
+    assert!(!errs[0]
+        .value_masked
+        .as_deref()
+        .unwrap()
+        .contains(&ps[0].id[6..14]));
     // Every stored customer decrypts (through the API's own decryption) to its row.
     let rows = all_customers(&app).await;
     assert_eq!(rows.len(), 5);
@@ -174,7 +191,12 @@ async fn lenient_import_reports_bad_rows_and_is_idempotent(db: &TestDb) {
     // Same file again: nothing changes.
     let (_, again) = run(&app, &who, csv.as_bytes(), false, false, ScopeFilter::All).await;
     assert_eq!(
-        (again.counts.inserted, again.counts.updated, again.counts.unchanged, again.counts.rejected),
+        (
+            again.counts.inserted,
+            again.counts.updated,
+            again.counts.unchanged,
+            again.counts.rejected
+        ),
         (0, 0, 5, 3)
     );
     assert_eq!(all_customers(&app).await, rows, "the rows are untouched");
@@ -185,7 +207,12 @@ async fn lenient_import_reports_bad_rows_and_is_idempotent(db: &TestDb) {
         ps[1].name, ps[1].id, ps[2].name, ps[2].id
     );
     let (_, upd) = run(&app, &who, edit.as_bytes(), false, false, ScopeFilter::All).await;
-    assert_eq!((upd.counts.updated, upd.counts.unchanged), (1, 1), "{:?}", upd.counts);
+    assert_eq!(
+        (upd.counts.updated, upd.counts.unchanged),
+        (1, 1),
+        "{:?}",
+        upd.counts
+    );
     let after = all_customers(&app).await;
     assert_eq!(after.len(), 5);
     for r in &after {
@@ -232,9 +259,16 @@ async fn strict_mode_imports_nothing_when_a_row_is_bad(db: &TestDb) {
     assert_eq!(job.status, "rejected");
     assert_eq!(job.counts.inserted, 4, "what would have been inserted");
     // Without the bad rows, strict mode imports everything in one transaction.
-    let good: String = csv_with_bad_rows(&ps).lines().take(5).map(|l| format!("{l}\n")).collect();
+    let good: String = csv_with_bad_rows(&ps)
+        .lines()
+        .take(5)
+        .map(|l| format!("{l}\n"))
+        .collect();
     let (_, o) = run(&app, &who, good.as_bytes(), false, true, ScopeFilter::All).await;
-    assert_eq!((o.status, o.counts.inserted, o.counts.rejected), ("done", 4, 0));
+    assert_eq!(
+        (o.status, o.counts.inserted, o.counts.rejected),
+        ("done", 4, 0)
+    );
     assert_eq!(all_customers(&app).await.len(), 4);
     app.stop().await;
 }
@@ -253,14 +287,25 @@ async fn dry_run_writes_no_customer(db: &TestDb) {
         ScopeFilter::All,
     )
     .await;
-    assert_eq!((o.status, o.counts.inserted, o.counts.rejected), ("done", 3, 3));
+    assert_eq!(
+        (o.status, o.counts.inserted, o.counts.rejected),
+        ("done", 3, 3)
+    );
     assert!(all_customers(&app).await.is_empty());
     assert_eq!(
         app.state.store().data_key_counts_by_master().await.unwrap(),
         keys_before,
         "no data key was made"
     );
-    assert_eq!(app.state.store().import_errors(id, 100).await.unwrap().len(), 3);
+    assert_eq!(
+        app.state
+            .store()
+            .import_errors(id, 100)
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     app.stop().await;
 }
 
@@ -270,17 +315,35 @@ async fn existing_customers_outside_the_scope_are_not_touched(db: &TestDb) {
     let b = owner(&app, "customer_manager").await;
     let ps = people(2);
     let first = format!("name,id_number\n{},{}\n", ps[0].name, ps[0].id);
-    run(&app, &a, first.as_bytes(), false, false, ScopeFilter::Owner(a.id)).await;
+    run(
+        &app,
+        &a,
+        first.as_bytes(),
+        false,
+        false,
+        ScopeFilter::Owner(a.id),
+    )
+    .await;
     let second = format!(
         "name,id_number\n改名,{}\n{},{}\n",
         ps[0].id, ps[1].name, ps[1].id
     );
-    let (id, o) = run(&app, &b, second.as_bytes(), false, false, ScopeFilter::Owner(b.id)).await;
+    let (id, o) = run(
+        &app,
+        &b,
+        second.as_bytes(),
+        false,
+        false,
+        ScopeFilter::Owner(b.id),
+    )
+    .await;
     assert_eq!((o.counts.inserted, o.counts.rejected), (1, 1));
     let errs = app.state.store().import_errors(id, 10).await.unwrap();
     assert_eq!(errs[0].code, "outside_scope");
     let rows = all_customers(&app).await;
-    assert!(rows.iter().any(|r| r.name == ps[0].name && r.owner_user_id == a.id));
+    assert!(rows
+        .iter()
+        .any(|r| r.name == ps[0].name && r.owner_user_id == a.id));
     assert!(!rows.iter().any(|r| r.name == "改名"));
     app.stop().await;
 }
@@ -331,13 +394,21 @@ async fn http_import_runs_as_a_job_with_an_error_report(db: &TestDb) {
     assert_eq!(r.status(), 422);
     let body: serde_json::Value = r.json().await.unwrap();
     assert_eq!(body["errors"][0]["field"], "file");
-    assert!(app.state.store().import_list(None, 10).await.unwrap().is_empty());
+    assert!(app
+        .state
+        .store()
+        .import_list(None, 10)
+        .await
+        .unwrap()
+        .is_empty());
     // A GBK file with bad rows.
     let ps = people(3);
     let (gbk, _, _) = encoding_rs::GBK.encode(&csv_with_bad_rows(&ps));
     let r = upload(gbk.to_vec(), false).await.unwrap();
     assert_eq!(r.status(), 202);
-    let id = r.json::<serde_json::Value>().await.unwrap()["id"].as_i64().unwrap();
+    let id = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
     let status = |id: i64| {
         c.get(app.url(&format!("/api/v1/customers/imports/{id}")))
             .bearer_auth(&token)
@@ -351,7 +422,10 @@ async fn http_import_runs_as_a_job_with_an_error_report(db: &TestDb) {
     assert_eq!(v["inserted"], 3);
     assert_eq!(v["rejected"], 3);
     assert_eq!(v["processed_rows"], 6);
-    assert_eq!(v["problems"][0]["problem_zh"], "证件号码校验位（最后一位）不正确");
+    assert_eq!(
+        v["problems"][0]["problem_zh"],
+        "证件号码校验位（最后一位）不正确"
+    );
     // The uploaded file is gone once the import is over.
     assert!(app.state.store().import_file(id).await.unwrap().is_none());
     // The error report.
@@ -394,9 +468,19 @@ async fn exports_are_masked_and_large_ones_need_four_eyes(db: &TestDb) {
     settings.export_approval_rows = 3;
     let app = TestApp::start_with(db, settings).await;
     let user = app.user_with_role("customer_manager").await;
-    let who = app.state.store().user_by_username(&user).await.unwrap().unwrap();
+    let who = app
+        .state
+        .store()
+        .user_by_username(&user)
+        .await
+        .unwrap()
+        .unwrap();
     let ps = people(3);
-    let csv: String = csv_with_bad_rows(&ps).lines().take(4).map(|l| format!("{l}\n")).collect();
+    let csv: String = csv_with_bad_rows(&ps)
+        .lines()
+        .take(4)
+        .map(|l| format!("{l}\n"))
+        .collect();
     run(&app, &who, csv.as_bytes(), false, false, ScopeFilter::All).await;
     let (token, _) = app.login(&user).await;
     let c = reqwest::Client::new();
@@ -410,14 +494,26 @@ async fn exports_are_masked_and_large_ones_need_four_eyes(db: &TestDb) {
     let text = r.text().await.unwrap();
     let text = text.trim_start_matches('\u{feff}');
     let mut lines = text.lines();
-    assert!(lines.next().unwrap().starts_with("id,kind,name,id_kind,id_number,phone"));
+    assert!(lines
+        .next()
+        .unwrap()
+        .starts_with("id,kind,name,id_kind,id_number,phone"));
     for p in &ps {
-        let line = text.lines().find(|l| l.contains(&p.phone)).expect("phone in clear: the role sees it");
-        assert!(!line.contains(&p.id), "the ID number is masked for this role");
+        let line = text
+            .lines()
+            .find(|l| l.contains(&p.phone))
+            .expect("phone in clear: the role sees it");
+        assert!(
+            !line.contains(&p.id),
+            "the ID number is masked for this role"
+        );
         assert!(line.contains("***"), "income masked: {line}");
     }
     // A fourth customer puts the export over the threshold.
-    let more = format!("name,id_number\n周九,{}\n", generate::resident_id(4242).as_str());
+    let more = format!(
+        "name,id_number\n周九,{}\n",
+        generate::resident_id(4242).as_str()
+    );
     run(&app, &who, more.as_bytes(), false, false, ScopeFilter::All).await;
     let r = c
         .get(app.url("/api/v1/customers/export?format=xlsx"))
@@ -498,8 +594,16 @@ async fn exports_are_masked_and_large_ones_need_four_eyes(db: &TestDb) {
         )
         .await
         .unwrap();
-    let exports: Vec<_> = page.records.iter().filter(|r| r.action == "customer.export").collect();
+    let exports: Vec<_> = page
+        .records
+        .iter()
+        .filter(|r| r.action == "customer.export")
+        .collect();
     assert_eq!(exports.len(), 2);
-    assert!(exports.iter().all(|r| r.reason.as_deref().unwrap_or("").contains("in clear: phone")));
+    assert!(exports.iter().all(|r| r
+        .reason
+        .as_deref()
+        .unwrap_or("")
+        .contains("in clear: phone")));
     app.stop().await;
 }

@@ -5,8 +5,8 @@
 mod api;
 mod audit;
 mod auth;
-mod imports;
 mod browser;
+mod imports;
 mod matrix;
 mod support;
 mod twofactor;
