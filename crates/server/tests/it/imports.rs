@@ -403,7 +403,8 @@ async fn http_import_runs_as_a_job_with_an_error_report(db: &TestDb) {
         .is_empty());
     // A GBK file with bad rows.
     let ps = people(3);
-    let (gbk, _, _) = encoding_rs::GBK.encode(&csv_with_bad_rows(&ps));
+    let text = csv_with_bad_rows(&ps);
+    let (gbk, _, _) = encoding_rs::GBK.encode(&text);
     let r = upload(gbk.to_vec(), false).await.unwrap();
     assert_eq!(r.status(), 202);
     let id = r.json::<serde_json::Value>().await.unwrap()["id"]
