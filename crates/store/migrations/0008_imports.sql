@@ -29,6 +29,9 @@ CREATE TABLE customer_imports (
     owner_user_id BIGINT NOT NULL REFERENCES users (id),
     org_unit_id BIGINT REFERENCES org_units (id),
     error TEXT,
+    -- Who runs it: `cli:<host>:<pid>` or `worker`; a CLI re-run resumes a run whose
+    -- process is gone.
+    runner TEXT,
     created_at_ms BIGINT NOT NULL,
     started_at_ms BIGINT,
     heartbeat_at_ms BIGINT,

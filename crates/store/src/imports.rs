@@ -64,6 +64,8 @@ pub struct NewImport<'a> {
     pub requested_by: Option<i64>,
     pub owner_user_id: i64,
     pub org_unit_id: Option<i64>,
+    /// `cli:<host>:<pid>` or `worker`.
+    pub runner: Option<&'a str>,
 }
 
 /// The counts of an import so far.
@@ -95,6 +97,7 @@ pub struct ImportJob {
     pub owner_user_id: i64,
     pub org_unit_id: Option<i64>,
     pub error: Option<String>,
+    pub runner: Option<String>,
     pub created_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub heartbeat_at_ms: Option<i64>,
@@ -113,7 +116,7 @@ pub struct ImportError {
 
 const IMPORT_COLUMNS: &str = "id, file_name, file_format, file_digest, file_size, dry_run, strict, status, phase, \
     total_rows, processed_rows, inserted, updated, unchanged, rejected, requested_by, owner_user_id, org_unit_id, \
-    error, created_at_ms, started_at_ms, heartbeat_at_ms, finished_at_ms";
+    error, runner, created_at_ms, started_at_ms, heartbeat_at_ms, finished_at_ms";
 
 fn import_row(r: &AnyRow) -> Result<ImportJob, StoreError> {
     Ok(ImportJob {
@@ -138,6 +141,7 @@ fn import_row(r: &AnyRow) -> Result<ImportJob, StoreError> {
         owner_user_id: r.try_get("owner_user_id")?,
         org_unit_id: r.try_get("org_unit_id")?,
         error: r.try_get("error")?,
+        runner: r.try_get("runner")?,
         created_at_ms: r.try_get("created_at_ms")?,
         started_at_ms: r.try_get("started_at_ms")?,
         heartbeat_at_ms: r.try_get("heartbeat_at_ms")?,
@@ -153,8 +157,8 @@ pub async fn import_insert(
 ) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO customer_imports (file_name, file_format, file_digest, file_size, dry_run, strict, status,
-            requested_by, owner_user_id, org_unit_id, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+            requested_by, owner_user_id, org_unit_id, created_at_ms, runner)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(job.file_name)
     .bind(job.file_format)
@@ -167,6 +171,7 @@ pub async fn import_insert(
     .bind(job.owner_user_id)
     .bind(job.org_unit_id)
     .bind(now_ms)
+    .bind(job.runner)
     .fetch_one(&mut *conn)
     .await?;
     Ok(id)
@@ -191,6 +196,22 @@ pub async fn import_start(
     .bind(now_ms)
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// Takes over an interrupted import: `runner` now runs it.
+pub async fn import_take_over(
+    conn: &mut AnyConnection,
+    id: i64,
+    runner: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE customer_imports SET runner = $2, heartbeat_at_ms = $3 WHERE id = $1")
+        .bind(id)
+        .bind(runner)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -606,27 +627,26 @@ impl Store {
         rows.iter().map(import_row).collect()
     }
 
-    /// The newest import of this file with these options for this owner that was
-    /// running and has not been heard of since `stale_before_ms`: a crashed run to resume.
+    /// The newest import of this file with these options for this owner that is still
+    /// marked running (crashed, or running right now: the caller tells by its runner
+    /// and heartbeat).
     pub async fn import_interrupted(
         &self,
         file_digest: &str,
         owner_user_id: i64,
         dry_run: bool,
         strict: bool,
-        stale_before_ms: i64,
     ) -> Result<Option<ImportJob>, StoreError> {
         let r = sqlx::query(&format!(
             "SELECT {IMPORT_COLUMNS} FROM customer_imports
              WHERE file_digest = $1 AND owner_user_id = $2 AND dry_run = $3 AND strict = $4
-               AND status = 'running' AND COALESCE(heartbeat_at_ms, 0) < $5
+               AND status = 'running'
              ORDER BY id DESC LIMIT 1"
         ))
         .bind(file_digest)
         .bind(owner_user_id)
         .bind(i64::from(dry_run))
         .bind(i64::from(strict))
-        .bind(stale_before_ms)
         .fetch_optional(self.reader())
         .await?;
         r.as_ref().map(import_row).transpose()

@@ -154,6 +154,31 @@ pub async fn run_import(config: Config, what: ImportWhat) -> Result<(), Failure>
     }
 }
 
+/// `cli:<host>:<pid>` of this process.
+fn runner_id() -> String {
+    format!("cli:{}:{}", host_name(), std::process::id())
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether the CLI process that ran an import on this machine is gone (so its import
+/// was interrupted, not running right now).
+fn process_gone(runner: &str) -> bool {
+    let mut parts = runner.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some("cli"), Some(host), Some(pid)) if host == host_name() => {
+            pid.parse::<u32>().is_ok_and(|pid| {
+                pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists()
+            })
+        }
+        _ => false,
+    }
+}
+
 fn eprintln_safe(text: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{text}");
 }
@@ -203,15 +228,26 @@ pub(crate) async fn import_file(
 ) -> Result<(i64, import::Outcome), Failure> {
     let now = clock.now().timestamp_millis();
     let digest = import::digest(bytes);
-    let resumed = store
-        .import_interrupted(&digest, owner.id, dry_run, strict, now - STALE_AFTER_MS)
+    let runner = runner_id();
+    let earlier = store
+        .import_interrupted(&digest, owner.id, dry_run, strict)
         .await?;
-    let id = match resumed {
+    let resumable = earlier.filter(|job| {
+        let stale = job.heartbeat_at_ms.unwrap_or(0) < now - STALE_AFTER_MS;
+        stale || job.runner.as_deref().is_some_and(process_gone)
+    });
+    let id = match resumable {
         Some(job) => {
             eprintln_safe(&format!(
                 "resuming import {} of this file, interrupted after {} row(s)",
                 job.id, job.counts.processed
             ));
+            let mut conn = store
+                .writer()
+                .acquire()
+                .await
+                .map_err(zhudai_store::StoreError::from)?;
+            db::import_take_over(&mut conn, job.id, &runner, now).await?;
             job.id
         }
         None => {
@@ -237,6 +273,7 @@ pub(crate) async fn import_file(
                     requested_by: Some(owner.id),
                     owner_user_id: owner.id,
                     org_unit_id: owner.org_unit_id,
+                    runner: Some(&runner),
                 },
                 now,
             )

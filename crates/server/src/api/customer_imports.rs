@@ -204,6 +204,7 @@ pub async fn start(state: &AppState, caller: &Caller, up: Upload) -> ApiResult<i
             requested_by: Some(caller.user_id),
             owner_user_id: caller.user_id,
             org_unit_id: caller.org_unit_id,
+            runner: Some("worker"),
         },
         now,
     )

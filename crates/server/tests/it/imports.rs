@@ -81,6 +81,7 @@ async fn run(
             requested_by: Some(who.id),
             owner_user_id: who.id,
             org_unit_id: who.org_unit_id,
+            runner: None,
         },
         app.state.now_ms(),
     )
