@@ -429,7 +429,7 @@ pub fn gen_customers(
         };
         let mut name = name;
         let mut id_out = id.clone();
-        let bad = bad_every > 0 && n % bad_every == 0;
+        let bad = bad_every > 0 && n.is_multiple_of(bad_every);
         if bad {
             match (n / bad_every) % 5 {
                 0 => {

@@ -242,6 +242,9 @@ fn unseal(vault: &Vault, dek: &Dek, row: &CustomerRow) -> Result<Plain, VaultErr
     })
 }
 
+/// A new customer's values and its data key (wrapped), to insert together.
+type NewCustomer = (CustomerValues, WrappedDek);
+
 enum Plan {
     /// Already committed by an earlier run.
     Skip,
@@ -250,7 +253,7 @@ enum Plan {
     Insert {
         row_no: i64,
         bidx: String,
-        new: Option<(CustomerValues, WrappedDek)>,
+        new: Option<NewCustomer>,
     },
     /// An existing customer that changes (values `None` in a dry run).
     Update {
@@ -490,7 +493,7 @@ async fn write_batch(
 ) -> Result<Written, ImportFailure> {
     let mut c = ImportCounts::default();
     let mut errors = Vec::new();
-    let mut inserts: Vec<(i64, String, Option<(CustomerValues, WrappedDek)>)> = Vec::new();
+    let mut inserts: Vec<(i64, String, Option<NewCustomer>)> = Vec::new();
     let mut updates = Vec::new();
     for p in batch.plans {
         match p {
