@@ -789,6 +789,7 @@ impl Engine {
         };
         let mut failure: Option<ImportFailure> = None;
         let mut refused = false;
+        let mut batches = 0_u64;
         while let Some(planned) = planned_rx.recv().await {
             let batch = match planned {
                 Ok(b) => b,
@@ -847,6 +848,19 @@ impl Engine {
                     w
                 }
             };
+            batches += 1;
+            if !dry_run && matches!(batches, 1 | 20) {
+                let analyzed = match single.as_mut() {
+                    Some(tx) => db::analyze_for_import(&mut *tx).await,
+                    None => match self.store.writer().acquire().await {
+                        Ok(mut conn) => db::analyze_for_import(&mut conn).await,
+                        Err(e) => Err(e.into()),
+                    },
+                };
+                if let Err(e) = analyzed {
+                    tracing::warn!(error = %e, "refreshing planner statistics failed");
+                }
+            }
             match written {
                 Ok(w) => {
                     add(&mut counts, &w.counts);
