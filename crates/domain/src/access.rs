@@ -62,6 +62,12 @@ pub const PERMISSIONS: &[PermissionDef] = &[
     ),
     p("customer.import", "批量导入客户", "Import customers"),
     p("customer.export", "导出客户", "Export customers"),
+    // Bulk customer import and export (issue #4 part 5): four-eyes approval of large exports.
+    p(
+        "customer.export.approve",
+        "审批大批量客户导出",
+        "Approve large customer exports",
+    ),
     p("document.read", "查看客户资料", "View documents"),
     p("document.upload", "上传客户资料", "Upload documents"),
     p("document.verify", "核验客户资料", "Verify documents"),
@@ -372,6 +378,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "customer.create",
             "customer.update",
             "customer.reveal",
+            "customer.import",
+            "customer.export",
             "document.read",
             "document.upload",
             "consent.manage",
@@ -491,6 +499,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
         permissions: &[
             "org.read",
             "customer.read",
+            "customer.import",
+            "customer.export",
             "application.read",
             "product.read",
             "funder.read",
@@ -557,6 +567,7 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             // Funder network (issue #5): compliance approves partner admission.
             "funder.read",
             "funder.admit",
+            "customer.export.approve",
         ],
         clear_fields: &["customer.id_number"],
     },

@@ -59,6 +59,8 @@ impl JobRegistry {
             crate::partners::REMINDER_JOB,
             crate::partners::run_reminder_job,
         );
+        // Bulk customer import (issue #4 part 5).
+        registry.register(crate::import::job::JOB_KIND, crate::import::job::run_job);
         registry
     }
 }

@@ -17,6 +17,9 @@ pub mod demo;
 pub mod demo_funders;
 pub mod error;
 pub mod http;
+// Bulk customer import and export (issue #4 part 5).
+pub mod export;
+pub mod import;
 pub mod jobs;
 // Funder network (issue #5).
 pub mod partners;

@@ -32,6 +32,8 @@ pub struct ServerSettings {
     /// version above it cannot be saved and no quote above it is given. Default 0.24;
     /// configuration refuses values above 0.36.
     pub apr_cap: rust_decimal::Decimal,
+    /// Customer exports above this many rows need another person's approval (four eyes).
+    pub export_approval_rows: u64,
 }
 
 impl Default for ServerSettings {
@@ -46,6 +48,7 @@ impl Default for ServerSettings {
             document_max_bytes: 20 * 1024 * 1024,
             privacy_request_days: 15,
             apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
+            export_approval_rows: 1000,
         }
     }
 }
@@ -95,6 +98,11 @@ impl AppState {
 
     pub fn clock(&self) -> &dyn Clock {
         self.0.clock.as_ref()
+    }
+
+    /// The clock, shared (for work that outlives the request, e.g. an import job).
+    pub fn clock_arc(&self) -> Arc<dyn Clock> {
+        self.0.clock.clone()
     }
 
     pub fn now_ms(&self) -> i64 {

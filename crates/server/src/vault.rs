@@ -499,6 +499,101 @@ impl Vault {
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Bulk import: subject keys made in memory and stored by the caller's own transaction,
+// and synchronous field encryption with a key in hand, so that many customers can be
+// encrypted in parallel and written together with their keys (one transaction per batch
+// instead of one key write per new subject).
+
+impl Vault {
+    /// Re-reads the key directory if a rotation switched the active master key; call
+    /// before a batch of [`Vault::new_subject_key`].
+    pub fn refresh_master_keys(&self) -> Result<(), VaultError> {
+        self.refresh_active()
+    }
+
+    /// A fresh data key for a new subject, with id `key_id` (1–64 characters of
+    /// `[A-Za-z0-9_.:-]`, unique), wrapped under the active master key. Nothing is
+    /// stored: the caller inserts the [`WrappedDek`] (with its subject) in the same
+    /// transaction as the data encrypted with the [`Dek`]
+    /// (`zhudai_store::imports::data_keys_insert_many`).
+    pub fn new_subject_key(&self, key_id: &str) -> Result<(Dek, WrappedDek), VaultError> {
+        let dek = Dek::generate_with_id(key_id).map_err(field_error)?;
+        let wrapped =
+            wrap_dek(&dek, self.ring().active(), self.0.algorithm).map_err(field_error)?;
+        Ok((dek, wrapped))
+    }
+
+    /// Unwraps a subject's stored key (read in bulk by the caller).
+    pub fn open_subject_key(&self, subject: &str, stored: &SubjectDek) -> Result<Dek, VaultError> {
+        match stored {
+            SubjectDek::Destroyed { .. } => Err(VaultError::Shredded {
+                subject: subject.to_owned(),
+            }),
+            SubjectDek::Ready(wrapped) => self.unwrap_with_reload(wrapped),
+        }
+    }
+
+    /// [`Vault::encrypt_field`] with the subject's key in hand: no store access.
+    pub fn encrypt_with(
+        &self,
+        dek: &Dek,
+        aad: &FieldAad<'_>,
+        plaintext: &str,
+    ) -> Result<Vec<u8>, VaultError> {
+        self.0
+            .cipher
+            .encrypt(dek, &aad.to_bytes(), plaintext.as_bytes())
+            .map_err(field_error)
+    }
+
+    /// [`Vault::decrypt_field`] with the subject's key in hand: no store access.
+    pub fn decrypt_with(
+        &self,
+        dek: &Dek,
+        aad: &FieldAad<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<String>, VaultError> {
+        let mut plain = self
+            .0
+            .cipher
+            .decrypt(dek, &aad.to_bytes(), ciphertext)
+            .map_err(field_error)?;
+        match String::from_utf8(std::mem::take(&mut *plain)) {
+            Ok(text) => Ok(Zeroizing::new(text)),
+            Err(e) => {
+                e.into_bytes().zeroize();
+                Err(VaultError::Malformed("the value is not UTF-8 text".into()))
+            }
+        }
+    }
+
+    /// Encrypts `plaintext` under the system data key (data that belongs to no subject,
+    /// e.g. an uploaded import file waiting for the worker).
+    pub fn encrypt_system(
+        &self,
+        aad: &FieldAad<'_>,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, VaultError> {
+        self.0
+            .cipher
+            .encrypt(&self.0.system, &aad.to_bytes(), plaintext)
+            .map_err(field_error)
+    }
+
+    /// Decrypts what [`Vault::encrypt_system`] made for the same place.
+    pub fn decrypt_system(
+        &self,
+        aad: &FieldAad<'_>,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, VaultError> {
+        self.0
+            .cipher
+            .decrypt(&self.0.system, &aad.to_bytes(), ciphertext)
+            .map_err(field_error)
+    }
+}
+
 fn read(lock: &RwLock<Keyring>) -> RwLockReadGuard<'_, Keyring> {
     lock.read()
         .unwrap_or_else(std::sync::PoisonError::into_inner)

@@ -155,11 +155,11 @@ pub struct Relation {
     pub created_at_ms: i64,
 }
 
-const COLUMNS: &str = "id, ref, kind, name, id_kind, id_number_enc, id_number_bidx, phone_enc, phone_bidx, \
+pub(crate) const COLUMNS: &str = "id, ref, kind, name, id_kind, id_number_enc, id_number_bidx, phone_enc, phone_bidx, \
     bank_card_enc, bank_card_bidx, email_enc, address_enc, monthly_income_enc, birth_date, gender, region_code, \
     owner_user_id, org_unit_id, status, legal_hold_until, created_by, created_at_ms, updated_at_ms, version";
 
-fn row(r: &AnyRow) -> Result<CustomerRow, StoreError> {
+pub(crate) fn row(r: &AnyRow) -> Result<CustomerRow, StoreError> {
     Ok(CustomerRow {
         id: r.try_get("id")?,
         ref_: r.try_get("ref")?,
@@ -189,14 +189,14 @@ fn row(r: &AnyRow) -> Result<CustomerRow, StoreError> {
     })
 }
 
-enum Bind<'a> {
+pub(crate) enum Bind<'a> {
     I64(i64),
     Str(&'a str),
     String(String),
 }
 
 /// Appends the scope condition with its binds; `n` is the number of binds so far.
-fn scope_sql<'a>(scope: &ScopeFilter, sql: &mut String, binds: &mut Vec<Bind<'a>>) {
+pub(crate) fn scope_sql<'a>(scope: &ScopeFilter, sql: &mut String, binds: &mut Vec<Bind<'a>>) {
     match scope {
         ScopeFilter::All => {}
         ScopeFilter::Owner(me) => {
@@ -220,7 +220,7 @@ fn scope_sql<'a>(scope: &ScopeFilter, sql: &mut String, binds: &mut Vec<Bind<'a>
     }
 }
 
-fn bind_all<'q>(
+pub(crate) fn bind_all<'q>(
     mut q: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     binds: &'q [Bind<'q>],
 ) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>> {

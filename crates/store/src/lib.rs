@@ -16,6 +16,7 @@ pub mod db;
 pub mod documents;
 pub mod error;
 pub mod identity;
+pub mod imports;
 pub mod jobs;
 pub mod keys;
 pub mod meta;

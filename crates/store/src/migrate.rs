@@ -72,6 +72,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "customer_documents",
         sql: include_str!("../migrations/0007_customer_documents.sql"),
     },
+    // Bulk customer import and export (issue #4 part 5).
+    Migration {
+        version: 8,
+        name: "imports",
+        sql: include_str!("../migrations/0008_imports.sql"),
+    },
     Migration {
         version: 9,
         name: "workflow",

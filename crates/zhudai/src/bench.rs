@@ -67,6 +67,20 @@ pub enum BenchWhat {
         /// One JSON object per line instead of a table
         #[arg(long)]
         json: bool,
+    }, // --- Bulk customer import (issue #4 part 5) ---
+    /// Generates a CSV of synthetic customers (2% bad rows), imports it into the
+    /// configured database (which must hold no customers), re-imports it (idempotent),
+    /// measures exact-ID search latency at that size, and times a peer (sqlite3 .import /
+    /// psql \copy of the same CSV, no validation or encryption)
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        rows: u64,
+        /// Exact-ID searches to time
+        #[arg(long, default_value_t = 2000)]
+        searches: u64,
+        /// Skip the re-import
+        #[arg(long)]
+        no_reimport: bool,
     },
     // --- Products and pricing (issue #5): see bench_products.rs ---
     /// 12-period repayment schedules per second on one core, per method, and schedule +
@@ -197,7 +211,7 @@ fn thread_cpu_ns() -> Option<u64> {
 }
 
 /// The machine line of the report: cores, load, CPU model.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
@@ -314,6 +328,11 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             clients,
             json,
         } => crate::bench_products::quotes(seconds, clients, json).await,
+        BenchWhat::Import {
+            rows,
+            searches,
+            no_reimport,
+        } => crate::import::bench_import(config, rows, searches, !no_reimport).await,
     }
 }
 
@@ -447,7 +466,7 @@ async fn identity(
     Ok(())
 }
 
-fn database_name(config: &Config) -> String {
+pub(crate) fn database_name(config: &Config) -> String {
     match &config.database_url {
         Some(url) => {
             zhudai_store::DatabaseLocation::parse(Some(url.expose_secret()), &config.data_dir)

@@ -90,6 +90,23 @@ pub enum Command {
         #[command(subcommand)]
         what: crate::calc::CalcWhat,
     },
+    // --- Bulk customer import and export (issue #4 part 5) ---
+    /// Import data from files (CSV, XLSX) with a progress bar
+    Import {
+        #[command(subcommand)]
+        what: crate::import::ImportWhat,
+    },
+    /// Export data to files
+    Export {
+        #[command(subcommand)]
+        what: crate::import::ExportWhat,
+    },
+    /// Demo and test data
+    Demo {
+        #[command(subcommand)]
+        what: crate::import::DemoWhat,
+    },
+    // --- end bulk import and export ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +227,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Bench { what } => crate::bench::run(config, what).await,
         Command::Calc { what } => crate::calc::run(what),
+        // Bulk customer import and export (issue #4 part 5).
+        Command::Import { what } => crate::import::run_import(config, what).await,
+        Command::Export { what } => crate::import::run_export(config, what).await,
+        Command::Demo { what } => crate::import::run_demo(what).await,
     }
 }
 
@@ -289,6 +310,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         document_max_bytes: config.document_max_bytes,
         privacy_request_days: config.privacy_request_days,
         apr_cap: config.apr_cap,
+        export_approval_rows: config.export_approval_rows,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

@@ -82,6 +82,11 @@ pub struct Config {
     /// than 0 and at most 0.36 (no setting may exceed 36 %).
     #[serde(default = "defaults::apr_cap", deserialize_with = "decimal_setting")]
     pub apr_cap: rust_decimal::Decimal,
+    /// Customer exports of more rows than this need approval by another person holding
+    /// `customer.export.approve` (four eyes); smaller ones download directly. Every
+    /// export is audited.
+    #[serde(default = "defaults::export_approval_rows")]
+    pub export_approval_rows: u64,
 }
 
 /// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
@@ -142,6 +147,9 @@ mod defaults {
     }
     pub fn apr_cap() -> rust_decimal::Decimal {
         zhudai_domain::product::DEFAULT_APR_CAP
+    }
+    pub fn export_approval_rows() -> u64 {
+        1000
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()

@@ -6,6 +6,7 @@ mod bench_products;
 mod calc;
 mod cli;
 mod config;
+mod import;
 mod keys;
 
 use std::io::Write;

@@ -6,6 +6,9 @@ pub mod applications;
 pub mod audit;
 pub mod auth;
 pub mod customers;
+// Bulk customer import and export (issue #4 part 5).
+pub mod customer_exports;
+pub mod customer_imports;
 pub mod docs;
 pub mod documents;
 pub mod privacy;
@@ -47,6 +50,7 @@ use utoipa_axum::routes;
         (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
         (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
         (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
+        (name = "customers", description = "Customers; bulk import (CSV/XLSX) and export with four-eyes approval"),
     )
 )]
 pub struct ApiDoc;
@@ -152,4 +156,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(products::set_status))
         .routes(routes!(products::create_quote))
         .routes(routes!(products::get_quote))
+        // --- Bulk customer import and export (issue #4 part 5) ---
+        .routes(routes!(customer_imports::create))
+        .routes(routes!(customer_imports::get_one))
+        .routes(routes!(customer_imports::errors))
+        .routes(routes!(customer_exports::export))
+        .routes(routes!(customer_exports::request, customer_exports::mine))
+        .routes(routes!(customer_exports::pending))
+        .routes(routes!(customer_exports::decide))
+        .routes(routes!(customer_exports::download))
+    // --- end bulk import and export ---
 }

@@ -331,6 +331,52 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     ),
     (Method::POST, "/api/v1/quotes", P("quote.create")),
     (Method::GET, "/api/v1/quotes/{id}", P("product.read")),
+    // Bulk customer import and export (issue #4 part 5)
+    (
+        Method::POST,
+        "/api/v1/customers/imports",
+        P("customer.import"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/imports/{id}",
+        P("customer.import"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/imports/{id}/errors.xlsx",
+        P("customer.import"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/export",
+        P("customer.export"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/customers/exports",
+        P("customer.export"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/exports",
+        P("customer.export"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/exports/pending",
+        P("customer.export.approve"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/customers/exports/{id}/decision",
+        P("customer.export.approve"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/customers/exports/{id}/file",
+        P("customer.export"),
+    ),
     // Web UI
     (Method::GET, "/", SignedIn),
     (Method::GET, "/m/{module}", SignedIn),

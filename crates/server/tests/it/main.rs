@@ -9,6 +9,7 @@ mod auth;
 mod browser;
 mod customers;
 mod documents;
+mod imports;
 mod matrix;
 mod privacy;
 // Funder network (issue #5).

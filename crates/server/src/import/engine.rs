@@ -1,0 +1,922 @@
+//! The import engine: a three-stage pipeline.
+//!
+//! 1. **Read and validate** (a blocking thread; validation in parallel with rayon): rows
+//!    in batches, each checked by [`CustomerInput::validate`] (exactly the API's rules)
+//!    and given the blind index of its ID number.
+//! 2. **Plan and encrypt** (async look-ups, crypto in parallel with rayon): repeated ID
+//!    numbers inside the file are rejected; the ID numbers are looked up through the
+//!    blind index; a new customer gets a fresh data key made in memory and its fields
+//!    encrypted; an existing one is decrypted and compared (no change → `unchanged`),
+//!    then re-encrypted under its own key if anything changed. Empty cells never erase
+//!    a stored value.
+//! 3. **Write** (the single writer): per batch one transaction holding the data keys,
+//!    the customers (multi-row INSERTs), the updates (optimistic, by version), the row
+//!    errors, the job's counts and resume point, and an audit record. A crash leaves
+//!    whole batches only; a re-run resumes after the last one.
+//!
+//! Stages overlap: batch *n + 1* is encrypted while batch *n* is written.
+//!
+//! Strict mode validates the whole file first (a dry run); only a file without a bad row
+//! is then written, in **one** transaction, so a row refused at write time (a concurrent
+//! change) still leaves nothing imported.
+
+use super::read::{RawRow, Table};
+use super::report::masked_value;
+use crate::customers::{index_kind, subject};
+use crate::vault::{FieldAad, Vault, VaultError};
+use chrono::NaiveDate;
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+use zhudai_crypto::blind_index::FieldKind;
+use zhudai_crypto::envelope::{Dek, WrappedDek};
+use zhudai_domain::clock::Clock;
+use zhudai_domain::customer::{FieldProblem, ValidCustomer};
+use zhudai_domain::ident::Gender;
+use zhudai_store::audit::AuditDraft;
+use zhudai_store::customers::{
+    customer_update, CustomerRow, CustomerValues, IndexedField, ScopeFilter,
+};
+use zhudai_store::imports::{self as db, ImportCounts, ImportError};
+use zhudai_store::keys::SubjectDek;
+use zhudai_store::sqlx::{Any, AnyConnection, Transaction};
+use zhudai_store::{Store, StoreError};
+
+/// Rows per batch (one transaction each in lenient mode).
+pub const DEFAULT_BATCH_ROWS: usize = 5_000;
+/// A running import not heard of for this long is taken as crashed and may be resumed.
+pub const STALE_AFTER_MS: i64 = 120_000;
+
+/// How to run an import.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub dry_run: bool,
+    pub strict: bool,
+    /// Owner and org unit of the customers created.
+    pub owner_user_id: i64,
+    pub org_unit_id: Option<i64>,
+    pub requested_by: Option<i64>,
+    /// Existing customers outside this scope are not touched (the row is rejected).
+    pub scope: ScopeFilter,
+    /// For the audit trail.
+    pub actor: String,
+    pub roles: String,
+    /// The date ID numbers are checked against (no birth in the future).
+    pub today: NaiveDate,
+    pub batch_rows: usize,
+}
+
+/// How an import ended.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// `done`, `rejected` (strict mode: bad rows, nothing written) or `failed`.
+    pub status: &'static str,
+    pub total_rows: i64,
+    pub counts: ImportCounts,
+    /// Every problem found by this run (resumed runs: only those after the resume point).
+    pub errors: Vec<ImportError>,
+    pub error: Option<String>,
+    /// Rows skipped because an earlier run had committed them.
+    pub resumed_after: i64,
+}
+
+/// Told after every committed batch: phase, counts, total rows.
+pub type ProgressFn = Arc<dyn Fn(&str, &ImportCounts, i64) + Send + Sync>;
+
+/// What stops an import (as opposed to a bad row).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportFailure {
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("encryption: {0}")]
+    Vault(#[from] VaultError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<zhudai_store::sqlx::Error> for ImportFailure {
+    fn from(e: zhudai_store::sqlx::Error) -> Self {
+        ImportFailure::Store(e.into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 1: validation
+
+struct Checked {
+    row: RawRow,
+    /// The validated customer and the blind index of its ID number.
+    result: Result<(ValidCustomer, String), Vec<FieldProblem>>,
+}
+
+struct CheckedBatch {
+    /// Rows of the file handled up to and including this batch.
+    through: i64,
+    /// Rows of this batch an earlier run already committed (first `skip` rows).
+    skip: usize,
+    rows: Vec<Checked>,
+}
+
+fn check(vault: &Vault, today: NaiveDate, row: RawRow) -> Checked {
+    let result = row.input.validate(today).map(|c| {
+        let bidx = vault.blind_index(
+            index_kind(IndexedField::IdNumber, Some(c.id_kind)),
+            &c.id_number,
+        );
+        (c, bidx)
+    });
+    Checked { row, result }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 2: plans
+
+/// The clear values an import compares and writes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct Plain {
+    name: String,
+    phone: Option<String>,
+    bank_card: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    monthly_income: Option<String>,
+}
+
+impl Plain {
+    fn of(c: &ValidCustomer) -> Plain {
+        Plain {
+            name: c.name.clone(),
+            phone: c.phone.as_ref().map(|p| p.as_str().to_owned()),
+            bank_card: c.bank_card.as_ref().map(|b| b.as_str().to_owned()),
+            email: c.email.as_ref().map(|e| e.as_str().to_owned()),
+            address: c.address.clone(),
+            monthly_income: c.monthly_income.map(|i| i.to_string()),
+        }
+    }
+
+    /// `self` with the fields it lacks taken from `stored` (empty cells never erase).
+    fn over(self, stored: &Plain) -> Plain {
+        Plain {
+            name: self.name,
+            phone: self.phone.or_else(|| stored.phone.clone()),
+            bank_card: self.bank_card.or_else(|| stored.bank_card.clone()),
+            email: self.email.or_else(|| stored.email.clone()),
+            address: self.address.or_else(|| stored.address.clone()),
+            monthly_income: self
+                .monthly_income
+                .or_else(|| stored.monthly_income.clone()),
+        }
+    }
+}
+
+fn aad<'a>(column: &'a str, ref_: &'a str) -> FieldAad<'a> {
+    FieldAad::new("customers", column, ref_)
+}
+
+/// Encrypts a customer's values under its key: the same columns, places (AAD), subject
+/// and value spellings as [`crate::customers::encrypt`], so the API reads them alike.
+fn seal(
+    vault: &Vault,
+    dek: &Dek,
+    ref_: &str,
+    c: &ValidCustomer,
+    p: &Plain,
+) -> Result<CustomerValues, VaultError> {
+    let enc = |column: &str, v: &Option<String>| -> Result<Option<Vec<u8>>, VaultError> {
+        v.as_deref()
+            .map(|v| vault.encrypt_with(dek, &aad(column, ref_), v))
+            .transpose()
+    };
+    Ok(CustomerValues {
+        ref_: ref_.to_owned(),
+        kind: c.kind.as_str().to_owned(),
+        name: p.name.clone(),
+        id_kind: c.id_kind.as_str().to_owned(),
+        id_number_enc: Some(vault.encrypt_with(dek, &aad("id_number_enc", ref_), &c.id_number)?),
+        id_number_bidx: Some(vault.blind_index(
+            index_kind(IndexedField::IdNumber, Some(c.id_kind)),
+            &c.id_number,
+        )),
+        phone_enc: enc("phone_enc", &p.phone)?,
+        phone_bidx: p
+            .phone
+            .as_deref()
+            .map(|v| vault.blind_index(FieldKind::Phone, v)),
+        bank_card_enc: enc("bank_card_enc", &p.bank_card)?,
+        bank_card_bidx: p
+            .bank_card
+            .as_deref()
+            .map(|v| vault.blind_index(FieldKind::BankCard, v)),
+        email_enc: enc("email_enc", &p.email)?,
+        address_enc: enc("address_enc", &p.address)?,
+        monthly_income_enc: enc("monthly_income_enc", &p.monthly_income)?,
+        birth_date: c.birth_date.map(|d| d.to_string()),
+        gender: c.gender.map(|g| match g {
+            Gender::Male => "male".to_owned(),
+            Gender::Female => "female".to_owned(),
+        }),
+        region_code: c.region_code.clone(),
+        ..Default::default()
+    })
+}
+
+/// The stored clear values of a row, decrypted with its key.
+fn unseal(vault: &Vault, dek: &Dek, row: &CustomerRow) -> Result<Plain, VaultError> {
+    let dec = |column: &str, ct: &Option<Vec<u8>>| -> Result<Option<String>, VaultError> {
+        ct.as_deref()
+            .map(|ct| {
+                vault
+                    .decrypt_with(dek, &aad(column, &row.ref_), ct)
+                    .map(|v| v.to_string())
+            })
+            .transpose()
+    };
+    Ok(Plain {
+        name: row.name.clone(),
+        phone: dec("phone_enc", &row.phone_enc)?,
+        bank_card: dec("bank_card_enc", &row.bank_card_enc)?,
+        email: dec("email_enc", &row.email_enc)?,
+        address: dec("address_enc", &row.address_enc)?,
+        monthly_income: dec("monthly_income_enc", &row.monthly_income_enc)?,
+    })
+}
+
+/// A new customer's values and its data key (wrapped), to insert together.
+type NewCustomer = (CustomerValues, WrappedDek);
+
+enum Plan {
+    /// Already committed by an earlier run.
+    Skip,
+    Reject(Vec<ImportError>),
+    /// A new customer: its values and data key (both `None` in a dry run).
+    Insert {
+        row_no: i64,
+        bidx: String,
+        new: Option<NewCustomer>,
+    },
+    /// An existing customer that changes (values `None` in a dry run).
+    Update {
+        row_no: i64,
+        id: i64,
+        version: i64,
+        values: Option<CustomerValues>,
+    },
+    Unchanged,
+}
+
+struct PlannedBatch {
+    through: i64,
+    plans: Vec<Plan>,
+}
+
+fn problems_of(row: &RawRow, problems: &[FieldProblem]) -> Vec<ImportError> {
+    problems
+        .iter()
+        .map(|p| ImportError {
+            row_no: row.row_no,
+            field: p.field.to_owned(),
+            code: p.code.to_owned(),
+            message: p.message.clone(),
+            value_masked: masked_value(p.field, row.value(p.field)),
+        })
+        .collect()
+}
+
+fn row_problem(row: &RawRow, field: &'static str, code: &'static str, message: String) -> Plan {
+    Plan::Reject(problems_of(row, &[FieldProblem::new(field, code, message)]))
+}
+
+/// What each row of the batch will do, with its encrypted values.
+struct Planner {
+    vault: Vault,
+    store: Store,
+    dry_run: bool,
+    scope: ScopeFilter,
+    owner: i64,
+    unit: Option<i64>,
+    created_by: Option<i64>,
+    /// Blind index (as a number) → row number where the file first had it.
+    seen: HashMap<u128, i64>,
+}
+
+impl Planner {
+    async fn plan(&mut self, batch: CheckedBatch) -> Result<PlannedBatch, ImportFailure> {
+        // Repeats inside the file (also across batches, and over rows an earlier run
+        // committed, so a resumed run decides exactly as an uninterrupted one).
+        let mut firsts: Vec<Option<i64>> = Vec::with_capacity(batch.rows.len());
+        for c in &batch.rows {
+            firsts.push(match &c.result {
+                Ok((_, bidx)) => {
+                    let key = u128::from_str_radix(bidx, 16).unwrap_or_default();
+                    match self.seen.get(&key) {
+                        Some(first) => Some(*first),
+                        None => {
+                            self.seen.insert(key, c.row.row_no);
+                            None
+                        }
+                    }
+                }
+                Err(_) => None,
+            });
+        }
+        // Existing customers with these ID numbers, and their keys.
+        let wanted: Vec<String> = batch
+            .rows
+            .iter()
+            .enumerate()
+            .skip(batch.skip)
+            .filter(|(i, _)| firsts[*i].is_none())
+            .filter_map(|(_, c)| c.result.as_ref().ok().map(|(_, b)| b.clone()))
+            .collect();
+        let mut existing: HashMap<String, Vec<CustomerRow>> = HashMap::new();
+        let mut keys: HashMap<String, SubjectDek> = HashMap::new();
+        if !wanted.is_empty() {
+            let mut conn = self.store.reader().acquire().await?;
+            for row in db::customers_by_id_bidx(&mut conn, &wanted).await? {
+                if let Some(b) = row.id_number_bidx.clone() {
+                    existing.entry(b).or_default().push(row);
+                }
+            }
+            if !existing.is_empty() {
+                let subjects: Vec<String> = existing
+                    .values()
+                    .flatten()
+                    .map(|r| subject(&r.ref_))
+                    .collect();
+                keys = db::data_keys_of_subjects(&mut conn, &subjects)
+                    .await?
+                    .into_iter()
+                    .collect();
+            }
+        }
+        if !self.dry_run {
+            self.vault.refresh_master_keys()?;
+        }
+        let vault = self.vault.clone();
+        let (dry_run, scope, owner, unit, created_by) = (
+            self.dry_run,
+            self.scope.clone(),
+            self.owner,
+            self.unit,
+            self.created_by,
+        );
+        let through = batch.through;
+        let skip = batch.skip;
+        let plans = tokio::task::spawn_blocking(move || {
+            batch
+                .rows
+                .into_par_iter()
+                .zip(firsts.into_par_iter())
+                .enumerate()
+                .map(|(i, (c, first))| {
+                    if i < skip {
+                        return Ok(Plan::Skip);
+                    }
+                    let (valid, bidx) = match c.result {
+                        Err(problems) => return Ok(Plan::Reject(problems_of(&c.row, &problems))),
+                        Ok(v) => v,
+                    };
+                    if let Some(first) = first {
+                        return Ok(row_problem(
+                            &c.row,
+                            "id_number",
+                            "duplicate_in_file",
+                            format!("the same ID number is already on row {first} of this file"),
+                        ));
+                    }
+                    let plain = Plain::of(&valid);
+                    match existing.get(&bidx).map(Vec::as_slice) {
+                        None | Some([]) => {
+                            if dry_run {
+                                return Ok(Plan::Insert {
+                                    row_no: c.row.row_no,
+                                    bidx,
+                                    new: None,
+                                });
+                            }
+                            let ref_ = uuid::Uuid::now_v7().to_string();
+                            let key_id = uuid::Uuid::now_v7().simple().to_string();
+                            let (dek, wrapped) = vault.new_subject_key(&key_id)?;
+                            let mut values = seal(&vault, &dek, &ref_, &valid, &plain)?;
+                            values.owner_user_id = owner;
+                            values.org_unit_id = unit;
+                            values.created_by = created_by;
+                            Ok(Plan::Insert {
+                                row_no: c.row.row_no,
+                                bidx,
+                                new: Some((values, wrapped)),
+                            })
+                        }
+                        Some([stored]) => {
+                            if !scope.admits(stored.owner_user_id, stored.org_unit_id) {
+                                return Ok(row_problem(
+                                    &c.row,
+                                    "id_number",
+                                    "outside_scope",
+                                    "a customer with this ID number exists outside your data scope"
+                                        .into(),
+                                ));
+                            }
+                            let subj = subject(&stored.ref_);
+                            let dek =
+                                match keys.get(&subj).map(|k| vault.open_subject_key(&subj, k)) {
+                                    Some(Ok(dek)) => dek,
+                                    Some(Err(VaultError::Shredded { .. })) => {
+                                        return Ok(row_problem(
+                                            &c.row,
+                                            "id_number",
+                                            "erased",
+                                            "the customer with this ID number was erased".into(),
+                                        ))
+                                    }
+                                    Some(Err(e)) => return Err(ImportFailure::Vault(e)),
+                                    None => {
+                                        return Err(ImportFailure::Internal(format!(
+                                            "customer {} has no data key",
+                                            stored.id
+                                        )))
+                                    }
+                                };
+                            let before = unseal(&vault, &dek, stored)?;
+                            let after = plain.over(&before);
+                            if after == before {
+                                return Ok(Plan::Unchanged);
+                            }
+                            let values = if dry_run {
+                                None
+                            } else {
+                                Some(seal(&vault, &dek, &stored.ref_, &valid, &after)?)
+                            };
+                            Ok(Plan::Update {
+                                row_no: c.row.row_no,
+                                id: stored.id,
+                                version: stored.version,
+                                values,
+                            })
+                        }
+                        Some(_) => Ok(row_problem(
+                            &c.row,
+                            "id_number",
+                            "ambiguous",
+                            "several customers have this ID number".into(),
+                        )),
+                    }
+                })
+                .collect::<Result<Vec<Plan>, ImportFailure>>()
+        })
+        .await
+        .map_err(|e| ImportFailure::Internal(format!("encryption task: {e}")))??;
+        Ok(PlannedBatch { through, plans })
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Stage 3: writing
+
+struct Written {
+    counts: ImportCounts,
+    errors: Vec<ImportError>,
+}
+
+/// Writes one planned batch inside `tx`. Returns the batch's counts and errors; rows
+/// refused at write time (a concurrent change) are among the errors.
+#[allow(clippy::too_many_arguments)]
+async fn write_batch(
+    conn: &mut AnyConnection,
+    import_id: i64,
+    batch: PlannedBatch,
+    dry_run: bool,
+    now_ms: i64,
+    actor: &str,
+    roles: &str,
+) -> Result<Written, ImportFailure> {
+    let mut c = ImportCounts::default();
+    let mut errors = Vec::new();
+    let mut inserts: Vec<(i64, String, Option<NewCustomer>)> = Vec::new();
+    let mut updates = Vec::new();
+    for p in batch.plans {
+        match p {
+            Plan::Skip => {}
+            Plan::Reject(e) => {
+                c.rejected += 1;
+                errors.extend(e);
+            }
+            Plan::Unchanged => c.unchanged += 1,
+            Plan::Insert { row_no, bidx, new } => inserts.push((row_no, bidx, new)),
+            Plan::Update {
+                row_no,
+                id,
+                version,
+                values,
+            } => updates.push((row_no, id, version, values)),
+        }
+    }
+    let mut digest = Sha256::new();
+    if !dry_run && !inserts.is_empty() {
+        // Someone may have created one of these customers since the batch was planned.
+        let bidx: Vec<String> = inserts.iter().map(|(_, b, _)| b.clone()).collect();
+        let taken: std::collections::HashSet<String> = db::id_bidx_present(&mut *conn, &bidx)
+            .await?
+            .into_iter()
+            .collect();
+        let mut rows = Vec::with_capacity(inserts.len());
+        let mut keys = Vec::with_capacity(inserts.len());
+        for (row_no, bidx, new) in inserts {
+            if taken.contains(&bidx) {
+                c.rejected += 1;
+                errors.push(changed(row_no));
+                continue;
+            }
+            if let Some((values, key)) = new {
+                digest.update(values.ref_.as_bytes());
+                keys.push((key, subject(&values.ref_)));
+                rows.push(values);
+            }
+        }
+        db::data_keys_insert_many(&mut *conn, &keys, now_ms).await?;
+        db::customers_insert_many(&mut *conn, &rows, now_ms).await?;
+        c.inserted += rows.len() as i64;
+    } else {
+        c.inserted += inserts.len() as i64;
+    }
+    for (row_no, id, version, values) in updates {
+        match values {
+            None => c.updated += 1,
+            Some(v) => {
+                if customer_update(&mut *conn, id, version, &v, now_ms).await? {
+                    digest.update(v.ref_.as_bytes());
+                    c.updated += 1;
+                } else {
+                    c.rejected += 1;
+                    errors.push(changed(row_no));
+                }
+            }
+        }
+    }
+    errors.sort_by_key(|e| e.row_no);
+    db::import_errors_insert(&mut *conn, import_id, &errors).await?;
+    if !dry_run && c.inserted + c.updated > 0 {
+        let draft = AuditDraft::new(now_ms, "customer.import", "success")
+            .actor(actor.to_owned())
+            .role(roles.to_owned())
+            .target(format!("customer_import:{import_id}"))
+            .reason(format!(
+                "rows through {}: {} inserted, {} updated",
+                batch.through, c.inserted, c.updated
+            ))
+            .change_digest(hex::encode(digest.finalize()));
+        zhudai_store::audit::append(&mut *conn, &draft).await?;
+    }
+    Ok(Written { counts: c, errors })
+}
+
+fn changed(row_no: i64) -> ImportError {
+    ImportError {
+        row_no,
+        field: "id_number".into(),
+        code: "changed_during_import".into(),
+        message: "this customer was created or changed by someone else during the import; import the file again".into(),
+        value_masked: None,
+    }
+}
+
+fn add(total: &mut ImportCounts, c: &ImportCounts) {
+    total.inserted += c.inserted;
+    total.updated += c.updated;
+    total.unchanged += c.unchanged;
+    total.rejected += c.rejected;
+}
+
+// ---------------------------------------------------------------------------------------
+// The pipeline
+
+/// The context an import runs in.
+#[derive(Clone)]
+pub struct Engine {
+    pub store: Store,
+    pub vault: Vault,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").finish_non_exhaustive()
+    }
+}
+
+enum Mode {
+    /// One transaction per batch.
+    Batches,
+    /// Validate only.
+    DryRun,
+    /// Everything in one transaction.
+    Single,
+}
+
+impl Engine {
+    fn now_ms(&self) -> i64 {
+        self.clock.now().timestamp_millis()
+    }
+
+    /// Runs import `import_id` (its job row must exist) over `table`. Resumes after the
+    /// rows an interrupted run of the same job committed.
+    pub async fn run(
+        &self,
+        import_id: i64,
+        table: Table,
+        opts: &ImportOptions,
+        progress: ProgressFn,
+    ) -> Result<Outcome, ImportFailure> {
+        let job =
+            self.store.import_get(import_id).await?.ok_or_else(|| {
+                ImportFailure::Internal(format!("import {import_id} does not exist"))
+            })?;
+        let table = Arc::new(table);
+        let total = {
+            let t = table.clone();
+            tokio::task::spawn_blocking(move || t.rows().count() as i64)
+                .await
+                .map_err(|e| ImportFailure::Internal(e.to_string()))?
+        };
+        let mut conn = self.store.writer().acquire().await?;
+        db::sqlite_cache(&mut conn, Some(db::IMPORT_SQLITE_CACHE_KIB)).await?;
+        let result = if opts.strict {
+            db::import_reset(&mut conn, import_id).await?;
+            db::import_start(&mut conn, import_id, "validating", total, self.now_ms()).await?;
+            drop(conn);
+            let first = self
+                .pass(
+                    import_id,
+                    table.clone(),
+                    total,
+                    opts,
+                    Mode::DryRun,
+                    0,
+                    ImportCounts::default(),
+                    "validating",
+                    progress.clone(),
+                )
+                .await?;
+            if first.counts.rejected > 0 || opts.dry_run {
+                first
+            } else {
+                let mut conn = self.store.writer().acquire().await?;
+                db::import_start(&mut conn, import_id, "writing", total, self.now_ms()).await?;
+                drop(conn);
+                self.pass(
+                    import_id,
+                    table,
+                    total,
+                    opts,
+                    Mode::Single,
+                    0,
+                    ImportCounts::default(),
+                    "writing",
+                    progress,
+                )
+                .await?
+            }
+        } else {
+            db::import_start(&mut conn, import_id, "writing", total, self.now_ms()).await?;
+            drop(conn);
+            let resume = job.counts.processed;
+            let mode = if opts.dry_run {
+                Mode::DryRun
+            } else {
+                Mode::Batches
+            };
+            self.pass(
+                import_id, table, total, opts, mode, resume, job.counts, "writing", progress,
+            )
+            .await?
+        };
+        let mut conn = self.store.writer().acquire().await?;
+        db::sqlite_cache(&mut conn, None).await?;
+        db::import_finish(
+            &mut conn,
+            import_id,
+            result.status,
+            result.error.as_deref(),
+            self.now_ms(),
+        )
+        .await?;
+        Ok(result)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn pass(
+        &self,
+        import_id: i64,
+        table: Arc<Table>,
+        total: i64,
+        opts: &ImportOptions,
+        mode: Mode,
+        resume: i64,
+        start: ImportCounts,
+        phase: &'static str,
+        progress: ProgressFn,
+    ) -> Result<Outcome, ImportFailure> {
+        let batch_rows = opts.batch_rows.max(1);
+        let dry_run = matches!(mode, Mode::DryRun);
+        // Stage 1 on a blocking thread.
+        let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<CheckedBatch>(2);
+        let (vault, today) = (self.vault.clone(), opts.today);
+        let reader = tokio::task::spawn_blocking(move || {
+            let mut rows = table.rows();
+            let mut handled = 0_i64;
+            loop {
+                let chunk: Vec<_> = rows.by_ref().take(batch_rows).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let n = chunk.len() as i64;
+                let skip = (resume - handled).clamp(0, n) as usize;
+                handled += n;
+                let checked: Vec<Checked> = chunk
+                    .into_par_iter()
+                    .map(|r| match r {
+                        Ok(row) => check(&vault, today, row),
+                        Err((row_no, msg)) => Checked {
+                            row: RawRow {
+                                row_no,
+                                ..Default::default()
+                            },
+                            result: Err(vec![FieldProblem::new("row", "unreadable_row", msg)]),
+                        },
+                    })
+                    .collect();
+                if checked_tx
+                    .blocking_send(CheckedBatch {
+                        through: handled,
+                        skip,
+                        rows: checked,
+                    })
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        // Stage 2 as a task.
+        let (planned_tx, mut planned_rx) =
+            tokio::sync::mpsc::channel::<Result<PlannedBatch, ImportFailure>>(1);
+        let mut planner = Planner {
+            vault: self.vault.clone(),
+            store: self.store.clone(),
+            dry_run,
+            scope: opts.scope.clone(),
+            owner: opts.owner_user_id,
+            unit: opts.org_unit_id,
+            created_by: opts.requested_by,
+            seen: HashMap::new(),
+        };
+        let planner_task = tokio::spawn(async move {
+            while let Some(batch) = checked_rx.recv().await {
+                let planned = planner.plan(batch).await;
+                let failed = planned.is_err();
+                if planned_tx.send(planned).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        // Stage 3 here.
+        let mut counts = start;
+        let mut errors = Vec::new();
+        let mut single: Option<Transaction<'static, Any>> = match mode {
+            Mode::Single => Some(self.store.begin().await?),
+            _ => None,
+        };
+        let mut failure: Option<ImportFailure> = None;
+        let mut refused = false;
+        let mut batches = 0_u64;
+        while let Some(planned) = planned_rx.recv().await {
+            let batch = match planned {
+                Ok(b) => b,
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            };
+            let through = batch.through;
+            if through <= resume {
+                continue;
+            }
+            let now = self.now_ms();
+            let written = match single.as_mut() {
+                Some(tx) => {
+                    let w = write_batch(
+                        &mut *tx,
+                        import_id,
+                        batch,
+                        false,
+                        now,
+                        &opts.actor,
+                        &opts.roles,
+                    )
+                    .await;
+                    match w {
+                        Ok(w) if w.counts.rejected > 0 => {
+                            // A concurrent change refused a row: strict mode imports nothing.
+                            add(&mut counts, &w.counts);
+                            errors.extend(w.errors);
+                            refused = true;
+                            break;
+                        }
+                        other => other,
+                    }
+                }
+                None => {
+                    let mut tx = self.store.begin().await?;
+                    let w = write_batch(
+                        &mut tx,
+                        import_id,
+                        batch,
+                        dry_run,
+                        now,
+                        &opts.actor,
+                        &opts.roles,
+                    )
+                    .await;
+                    if let Ok(w) = &w {
+                        let mut next = counts;
+                        add(&mut next, &w.counts);
+                        next.processed = through;
+                        db::import_progress(&mut tx, import_id, phase, &next, now).await?;
+                        tx.commit().await?;
+                    }
+                    w
+                }
+            };
+            batches += 1;
+            if !dry_run && matches!(batches, 1 | 20) {
+                let analyzed = match single.as_mut() {
+                    Some(tx) => db::analyze_for_import(&mut *tx).await,
+                    None => match self.store.writer().acquire().await {
+                        Ok(mut conn) => db::analyze_for_import(&mut conn).await,
+                        Err(e) => Err(e.into()),
+                    },
+                };
+                if let Err(e) = analyzed {
+                    tracing::warn!(error = %e, "refreshing planner statistics failed");
+                }
+            }
+            match written {
+                Ok(w) => {
+                    add(&mut counts, &w.counts);
+                    counts.processed = through;
+                    errors.extend(w.errors);
+                    progress(phase, &counts, total);
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        drop(planned_rx);
+        let _ = planner_task.await;
+        let _ = reader.await;
+        if let Some(e) = failure {
+            if let Some(tx) = single {
+                let _ = tx.rollback().await;
+            }
+            return Err(e);
+        }
+        let status = if let Some(mut tx) = single {
+            if refused {
+                tx.rollback().await?;
+                let mut tx = self.store.begin().await?;
+                db::import_errors_insert(&mut tx, import_id, &errors).await?;
+                tx.commit().await?;
+                "failed"
+            } else {
+                db::import_progress(&mut tx, import_id, phase, &counts, self.now_ms()).await?;
+                tx.commit().await?;
+                "done"
+            }
+        } else if opts.strict && counts.rejected > 0 {
+            "rejected"
+        } else {
+            "done"
+        };
+        let error = match status {
+            "failed" => Some("some customers changed during the import, so nothing was imported (strict mode); import the file again".to_owned()),
+            "rejected" => Some(format!("{} row(s) are invalid, so nothing was imported (strict mode)", counts.rejected)),
+            _ => None,
+        };
+        if status != "done" {
+            // Nothing was written: the counts say what would have happened.
+            let mut conn = self.store.writer().acquire().await?;
+            db::import_progress(&mut conn, import_id, phase, &counts, self.now_ms()).await?;
+        }
+        Ok(Outcome {
+            status,
+            total_rows: total,
+            counts,
+            errors,
+            error,
+            resumed_after: resume,
+        })
+    }
+}

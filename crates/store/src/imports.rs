@@ -1,0 +1,767 @@
+//! Bulk customer import and export: the import job rows, their row-level errors, the
+//! uploaded file waiting for the worker, multi-row customer and data-key writes for the
+//! import's batches, keyset scans for exports, and the four-eyes export requests.
+//!
+//! Every write takes a connection (`&mut *tx`) so the import engine can put a batch of
+//! customers, their data keys, their errors, the job's progress and the audit record in
+//! one transaction: after a crash either all of a batch is there or none of it.
+
+use crate::customers::{
+    bind_all, row, scope_sql, Bind, CustomerRow, CustomerValues, ScopeFilter, COLUMNS,
+};
+use crate::db::Store;
+use crate::error::StoreError;
+use crate::keys::SubjectDek;
+use sqlx::any::AnyRow;
+use sqlx::{AnyConnection, Row};
+use zhudai_crypto::envelope::WrappedDek;
+
+/// Rows per multi-row INSERT of `cols` values each. SQLite looks a parameter up by
+/// walking the statement's parameter list (sqlx asks for every parameter's name), so a
+/// statement's binding cost grows with the square of its parameters: about 100 values
+/// per statement keeps that cost small next to the insert itself. PostgreSQL takes large statements (limit 65535
+/// values). Full batches reuse one prepared statement.
+fn rows_per_statement(conn: &AnyConnection, cols: usize) -> usize {
+    let budget = if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        100
+    } else {
+        8_000
+    };
+    (budget / cols).max(1)
+}
+
+/// Values per `IN (…)` list of the batch look-ups.
+pub const LOOKUP_PER_STATEMENT: usize = 100;
+
+/// SQLite page cache of the writer while an import runs (KiB): the blind-index and name
+/// indexes of a million customers take a few hundred MB, and random inserts into them
+/// thrash the default 2 MB cache. No effect on PostgreSQL.
+pub const IMPORT_SQLITE_CACHE_KIB: i64 = 262_144;
+
+/// Refreshes PostgreSQL's statistics of the tables an import fills. A table that grew
+/// from nothing has no statistics, and the planner's default guess (0.5 % of the rows per
+/// value) turns the batch look-ups (`IN` of 100 blind indexes) into sequential scans; one
+/// ANALYZE after the first batch tells it the column is unique. No-op on SQLite.
+pub async fn analyze_for_import(conn: &mut AnyConnection) -> Result<(), StoreError> {
+    if !conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        sqlx::query("ANALYZE customers").execute(&mut *conn).await?;
+        sqlx::query("ANALYZE data_keys").execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Sets the writer's SQLite page cache (KiB; `None`: back to SQLite's default).
+pub async fn sqlite_cache(conn: &mut AnyConnection, kib: Option<i64>) -> Result<(), StoreError> {
+    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+        let pages = -kib.unwrap_or(2_000);
+        sqlx::query(&format!("PRAGMA cache_size = {pages}"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// A new import job.
+#[derive(Debug, Clone)]
+pub struct NewImport<'a> {
+    pub file_name: &'a str,
+    /// `csv` or `xlsx`.
+    pub file_format: &'a str,
+    pub file_digest: &'a str,
+    pub file_size: i64,
+    pub dry_run: bool,
+    pub strict: bool,
+    /// `queued` (waiting for the worker) or `running` (the CLI runs it now).
+    pub status: &'a str,
+    pub requested_by: Option<i64>,
+    pub owner_user_id: i64,
+    pub org_unit_id: Option<i64>,
+    /// `cli:<host>:<pid>` or `worker`.
+    pub runner: Option<&'a str>,
+}
+
+/// The counts of an import so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ImportCounts {
+    /// Rows handled in file order; everything up to here is committed.
+    pub processed: i64,
+    pub inserted: i64,
+    pub updated: i64,
+    pub unchanged: i64,
+    pub rejected: i64,
+}
+
+/// An import job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportJob {
+    pub id: i64,
+    pub file_name: String,
+    pub file_format: String,
+    pub file_digest: String,
+    pub file_size: i64,
+    pub dry_run: bool,
+    pub strict: bool,
+    pub status: String,
+    pub phase: String,
+    pub total_rows: i64,
+    pub counts: ImportCounts,
+    pub requested_by: Option<i64>,
+    pub owner_user_id: i64,
+    pub org_unit_id: Option<i64>,
+    pub error: Option<String>,
+    pub runner: Option<String>,
+    pub created_at_ms: i64,
+    pub started_at_ms: Option<i64>,
+    pub heartbeat_at_ms: Option<i64>,
+    pub finished_at_ms: Option<i64>,
+}
+
+/// One problem of a rejected row (the value masked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportError {
+    pub row_no: i64,
+    pub field: String,
+    pub code: String,
+    pub message: String,
+    pub value_masked: Option<String>,
+}
+
+const IMPORT_COLUMNS: &str = "id, file_name, file_format, file_digest, file_size, dry_run, strict, status, phase, \
+    total_rows, processed_rows, inserted, updated, unchanged, rejected, requested_by, owner_user_id, org_unit_id, \
+    error, runner, created_at_ms, started_at_ms, heartbeat_at_ms, finished_at_ms";
+
+fn import_row(r: &AnyRow) -> Result<ImportJob, StoreError> {
+    Ok(ImportJob {
+        id: r.try_get("id")?,
+        file_name: r.try_get("file_name")?,
+        file_format: r.try_get("file_format")?,
+        file_digest: r.try_get("file_digest")?,
+        file_size: r.try_get("file_size")?,
+        dry_run: r.try_get::<i64, _>("dry_run")? != 0,
+        strict: r.try_get::<i64, _>("strict")? != 0,
+        status: r.try_get("status")?,
+        phase: r.try_get("phase")?,
+        total_rows: r.try_get("total_rows")?,
+        counts: ImportCounts {
+            processed: r.try_get("processed_rows")?,
+            inserted: r.try_get("inserted")?,
+            updated: r.try_get("updated")?,
+            unchanged: r.try_get("unchanged")?,
+            rejected: r.try_get("rejected")?,
+        },
+        requested_by: r.try_get("requested_by")?,
+        owner_user_id: r.try_get("owner_user_id")?,
+        org_unit_id: r.try_get("org_unit_id")?,
+        error: r.try_get("error")?,
+        runner: r.try_get("runner")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+        started_at_ms: r.try_get("started_at_ms")?,
+        heartbeat_at_ms: r.try_get("heartbeat_at_ms")?,
+        finished_at_ms: r.try_get("finished_at_ms")?,
+    })
+}
+
+/// Creates an import job; returns its id.
+pub async fn import_insert(
+    conn: &mut AnyConnection,
+    job: &NewImport<'_>,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO customer_imports (file_name, file_format, file_digest, file_size, dry_run, strict, status,
+            requested_by, owner_user_id, org_unit_id, created_at_ms, runner)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
+    )
+    .bind(job.file_name)
+    .bind(job.file_format)
+    .bind(job.file_digest)
+    .bind(job.file_size)
+    .bind(i64::from(job.dry_run))
+    .bind(i64::from(job.strict))
+    .bind(job.status)
+    .bind(job.requested_by)
+    .bind(job.owner_user_id)
+    .bind(job.org_unit_id)
+    .bind(now_ms)
+    .bind(job.runner)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(id)
+}
+
+/// Marks an import running (keeping its first start time) in `phase`, with its size.
+pub async fn import_start(
+    conn: &mut AnyConnection,
+    id: i64,
+    phase: &str,
+    total_rows: i64,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE customer_imports SET status = 'running', phase = $2, total_rows = $3,
+            started_at_ms = COALESCE(started_at_ms, $4), heartbeat_at_ms = $4, error = NULL
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(phase)
+    .bind(total_rows)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Takes over an interrupted import: `runner` now runs it.
+pub async fn import_take_over(
+    conn: &mut AnyConnection,
+    id: i64,
+    runner: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE customer_imports SET runner = $2, heartbeat_at_ms = $3 WHERE id = $1")
+        .bind(id)
+        .bind(runner)
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the counts of an import (inside the batch's transaction).
+pub async fn import_progress(
+    conn: &mut AnyConnection,
+    id: i64,
+    phase: &str,
+    c: &ImportCounts,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE customer_imports SET phase = $2, processed_rows = $3, inserted = $4, updated = $5, unchanged = $6,
+            rejected = $7, heartbeat_at_ms = $8
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(phase)
+    .bind(c.processed)
+    .bind(c.inserted)
+    .bind(c.updated)
+    .bind(c.unchanged)
+    .bind(c.rejected)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends an import: `done`, `rejected` (strict mode found bad rows) or `failed`.
+pub async fn import_finish(
+    conn: &mut AnyConnection,
+    id: i64,
+    status: &str,
+    error: Option<&str>,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE customer_imports SET status = $2, error = $3, finished_at_ms = $4, heartbeat_at_ms = $4 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(status)
+    .bind(error)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("DELETE FROM customer_import_files WHERE import_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Forgets the counts and errors of an import (a strict import starting over).
+pub async fn import_reset(conn: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM customer_import_errors WHERE import_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    import_progress(conn, id, "validating", &ImportCounts::default(), 0).await
+}
+
+/// Appends row errors (multi-row INSERTs).
+pub async fn import_errors_insert(
+    conn: &mut AnyConnection,
+    import_id: i64,
+    errors: &[ImportError],
+) -> Result<(), StoreError> {
+    for chunk in errors.chunks(rows_per_statement(conn, 6)) {
+        let mut sql = String::from(
+            "INSERT INTO customer_import_errors (import_id, row_no, field, code, message, value_masked) VALUES ",
+        );
+        push_values(&mut sql, chunk.len(), 6);
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(import_id)
+                .bind(e.row_no)
+                .bind(e.field.as_str())
+                .bind(e.code.as_str())
+                .bind(e.message.as_str())
+                .bind(e.value_masked.as_deref());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Stores the uploaded file of a queued import (already encrypted).
+pub async fn import_file_put(
+    conn: &mut AnyConnection,
+    import_id: i64,
+    content_enc: &[u8],
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO customer_import_files (import_id, content_enc) VALUES ($1, $2)")
+        .bind(import_id)
+        .bind(content_enc.to_vec())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// `($1, $2, …), (…)` for `rows` rows of `cols` values.
+fn push_values(sql: &mut String, rows: usize, cols: usize) {
+    use std::fmt::Write;
+    let mut n = 0;
+    for r in 0..rows {
+        if r > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for c in 0..cols {
+            if c > 0 {
+                sql.push_str(", ");
+            }
+            n += 1;
+            let _ = write!(sql, "${n}");
+        }
+        sql.push(')');
+    }
+}
+
+/// `$k, $k+1, …` (`count` placeholders starting at `first`).
+fn marks(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Inserts new customers with multi-row INSERTs (no ids returned).
+pub async fn customers_insert_many(
+    conn: &mut AnyConnection,
+    rows: &[CustomerValues],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(rows_per_statement(conn, 21)) {
+        let mut sql = String::from(
+            "INSERT INTO customers (ref, kind, name, id_kind, id_number_enc, id_number_bidx, phone_enc, phone_bidx,
+            bank_card_enc, bank_card_bidx, email_enc, address_enc, monthly_income_enc, birth_date, gender, region_code,
+            owner_user_id, org_unit_id, created_by, created_at_ms, updated_at_ms) VALUES ",
+        );
+        push_values(&mut sql, chunk.len(), 21);
+        let mut q = sqlx::query(&sql);
+        for v in chunk {
+            q = q
+                .bind(v.ref_.as_str())
+                .bind(v.kind.as_str())
+                .bind(v.name.as_str())
+                .bind(v.id_kind.as_str())
+                .bind(v.id_number_enc.as_deref())
+                .bind(v.id_number_bidx.as_deref())
+                .bind(v.phone_enc.as_deref())
+                .bind(v.phone_bidx.as_deref())
+                .bind(v.bank_card_enc.as_deref())
+                .bind(v.bank_card_bidx.as_deref())
+                .bind(v.email_enc.as_deref())
+                .bind(v.address_enc.as_deref())
+                .bind(v.monthly_income_enc.as_deref())
+                .bind(v.birth_date.as_deref())
+                .bind(v.gender.as_deref())
+                .bind(v.region_code.as_deref())
+                .bind(v.owner_user_id)
+                .bind(v.org_unit_id)
+                .bind(v.created_by)
+                .bind(now_ms)
+                .bind(now_ms);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Stores new subject data keys with multi-row INSERTs, inside the caller's transaction
+/// (the import writes a customer and its key in the same transaction).
+pub async fn data_keys_insert_many(
+    conn: &mut AnyConnection,
+    keys: &[(WrappedDek, String)],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for chunk in keys.chunks(rows_per_statement(conn, 6)) {
+        let mut sql = String::from(
+            "INSERT INTO data_keys (id, subject, wrapped, master_key_id, algorithm, created_at_ms) VALUES ",
+        );
+        push_values(&mut sql, chunk.len(), 6);
+        let mut q = sqlx::query(&sql);
+        for (k, subject) in chunk {
+            q = q
+                .bind(k.id.as_str())
+                .bind(subject.as_str())
+                .bind(k.wrapped.as_slice())
+                .bind(k.master_key_id.as_str())
+                .bind(k.algorithm.as_str())
+                .bind(now_ms);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Customers (not erased) whose ID-number blind index is one of `bidx`.
+pub async fn customers_by_id_bidx(
+    conn: &mut AnyConnection,
+    bidx: &[String],
+) -> Result<Vec<CustomerRow>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in bidx.chunks(LOOKUP_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM customers WHERE id_number_bidx IN ({}) AND status <> 'erased'",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for b in chunk {
+            q = q.bind(b.as_str());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            out.push(row(&r)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Which of `bidx` some customer (not erased) already has as ID-number blind index.
+pub async fn id_bidx_present(
+    conn: &mut AnyConnection,
+    bidx: &[String],
+) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in bidx.chunks(LOOKUP_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT id_number_bidx FROM customers WHERE id_number_bidx IN ({}) AND status <> 'erased'",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql);
+        for b in chunk {
+            q = q.bind(b.as_str());
+        }
+        out.extend(q.fetch_all(&mut *conn).await?);
+    }
+    Ok(out)
+}
+
+/// The data keys of `subjects` (those that have one).
+pub async fn data_keys_of_subjects(
+    conn: &mut AnyConnection,
+    subjects: &[String],
+) -> Result<Vec<(String, SubjectDek)>, StoreError> {
+    let mut out = Vec::new();
+    for chunk in subjects.chunks(LOOKUP_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT id, subject, wrapped, master_key_id, algorithm, destroyed_at_ms FROM data_keys WHERE subject IN ({})",
+            marks(1, chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for s in chunk {
+            q = q.bind(s.as_str());
+        }
+        for r in q.fetch_all(&mut *conn).await? {
+            let subject: String = r.try_get("subject")?;
+            let dek = match r.try_get::<Option<i64>, _>("destroyed_at_ms")? {
+                Some(at) => SubjectDek::Destroyed {
+                    id: r.try_get("id")?,
+                    destroyed_at_ms: at,
+                },
+                None => {
+                    let algorithm: String = r.try_get("algorithm")?;
+                    SubjectDek::Ready(WrappedDek {
+                        id: r.try_get("id")?,
+                        wrapped: r.try_get("wrapped")?,
+                        master_key_id: r.try_get("master_key_id")?,
+                        algorithm: algorithm
+                            .parse()
+                            .map_err(|e| StoreError::Invalid(format!("data key algorithm: {e}")))?,
+                    })
+                }
+            };
+            out.push((subject, dek));
+        }
+    }
+    Ok(out)
+}
+
+/// An export request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRequest {
+    pub id: i64,
+    pub requested_by: i64,
+    pub file_format: String,
+    pub row_count: i64,
+    pub clear_fields: String,
+    pub reason: String,
+    pub status: String,
+    pub decided_by: Option<i64>,
+    pub decided_at_ms: Option<i64>,
+    pub decision_note: Option<String>,
+    pub downloaded_at_ms: Option<i64>,
+    pub created_at_ms: i64,
+}
+
+const EXPORT_COLUMNS: &str =
+    "id, requested_by, file_format, row_count, clear_fields, reason, status, decided_by, \
+    decided_at_ms, decision_note, downloaded_at_ms, created_at_ms";
+
+fn export_row(r: &AnyRow) -> Result<ExportRequest, StoreError> {
+    Ok(ExportRequest {
+        id: r.try_get("id")?,
+        requested_by: r.try_get("requested_by")?,
+        file_format: r.try_get("file_format")?,
+        row_count: r.try_get("row_count")?,
+        clear_fields: r.try_get("clear_fields")?,
+        reason: r.try_get("reason")?,
+        status: r.try_get("status")?,
+        decided_by: r.try_get("decided_by")?,
+        decided_at_ms: r.try_get("decided_at_ms")?,
+        decision_note: r.try_get("decision_note")?,
+        downloaded_at_ms: r.try_get("downloaded_at_ms")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
+}
+
+/// Records an export request waiting for approval; returns its id.
+pub async fn export_request_insert(
+    conn: &mut AnyConnection,
+    requested_by: i64,
+    file_format: &str,
+    row_count: i64,
+    clear_fields: &str,
+    reason: &str,
+    now_ms: i64,
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO customer_exports (requested_by, file_format, row_count, clear_fields, reason, status, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6) RETURNING id",
+    )
+    .bind(requested_by)
+    .bind(file_format)
+    .bind(row_count)
+    .bind(clear_fields)
+    .bind(reason)
+    .bind(now_ms)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// Approves or rejects a pending request, never by its requester. False when the
+/// request is not pending or the approver is the requester.
+pub async fn export_request_decide(
+    conn: &mut AnyConnection,
+    id: i64,
+    approver: i64,
+    approve: bool,
+    note: Option<&str>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE customer_exports SET status = $3, decided_by = $2, decided_at_ms = $4, decision_note = $5
+         WHERE id = $1 AND status = 'pending' AND requested_by <> $2",
+    )
+    .bind(id)
+    .bind(approver)
+    .bind(if approve { "approved" } else { "rejected" })
+    .bind(now_ms)
+    .bind(note)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Uses up an approved request (one download). False when it is not approved or was
+/// already downloaded, or belongs to someone else.
+pub async fn export_request_consume(
+    conn: &mut AnyConnection,
+    id: i64,
+    requester: i64,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let done = sqlx::query(
+        "UPDATE customer_exports SET status = 'downloaded', downloaded_at_ms = $3
+         WHERE id = $1 AND status = 'approved' AND requested_by = $2",
+    )
+    .bind(id)
+    .bind(requester)
+    .bind(now_ms)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+impl Store {
+    pub async fn import_get(&self, id: i64) -> Result<Option<ImportJob>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM customer_imports WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(import_row).transpose()
+    }
+
+    /// The newest imports, of one requester or (with `None`) everyone's.
+    pub async fn import_list(
+        &self,
+        requested_by: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ImportJob>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM customer_imports WHERE ($1 < 0 OR requested_by = $1) ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(requested_by.unwrap_or(-1))
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(import_row).collect()
+    }
+
+    /// The newest import of this file with these options for this owner that is still
+    /// marked running (crashed, or running right now: the caller tells by its runner
+    /// and heartbeat).
+    pub async fn import_interrupted(
+        &self,
+        file_digest: &str,
+        owner_user_id: i64,
+        dry_run: bool,
+        strict: bool,
+    ) -> Result<Option<ImportJob>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {IMPORT_COLUMNS} FROM customer_imports
+             WHERE file_digest = $1 AND owner_user_id = $2 AND dry_run = $3 AND strict = $4
+               AND status = 'running'
+             ORDER BY id DESC LIMIT 1"
+        ))
+        .bind(file_digest)
+        .bind(owner_user_id)
+        .bind(i64::from(dry_run))
+        .bind(i64::from(strict))
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(import_row).transpose()
+    }
+
+    /// Row errors of an import in file order (at most `limit`).
+    pub async fn import_errors(
+        &self,
+        import_id: i64,
+        limit: i64,
+    ) -> Result<Vec<ImportError>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT row_no, field, code, message, value_masked FROM customer_import_errors
+             WHERE import_id = $1 ORDER BY row_no, id LIMIT $2",
+        )
+        .bind(import_id)
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ImportError {
+                    row_no: r.try_get("row_no")?,
+                    field: r.try_get("field")?,
+                    code: r.try_get("code")?,
+                    message: r.try_get("message")?,
+                    value_masked: r.try_get("value_masked")?,
+                })
+            })
+            .collect()
+    }
+
+    /// The encrypted uploaded file of an import, while it exists.
+    pub async fn import_file(&self, import_id: i64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT content_enc FROM customer_import_files WHERE import_id = $1",
+            )
+            .bind(import_id)
+            .fetch_optional(self.reader())
+            .await?,
+        )
+    }
+
+    /// Up to `limit` customers in scope with an id above `after_id`, in id order (an
+    /// export's pages).
+    pub async fn customers_scan(
+        &self,
+        scope: &ScopeFilter,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<CustomerRow>, StoreError> {
+        let mut cond = String::from(" WHERE status <> 'erased'");
+        let mut binds: Vec<Bind<'_>> = Vec::new();
+        scope_sql(scope, &mut cond, &mut binds);
+        binds.push(Bind::I64(after_id));
+        cond.push_str(&format!(" AND id > ${}", binds.len()));
+        binds.push(Bind::I64(limit));
+        let sql = format!(
+            "SELECT {COLUMNS} FROM customers{cond} ORDER BY id LIMIT ${}",
+            binds.len()
+        );
+        let rows = bind_all(sqlx::query(&sql), &binds)
+            .fetch_all(self.reader())
+            .await?;
+        rows.iter().map(row).collect()
+    }
+
+    /// How many customers (not erased) are in scope.
+    pub async fn customers_in_scope(&self, scope: &ScopeFilter) -> Result<i64, StoreError> {
+        let mut cond = String::from(" WHERE status <> 'erased'");
+        let mut binds: Vec<Bind<'_>> = Vec::new();
+        scope_sql(scope, &mut cond, &mut binds);
+        let sql = format!("SELECT COUNT(*) FROM customers{cond}");
+        Ok(bind_all(sqlx::query(&sql), &binds)
+            .fetch_one(self.reader())
+            .await?
+            .try_get(0)?)
+    }
+
+    pub async fn export_request(&self, id: i64) -> Result<Option<ExportRequest>, StoreError> {
+        let r = sqlx::query(&format!(
+            "SELECT {EXPORT_COLUMNS} FROM customer_exports WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
+        r.as_ref().map(export_row).transpose()
+    }
+
+    /// The newest export requests (of one requester, or everyone's with `None`).
+    pub async fn export_requests(
+        &self,
+        requested_by: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<ExportRequest>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EXPORT_COLUMNS} FROM customer_exports WHERE ($1 < 0 OR requested_by = $1) ORDER BY id DESC LIMIT $2"
+        ))
+        .bind(requested_by.unwrap_or(-1))
+        .bind(limit)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter().map(export_row).collect()
+    }
+}
