@@ -270,6 +270,20 @@ pub async fn import_finish(
     .bind(now_ms)
     .execute(&mut *conn)
     .await?;
+    // A dry run keeps its (encrypted) file until it is confirmed or discarded, so the
+    // import wizard can import exactly the file that was checked.
+    sqlx::query(
+        "DELETE FROM customer_import_files WHERE import_id = $1
+           AND import_id IN (SELECT id FROM customer_imports WHERE dry_run = 0)",
+    )
+    .bind(id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Discards the kept file of a dry run (after it was confirmed as a new import).
+pub async fn import_file_discard(conn: &mut AnyConnection, id: i64) -> Result<(), StoreError> {
     sqlx::query("DELETE FROM customer_import_files WHERE import_id = $1")
         .bind(id)
         .execute(&mut *conn)

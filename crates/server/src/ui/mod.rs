@@ -12,6 +12,7 @@ pub mod documents;
 // Funder network (issue #5).
 pub mod funders;
 pub mod i18n;
+pub mod imports;
 pub mod layout;
 pub mod modules;
 pub mod pages;
@@ -67,6 +68,12 @@ pub fn router() -> Router<AppState> {
             "/customers/{id}",
             get(customers::detail).post(customers::update),
         )
+        .route(
+            "/customers/import",
+            get(imports::wizard).post(imports::upload),
+        )
+        .route("/customers/import/{id}", get(imports::progress))
+        .route("/customers/import/{id}/confirm", post(imports::confirm))
         .route("/customers/{id}/reveal", post(customers::reveal))
         .route("/customers/{id}/relations", post(customers::add_relation))
         .route("/account/totp", post(account::totp_start))

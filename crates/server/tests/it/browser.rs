@@ -855,3 +855,142 @@ async fn an_administrator_reviews_and_checks_a_workflow() {
     browser.close().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_manager_imports_customers_through_the_wizard() {
+    let db = TestDb::sqlite().await.unwrap();
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start_with(
+        &db,
+        zhudai_server::ServerSettings {
+            data_dir: db.data_dir(),
+            demo: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    let good1 = zhudai_domain::generate::resident_id(71);
+    let good2 = zhudai_domain::generate::resident_id(72);
+    let csv = format!(
+        "姓名,证件号码,手机号\n李雷,{},13911112222\n韩梅梅,{},13933334444\n错号,110105194912310021,13955556666\n",
+        good1.as_str(),
+        good2.as_str()
+    );
+    let file = db.dir.path().join("customers.csv");
+    std::fs::write(&file, csv).unwrap();
+    let driver = Driver::start().await;
+    let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
+    browser.goto(&app.url("/login")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("demo_customer_manager")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
+    browser.goto(&app.url("/customers/import")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("im-file"))
+        .await
+        .unwrap()
+        .send_keys(file.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=import-submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=import-progress]"))
+        .await
+        .unwrap();
+    // The worker's part, then the page (it refreshes itself while running) shows the report.
+    crate::imports::drain_jobs(&app).await;
+    browser.refresh().await.unwrap();
+    let problems = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=import-problems]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        problems.contains('4') && problems.contains("110***********0021"),
+        "row 4 and its masked value: {problems}"
+    );
+    assert_eq!(
+        browser
+            .find(Locator::Css("[data-testid=import-rejected]"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        "1"
+    );
+    assert_eq!(
+        db.store.customer_count().await.unwrap(),
+        0,
+        "a dry run writes nothing"
+    );
+    screenshot(&browser, "import-dry-run").await;
+    browser
+        .find(Locator::Css("[data-testid=import-confirm]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=import-progress]"))
+        .await
+        .unwrap();
+    crate::imports::drain_jobs(&app).await;
+    browser.refresh().await.unwrap();
+    let status = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=import-status]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(status, "已完成");
+    assert_eq!(
+        db.store.customer_count().await.unwrap(),
+        2,
+        "the good rows are imported"
+    );
+    browser.close().await.unwrap();
+    app.stop().await;
+}

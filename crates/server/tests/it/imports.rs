@@ -350,7 +350,7 @@ async fn existing_customers_outside_the_scope_are_not_touched(db: &TestDb) {
 }
 
 /// Runs the queued jobs (the worker's work) until none is left.
-async fn drain_jobs(app: &TestApp) {
+pub(crate) async fn drain_jobs(app: &TestApp) {
     while let Some(job) = app
         .state
         .store()
