@@ -92,7 +92,7 @@ async fn file_response(
 /// Export the customers in the caller's data scope (at most `export_approval_rows`;
 /// above that, file an export request). Sensitive fields are masked unless the caller's
 /// role sees them in clear.
-#[utoipa::path(get, path = "/api/v1/customers/export", tag = "customers", params(ExportQuery),
+#[utoipa::path(operation_id = "customer_exports_export", get, path = "/api/v1/customers/export", tag = "customers", params(ExportQuery),
     responses((status = 200, description = "CSV (UTF-8 with BOM) or XLSX", body = Vec<u8>),
               (status = 409, description = "`approval_required`: more rows than export_approval_rows", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -161,7 +161,7 @@ impl From<ExportRequest> for ExportRequestView {
 }
 
 /// Ask for an export that needs approval.
-#[utoipa::path(post, path = "/api/v1/customers/exports", tag = "customers", request_body = NewExportRequest,
+#[utoipa::path(operation_id = "customer_exports_request", post, path = "/api/v1/customers/exports", tag = "customers", request_body = NewExportRequest,
     responses((status = 201, body = ExportRequestView),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn request(
@@ -217,7 +217,7 @@ pub async fn request(
 }
 
 /// The caller's own export requests, newest first.
-#[utoipa::path(get, path = "/api/v1/customers/exports", tag = "customers",
+#[utoipa::path(operation_id = "customer_exports_mine", get, path = "/api/v1/customers/exports", tag = "customers",
     responses((status = 200, body = Vec<ExportRequestView>)))]
 pub async fn mine(
     State(state): State<AppState>,
@@ -231,7 +231,7 @@ pub async fn mine(
 }
 
 /// Export requests waiting for a decision, other people's only.
-#[utoipa::path(get, path = "/api/v1/customers/exports/pending", tag = "customers",
+#[utoipa::path(operation_id = "customer_exports_pending", get, path = "/api/v1/customers/exports/pending", tag = "customers",
     responses((status = 200, body = Vec<ExportRequestView>)))]
 pub async fn pending(
     State(state): State<AppState>,
@@ -254,7 +254,7 @@ pub struct ExportDecision {
 }
 
 /// Approve or reject someone else's export request (four eyes: never your own).
-#[utoipa::path(post, path = "/api/v1/customers/exports/{id}/decision", tag = "customers", params(("id" = i64, Path)),
+#[utoipa::path(operation_id = "customer_exports_decide", post, path = "/api/v1/customers/exports/{id}/decision", tag = "customers", params(("id" = i64, Path)),
     request_body = ExportDecision,
     responses((status = 200, body = ExportRequestView),
               (status = 409, description = "Your own request, or not pending", body = Problem, content_type = "application/problem+json"),
@@ -314,7 +314,7 @@ pub async fn decide(
 }
 
 /// Download an approved export (once, by its requester).
-#[utoipa::path(get, path = "/api/v1/customers/exports/{id}/file", tag = "customers", params(("id" = i64, Path)),
+#[utoipa::path(operation_id = "customer_exports_download", get, path = "/api/v1/customers/exports/{id}/file", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, description = "CSV or XLSX", body = Vec<u8>),
               (status = 409, description = "Not approved, or already downloaded", body = Problem, content_type = "application/problem+json"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]

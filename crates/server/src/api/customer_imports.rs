@@ -248,7 +248,7 @@ pub struct ImportStarted {
 }
 
 /// Upload a customer file (CSV or XLSX) and import it in the background.
-#[utoipa::path(post, path = "/api/v1/customers/imports", tag = "customers",
+#[utoipa::path(operation_id = "customer_imports_create", post, path = "/api/v1/customers/imports", tag = "customers",
     request_body(content = ImportUpload, content_type = "multipart/form-data"),
     responses((status = 202, body = ImportStarted),
               (status = 422, description = "No file, or a file that cannot be read or lacks the name / id_number columns", body = Problem, content_type = "application/problem+json")))]
@@ -287,7 +287,7 @@ pub async fn visible(state: &AppState, caller: &Caller, id: i64) -> ApiResult<Im
 }
 
 /// Status, progress and counts of an import, with its first problems.
-#[utoipa::path(get, path = "/api/v1/customers/imports/{id}", tag = "customers", params(("id" = i64, Path)),
+#[utoipa::path(operation_id = "customer_imports_get_one", get, path = "/api/v1/customers/imports/{id}", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, body = ImportView),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_one(
@@ -302,7 +302,7 @@ pub async fn get_one(
 
 /// The row-level error report (XLSX): row, column, masked value, what is wrong and how
 /// to fix it, in Chinese and English.
-#[utoipa::path(get, path = "/api/v1/customers/imports/{id}/errors.xlsx", tag = "customers", params(("id" = i64, Path)),
+#[utoipa::path(operation_id = "customer_imports_errors", get, path = "/api/v1/customers/imports/{id}/errors.xlsx", tag = "customers", params(("id" = i64, Path)),
     responses((status = 200, description = "XLSX workbook", body = Vec<u8>, content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"),
               (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn errors(

@@ -43,14 +43,13 @@ use utoipa_axum::routes;
         (name = "users", description = "Users, roles, permissions; masked personal fields and audited reveal"),
         (name = "applications", description = "Loan applications carried by the origination workflow"),
         (name = "workflow", description = "Workflow definitions (versioned, checked before use) and each user's to-do list"),
-        (name = "customers", description = "Customers (individuals and enterprises) in the caller's data scope; masked sensitive fields, duplicate flags, audited reveal"),
+        (name = "customers", description = "Customers (individuals and enterprises) in the caller's data scope; masked sensitive fields, duplicate flags, audited reveal; bulk import (CSV/XLSX) and export with four-eyes approval"),
         (name = "documents", description = "Customer documents: encrypted upload and download, versions, four-eyes verification with cross-checks, completeness"),
         (name = "privacy", description = "PIPL: consents per purpose and recipient, data-subject requests (access/copy, correction, deletion) with deadlines"),
         // Funder network (issue #5).
         (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
         (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
         (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
-        (name = "customers", description = "Customers; bulk import (CSV/XLSX) and export with four-eyes approval"),
     )
 )]
 pub struct ApiDoc;

@@ -49,7 +49,7 @@ fn upload_page(
                 h2 { (t.get("imports.recent")) }
                 table.table { tbody { @for j in recent { tr {
                     td { a href=(format!("/customers/import/{}", j.id)) { "#" (j.id) " " (j.file_name) } }
-                    td { (status_badge(&t, &j.status)) @if j.dry_run { " " span.badge { (t.get("imports.dry_run.badge")) } } }
+                    td { (status_badge(t, &j.status)) @if j.dry_run { " " span.badge { (t.get("imports.dry_run.badge")) } } }
                     td.num { (j.counts.processed) " / " (j.total_rows) }
                     td { (shanghai(j.created_at_ms, false)) }
                 } } } }
@@ -125,7 +125,7 @@ pub async fn progress(
     let content = html! {
         @if running { (PreEscaped("<meta http-equiv=\"refresh\" content=\"2\">")) }
         section.card data-testid="import-progress" {
-            h2 { "#" (v.id) " " (v.file_name) " " (status_badge(&t, &v.status)) @if v.dry_run { " " span.badge { (t.get("imports.dry_run.badge")) } } }
+            h2 { "#" (v.id) " " (v.file_name) " " (status_badge(t, &v.status)) @if v.dry_run { " " span.badge { (t.get("imports.dry_run.badge")) } } }
             progress max=(total) value=(v.processed_rows) style="width:100%" aria-label=(t.get("imports.progress")) {}
             p.muted { (v.processed_rows) " / " (v.total_rows) " " (t.get("imports.rows")) }
             dl.facts data-testid="import-counts" {
