@@ -396,6 +396,16 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/admin/roles", P("role.read")),
     (Method::GET, "/admin/roles/{code}", P("role.read")),
     (Method::POST, "/admin/roles/{code}", P("role.manage")),
+    // Application pages
+    (Method::GET, "/applications", P("application.read")),
+    (Method::GET, "/applications/new", P("application.create")),
+    (Method::POST, "/applications/new", P("application.create")),
+    (Method::GET, "/applications/{id}", P("application.read")),
+    (
+        Method::POST,
+        "/applications/{id}/actions",
+        P("application.read"),
+    ),
     // Workflow designer and to-do list
     (Method::GET, "/tasks", SignedIn),
     (Method::GET, "/workflows", P("workflow.read")),

@@ -4,6 +4,7 @@
 
 pub mod account;
 pub mod admin_users;
+pub mod applications;
 pub mod assets;
 pub mod audit;
 pub mod chart;
@@ -51,6 +52,14 @@ pub fn router() -> Router<AppState> {
             "/admin/roles/{code}",
             get(admin_users::role_edit).post(admin_users::role_save),
         )
+        // Applications
+        .route("/applications", get(applications::list))
+        .route(
+            "/applications/new",
+            get(applications::new_form).post(applications::create),
+        )
+        .route("/applications/{id}", get(applications::detail))
+        .route("/applications/{id}/actions", post(applications::act))
         // Workflow designer and to-do list
         .route("/tasks", get(workflows::tasks))
         .route("/workflows", get(workflows::list))

@@ -32,7 +32,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "applications",
         group: "business",
-        status: Status::Planned(6),
+        status: Status::Available,
         plan_items: 4,
     },
     Module {

@@ -994,3 +994,179 @@ async fn a_customer_manager_imports_customers_through_the_wizard() {
     browser.close().await.unwrap();
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_manager_files_and_submits_an_application() {
+    let db = TestDb::sqlite().await.unwrap();
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start_with(
+        &db,
+        zhudai_server::ServerSettings {
+            data_dir: db.data_dir(),
+            demo: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    // A customer of the demo customer manager, aged 41 on the test date.
+    let r = reqwest::Client::new()
+        .post(app.url("/api/v1/auth/login"))
+        .json(&serde_json::json!({"username": "demo_customer_manager", "password": zhudai_server::ui::account::DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let token = r.json::<serde_json::Value>().await.unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let id_number = zhudai_domain::ident::ResidentId::from_body("31011519850101003").unwrap();
+    let r = reqwest::Client::new()
+        .post(app.url("/api/v1/customers"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"name": "周八", "id_number": id_number.as_str(), "phone": "13812345678"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let customer = r.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    let driver = Driver::start().await;
+    let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
+    browser.goto(&app.url("/login")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("demo_customer_manager")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
+    browser.goto(&app.url("/m/applications")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=new-application]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("ap-customer"))
+        .await
+        .unwrap()
+        .send_keys(&customer.to_string())
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("#ap-product option[value=consumer_std]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Too small for the product: the amount field says so.
+    browser
+        .find(Locator::Id("ap-amount"))
+        .await
+        .unwrap()
+        .send_keys("100")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("ap-months"))
+        .await
+        .unwrap()
+        .send_keys("12")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("[data-testid=create-application]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[role=alert]"))
+        .await
+        .unwrap();
+    let amount = browser.find(Locator::Id("ap-amount")).await.unwrap();
+    amount.clear().await.unwrap();
+    amount.send_keys("30000").await.unwrap();
+    browser
+        .find(Locator::Css("[data-testid=create-application]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let status = browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=application-status]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(status, "草稿");
+    browser
+        .find(Locator::Css("[data-testid=act-submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let mut node = String::new();
+    for _ in 0..50 {
+        if let Ok(e) = browser
+            .find(Locator::Css("[data-testid=application-node]"))
+            .await
+        {
+            if let Ok(t) = e.text().await {
+                node = t;
+                if node == "doc_review" {
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(node, "doc_review", "submitted to document review");
+    let history = browser
+        .find(Locator::Css("[data-testid=application-history]"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(history.contains("submit"), "{history}");
+    screenshot(&browser, "application-submitted").await;
+    browser.close().await.unwrap();
+    app.stop().await;
+}
