@@ -438,3 +438,75 @@ pub async fn seed_customers(
     }
     Ok(created)
 }
+
+/// Demo applications (demo mode only): a few of the demo customers apply for the demo
+/// consumer product; most are submitted, so the document verifier's to-do list has work.
+/// Customers outside the product's age range are skipped. Returns how many were created.
+pub async fn seed_applications(
+    state: &crate::state::AppState,
+) -> Result<usize, crate::error::ApiError> {
+    use zhudai_store::customers::{CustomerQuery, ScopeFilter};
+    if !state
+        .store()
+        .applications(&ScopeFilter::All, None, 1)
+        .await?
+        .is_empty()
+    {
+        return Ok(0);
+    }
+    let Some(owner) = state
+        .store()
+        .user_by_username("demo_customer_manager")
+        .await?
+    else {
+        return Ok(0);
+    };
+    let caller = crate::auth::Caller {
+        user_id: owner.id,
+        username: owner.username.clone(),
+        display_name: owner.display_name.clone(),
+        org_unit_id: owner.org_unit_id,
+        roles: vec!["customer_manager".into()],
+        permissions: Default::default(),
+        clear_fields: Default::default(),
+        scope: "all".into(),
+        auth: crate::auth::AuthKind::ApiToken { token_id: 0 },
+        csrf: None,
+        needs_2fa_enrolment: false,
+    };
+    let customers = state
+        .store()
+        .customer_list(&CustomerQuery {
+            scope: &ScopeFilter::All,
+            name: None,
+            exact: None,
+            kind: Some("individual"),
+            status: Some("active"),
+            offset: 0,
+            limit: 12,
+        })
+        .await?;
+    let mut created = 0;
+    for (i, c) in customers.rows.iter().enumerate() {
+        let input = crate::applications::ApplicationInput {
+            customer_id: c.id,
+            product_code: "consumer_std".into(),
+            amount: format!("{}", 20_000 + (i as i64 % 5) * 15_000),
+            months: [12, 24, 36][i % 3],
+            method: String::new(),
+            purpose: Some("消费".into()),
+        };
+        let id = match crate::applications::create(state, &caller, &input).await {
+            Ok(id) => id,
+            // Outside the product's age range, or the product is not in this database.
+            Err(crate::error::ApiError::Validation(_)) => continue,
+            Err(e) => return Err(e),
+        };
+        created += 1;
+        if i % 4 != 0 {
+            crate::applications::act(state, &caller, id, None, &zhudai_workflow::Action::Submit)
+                .await?;
+        }
+    }
+    Ok(created)
+}

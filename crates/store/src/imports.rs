@@ -377,7 +377,13 @@ fn push_values(sql: &mut String, rows: usize, cols: usize, anonymous: bool) {
 /// `$k, $k+1, …` (`count` placeholders starting at `first`).
 fn marks(first: usize, count: usize, anonymous: bool) -> String {
     (first..first + count)
-        .map(|i| if anonymous { "?".to_owned() } else { format!("${i}") })
+        .map(|i| {
+            if anonymous {
+                "?".to_owned()
+            } else {
+                format!("${i}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -347,6 +347,15 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
                 )))
             }
         }
+        match zhudai_server::demo::seed_applications(&state).await {
+            Ok(n) if n > 0 => tracing::info!(applications = n, "demo applications created"),
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Failure::Runtime(format!(
+                    "creating demo applications failed: {e}"
+                )))
+            }
+        }
     }
     if let Err(e) = zhudai_server::workflow::ensure_defaults(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not install the default workflow definitions");

@@ -9,7 +9,10 @@ use crate::support::TestApp;
 use serde_json::{json, Value};
 use zhudai_store::testing::TestDb;
 
-zhudai_store::on_both!(an_application_goes_from_draft_to_routing);
+zhudai_store::on_both!(
+    an_application_goes_from_draft_to_routing,
+    demo_applications_fill_the_verifiers_list
+);
 
 async fn an_application_goes_from_draft_to_routing(db: &TestDb) {
     zhudai_server::demo::seed(&db.store, 1).await.unwrap();
@@ -196,5 +199,49 @@ async fn an_application_goes_from_draft_to_routing(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(list[0]["id"], id);
+    app.stop().await;
+}
+
+async fn demo_applications_fill_the_verifiers_list(db: &TestDb) {
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start(db).await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    zhudai_server::demo::seed_customers(&app.state)
+        .await
+        .unwrap();
+    let n = zhudai_server::demo::seed_applications(&app.state)
+        .await
+        .unwrap();
+    assert!(n >= 3, "demo applications: {n}");
+    assert_eq!(
+        zhudai_server::demo::seed_applications(&app.state)
+            .await
+            .unwrap(),
+        0,
+        "seeded once"
+    );
+    let all = db
+        .store
+        .applications(&zhudai_store::customers::ScopeFilter::All, None, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), n);
+    let waiting = all.iter().filter(|a| a.node == "doc_review").count();
+    assert!(
+        waiting >= 1 && all.iter().any(|a| a.node == "draft"),
+        "{all:?}"
+    );
+    let list = db
+        .store
+        .worklist(&["doc_verifier".into()], 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        list.len(),
+        waiting,
+        "every submitted application waits for a verifier"
+    );
     app.stop().await;
 }
