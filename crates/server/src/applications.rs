@@ -285,6 +285,14 @@ pub async fn documents_complete(state: &AppState, app: &ApplicationRow) -> Resul
     Ok(materials_complete(&required, &docs, state.clock().today()).is_ok())
 }
 
+/// The application status an action left it in.
+fn status_after(acted: &wf::Acted) -> &'static str {
+    match &acted.finished {
+        Some(o) => status_of(&acted.node, &Status::Finished { outcome: o.clone() }),
+        None => status_of(&acted.node, &Status::Running),
+    }
+}
+
 fn status_of(node: &str, status: &Status) -> &'static str {
     match status {
         Status::Finished { outcome } => match outcome.as_str() {
@@ -332,10 +340,7 @@ pub async fn act(
         now,
     )
     .await?;
-    let status = match &acted.finished {
-        Some(o) => status_of(&acted.node, &Status::Finished { outcome: o.clone() }),
-        None => status_of(&acted.node, &Status::Running),
-    };
+    let status = status_after(&acted);
     application_set_progress(&mut *tx, id, status, &acted.node, now).await?;
     tx.commit().await?;
     if acted.node == "routing" && acted.finished.is_none() {
@@ -463,10 +468,7 @@ pub async fn sync_routing(state: &AppState, app_id: i64) -> Result<(), ApiError>
         Err(ApiError::Conflict(_)) => return Ok(()),
         Err(e) => return Err(e),
     };
-    let status = match &acted.finished {
-        Some(o) => status_of(&acted.node, &Status::Finished { outcome: o.clone() }),
-        None => status_of(&acted.node, &Status::Running),
-    };
+    let status = status_after(&acted);
     application_set_progress(&mut *tx, app.id, status, &acted.node, now).await?;
     zhudai_store::applications::application_set_routing(
         &mut *tx,

@@ -6,7 +6,6 @@
 
 use crate::auth::{AuditNote, Caller};
 use crate::error::{ApiError, ApiResult, FieldError};
-use crate::http::request_id::current_request_id;
 use crate::state::AppState;
 use crate::vault::{FieldAad, VaultError};
 use chrono::NaiveDate;
@@ -122,14 +121,7 @@ pub async fn customer_in_scope(
 
 /// An audit record of `caller` doing `action` to `target`, for a business transaction.
 pub fn draft(state: &AppState, caller: &Caller, action: &str, target: String) -> AuditDraft {
-    let mut d = AuditDraft::new(state.now_ms(), action, "success")
-        .actor(caller.username.clone())
-        .role(caller.roles.join(","))
-        .target(target);
-    if let Some(id) = current_request_id() {
-        d = d.request_id(id);
-    }
-    d
+    crate::customers::audit_draft(caller, state.now_ms(), action, target)
 }
 
 /// Marks a response as already audited in its transaction.

@@ -340,19 +340,7 @@ pub async fn seed_customers(
     else {
         return Ok(0);
     };
-    let caller = crate::auth::Caller {
-        user_id: owner.id,
-        username: owner.username.clone(),
-        display_name: owner.display_name.clone(),
-        org_unit_id: owner.org_unit_id,
-        roles: vec!["customer_manager".into()],
-        permissions: Default::default(),
-        clear_fields: Default::default(),
-        scope: "all".into(),
-        auth: crate::auth::AuthKind::ApiToken { token_id: 0 },
-        csrf: None,
-        needs_2fa_enrolment: false,
-    };
+    let caller = demo_customer_manager(&owner);
     const SURNAMES: &[&str] = &[
         "王", "李", "张", "刘", "陈", "杨", "赵", "黄", "周", "吴", "徐", "孙",
     ];
@@ -461,19 +449,7 @@ pub async fn seed_applications(
     else {
         return Ok(0);
     };
-    let caller = crate::auth::Caller {
-        user_id: owner.id,
-        username: owner.username.clone(),
-        display_name: owner.display_name.clone(),
-        org_unit_id: owner.org_unit_id,
-        roles: vec!["customer_manager".into()],
-        permissions: Default::default(),
-        clear_fields: Default::default(),
-        scope: "all".into(),
-        auth: crate::auth::AuthKind::ApiToken { token_id: 0 },
-        csrf: None,
-        needs_2fa_enrolment: false,
-    };
+    let caller = demo_customer_manager(&owner);
     let customers = state
         .store()
         .customer_list(&CustomerQuery {
@@ -509,4 +485,21 @@ pub async fn seed_applications(
         }
     }
     Ok(created)
+}
+
+/// The demo customer manager acting in the demo seeding (not a request: no session).
+fn demo_customer_manager(owner: &zhudai_store::identity::User) -> crate::auth::Caller {
+    crate::auth::Caller {
+        user_id: owner.id,
+        username: owner.username.clone(),
+        display_name: owner.display_name.clone(),
+        org_unit_id: owner.org_unit_id,
+        roles: vec!["customer_manager".into()],
+        permissions: Default::default(),
+        clear_fields: Default::default(),
+        scope: "all".into(),
+        auth: crate::auth::AuthKind::ApiToken { token_id: 0 },
+        csrf: None,
+        needs_2fa_enrolment: false,
+    }
 }

@@ -1,7 +1,7 @@
 //! Loan applications. Their progress lives in the workflow instance with subject
 //! `('application', id)`; `status` and `node` here mirror it for lists.
 
-use crate::customers::ScopeFilter;
+use crate::customers::{bind_all, scope_sql, Bind, ScopeFilter};
 use crate::db::Store;
 use crate::error::StoreError;
 use sqlx::any::AnyRow;
@@ -171,43 +171,15 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<ApplicationRow>, StoreError> {
         let mut sql = format!("SELECT {COLUMNS} FROM applications WHERE 1 = 1");
-        let mut ints: Vec<i64> = Vec::new();
-        match scope {
-            ScopeFilter::All => {}
-            ScopeFilter::Owner(me) => {
-                ints.push(*me);
-                sql.push_str(&format!(" AND owner_user_id = ${}", ints.len()));
-            }
-            ScopeFilter::Units { units, owner } => {
-                ints.push(*owner);
-                let mut cond = format!(" AND (owner_user_id = ${}", ints.len());
-                if !units.is_empty() {
-                    let mut marks = Vec::new();
-                    for u in units {
-                        ints.push(*u);
-                        marks.push(format!("${}", ints.len()));
-                    }
-                    cond.push_str(&format!(" OR org_unit_id IN ({})", marks.join(", ")));
-                }
-                cond.push(')');
-                sql.push_str(&cond);
-            }
-        }
-        let n = ints.len();
-        if status.is_some() {
-            sql.push_str(&format!(" AND status = ${}", n + 1));
-        }
-        sql.push_str(&format!(
-            " ORDER BY id DESC LIMIT ${}",
-            n + 1 + usize::from(status.is_some())
-        ));
-        let mut q = sqlx::query(&sql);
-        for v in &ints {
-            q = q.bind(*v);
-        }
+        let mut binds = Vec::new();
+        // The same scope rule as customers: owner, or one of the scope's org units.
+        scope_sql(scope, &mut sql, &mut binds);
         if let Some(s) = status {
-            q = q.bind(s);
+            binds.push(Bind::Str(s));
+            sql.push_str(&format!(" AND status = ${}", binds.len()));
         }
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT ${}", binds.len() + 1));
+        let q = bind_all(sqlx::query(&sql), &binds);
         let rows = q.bind(limit).fetch_all(self.reader()).await?;
         rows.iter().map(row).collect()
     }

@@ -422,6 +422,19 @@ pub struct AlertRow {
     pub created_at_ms: i64,
 }
 
+fn alert_row(r: &AnyRow) -> Result<AlertRow, StoreError> {
+    Ok(AlertRow {
+        id: r.try_get("id")?,
+        instance_id: r.try_get("instance_id")?,
+        node: r.try_get("node")?,
+        kind: r.try_get("kind")?,
+        assignee_role: r.try_get("assignee_role")?,
+        assignee_user: r.try_get("assignee_user")?,
+        detail: r.try_get("detail")?,
+        created_at_ms: r.try_get("created_at_ms")?,
+    })
+}
+
 /// Raises an alert once per (instance, node entry, kind); true when it is new.
 #[allow(clippy::too_many_arguments)] // one column each
 pub async fn alert_raise<'c, E>(
@@ -483,20 +496,7 @@ impl Store {
             q = q.bind(r.as_str());
         }
         let rows = q.fetch_all(self.reader()).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertRow {
-                    id: r.try_get("id")?,
-                    instance_id: r.try_get("instance_id")?,
-                    node: r.try_get("node")?,
-                    kind: r.try_get("kind")?,
-                    assignee_role: r.try_get("assignee_role")?,
-                    assignee_user: r.try_get("assignee_user")?,
-                    detail: r.try_get("detail")?,
-                    created_at_ms: r.try_get("created_at_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(alert_row).collect()
     }
 
     /// All alerts of an instance, oldest first.
@@ -508,19 +508,6 @@ impl Store {
         .bind(instance_id)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(AlertRow {
-                    id: r.try_get("id")?,
-                    instance_id: r.try_get("instance_id")?,
-                    node: r.try_get("node")?,
-                    kind: r.try_get("kind")?,
-                    assignee_role: r.try_get("assignee_role")?,
-                    assignee_user: r.try_get("assignee_user")?,
-                    detail: r.try_get("detail")?,
-                    created_at_ms: r.try_get("created_at_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(alert_row).collect()
     }
 }

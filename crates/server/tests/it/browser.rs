@@ -71,6 +71,72 @@ impl Driver {
     }
 }
 
+/// A demo-mode server on `db` with the demo organisation, products, funders and accounts.
+pub async fn demo_app(db: &TestDb) -> TestApp {
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start_with(
+        db,
+        zhudai_server::ServerSettings {
+            data_dir: db.data_dir(),
+            demo: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    app
+}
+
+/// Signs a demo account in through the login form and waits for the signed-in page.
+pub async fn demo_sign_in(browser: &fantoccini::Client, app: &TestApp, username: &str) {
+    sign_in_with(
+        browser,
+        app,
+        username,
+        zhudai_server::ui::account::DEMO_PASSWORD,
+    )
+    .await;
+}
+
+/// Signs `username` in through the login form and waits for the signed-in page.
+pub async fn sign_in_with(
+    browser: &fantoccini::Client,
+    app: &TestApp,
+    username: &str,
+    password: &str,
+) {
+    browser.goto(&app.url("/login")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys(username)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(password)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
+}
+
 /// Saves a screenshot under target/screenshots for people to look at.
 pub async fn screenshot(browser: &fantoccini::Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
@@ -82,19 +148,7 @@ pub async fn screenshot(browser: &fantoccini::Client, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_sees_the_home_page_and_switches_language() {
     let db = TestDb::sqlite().await.unwrap();
-    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    let app = TestApp::start_with(
-        &db,
-        zhudai_server::ServerSettings {
-            data_dir: db.data_dir(),
-            demo: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    zhudai_server::demo::seed_accounts(&db.store, 1)
-        .await
-        .unwrap();
+    let app = demo_app(&db).await;
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
 
@@ -325,19 +379,7 @@ async fn a_person_sees_the_home_page_and_switches_language() {
 async fn an_administrator_manages_users_and_enrols_two_factor() {
     use zhudai_domain::clock::Clock;
     let db = TestDb::sqlite().await.unwrap();
-    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    let app = TestApp::start_with(
-        &db,
-        zhudai_server::ServerSettings {
-            data_dir: db.data_dir(),
-            demo: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    zhudai_server::demo::seed_accounts(&db.store, 1)
-        .await
-        .unwrap();
+    let app = demo_app(&db).await;
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
 
@@ -551,52 +593,14 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_manager_creates_and_finds_a_customer() {
     let db = TestDb::sqlite().await.unwrap();
-    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    let app = TestApp::start_with(
-        &db,
-        zhudai_server::ServerSettings {
-            data_dir: db.data_dir(),
-            demo: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    zhudai_server::demo::seed_accounts(&db.store, 1)
-        .await
-        .unwrap();
+    let app = demo_app(&db).await;
     let seeded = zhudai_server::demo::seed_customers(&app.state)
         .await
         .unwrap();
     assert!(seeded >= 20, "{seeded}");
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
-    browser.goto(&app.url("/login")).await.unwrap();
-    let w = browser.wait();
-    w.for_element(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("demo_customer_manager")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=current-user]"))
-        .await
-        .unwrap();
+    demo_sign_in(&browser, &app, "demo_customer_manager").await;
 
     // The list shows the demo customers, masked where the role must not see clear values.
     browser.goto(&app.url("/m/customers")).await.unwrap();
@@ -760,49 +764,10 @@ async fn a_customer_manager_creates_and_finds_a_customer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_administrator_reviews_and_checks_a_workflow() {
     let db = TestDb::sqlite().await.unwrap();
-    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    let app = TestApp::start_with(
-        &db,
-        zhudai_server::ServerSettings {
-            data_dir: db.data_dir(),
-            demo: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    zhudai_server::demo::seed_accounts(&db.store, 1)
-        .await
-        .unwrap();
+    let app = demo_app(&db).await;
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
-    browser.goto(&app.url("/login")).await.unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("demo_sysadmin")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=current-user]"))
-        .await
-        .unwrap();
+    demo_sign_in(&browser, &app, "demo_sysadmin").await;
     browser.goto(&app.url("/workflows")).await.unwrap();
     browser
         .wait()
@@ -859,19 +824,7 @@ async fn an_administrator_reviews_and_checks_a_workflow() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_manager_imports_customers_through_the_wizard() {
     let db = TestDb::sqlite().await.unwrap();
-    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    let app = TestApp::start_with(
-        &db,
-        zhudai_server::ServerSettings {
-            data_dir: db.data_dir(),
-            demo: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    zhudai_server::demo::seed_accounts(&db.store, 1)
-        .await
-        .unwrap();
+    let app = demo_app(&db).await;
     let good1 = zhudai_domain::generate::resident_id(71);
     let good2 = zhudai_domain::generate::resident_id(72);
     let csv = format!(
@@ -883,34 +836,7 @@ async fn a_customer_manager_imports_customers_through_the_wizard() {
     std::fs::write(&file, csv).unwrap();
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
-    browser.goto(&app.url("/login")).await.unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("demo_customer_manager")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=current-user]"))
-        .await
-        .unwrap();
+    demo_sign_in(&browser, &app, "demo_customer_manager").await;
     browser.goto(&app.url("/customers/import")).await.unwrap();
     browser
         .wait()
@@ -998,19 +924,7 @@ async fn a_customer_manager_imports_customers_through_the_wizard() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_manager_files_and_submits_an_application() {
     let db = TestDb::sqlite().await.unwrap();
-    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
-    let app = TestApp::start_with(
-        &db,
-        zhudai_server::ServerSettings {
-            data_dir: db.data_dir(),
-            demo: true,
-            ..Default::default()
-        },
-    )
-    .await;
-    zhudai_server::demo::seed_accounts(&db.store, 1)
-        .await
-        .unwrap();
+    let app = demo_app(&db).await;
     // A customer of the demo customer manager, aged 41 on the test date.
     let r = reqwest::Client::new()
         .post(app.url("/api/v1/auth/login"))
@@ -1037,34 +951,7 @@ async fn a_customer_manager_files_and_submits_an_application() {
 
     let driver = Driver::start().await;
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
-    browser.goto(&app.url("/login")).await.unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys("demo_customer_manager")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=current-user]"))
-        .await
-        .unwrap();
+    demo_sign_in(&browser, &app, "demo_customer_manager").await;
     browser.goto(&app.url("/m/applications")).await.unwrap();
     browser
         .wait()

@@ -778,34 +778,7 @@ async fn four_eyes_verification_cross_checks_and_status(db: &TestDb) {
 
 /// Signs a browser in through the login form.
 async fn browser_sign_in(browser: &fantoccini::Client, app: &TestApp, username: &str) {
-    use fantoccini::Locator;
-    browser.goto(&app.url("/login")).await.unwrap();
-    let w = browser.wait();
-    w.for_element(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(username)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=current-user]"))
-        .await
-        .unwrap();
+    crate::browser::sign_in_with(browser, app, username, PASSWORD).await;
 }
 
 /// In a real browser: a customer manager uploads a PNG on the customer's documents page;

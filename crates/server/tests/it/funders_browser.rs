@@ -7,38 +7,7 @@ use crate::support::TestApp;
 use fantoccini::{Client, Locator};
 use zhudai_store::testing::TestDb;
 
-async fn sign_in(browser: &Client, app: &TestApp, username: &str) {
-    browser.goto(&app.url("/login")).await.unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Id("username"))
-        .await
-        .unwrap()
-        .send_keys(username)
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Id("password"))
-        .await
-        .unwrap()
-        .send_keys(zhudai_server::ui::account::DEMO_PASSWORD)
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("form button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    browser
-        .wait()
-        .for_element(Locator::Css("[data-testid=current-user]"))
-        .await
-        .unwrap();
-}
+use crate::browser::demo_sign_in as sign_in;
 
 async fn text(browser: &Client, css: &str) -> String {
     browser
