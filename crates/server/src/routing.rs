@@ -601,6 +601,20 @@ fn skipped_step(run_id: i64, code: &str, reason: &SkipReason, now: i64) -> StepR
     }
 }
 
+/// Records a funder's step that ended its turn (skipped, declined, gave up) and moves the
+/// run's cursor to the next funder.
+async fn move_on(
+    conn: &mut zhudai_store::sqlx::AnyConnection,
+    run_id: i64,
+    idx: i64,
+    step: &StepRow,
+    now: i64,
+) -> Result<(), StoreError> {
+    store_p::step_insert(conn, step).await?;
+    store_p::run_advance(conn, run_id, "running", idx, "running", idx + 1, None, now).await?;
+    Ok(())
+}
+
 /// Tries the run's funders from its cursor on. Returns the run's state afterwards.
 pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingError> {
     let store = state.store();
@@ -664,18 +678,7 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
                 .err()
                 .unwrap_or(("gone", "the partner no longer exists".into()));
             let mut tx = store.begin().await?;
-            store_p::step_insert(&mut tx, &skip(c, r)).await?;
-            store_p::run_advance(
-                &mut tx,
-                run_id,
-                "running",
-                idx,
-                "running",
-                idx + 1,
-                None,
-                now,
-            )
-            .await?;
+            move_on(&mut tx, run_id, idx, &skip(c, r), now).await?;
             tx.commit().await.map_err(db)?;
             continue;
         };
@@ -683,19 +686,11 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
             Ok(Some(a)) => a,
             Ok(None) | Err(_) => {
                 let mut tx = store.begin().await?;
-                store_p::step_insert(
-                    &mut tx,
-                    &skip("no_adapter", "the funder has no usable adapter".into()),
-                )
-                .await?;
-                store_p::run_advance(
+                move_on(
                     &mut tx,
                     run_id,
-                    "running",
                     idx,
-                    "running",
-                    idx + 1,
-                    None,
+                    &skip("no_adapter", "the funder has no usable adapter".into()),
                     now,
                 )
                 .await?;
@@ -726,19 +721,11 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
             Err(refusal) => {
                 tx.rollback().await.map_err(db)?;
                 let mut tx = store.begin().await?;
-                store_p::step_insert(
-                    &mut tx,
-                    &skip(refusal.as_str(), format!("quota: {}", refusal.as_str())),
-                )
-                .await?;
-                store_p::run_advance(
+                move_on(
                     &mut tx,
                     run_id,
-                    "running",
                     idx,
-                    "running",
-                    idx + 1,
-                    None,
+                    &skip(refusal.as_str(), format!("quota: {}", refusal.as_str())),
                     now,
                 )
                 .await?;
@@ -848,18 +835,7 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
                 step.reason = reason;
                 step.duration_ms = Some(took_ms.unwrap_or(measured));
                 step.decided_at_ms = Some(now);
-                store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(
-                    &mut tx,
-                    run_id,
-                    "running",
-                    idx,
-                    "running",
-                    idx + 1,
-                    None,
-                    now,
-                )
-                .await?;
+                move_on(&mut tx, run_id, idx, &step, now).await?;
                 tx.commit().await.map_err(db)?;
             }
             Err(AdapterError::Unreachable(e)) if attempt < w.max_retries.max(1) => {
@@ -895,18 +871,7 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
                 step.outcome = outcome.into();
                 step.reason_code = Some(code_.into());
                 step.reason = Some(e.to_string());
-                store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(
-                    &mut tx,
-                    run_id,
-                    "running",
-                    idx,
-                    "running",
-                    idx + 1,
-                    None,
-                    now,
-                )
-                .await?;
+                move_on(&mut tx, run_id, idx, &step, now).await?;
                 tx.commit().await.map_err(db)?;
             }
         }
