@@ -503,3 +503,273 @@ fn demo_customer_manager(owner: &zhudai_store::identity::User) -> crate::auth::C
         needs_2fa_enrolment: false,
     }
 }
+
+// --- Loans and the ledger (issue #8) ---
+
+/// One demo loan: product, amount (yuan), months, method, months since disbursement,
+/// and what the borrower did since.
+struct DemoLoan {
+    product: &'static str,
+    amount: i64,
+    months: i64,
+    method: &'static str,
+    age_months: i32,
+    history: DemoHistory,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DemoHistory {
+    /// Every installment paid on its due date.
+    OnTime,
+    /// Paid on time, then a partial payment; the rest is overdue.
+    Overdue,
+    /// Paid on time, then an early partial repayment by a relative (third party).
+    EarlyPartialThirdParty,
+    /// Paid on time, then settled early.
+    PaidOff,
+    /// Nothing paid since disbursement.
+    Missed,
+}
+
+/// Demo loans (demo mode only): a few demo customers' applications taken straight to
+/// disbursement (the workflow instance is marked disbursed with a demo step), their loans
+/// opened with [`crate::loans::open_from_application`] months ago, and repayments posted
+/// through the same service as the API, so the loan pages, the ledger and
+/// `zhudai ledger verify` have content. Returns how many loans were opened.
+pub async fn seed_loans(state: &crate::state::AppState) -> Result<usize, crate::error::ApiError> {
+    use crate::error::ApiError;
+    use crate::loans::{self, Disbursement};
+    use zhudai_domain::schedule::add_months_clamped;
+    use zhudai_store::customers::{CustomerQuery, ScopeFilter};
+    let store = state.store();
+    let (_, existing) = store
+        .loans(&ScopeFilter::All, &Default::default(), 0, 1)
+        .await?;
+    if existing > 0 {
+        return Ok(0);
+    }
+    let (Some(cm), Some(ops)) = (
+        store.user_by_username("demo_customer_manager").await?,
+        store.user_by_username("demo_operations").await?,
+    ) else {
+        return Ok(0);
+    };
+    let cm = demo_customer_manager(&cm);
+    let mut ops_caller = demo_customer_manager(&ops);
+    ops_caller.roles = vec!["operations".into()];
+    let customers = store
+        .customer_list(&CustomerQuery {
+            scope: &ScopeFilter::All,
+            name: None,
+            exact: None,
+            kind: Some("individual"),
+            status: Some("active"),
+            offset: 0,
+            limit: 40,
+        })
+        .await?;
+    let plan = [
+        DemoLoan { product: "consumer_std", amount: 60_000, months: 12, method: "equal_installment", age_months: 7, history: DemoHistory::OnTime },
+        DemoLoan { product: "consumer_std", amount: 30_000, months: 24, method: "equal_principal", age_months: 6, history: DemoHistory::Overdue },
+        DemoLoan { product: "consumer_std", amount: 120_000, months: 36, method: "equal_installment", age_months: 5, history: DemoHistory::EarlyPartialThirdParty },
+        DemoLoan { product: "consumer_std", amount: 20_000, months: 12, method: "equal_installment", age_months: 4, history: DemoHistory::PaidOff },
+        DemoLoan { product: "consumer_std", amount: 45_000, months: 24, method: "equal_installment", age_months: 4, history: DemoHistory::Missed },
+        DemoLoan { product: "biz_interest_first", amount: 200_000, months: 12, method: "interest_first", age_months: 3, history: DemoHistory::OnTime },
+        DemoLoan { product: "bridge_bullet", amount: 80_000, months: 6, method: "bullet", age_months: 2, history: DemoHistory::OnTime },
+    ];
+    let today = state.clock().today();
+    let mut opened = 0;
+    let mut next_customer = customers.rows.iter();
+    for (n, d) in plan.iter().enumerate() {
+        // The next customer the product accepts (age range).
+        let mut app_id = None;
+        for c in next_customer.by_ref() {
+            let input = crate::applications::ApplicationInput {
+                customer_id: c.id,
+                product_code: d.product.into(),
+                amount: d.amount.to_string(),
+                months: d.months,
+                method: d.method.into(),
+                purpose: Some("演示".into()),
+            };
+            match crate::applications::create(state, &cm, &input).await {
+                Ok(id) => {
+                    app_id = Some(id);
+                    break;
+                }
+                Err(ApiError::Validation(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        let Some(app_id) = app_id else { break };
+        let Some(disbursed_on) = add_months_clamped(today, -d.age_months) else {
+            continue;
+        };
+        let funder = if d.product == "bridge_bullet" { "cfc_b" } else { "bank_a" };
+        let now = state.now_ms();
+        let inst = store
+            .instance_of("application", app_id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("demo application has no workflow".into()))?;
+        let mut tx = store.begin().await?;
+        zhudai_store::workflow::instance_update(
+            &mut *tx,
+            inst.id,
+            inst.version,
+            &zhudai_store::workflow::InstanceUpdate {
+                node: "loan",
+                finished: true,
+                outcome: Some("disbursed"),
+                state: &inst.state,
+                assignee_role: None,
+                assignee_user: None,
+                submitter: inst.submitter,
+                node_changed: true,
+            },
+            now,
+        )
+        .await?;
+        zhudai_store::workflow::step_append(
+            &mut tx,
+            inst.id,
+            now,
+            None,
+            "demo",
+            &inst.node,
+            "loan",
+            Some("演示数据：直接放款 (demo data: disbursed directly)"),
+        )
+        .await?;
+        zhudai_store::applications::application_set_progress(&mut *tx, app_id, "disbursed", "loan", now)
+            .await?;
+        let loan_id = loans::open_from_application(
+            &mut tx,
+            state,
+            &Disbursement {
+                application_id: app_id,
+                amount_fen: d.amount * 100,
+                disbursed_on,
+                funder_code: funder.into(),
+                funder_loan_ref: Some(format!("{}-DEMO-{:04}", funder.to_uppercase(), n + 1)),
+            },
+            now,
+        )
+        .await?;
+        tx.commit().await?;
+        opened += 1;
+        seed_repayments(state, &ops_caller, loan_id, d.history, today).await?;
+    }
+    Ok(opened)
+}
+
+/// Posts a demo loan's repayment history through the repayment service.
+async fn seed_repayments(
+    state: &crate::state::AppState,
+    ops: &crate::auth::Caller,
+    loan_id: i64,
+    history: DemoHistory,
+    today: chrono::NaiveDate,
+) -> Result<(), crate::error::ApiError> {
+    use crate::loans::{self, RepaymentInput};
+    use zhudai_domain::money::Fen;
+    if history == DemoHistory::Missed {
+        return Ok(());
+    }
+    let rows = state.store().loan_installments(loan_id).await?;
+    let due: Vec<_> = rows
+        .iter()
+        .filter(|r| r.due_date.as_str() <= today.format("%Y-%m-%d").to_string().as_str())
+        .collect();
+    let on_time = match history {
+        DemoHistory::Overdue => due.len().saturating_sub(2),
+        _ => due.len(),
+    };
+    let payer = "借款人本人";
+    let post = |key: String, input: RepaymentInput| async move {
+        loans::repay(state, ops, loan_id, &key, &input).await.map(|_| ())
+    };
+    for r in due.iter().take(on_time) {
+        let amount = r.principal_due_fen + r.interest_due_fen + r.fee_due_fen + r.penalty_accrued_fen
+            - r.principal_paid_fen
+            - r.interest_paid_fen
+            - r.fee_paid_fen
+            - r.penalty_paid_fen;
+        if amount <= 0 {
+            continue;
+        }
+        post(
+            format!("demo-{loan_id}-{}", r.number),
+            RepaymentInput {
+                kind: "scheduled".into(),
+                amount: Fen::new(amount).to_string(),
+                value_date: Some(r.due_date.clone()),
+                payer_name: payer.into(),
+                channel: Some("withhold".into()),
+                ..Default::default()
+            },
+        )
+        .await?;
+    }
+    let date = today.format("%Y-%m-%d").to_string();
+    match history {
+        DemoHistory::Overdue => {
+            if let Some(r) = due.get(on_time) {
+                let owed = r.principal_due_fen + r.interest_due_fen + r.fee_due_fen;
+                post(
+                    format!("demo-{loan_id}-partial"),
+                    RepaymentInput {
+                        kind: "partial".into(),
+                        amount: Fen::new(owed / 3).to_string(),
+                        value_date: Some(r.due_date.clone()),
+                        payer_name: payer.into(),
+                        channel: Some("transfer".into()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+        }
+        DemoHistory::EarlyPartialThirdParty => {
+            post(
+                format!("demo-{loan_id}-early"),
+                RepaymentInput {
+                    kind: "early_partial".into(),
+                    amount: "20000.00".into(),
+                    value_date: Some(date),
+                    payer_name: "王秀英".into(),
+                    third_party: true,
+                    payer_relation: Some("母亲".into()),
+                    channel: Some("counter".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        }
+        DemoHistory::PaidOff => {
+            let loan = state
+                .store()
+                .loan(loan_id)
+                .await?
+                .ok_or_else(|| crate::error::ApiError::Internal("demo loan vanished".into()))?;
+            let rows = state.store().loan_installments(loan_id).await?;
+            let quote = loans::due_view(&loan, &rows, today)?;
+            if let Some(payoff) = quote.payoff {
+                post(
+                    format!("demo-{loan_id}-payoff"),
+                    RepaymentInput {
+                        kind: "early_full".into(),
+                        amount: payoff,
+                        value_date: Some(date),
+                        payer_name: payer.into(),
+                        channel: Some("transfer".into()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            }
+        }
+        DemoHistory::OnTime | DemoHistory::Missed => {}
+    }
+    Ok(())
+}
+// --- end loans ---

@@ -107,6 +107,13 @@ pub enum Command {
         what: crate::import::DemoWhat,
     },
     // --- end bulk import and export ---
+    // --- Loans and the ledger (issue #8) ---
+    /// The double-entry ledger: prove every entry balances and every loan agrees with it
+    Ledger {
+        #[command(subcommand)]
+        action: crate::ledger::LedgerAction,
+    },
+    // --- end loans ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +238,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import { what } => crate::import::run_import(config, what).await,
         Command::Export { what } => crate::import::run_export(config, what).await,
         Command::Demo { what } => crate::import::run_demo(what).await,
+        // Loans and the ledger (issue #8).
+        Command::Ledger { action } => {
+            let store = open_store(&config).await?;
+            let result = crate::ledger::run(&store, action).await;
+            store.close().await;
+            result
+        }
     }
 }
 
@@ -357,6 +371,12 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
                     "creating demo applications failed: {e}"
                 )))
             }
+        }
+        // Loans and the ledger (issue #8).
+        match zhudai_server::demo::seed_loans(&state).await {
+            Ok(n) if n > 0 => tracing::info!(loans = n, "demo loans opened"),
+            Ok(_) => {}
+            Err(e) => return Err(Failure::Runtime(format!("opening demo loans failed: {e}"))),
         }
     }
     if let Err(e) = zhudai_server::workflow::ensure_defaults(&store, state.now_ms()).await {

@@ -8,6 +8,8 @@ mod cli;
 mod config;
 mod import;
 mod keys;
+// Loans and the ledger (issue #8).
+mod ledger;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -391,3 +391,50 @@ fn audit_retention_below_six_months_is_refused() {
         .env("ZHUDAI_AUDIT_RETENTION_DAYS", "30"));
     assert_config_error(&o, "audit_retention_days");
 }
+
+// --- Loans and the ledger (issue #8) ---
+
+/// `zhudai ledger verify` on the demo book: it passes after the demo loans' disbursements
+/// and repayments, and fails naming the entry and the loan once a journal line is altered
+/// in the database directly.
+#[tokio::test]
+async fn ledger_verify_passes_then_catches_an_altered_line() {
+    use zhudai_store::sqlx;
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&["--demo"], dir.path()).await;
+    let loans = demo_get(&server.base, "/api/v1/loans").await;
+    assert!(loans["total"].as_i64().unwrap() >= 5, "{loans}");
+    assert!(server.terminate().success());
+    let o = run(zhudai().args(["ledger", "verify", "--data-dir"]).arg(dir.path()));
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("ledger balanced"), "{}", stdout(&o));
+    // Alter one line of a loan's repayment entry behind zhudai's back.
+    let location =
+        zhudai_store::DatabaseLocation::SqliteFile(dir.path().join("zhudai.db"));
+    let store = zhudai_store::Store::open(&location, &Default::default())
+        .await
+        .unwrap();
+    let (line, entry, loan): (i64, i64, i64) = sqlx::query_as(
+        "SELECT l.id, l.entry_id, l.loan_id FROM journal_lines l JOIN journal_entries e ON e.id = l.entry_id
+         WHERE e.kind = 'repayment' AND l.account_code = 'interest_receivable' ORDER BY l.id LIMIT 1",
+    )
+    .fetch_one(store.reader())
+    .await
+    .unwrap();
+    sqlx::query("DROP TRIGGER journal_lines_no_update")
+        .execute(store.writer())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE journal_lines SET credit_fen = credit_fen - 1 WHERE id = $1")
+        .bind(line)
+        .execute(store.writer())
+        .await
+        .unwrap();
+    store.close().await;
+    let o = run(zhudai().args(["ledger", "verify", "--data-dir"]).arg(dir.path()));
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    let err = stderr(&o);
+    assert!(err.contains(&format!("journal entry {entry} does not balance")), "{err}");
+    assert!(err.contains(&format!("loan {loan}:")), "{err}");
+    assert!(err.contains("ledger verification failed"), "{err}");
+}
