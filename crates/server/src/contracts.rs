@@ -131,7 +131,7 @@ pub async fn save_template(
     let code = code.trim();
     let name = name.trim();
     let mut errors = Vec::new();
-    if !zhudai_domain::product::is_code(code) {
+    if !zhudai_domain::product::is_code(code) || code == "new" {
         errors.push(FieldError::new(
             "code",
             "invalid",
