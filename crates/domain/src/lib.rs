@@ -19,6 +19,8 @@
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 //! | [`partner`] | partners (合作机构): kinds, status lifecycle, admission checklist, may-originate |
 //! | [`routing`] | the funder waterfall and the simulated funder's draws |
+//! | [`ledger`] | chart of accounts, balanced journal entries, reversal (issue #8) |
+//! | [`servicing`] | installments, payment allocation, early repayment, overpayment, days past due (issue #8) |
 
 pub mod access;
 pub mod apr;
@@ -30,6 +32,9 @@ pub mod customer;
 pub mod document;
 pub mod generate;
 pub mod ident;
+// Loans and the ledger (issue #8).
+pub mod ledger;
+pub mod servicing;
 pub mod mask;
 pub mod money;
 pub mod privacy;

@@ -1140,13 +1140,25 @@ pub struct DisbursedResult {
 
 /// Opens the loan of a disbursement inside its transaction (the loan ledger, issue #8).
 async fn open_loan(
-    _tx: &mut zhudai_store::sqlx::Transaction<'static, zhudai_store::sqlx::Any>,
-    _state: &AppState,
-    _d: &DisbursedInput,
-    _app: &ApplicationRow,
-    _now_ms: i64,
-) -> Result<Option<i64>, ApiError> {
-    Ok(None)
+    tx: &mut zhudai_store::sqlx::Transaction<'static, zhudai_store::sqlx::Any>,
+    state: &AppState,
+    d: &DisbursedInput,
+    app: &ApplicationRow,
+    now_ms: i64,
+) -> Result<i64, ApiError> {
+    crate::loans::open_from_application(
+        tx,
+        state,
+        &crate::loans::Disbursement {
+            application_id: app.id,
+            amount_fen: d.amount_fen,
+            disbursed_on: d.disbursed_on,
+            funder_code: d.funder_code.clone(),
+            funder_loan_ref: Some(d.funder_loan_ref.clone()),
+        },
+        now_ms,
+    )
+    .await
 }
 
 /// Records a disbursement once per funder loan reference: stores it, opens the loan and
@@ -1249,10 +1261,9 @@ pub async fn record_disbursement(
         tx.rollback().await?;
         return duplicate(row);
     };
-    let loan_id = open_loan(&mut tx, state, d, &app, now).await?;
-    if let Some(l) = loan_id {
-        sc::disbursement_set_loan(&mut *tx, id, l).await?;
-    }
+    let loan = open_loan(&mut tx, state, d, &app, now).await?;
+    sc::disbursement_set_loan(&mut *tx, id, loan).await?;
+    let loan_id = Some(loan);
     let def = wf::definition(store, &inst.definition_code, inst.definition_version).await?;
     let acted = wf::act_in(
         &mut tx,

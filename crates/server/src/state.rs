@@ -37,6 +37,11 @@ pub struct ServerSettings {
     /// Contracts (issue #6): the CJK font of contract PDFs (.ttf/.otf/.ttc). `None`: the
     /// first one found among `contract_pdf::FONT_CANDIDATES` (Debian's fonts-noto-cjk…).
     pub contract_font_path: Option<PathBuf>,
+    // --- Loans and the ledger (issue #8) ---
+    /// How a repayment is allocated (default penalty → fee → interest → principal,
+    /// oldest installment first).
+    pub repayment_order: zhudai_domain::servicing::AllocationOrder,
+    // --- end loans ---
 }
 
 impl Default for ServerSettings {
@@ -53,6 +58,8 @@ impl Default for ServerSettings {
             apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
             export_approval_rows: 1000,
             contract_font_path: None,
+            // Loans and the ledger (issue #8).
+            repayment_order: Default::default(),
         }
     }
 }

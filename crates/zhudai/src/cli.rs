@@ -312,6 +312,8 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         apr_cap: config.apr_cap,
         export_approval_rows: config.export_approval_rows,
         contract_font_path: config.contract_font_path.clone(),
+        // Loans and the ledger (issue #8).
+        repayment_order: Default::default(),
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())
