@@ -109,10 +109,10 @@ pub async fn application_section(
                     }
                 }
                 @if c.status != "void" && can_manage && at_contract {
-                    form.inline method="post" action=(format!("/contracts/{}/void", c.id)) {
+                    form.inline method="post" action=(format!("/contracts/{}/void", c.id)) data-confirm=(t.get("contracts.void.confirm")) {
                         input type="hidden" name=(CSRF_FIELD) value=(csrf);
                         input name="reason" placeholder=(t.get("applications.reason")) aria-label=(t.get("applications.reason")) required minlength="4";
-                        button.secondary type="submit" data-confirm=(t.get("contracts.void.confirm")) { (t.get("contracts.void")) }
+                        button.secondary type="submit" { (t.get("contracts.void")) }
                     }
                 }
                 @if c.status == "signed" && at_contract {
