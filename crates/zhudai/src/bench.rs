@@ -118,6 +118,11 @@ pub enum BenchWhat {
         /// Concurrent HTTP clients, each carrying one application at a time
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
         clients: u32,
+        /// SQLite durability: `full` (the default of `serve`: every commit fsynced) or
+        /// `normal` (WAL commits not fsynced; survives a crash of the process, not of the
+        /// machine)
+        #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+        sqlite_synchronous: String,
         /// One JSON object per line instead of a table
         #[arg(long)]
         json: bool,
@@ -348,8 +353,17 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
         BenchWhat::Origination {
             applications,
             clients,
+            sqlite_synchronous,
             json,
-        } => crate::bench_origination::origination(applications, clients, json).await,
+        } => {
+            crate::bench_origination::origination(
+                applications,
+                clients,
+                sqlite_synchronous == "normal",
+                json,
+            )
+            .await
+        }
         BenchWhat::Import {
             rows,
             searches,

@@ -97,15 +97,44 @@ struct Tokens {
 }
 
 /// One application through the timed part. Returns the loan id.
-async fn carry(api: &Api, t: &Tokens, id: i64, app_ref: &str, today: &str) -> Result<i64, String> {
+/// The steps timed separately (milliseconds are added into `steps`).
+const STEPS: [&str; 9] = [
+    "submit",
+    "pass document review",
+    "approve (decision + routing inside)",
+    "generate the contract (PDF)",
+    "sign: borrower",
+    "sign: funder",
+    "sign: company",
+    "complete the contract step",
+    "disbursed callback (loan opened)",
+];
+
+async fn carry(
+    api: &Api,
+    t: &Tokens,
+    id: i64,
+    app_ref: &str,
+    today: &str,
+    steps: &mut [f64; 9],
+) -> Result<i64, String> {
+    let mut clock = Instant::now();
+    let mut lap = |i: usize| {
+        let now = Instant::now();
+        steps[i] += (now - clock).as_secs_f64() * 1e3;
+        clock = now;
+    };
     let act = format!("/api/v1/applications/{id}/actions");
     api.post(&t.cm, &act, serde_json::json!({"action": "submit"}), 200)
         .await?;
+    lap(0);
     api.post(&t.verifier, &act, serde_json::json!({"action": "approve"}), 200)
         .await?;
+    lap(1);
     let r = api
         .post(&t.l1, &act, serde_json::json!({"action": "approve"}), 200)
         .await?;
+    lap(2);
     if r["node"] != "contract" {
         return Err(format!("after approval the application is at {}", r["node"]));
     }
@@ -117,10 +146,12 @@ async fn carry(api: &Api, t: &Tokens, id: i64, app_ref: &str, today: &str) -> Re
             201,
         )
         .await?;
+    lap(3);
     let cid = c["id"].as_i64().ok_or("no contract id")?;
     let sig = format!("/api/v1/contracts/{cid}/signatures");
     api.post(&t.ops, &sig, serde_json::json!({"party": "borrower", "method": "click_through"}), 201)
         .await?;
+    lap(4);
     api.post(
         &t.ops,
         &sig,
@@ -128,10 +159,13 @@ async fn carry(api: &Api, t: &Tokens, id: i64, app_ref: &str, today: &str) -> Re
         201,
     )
     .await?;
+    lap(5);
     api.post(&t.ops, &sig, serde_json::json!({"party": "company", "method": "click_through"}), 201)
         .await?;
+    lap(6);
     api.post(&t.ops, &act, serde_json::json!({"action": "complete"}), 200)
         .await?;
+    lap(7);
     let body = serde_json::to_vec(&serde_json::json!({
         "message": "disbursed", "application_ref": app_ref, "amount": "30000.00",
         "disbursed_on": today, "funder_loan_ref": format!("BA-{id}"),
@@ -156,16 +190,30 @@ async fn carry(api: &Api, t: &Tokens, id: i64, app_ref: &str, today: &str) -> Re
     if s != 200 {
         return Err(format!("disbursed callback: {s} {v}"));
     }
+    lap(8);
     v["loan_id"].as_i64().ok_or_else(|| format!("no loan: {v}"))
 }
 
 /// `zhudai bench origination`.
-pub async fn origination(applications: u64, clients: u32, json: bool) -> Result<(), Failure> {
+pub async fn origination(
+    applications: u64,
+    clients: u32,
+    sync_normal: bool,
+    json: bool,
+) -> Result<(), Failure> {
     use zhudai_domain::clock::{Clock, SystemClock};
     let dir = std::env::temp_dir().join(format!("zhudai-bench-origination-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
     let location = zhudai_store::DatabaseLocation::SqliteFile(dir.join("zhudai.db"));
-    let store = zhudai_store::Store::open(&location, &zhudai_store::StoreOptions::default())
+    let opts = zhudai_store::StoreOptions {
+        sqlite_sync: if sync_normal {
+            zhudai_store::SqliteSync::Normal
+        } else {
+            zhudai_store::SqliteSync::Full
+        },
+        ..zhudai_store::StoreOptions::default()
+    };
+    let store = zhudai_store::Store::open(&location, &opts)
         .await
         .map_err(|e| fail(&e))?;
     store.migrate().await.map_err(|e| fail(&e))?;
@@ -354,9 +402,10 @@ pub async fn origination(applications: u64, clients: u32, json: bool) -> Result<
     bar.finish_and_clear();
 
     let header = format!(
-        "zhudai bench origination · {} build · {} CPU(s) · {applications} applications · {clients} keep-alive client(s) · in-process server · SQLite synchronous=FULL in a temporary directory · font {} (face {})",
+        "zhudai bench origination · {} build · {} CPU(s) · {applications} applications · {clients} keep-alive client(s) · in-process server · SQLite synchronous={} in a temporary directory · font {} (face {})",
         if cfg!(debug_assertions) { "debug" } else { "release" },
         std::thread::available_parallelism().map_or(1, |n| n.get()),
+        if sync_normal { "NORMAL" } else { "FULL" },
         font.path.display(),
         font.index,
     );
@@ -386,11 +435,12 @@ pub async fn origination(applications: u64, clients: u32, json: bool) -> Result<
         );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
+            let mut steps = [0.0_f64; 9];
             loop {
                 let next = queue.lock().ok().and_then(|mut q| q.pop());
                 let Some((id, r)) = next else { break };
                 let t = Instant::now();
-                match carry(&api, &tokens, id, &r, &today).await {
+                match carry(&api, &tokens, id, &r, &today, &mut steps).await {
                     Ok(_) => {
                         done.fetch_add(1, Ordering::Relaxed);
                         latencies.push(t.elapsed().as_secs_f64() * 1e3);
@@ -402,12 +452,17 @@ pub async fn origination(applications: u64, clients: u32, json: bool) -> Result<
                     }
                 }
             }
-            latencies
+            (latencies, steps)
         }));
     }
     let mut latencies = Vec::new();
+    let mut steps = [0.0_f64; 9];
     for t in tasks {
-        latencies.extend(t.await.map_err(|e| fail(&e))?);
+        let (l, s) = t.await.map_err(|e| fail(&e))?;
+        latencies.extend(l);
+        for (a, b) in steps.iter_mut().zip(s) {
+            *a += b;
+        }
     }
     let wall = t0.elapsed().as_secs_f64();
     let n = done.load(Ordering::Relaxed);
@@ -437,6 +492,15 @@ pub async fn origination(applications: u64, clients: u32, json: bool) -> Result<
     line(json, "HTTP requests per second (9 per application)", (n * 9) as f64 / wall, "requests/s", n * 9);
     line(json, "one application, submit to loan: p50", pct(0.5), "ms", n);
     line(json, "one application, submit to loan: p99", pct(0.99), "ms", n);
+    for (name, total) in STEPS.iter().zip(steps) {
+        line(
+            json,
+            &format!("  mean latency: {name}"),
+            total / n.max(1) as f64,
+            "ms",
+            n,
+        );
+    }
     line(json, "applications at `loan`, status disbursed (database)", loans as f64, "applications", n);
     line(json, "audit records in the chain at the end", audit as f64, "records", n);
     let errs = errors.lock().map(|e| e.clone()).unwrap_or_default();
