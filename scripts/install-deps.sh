@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what zhudai's tests need on a Debian machine: headless Chromium and its
-# WebDriver (browser tests), a CJK font (PDF contracts, screenshots), and the Python
+# WebDriver (browser tests), a CJK font (PDF contracts, screenshots), pdftotext (to read
+# generated contracts back), and the Python
 # reference implementations the maths tests compare against.
 # Idempotent: does nothing that is already done.
 set -euo pipefail
@@ -9,6 +10,8 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
+# Contracts (issue #6): tests read the generated PDFs' text back with pdftotext.
+command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""

@@ -148,6 +148,22 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "Approve partner admission",
     ),
     p("routing.run", "发起资金路由", "Run funder routing"),
+    // Contracts and disbursement (issue #6).
+    p(
+        "contract.read",
+        "查看与下载合同（含借款人身份证号）",
+        "View and download contracts (with the borrower's ID number)",
+    ),
+    p(
+        "contract.manage",
+        "生成合同、登记签署、作废合同",
+        "Generate contracts, record signatures, void contracts",
+    ),
+    p(
+        "contract.template.manage",
+        "维护合同模板",
+        "Manage contract templates",
+    ),
     p("loan.read", "查看贷款与账务", "View loans and the ledger"),
     p("loan.disburse", "合同与放款", "Contracts and disbursement"),
     p("loan.repay", "登记还款", "Post repayments"),
@@ -373,6 +389,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "privacy.request.read",
             "customer.reveal",
             "user.reveal",
+            // Contracts (issue #6).
+            "contract.read",
         ],
         clear_fields: &[],
     },
@@ -398,6 +416,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "product.read",
             "quote.create",
             "loan.read",
+            // Contracts (issue #6): the borrower's manager may hand the contract over.
+            "contract.read",
         ],
         clear_fields: &["customer.phone"],
     },
@@ -523,6 +543,9 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "loan.reverse",
             "ledger.read",
             "cob.run",
+            // Contracts (issue #6): generate, sign, void at the contract step.
+            "contract.read",
+            "contract.manage",
         ],
         clear_fields: &["customer.bank_card"],
     },
@@ -582,6 +605,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "funder.read",
             "funder.admit",
             "customer.export.approve",
+            // Contracts (issue #6).
+            "contract.read",
         ],
         clear_fields: &["customer.id_number"],
     },
@@ -628,6 +653,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "product.manage",
             "quote.create",
             "funder.read",
+            // Contracts (issue #6): the contract templates.
+            "contract.template.manage",
         ],
         clear_fields: &[],
     },

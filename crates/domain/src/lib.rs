@@ -26,6 +26,8 @@ pub mod access;
 pub mod apr;
 pub mod classify;
 pub mod clock;
+// Contracts (issue #6): the template language and amounts in Chinese capitals.
+pub mod contract;
 pub mod customer;
 pub mod document;
 pub mod generate;

@@ -329,6 +329,8 @@ pub async fn act(
     let facts = facts(state, &app, &def).await?;
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
+    // Contracts (issue #6): the contract step is completed only with a signed contract.
+    crate::contracts::before_action(&mut tx, &app, &inst.node, action).await?;
     let acted = wf::act_in(
         &mut tx,
         state.store(),
@@ -342,6 +344,17 @@ pub async fn act(
     .await?;
     let status = status_after(&acted);
     application_set_progress(&mut *tx, id, status, &acted.node, now).await?;
+    // Contracts (issue #6): void on withdrawal, simulated disbursement on completion.
+    crate::contracts::after_action(
+        &mut tx,
+        state,
+        &app,
+        &inst.node,
+        &acted.node,
+        &caller.username,
+        now,
+    )
+    .await?;
     tx.commit().await?;
     if acted.node == "routing" && acted.finished.is_none() {
         if let Some(app) = state.store().application(id).await? {

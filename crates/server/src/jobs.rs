@@ -61,6 +61,11 @@ impl JobRegistry {
         );
         // Bulk customer import (issue #4 part 5).
         registry.register(crate::import::job::JOB_KIND, crate::import::job::run_job);
+        // Contracts and disbursement (issue #6): the simulated funder disburses.
+        registry.register(
+            crate::contracts::SIM_DISBURSE_JOB,
+            crate::contracts::run_sim_disburse_job,
+        );
         registry
     }
 }

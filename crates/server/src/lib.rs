@@ -10,6 +10,9 @@ pub mod applications;
 pub mod audit_checkpoint;
 pub mod auth;
 pub mod blobs;
+// Contracts and disbursement (issue #6).
+pub mod contract_pdf;
+pub mod contracts;
 pub mod customer_docs;
 pub mod customers;
 pub mod demo;

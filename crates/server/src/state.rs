@@ -34,6 +34,9 @@ pub struct ServerSettings {
     pub apr_cap: rust_decimal::Decimal,
     /// Customer exports above this many rows need another person's approval (four eyes).
     pub export_approval_rows: u64,
+    /// Contracts (issue #6): the CJK font of contract PDFs (.ttf/.otf/.ttc). `None`: the
+    /// first one found among `contract_pdf::FONT_CANDIDATES` (Debian's fonts-noto-cjk…).
+    pub contract_font_path: Option<PathBuf>,
     // --- Loans and the ledger (issue #8) ---
     /// How a repayment is allocated (default penalty → fee → interest → principal,
     /// oldest installment first).
@@ -54,6 +57,7 @@ impl Default for ServerSettings {
             privacy_request_days: 15,
             apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
             export_approval_rows: 1000,
+            contract_font_path: None,
             // Loans and the ledger (issue #8).
             repayment_order: Default::default(),
         }

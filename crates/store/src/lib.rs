@@ -11,6 +11,8 @@
 
 pub mod applications;
 pub mod audit;
+// Contracts and disbursement (issue #6).
+pub mod contracts;
 pub mod customers;
 pub mod db;
 pub mod documents;

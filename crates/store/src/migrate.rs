@@ -94,6 +94,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "loans",
         sql: include_str!("../migrations/0011_loans.sql"),
     },
+    // Contracts and disbursement (issue #6).
+    Migration {
+        version: 12,
+        name: "contracts",
+        sql: include_str!("../migrations/0012_contracts.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

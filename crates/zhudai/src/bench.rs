@@ -106,6 +106,27 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    // --- Contracts and disbursement (issue #6) ---
+    /// Applications carried from submission to loan per second through the HTTP API
+    /// (submit, review, approval with routing, contract PDF, three signatures, completion,
+    /// the funder's signed disbursement callback), on a fresh SQLite database in a
+    /// temporary directory against an in-process server
+    Origination {
+        /// Applications to carry (customers and materials are set up first, untimed)
+        #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=9000))]
+        applications: u64,
+        /// Concurrent HTTP clients, each carrying one application at a time
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
+        clients: u32,
+        /// SQLite durability: `full` (the default of `serve`: every commit fsynced) or
+        /// `normal` (WAL commits not fsynced; survives a crash of the process, not of the
+        /// machine)
+        #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+        sqlite_synchronous: String,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// One measured figure.
@@ -328,6 +349,21 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             clients,
             json,
         } => crate::bench_products::quotes(seconds, clients, json).await,
+        // Contracts and disbursement (issue #6).
+        BenchWhat::Origination {
+            applications,
+            clients,
+            sqlite_synchronous,
+            json,
+        } => {
+            crate::bench_origination::origination(
+                applications,
+                clients,
+                sqlite_synchronous == "normal",
+                json,
+            )
+            .await
+        }
         BenchWhat::Import {
             rows,
             searches,

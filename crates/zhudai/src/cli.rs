@@ -325,6 +325,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         privacy_request_days: config.privacy_request_days,
         apr_cap: config.apr_cap,
         export_approval_rows: config.export_approval_rows,
+        contract_font_path: config.contract_font_path.clone(),
         // Loans and the ledger (issue #8).
         repayment_order: Default::default(),
     };
@@ -381,6 +382,13 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     }
     if let Err(e) = zhudai_server::workflow::ensure_defaults(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not install the default workflow definitions");
+    }
+    // Contracts (issue #6): the default template, and a warning when no CJK font is found.
+    if let Err(e) = zhudai_server::contracts::ensure_default_template(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not install the default contract template");
+    }
+    if let Err(e) = zhudai_server::contract_pdf::font(config.contract_font_path.as_deref()) {
+        tracing::warn!("contracts cannot be generated: {e}");
     }
     if let Err(e) = zhudai_server::workflow::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the workflow time-limit scan");

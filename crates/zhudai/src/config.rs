@@ -87,6 +87,11 @@ pub struct Config {
     /// export is audited.
     #[serde(default = "defaults::export_approval_rows")]
     pub export_approval_rows: u64,
+    /// Contracts (issue #6): the CJK font for contract PDFs (.ttf, .otf or .ttc; in a
+    /// collection the Simplified Chinese face is used). Unset: the first CJK font found
+    /// in the usual system places (Debian's fonts-noto-cjk, WenQuanYi…).
+    #[serde(default)]
+    pub contract_font_path: Option<PathBuf>,
 }
 
 /// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
@@ -220,6 +225,15 @@ impl Config {
         // Products and pricing: the cap may be lowered, never raised above 36 %.
         if let Err(e) = zhudai_domain::product::validate_cap(config.apr_cap) {
             return Err(format!("configuration error: `apr_cap`: {e}"));
+        }
+        // Contracts (issue #6): a configured font must exist.
+        if let Some(p) = &config.contract_font_path {
+            if !p.is_file() {
+                return Err(format!(
+                    "configuration error: `contract_font_path` is {}, which is not a file; point it at a .ttf/.otf/.ttc font with Chinese glyphs, or unset it to use fonts-noto-cjk",
+                    p.display()
+                ));
+            }
         }
         Ok(config)
     }

@@ -2,6 +2,8 @@
 
 mod audit;
 mod bench;
+// Contracts and disbursement (issue #6).
+mod bench_origination;
 mod bench_products;
 mod calc;
 mod cli;

@@ -4,6 +4,8 @@
 
 pub mod applications;
 pub mod audit;
+// Contracts and disbursement (issue #6).
+pub mod contracts;
 pub mod auth;
 pub mod customers;
 // Bulk customer import and export (issue #4 part 5).
@@ -36,7 +38,7 @@ use utoipa_axum::routes;
             Every error is an RFC 9457 `application/problem+json` body; validation errors list each bad field in `errors`.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(Problem, FieldError)),
+    components(schemas(Problem, FieldError, crate::contracts::DisbursedResult)),
     tags(
         (name = "system", description = "Health, readiness, metrics and instance information"),
         (name = "organisation", description = "Company, branches and teams"),
@@ -52,6 +54,7 @@ use utoipa_axum::routes;
         (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
         (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
         (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
+        (name = "contracts", description = "Versioned contract templates; contracts generated as PDF with the frozen cost disclosure, content hash, signatures; disbursement (issue #6)"),
         // Loans and the ledger (issue #8).
         (name = "loans", description = "Loans, their schedules and repayments (idempotent), reversals, the double-entry ledger and its balances"),
     )
@@ -152,6 +155,19 @@ pub fn router() -> OpenApiRouter<AppState> {
             routing::routing_waterfall_put
         ))
         .routes(routes!(routing::funder_callback))
+        // Contracts and disbursement (issue #6).
+        .routes(routes!(
+            contracts::templates_list,
+            contracts::templates_save
+        ))
+        .routes(routes!(contracts::placeholders))
+        .routes(routes!(contracts::template_versions))
+        .routes(routes!(contracts::template_get))
+        .routes(routes!(contracts::template_preview))
+        .routes(routes!(contracts::generate, contracts::of_application))
+        .routes(routes!(contracts::pdf))
+        .routes(routes!(contracts::sign))
+        .routes(routes!(contracts::void))
         // Products and pricing (issue #5)
         .routes(routes!(products::list, products::create))
         .routes(routes!(products::get_one))

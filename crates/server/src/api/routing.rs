@@ -280,14 +280,21 @@ pub async fn routing_waterfall_put(
     Ok(resp)
 }
 
-/// A funder's decision on a pending request. Signed like outbound requests:
-/// `x-zhudai-timestamp` (unix ms, within ±5 minutes) and `x-zhudai-signature` =
-/// hex HMAC-SHA256(key, timestamp + "." + body). Idempotent by `callback_id`: a repeat is
-/// answered 200 with the first result and changes nothing.
-#[utoipa::path(post, path = "/api/v1/funder-callbacks/{code}", tag = "routing", params(("code" = String, Path)), request_body = CallbackBody,
-    responses((status = 200, body = CallbackResult),
+/// A funder's message: the decision on a pending request, or (issue #6) a disbursement.
+/// Signed like outbound requests: `x-zhudai-timestamp` (unix ms, within ±5 minutes) and
+/// `x-zhudai-signature` = hex HMAC-SHA256(key, timestamp + "." + body).
+///
+/// * A decision (`{callback_id, application_ref, decision, …}`) is idempotent by
+///   `callback_id`: a repeat is answered 200 with the first result and changes nothing.
+/// * A disbursement (`{"message": "disbursed", application_ref, amount, disbursed_on,
+///   funder_loan_ref}`) is idempotent by `funder_loan_ref`: it is stored once, opens the
+///   loan and moves the application to `loan` in one transaction; a repeat answers the
+///   first result with `duplicate: true`. Any funder with a callback key may send it.
+#[utoipa::path(post, path = "/api/v1/funder-callbacks/{code}", tag = "routing", params(("code" = String, Path)), request_body = FunderMessage,
+    responses((status = 200, description = "A decision's result (`CallbackResult`) or a disbursement's (`DisbursedResult`)", body = CallbackResult),
               (status = 401, description = "Bad or stale signature", body = Problem, content_type = "application/problem+json"),
-              (status = 404, description = "No such HTTP funder", body = Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such funder with a callback key", body = Problem, content_type = "application/problem+json"),
+              (status = 409, description = "Disbursement: the application is not waiting for it, was placed elsewhere, or the reference belongs to another application", body = Problem, content_type = "application/problem+json"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn funder_callback(
     State(state): State<AppState>,
@@ -295,11 +302,23 @@ pub async fn funder_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    // Contracts (issue #6): disbursements may come from any funder holding a callback key;
+    // decisions only from HTTP funders (a simulated one decides at once).
+    let disbursed = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(|m| m == "disbursed"))
+        .unwrap_or(false);
     let partner = state
         .store()
         .partner_by_code(&code)
         .await?
-        .filter(|p| p.adapter == "http")
+        .filter(|p| {
+            if disbursed {
+                p.kind == "funder"
+            } else {
+                p.adapter == "http"
+            }
+        })
         .ok_or_else(|| ApiError::NotFound(format!("no HTTP funder has code `{code}`")))?;
     let key = routing::hmac_key(&state, &partner)
         .await
@@ -314,6 +333,9 @@ pub async fn funder_callback(
         state.now_ms(),
     )
     .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
+    if disbursed {
+        return disbursed_callback(&state, &partner.code, &body).await;
+    }
     let cb: CallbackBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::field("body", "invalid", e.to_string()))?;
     let mut errors = Vec::new();
@@ -340,5 +362,80 @@ pub async fn funder_callback(
     let duplicate = result.duplicate;
     let resp = axum::Json(result).into_response();
     // A repeat changed nothing and appended no record: let the audit layer note it.
+    Ok(if duplicate { resp } else { recorded(resp) })
+}
+
+// --- Contracts and disbursement (issue #6) ---
+
+/// What a funder posts to `POST /api/v1/funder-callbacks/{code}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum FunderMessage {
+    Disbursed(DisbursedCallback),
+    Decision(CallbackBody),
+}
+
+/// A funder reports that it disbursed the loan of an application.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DisbursedCallback {
+    /// Always `disbursed`.
+    pub message: String,
+    pub application_ref: String,
+    /// Yuan, e.g. `"30000.00"`; must equal the contract's principal.
+    pub amount: String,
+    /// `YYYY-MM-DD`.
+    pub disbursed_on: String,
+    /// The funder's own loan reference: a repeat with the same reference changes nothing.
+    pub funder_loan_ref: String,
+    /// Optional, for the funder's own bookkeeping.
+    #[serde(default)]
+    pub callback_id: Option<String>,
+}
+
+async fn disbursed_callback(state: &AppState, funder: &str, body: &[u8]) -> ApiResult<Response> {
+    let cb: DisbursedCallback = serde_json::from_slice(body)
+        .map_err(|e| ApiError::field("body", "invalid", e.to_string()))?;
+    let mut errors = Vec::new();
+    let amount = zhudai_domain::money::Fen::parse(cb.amount.trim())
+        .ok()
+        .filter(|a| a.is_positive());
+    if amount.is_none() {
+        errors.push(FieldError::new("amount", "invalid", "a positive sum in yuan such as 30000.00"));
+    }
+    let on = chrono::NaiveDate::parse_from_str(cb.disbursed_on.trim(), "%Y-%m-%d").ok();
+    match on {
+        None => errors.push(FieldError::new("disbursed_on", "invalid", "use YYYY-MM-DD")),
+        Some(d) if d > state.clock().today() => errors.push(FieldError::new(
+            "disbursed_on",
+            "future",
+            "a disbursement cannot be dated in the future",
+        )),
+        Some(_) => {}
+    }
+    let r = cb.funder_loan_ref.trim();
+    if r.is_empty() || r.len() > 128 {
+        errors.push(FieldError::new("funder_loan_ref", "required", "1–128 characters"));
+    }
+    if cb.application_ref.trim().is_empty() {
+        errors.push(FieldError::new("application_ref", "required", "the application's reference"));
+    }
+    let (Some(amount), Some(on), true) = (amount, on, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let result = crate::contracts::record_disbursement(
+        state,
+        &crate::contracts::DisbursedInput {
+            application_ref: cb.application_ref.trim().to_owned(),
+            funder_code: funder.to_owned(),
+            funder_loan_ref: r.to_owned(),
+            amount_fen: amount.as_fen(),
+            disbursed_on: on,
+            source: "callback",
+        },
+    )
+    .await?;
+    let duplicate = result.duplicate;
+    let resp = axum::Json(result).into_response();
     Ok(if duplicate { resp } else { recorded(resp) })
 }

@@ -297,6 +297,51 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::PUT, "/api/v1/routing/waterfall", P("funder.manage")),
     // Signed by the funder (HMAC), not by a user session.
     (Method::POST, "/api/v1/funder-callbacks/{code}", Public),
+    // Contracts and disbursement (issue #6); the disbursement callback is the funder
+    // callback above. Acting on a contract also needs the application in scope.
+    (Method::GET, "/api/v1/contract-templates", P("product.read")),
+    (
+        Method::POST,
+        "/api/v1/contract-templates",
+        P("contract.template.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/contract-templates/placeholders",
+        P("product.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/contract-templates/{code}",
+        P("product.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/contract-templates/{code}/versions/{version}",
+        P("product.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/contract-templates/{code}/versions/{version}/preview",
+        P("product.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/applications/{id}/contract",
+        P("contract.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/applications/{id}/contract",
+        P("application.read"),
+    ),
+    (Method::GET, "/api/v1/contracts/{id}/pdf", P("contract.read")),
+    (
+        Method::POST,
+        "/api/v1/contracts/{id}/signatures",
+        P("contract.manage"),
+    ),
+    (Method::POST, "/api/v1/contracts/{id}/void", P("contract.manage")),
     (Method::GET, "/funders", P("funder.read")),
     (Method::GET, "/funders/{code}", P("funder.read")),
     (Method::GET, "/funders/{code}/admission", P("funder.manage")),
@@ -462,6 +507,40 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/quotes/new", P("quote.create")),
     (Method::POST, "/quotes/new", P("quote.create")),
     (Method::GET, "/quotes/{id}", P("product.read")),
+    // Contracts and disbursement pages (issue #6)
+    (Method::GET, "/contract-templates", P("product.read")),
+    (
+        Method::GET,
+        "/contract-templates/{code}",
+        P("product.read"),
+    ),
+    (
+        Method::POST,
+        "/contract-templates/{code}",
+        P("contract.template.manage"),
+    ),
+    (
+        Method::GET,
+        "/contract-templates/{code}/{version}",
+        P("product.read"),
+    ),
+    (
+        Method::GET,
+        "/contract-templates/{code}/{version}/preview.pdf",
+        P("product.read"),
+    ),
+    (
+        Method::POST,
+        "/applications/{id}/contract",
+        P("contract.manage"),
+    ),
+    (Method::GET, "/contracts/{id}/pdf", P("contract.read")),
+    (
+        Method::POST,
+        "/contracts/{id}/signatures",
+        P("contract.manage"),
+    ),
+    (Method::POST, "/contracts/{id}/void", P("contract.manage")),
 ];
 
 /// The access rule of a route, if it has one.

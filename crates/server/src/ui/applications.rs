@@ -191,7 +191,7 @@ pub async fn create(
     }
 }
 
-async fn detail_page(
+pub async fn detail_page(
     state: &AppState,
     lang: Lang,
     caller: Caller,
@@ -211,6 +211,9 @@ async fn detail_page(
                 .as_ref()
                 .is_some_and(|r| caller.roles.contains(r)));
     let is_submitter = inst.submitter == Some(caller.user_id);
+    // Contracts (issue #6): the contract card.
+    let contract_card =
+        crate::ui::contracts::application_section(state, t, &caller, &app, &inst).await?;
     let action_form = |action: &str, label: String, with_reason: bool| -> Markup {
         html! {
             form.inline method="post" action=(format!("/applications/{id}/actions")) {
@@ -258,6 +261,7 @@ async fn detail_page(
                 @if inst.status == "running" { (action_form("comment", t.get("applications.act.comment"), true)) }
             }
         }
+        (contract_card)
         section.card data-testid="application-history" {
             h2 { (t.get("applications.history")) }
             table.table {

@@ -8,6 +8,8 @@ pub mod applications;
 pub mod assets;
 pub mod audit;
 pub mod chart;
+// Contracts and disbursement (issue #6).
+pub mod contracts;
 pub mod customers;
 pub mod documents;
 // Funder network (issue #5).
@@ -141,4 +143,22 @@ pub fn router() -> Router<AppState> {
             get(products::quote_new).post(products::quote_submit),
         )
         .route("/quotes/{id}", get(products::quote_page))
+        // Contracts and disbursement (issue #6)
+        .route("/contract-templates", get(contracts::templates))
+        .route(
+            "/contract-templates/{code}",
+            get(contracts::edit).post(contracts::save),
+        )
+        .route(
+            "/contract-templates/{code}/{version}",
+            get(contracts::version),
+        )
+        .route(
+            "/contract-templates/{code}/{version}/preview.pdf",
+            get(contracts::preview_pdf),
+        )
+        .route("/applications/{id}/contract", post(contracts::generate))
+        .route("/contracts/{id}/pdf", get(contracts::pdf))
+        .route("/contracts/{id}/signatures", post(contracts::sign))
+        .route("/contracts/{id}/void", post(contracts::void))
 }

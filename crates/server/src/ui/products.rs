@@ -70,6 +70,8 @@ pub async fn list(
             p {
                 @if caller.can("product.manage") { a href="/products/new" data-testid="new-product" { (t.get("products.new")) } " · " }
                 @if caller.can("quote.create") { a href="/quotes/new" data-testid="quote-calculator" { (t.get("quotes.calculator")) } }
+                // Contracts (issue #6).
+                " · " a href="/contract-templates" data-testid="contract-templates" { (t.get("products.contract_templates")) }
             }
             p.muted { (t.get("products.cap_hint")) " " strong { (state.settings().apr_cap) } }
             @if rows.is_empty() {

@@ -7,6 +7,9 @@ mod applications;
 mod audit;
 mod auth;
 mod browser;
+// Contracts and disbursement (issue #6).
+mod contracts;
+mod contracts_browser;
 mod customers;
 mod documents;
 mod imports;
