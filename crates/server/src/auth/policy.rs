@@ -462,6 +462,15 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/quotes/new", P("quote.create")),
     (Method::POST, "/quotes/new", P("quote.create")),
     (Method::GET, "/quotes/{id}", P("product.read")),
+    // Loan pages (issue #8)
+    (Method::GET, "/loans", P("loan.read")),
+    (Method::GET, "/loans/{id}", P("loan.read")),
+    (Method::POST, "/loans/{id}/repayments", P("loan.repay")),
+    (
+        Method::POST,
+        "/loans/{id}/repayments/{rid}/reversal",
+        P("loan.reverse"),
+    ),
 ];
 
 /// The access rule of a route, if it has one.

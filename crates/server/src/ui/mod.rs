@@ -15,6 +15,8 @@ pub mod funders;
 pub mod i18n;
 pub mod imports;
 pub mod layout;
+// Loans, repayments and the ledger (issue #8).
+pub mod loans;
 pub mod modules;
 pub mod pages;
 pub mod privacy;
@@ -141,4 +143,12 @@ pub fn router() -> Router<AppState> {
             get(products::quote_new).post(products::quote_submit),
         )
         .route("/quotes/{id}", get(products::quote_page))
+        // Loans, repayments and the ledger (issue #8)
+        .route("/loans", get(loans::list))
+        .route("/loans/{id}", get(loans::show))
+        .route("/loans/{id}/repayments", post(loans::repay))
+        .route(
+            "/loans/{id}/repayments/{rid}/reversal",
+            post(loans::reverse),
+        )
 }
