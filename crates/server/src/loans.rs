@@ -162,6 +162,15 @@ pub async fn open_from_application(
         })
         .collect();
     st::installments_insert(tx, id, &rows).await?;
+    // A loan recorded after its first due dates (a late report of the disbursement) is
+    // overdue from the start; the daily close keeps it current from then on.
+    let del = servicing::delinquency(&insts, state.clock().today());
+    if del.dpd > 0 {
+        let loan = st::loan_get(&mut **tx, id)
+            .await?
+            .ok_or_else(|| ApiError::Internal("the new loan vanished".into()))?;
+        set_state(tx, &loan, &insts, 0, None, state.clock().today(), now_ms).await?;
+    }
     let entry = zhudai_domain::ledger::disbursement(
         Fen::new(d.amount_fen),
         Fen::new(total.interest),

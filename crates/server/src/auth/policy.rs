@@ -541,6 +541,15 @@ pub const POLICY: &[(Method, &str, Access)] = &[
         P("contract.manage"),
     ),
     (Method::POST, "/contracts/{id}/void", P("contract.manage")),
+    // Loan pages (issue #8)
+    (Method::GET, "/loans", P("loan.read")),
+    (Method::GET, "/loans/{id}", P("loan.read")),
+    (Method::POST, "/loans/{id}/repayments", P("loan.repay")),
+    (
+        Method::POST,
+        "/loans/{id}/repayments/{rid}/reversal",
+        P("loan.reverse"),
+    ),
 ];
 
 /// The access rule of a route, if it has one.

@@ -17,6 +17,8 @@ pub mod funders;
 pub mod i18n;
 pub mod imports;
 pub mod layout;
+// Loans, repayments and the ledger (issue #8).
+pub mod loans;
 pub mod modules;
 pub mod pages;
 pub mod privacy;
@@ -161,4 +163,12 @@ pub fn router() -> Router<AppState> {
         .route("/contracts/{id}/pdf", get(contracts::pdf))
         .route("/contracts/{id}/signatures", post(contracts::sign))
         .route("/contracts/{id}/void", post(contracts::void))
+        // Loans, repayments and the ledger (issue #8)
+        .route("/loans", get(loans::list))
+        .route("/loans/{id}", get(loans::show))
+        .route("/loans/{id}/repayments", post(loans::repay))
+        .route(
+            "/loans/{id}/repayments/{rid}/reversal",
+            post(loans::reverse),
+        )
 }

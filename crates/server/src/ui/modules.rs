@@ -44,7 +44,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "loans",
         group: "business",
-        status: Status::Planned(8),
+        status: Status::Available,
         plan_items: 4,
     },
     Module {

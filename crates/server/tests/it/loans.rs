@@ -198,8 +198,10 @@ async fn opening_is_idempotent_and_balanced(db: &TestDb) {
     let l = f.detail().await;
     assert_eq!(l["principal"], "100000.00");
     assert_eq!(l["funder_code"], "bank_a");
-    // Days past due are the daily close's (or the next repayment's) to compute.
-    assert_eq!(l["status"], "active");
+    // Recorded after five due dates: overdue since the day after the first one.
+    assert_eq!(l["status"], "overdue");
+    assert_eq!(l["dpd"], 137);
+    assert_eq!(l["overdue_since"], "2026-07-16");
     let schedule = l["schedule"].as_array().unwrap();
     assert_eq!(schedule.len(), 12);
     assert_eq!(schedule[0]["due_date"], "2026-07-15");
@@ -255,9 +257,9 @@ async fn opening_is_idempotent_and_balanced(db: &TestDb) {
     assert_eq!(accounts.as_array().unwrap().len(), 17);
     // 5 installments are due by 2026-11-29 and unpaid: the loan shows what is due.
     assert_eq!(fen(&l["due"]["due_now"]), schedule[..5].iter().map(|p| fen(&p["outstanding"])).sum::<i64>());
-    // Not approved: no loan.
+    // The list filters by status.
     let list: Value = c
-        .get(f.app.url("/api/v1/loans?status=active&limit=10"))
+        .get(f.app.url("/api/v1/loans?status=overdue&limit=10"))
         .bearer_auth(&f.ops)
         .send()
         .await

@@ -15,6 +15,7 @@ mod documents;
 mod imports;
 // Loans, repayments and the ledger (issue #8).
 mod loans;
+mod loans_browser;
 mod matrix;
 mod privacy;
 // Funder network (issue #5).
