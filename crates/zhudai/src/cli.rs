@@ -107,6 +107,13 @@ pub enum Command {
         what: crate::import::DemoWhat,
     },
     // --- end bulk import and export ---
+    // --- Risk control (issue #7): scorecards, no database needed ---
+    /// Scorecards: train one from a CSV file, score a CSV file with one
+    Model {
+        #[command(subcommand)]
+        what: crate::model::ModelWhat,
+    },
+    // --- end risk control ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -175,6 +182,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Calc { what } = cli.command {
         return crate::calc::run(what);
     }
+    // Risk control (issue #7): `model` needs neither configuration nor a database.
+    if let Command::Model { what } = cli.command {
+        return crate::model::run(what);
+    }
     let listen = match &cli.command {
         Command::Serve { listen, .. } => listen.clone(),
         _ => None,
@@ -231,6 +242,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import { what } => crate::import::run_import(config, what).await,
         Command::Export { what } => crate::import::run_export(config, what).await,
         Command::Demo { what } => crate::import::run_demo(what).await,
+        Command::Model { what } => crate::model::run(what),
     }
 }
 

@@ -8,6 +8,8 @@ mod cli;
 mod config;
 mod import;
 mod keys;
+// Risk control (issue #7).
+mod model;
 
 use std::io::Write;
 use std::process::ExitCode;
