@@ -23,6 +23,8 @@ pub mod import;
 pub mod jobs;
 // Funder network (issue #5).
 pub mod partners;
+// Credit decisions (issue #7).
+pub mod risk;
 pub mod routing;
 pub mod state;
 pub mod ui;

@@ -372,6 +372,10 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     if let Err(e) = zhudai_server::workflow::ensure_defaults(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not install the default workflow definitions");
     }
+    // Credit decisions (issue #7): the default scorecard and rule set.
+    if let Err(e) = zhudai_server::risk::ensure_defaults(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not install the default credit policy");
+    }
     if let Err(e) = zhudai_server::workflow::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the workflow time-limit scan");
     }
