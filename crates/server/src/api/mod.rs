@@ -15,6 +15,8 @@ pub mod privacy;
 // Funder network (issue #5).
 pub mod partners;
 pub mod products;
+// Credit decisions (issue #7).
+pub mod risk;
 pub mod routing;
 pub mod system;
 pub mod users;
@@ -50,6 +52,8 @@ use utoipa_axum::routes;
         (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
         (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
         (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
+        // Credit decisions (issue #7).
+        (name = "risk", description = "Credit decisions with reason codes, replay and two-person overrides; scorecard models (champion/challenger); policy rule sets; the blacklist"),
     )
 )]
 pub struct ApiDoc;
@@ -164,5 +168,22 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(customer_exports::pending))
         .routes(routes!(customer_exports::decide))
         .routes(routes!(customer_exports::download))
-    // --- end bulk import and export ---
+        // --- end bulk import and export ---
+        // --- Credit decisions (issue #7) ---
+        .routes(routes!(risk::list, risk::create))
+        .routes(routes!(risk::get_one))
+        .routes(routes!(risk::replay))
+        .routes(routes!(risk::request_override))
+        .routes(routes!(risk::decide_override))
+        .routes(routes!(risk::models, risk::upload))
+        .routes(routes!(risk::model))
+        .routes(routes!(risk::promote))
+        .routes(routes!(risk::model_status))
+        .routes(routes!(risk::compare))
+        .routes(routes!(risk::rule_sets, risk::save_rule_set))
+        .routes(routes!(risk::rule_set))
+        .routes(routes!(risk::enable_rule_set))
+        .routes(routes!(risk::test_rule_set))
+        .routes(routes!(risk::blacklist, risk::blacklist_add))
+    // --- end credit decisions ---
 }

@@ -19,6 +19,8 @@ pub mod modules;
 pub mod pages;
 pub mod privacy;
 pub mod products;
+// Credit decisions (issue #7).
+pub mod risk;
 pub mod workflows;
 
 use crate::state::AppState;
@@ -141,4 +143,27 @@ pub fn router() -> Router<AppState> {
             get(products::quote_new).post(products::quote_submit),
         )
         .route("/quotes/{id}", get(products::quote_page))
+        // --- Credit decisions (issue #7) ---
+        .route("/risk", get(risk::overview))
+        .route("/risk/blacklist", post(risk::blacklist_add))
+        .route("/risk/decisions", get(risk::decisions))
+        .route("/risk/decisions/{id}", get(risk::decision))
+        .route("/risk/decisions/{id}/replay", post(risk::decision_replay))
+        .route("/risk/decisions/{id}/overrides", post(risk::override_request))
+        .route(
+            "/risk/decisions/{id}/overrides/{override_id}",
+            post(risk::override_decide),
+        )
+        .route("/risk/models", get(risk::models).post(risk::upload))
+        .route(
+            "/risk/models/compare",
+            get(risk::compare).post(risk::compare_sample),
+        )
+        .route("/risk/models/{id}", get(risk::model))
+        .route("/risk/models/{id}/promote", post(risk::promote))
+        .route("/risk/models/{id}/status", post(risk::model_status))
+        .route("/risk/rules", get(risk::rules).post(risk::rules_submit))
+        .route("/risk/rules/{id}", get(risk::rule_set))
+        .route("/risk/rules/{id}/enable", post(risk::rule_set_enable))
+    // --- end credit decisions ---
 }
