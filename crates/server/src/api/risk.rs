@@ -567,8 +567,20 @@ pub struct Comparison {
 pub async fn compare_models(state: &AppState, b: &CompareRequest) -> Result<Comparison, ApiError> {
     let sample = match b.sample_csv.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         Some(csv) => {
-            let table = zhudai_scorecard::io::read_csv(csv.as_bytes())
+            let mut table = zhudai_scorecard::io::read_csv(csv.as_bytes())
                 .map_err(|e| ApiError::field("sample_csv", "invalid", e.to_string()))?;
+            // A feature the sample lacks is missing on every row (its missing bin).
+            for id in [b.a, b.b] {
+                let m = svc::bound_model(state.store(), id).await?;
+                for f in m.model.feature_names() {
+                    if !table.header.iter().any(|h| h.trim() == f) {
+                        table.header.push(f.to_owned());
+                        for r in &mut table.records {
+                            r.push(String::new());
+                        }
+                    }
+                }
+            }
             Some(
                 zhudai_scorecard::Dataset::from_text_records(&table.header, &table.records, &[])
                     .map_err(|e| ApiError::field("sample_csv", "invalid", e.to_string()))?,

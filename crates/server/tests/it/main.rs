@@ -17,6 +17,8 @@ mod funders_browser;
 mod partners;
 mod products;
 mod products_browser;
+// Credit decisions (issue #7).
+mod risk;
 mod routing;
 mod support;
 mod twofactor;
