@@ -19,6 +19,7 @@ mod products;
 mod products_browser;
 // Credit decisions (issue #7).
 mod risk;
+mod risk_browser;
 mod routing;
 mod support;
 mod twofactor;
