@@ -225,6 +225,10 @@ pub fn score_csv<R: BufRead, W: Write>(model: &Scorecard, input: R, mut out: W) 
                     line: reader.line_no,
                     message: format!("{found} fields, header has {expected}"),
                 },
+                ScorecardError::NotNumeric { feature, value } => ScorecardError::Csv {
+                    line: reader.line_no,
+                    message: format!("column '{feature}' is numeric, '{value}' is not a number"),
+                },
                 other => other,
             })?;
         writeln!(out, "{},{}", result.score, result.probability)?;

@@ -228,8 +228,12 @@ pub async fn instance(state: &AppState, app: &ApplicationRow) -> Result<Instance
         .ok_or_else(|| ApiError::Internal(format!("application {} has no workflow", app.id)))
 }
 
-/// The facts the guards and approval-chain rules read. Until the risk engine (issue #7)
-/// decides, the automatic decision is a recorded pass-through (`pass`, grade `C`).
+/// The workflow node where the credit decision is made (issue #7).
+pub const DECISION_NODE: &str = "decision";
+
+/// The facts the guards and approval-chain rules read. `decision.outcome` and
+/// `decision.grade` are those of the application's latest credit decision (issue #7), its
+/// outcome in force after any approved override; before any decision, `pass` and `C`.
 pub async fn facts(
     state: &AppState,
     app: &ApplicationRow,
@@ -249,8 +253,12 @@ pub async fn facts(
         r.set_decimal_units(s, i128::from(app.amount_fen))
     })?;
     set("app.months", &|r, s| r.set_int(s, app.months))?;
-    set("decision.outcome", &|r, s| r.set_str(s, "pass"))?;
-    set("decision.grade", &|r, s| r.set_str(s, "C"))?;
+    let latest = crate::risk::latest_for(state.store(), app.id).await?;
+    let (outcome, grade) = latest
+        .as_ref()
+        .map_or(("pass", "C"), |d| (d.final_outcome.as_str(), d.grade.as_str()));
+    set("decision.outcome", &|r, s| r.set_str(s, outcome))?;
+    set("decision.grade", &|r, s| r.set_str(s, grade))?;
     set("funder.approved", &|r, s| r.set_bool(s, false))?;
     let complete = documents_complete(state, app).await?;
     set("documents.complete", &|r, s| r.set_bool(s, complete))?;
@@ -286,7 +294,7 @@ pub async fn documents_complete(state: &AppState, app: &ApplicationRow) -> Resul
 }
 
 /// The application status an action left it in.
-fn status_after(acted: &wf::Acted) -> &'static str {
+pub(crate) fn status_after(acted: &wf::Acted) -> &'static str {
     match &acted.finished {
         Some(o) => status_of(&acted.node, &Status::Finished { outcome: o.clone() }),
         None => status_of(&acted.node, &Status::Running),
@@ -326,7 +334,31 @@ pub async fn act(
         inst.definition_version,
     )
     .await?;
-    let facts = facts(state, &app, &def).await?;
+    let mut facts = facts(state, &app, &def).await?;
+    // Issue #7: when this step can lead into the automatic decision, decide first (the
+    // engine is pure; the facts it reads are gathered here), so the guards after the
+    // decision node see its outcome and grade; it is stored only if the step went there.
+    let pending = if def
+        .spec
+        .transitions
+        .iter()
+        .any(|t| t.from == inst.node && t.to == DECISION_NODE)
+    {
+        let p = crate::risk::decide_application(state, &app).await?;
+        for (name, value) in [
+            ("decision.outcome", p.decision.outcome.as_str()),
+            ("decision.grade", p.decision.grade.as_str()),
+        ] {
+            if let Some(slot) = def.schema.slot(name) {
+                facts
+                    .set_str(slot, value)
+                    .map_err(|e| ApiError::Internal(format!("fact `{name}`: {e}")))?;
+            }
+        }
+        Some(p)
+    } else {
+        None
+    };
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     // Contracts (issue #6): the contract step is completed only with a signed contract.
@@ -342,6 +374,19 @@ pub async fn act(
         now,
     )
     .await?;
+    if let Some(p) = &pending {
+        if acted.visited.iter().any(|n| n == DECISION_NODE) {
+            crate::risk::store_in(
+                &mut tx,
+                p,
+                Some(app.id),
+                &format!("application:{}", app.id),
+                None,
+                now,
+            )
+            .await?;
+        }
+    }
     let status = status_after(&acted);
     application_set_progress(&mut *tx, id, status, &acted.node, now).await?;
     // Contracts (issue #6): void on withdrawal, simulated disbursement on completion.
@@ -406,9 +451,13 @@ pub async fn route(state: &AppState, app: &ApplicationRow) -> Result<(), ApiErro
             age: i64::from(age),
             province,
         },
-        decision: zhudai_domain::routing::DecisionFacts {
-            risk_grade: "C".into(),
-            score: 0,
+        decision: {
+            // Issue #7: the application's latest credit decision.
+            let d = crate::risk::latest_for(state.store(), app.id).await?;
+            zhudai_domain::routing::DecisionFacts {
+                risk_grade: d.as_ref().map_or_else(|| "C".into(), |d| d.grade.clone()),
+                score: d.as_ref().map_or(0, |d| d.score),
+            }
         },
         allowed_funders: Some(version.spec.funder_codes.clone()),
     };

@@ -28,6 +28,8 @@ pub mod jobs;
 pub mod loans;
 // Funder network (issue #5).
 pub mod partners;
+// Credit decisions (issue #7).
+pub mod risk;
 pub mod routing;
 pub mod state;
 pub mod ui;

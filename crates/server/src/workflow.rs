@@ -176,6 +176,8 @@ pub struct Acted {
     pub node: String,
     pub finished: Option<String>,
     pub version: i64,
+    /// Every node entered by this action, in order (automatic nodes included).
+    pub visited: Vec<String>,
 }
 
 /// Applies `action` by `caller` (or the system) to instance `id`, which the caller read
@@ -279,6 +281,7 @@ pub async fn act_in(
         node: new.node,
         finished: outcome,
         version: version + 1,
+        visited: applied.steps.iter().map(|s| s.to_node.clone()).collect(),
     })
 }
 

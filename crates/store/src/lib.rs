@@ -28,6 +28,8 @@ pub mod migrate;
 // Funder network (issue #5).
 pub mod partners;
 pub mod products;
+// Credit decisions (issue #7).
+pub mod risk;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;

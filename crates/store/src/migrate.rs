@@ -100,6 +100,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "contracts",
         sql: include_str!("../migrations/0012_contracts.sql"),
     },
+    // Credit decisions (issue #7): models, rule sets, decisions, overrides, blacklist.
+    // Versions 11 and 12 belong to capabilities merged alongside.
+    Migration {
+        version: 13,
+        name: "risk_decisions",
+        sql: include_str!("../migrations/0013_risk_decisions.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

@@ -658,12 +658,18 @@ pub fn apply(
             )?;
         }
         Action::Event { name } => {
-            if kind != NodeKind::Wait
-                || def.nodes[here].spec.event.as_deref() != Some(name.as_str())
-            {
+            let on = format!("event:{name}");
+            // A wait node takes the event it waits for; any other running node takes an
+            // event its definition has an `event:` transition for (issue #7: an approved
+            // override of the credit decision at the approval step).
+            let accepted = if kind == NodeKind::Wait {
+                def.nodes[here].spec.event.as_deref() == Some(name.as_str())
+            } else {
+                def.transitions.iter().any(|t| t.from == here && t.on == on)
+            };
+            if !accepted {
                 return Err(not_here());
             }
-            let on = format!("event:{name}");
             let to = pick(def, here, &on, facts)?;
             enter(
                 def,

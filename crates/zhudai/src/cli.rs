@@ -114,6 +114,13 @@ pub enum Command {
         action: crate::ledger::LedgerAction,
     },
     // --- end loans ---
+    // --- Risk control (issue #7): scorecards, no database needed ---
+    /// Scorecards: train one from a CSV file, score a CSV file with one
+    Model {
+        #[command(subcommand)]
+        what: crate::model::ModelWhat,
+    },
+    // --- end risk control ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +189,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
     if let Command::Calc { what } = cli.command {
         return crate::calc::run(what);
     }
+    // Risk control (issue #7): `model` needs neither configuration nor a database.
+    if let Command::Model { what } = cli.command {
+        return crate::model::run(what);
+    }
     let listen = match &cli.command {
         Command::Serve { listen, .. } => listen.clone(),
         _ => None,
@@ -245,6 +256,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             store.close().await;
             result
         }
+        Command::Model { what } => crate::model::run(what),
     }
 }
 
@@ -389,6 +401,10 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     }
     if let Err(e) = zhudai_server::contract_pdf::font(config.contract_font_path.as_deref()) {
         tracing::warn!("contracts cannot be generated: {e}");
+    }
+    // Credit decisions (issue #7): the default scorecard and rule set.
+    if let Err(e) = zhudai_server::risk::ensure_defaults(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not install the default credit policy");
     }
     if let Err(e) = zhudai_server::workflow::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the workflow time-limit scan");

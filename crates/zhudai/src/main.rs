@@ -12,6 +12,8 @@ mod import;
 mod keys;
 // Loans and the ledger (issue #8).
 mod ledger;
+// Risk control (issue #7).
+mod model;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -19,6 +19,8 @@ pub mod privacy;
 // Funder network (issue #5).
 pub mod partners;
 pub mod products;
+// Credit decisions (issue #7).
+pub mod risk;
 pub mod routing;
 pub mod system;
 pub mod users;
@@ -57,6 +59,8 @@ use utoipa_axum::routes;
         (name = "contracts", description = "Versioned contract templates; contracts generated as PDF with the frozen cost disclosure, content hash, signatures; disbursement (issue #6)"),
         // Loans and the ledger (issue #8).
         (name = "loans", description = "Loans, their schedules and repayments (idempotent), reversals, the double-entry ledger and its balances"),
+        // Credit decisions (issue #7).
+        (name = "risk", description = "Credit decisions with reason codes, replay and two-person overrides; scorecard models (champion/challenger); policy rule sets; the blacklist"),
     )
 )]
 pub struct ApiDoc;
@@ -194,4 +198,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(loans::accounts))
         .routes(routes!(loans::funders))
     // --- end loans ---
+        // --- Credit decisions (issue #7) ---
+        .routes(routes!(risk::list, risk::create))
+        .routes(routes!(risk::get_one))
+        .routes(routes!(risk::replay))
+        .routes(routes!(risk::request_override))
+        .routes(routes!(risk::decide_override))
+        .routes(routes!(risk::models, risk::upload))
+        .routes(routes!(risk::model))
+        .routes(routes!(risk::promote))
+        .routes(routes!(risk::model_status))
+        .routes(routes!(risk::compare))
+        .routes(routes!(risk::rule_sets, risk::save_rule_set))
+        .routes(routes!(risk::rule_set))
+        .routes(routes!(risk::enable_rule_set))
+        .routes(routes!(risk::test_rule_set))
+        .routes(routes!(risk::blacklist, risk::blacklist_add))
+    // --- end credit decisions ---
 }

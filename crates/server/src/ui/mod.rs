@@ -23,6 +23,8 @@ pub mod modules;
 pub mod pages;
 pub mod privacy;
 pub mod products;
+// Credit decisions (issue #7).
+pub mod risk;
 pub mod workflows;
 
 use crate::state::AppState;
@@ -171,4 +173,27 @@ pub fn router() -> Router<AppState> {
             "/loans/{id}/repayments/{rid}/reversal",
             post(loans::reverse),
         )
+        // --- Credit decisions (issue #7) ---
+        .route("/risk", get(risk::overview))
+        .route("/risk/blacklist", post(risk::blacklist_add))
+        .route("/risk/decisions", get(risk::decisions))
+        .route("/risk/decisions/{id}", get(risk::decision))
+        .route("/risk/decisions/{id}/replay", post(risk::decision_replay))
+        .route("/risk/decisions/{id}/overrides", post(risk::override_request))
+        .route(
+            "/risk/decisions/{id}/overrides/{override_id}",
+            post(risk::override_decide),
+        )
+        .route("/risk/models", get(risk::models).post(risk::upload))
+        .route(
+            "/risk/models/compare",
+            get(risk::compare).post(risk::compare_sample),
+        )
+        .route("/risk/models/{id}", get(risk::model))
+        .route("/risk/models/{id}/promote", post(risk::promote))
+        .route("/risk/models/{id}/status", post(risk::model_status))
+        .route("/risk/rules", get(risk::rules).post(risk::rules_submit))
+        .route("/risk/rules/{id}", get(risk::rule_set))
+        .route("/risk/rules/{id}/enable", post(risk::rule_set_enable))
+    // --- end credit decisions ---
 }

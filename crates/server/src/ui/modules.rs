@@ -56,7 +56,8 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "risk",
         group: "risk",
-        status: Status::Planned(7),
+        // Credit decisions (issue #7); warnings and limits join it.
+        status: Status::Available,
         plan_items: 4,
     },
     Module {

@@ -23,6 +23,9 @@ mod funders_browser;
 mod partners;
 mod products;
 mod products_browser;
+// Credit decisions (issue #7).
+mod risk;
+mod risk_browser;
 mod routing;
 mod support;
 mod twofactor;
