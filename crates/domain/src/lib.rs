@@ -19,6 +19,8 @@
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 //! | [`partner`] | partners (合作机构): kinds, status lifecycle, admission checklist, may-originate |
 //! | [`routing`] | the funder waterfall and the simulated funder's draws |
+//! | [`risk_warning`] | risk warnings: stages, severities, categories, the event catalogue, actions |
+//! | [`credit_limit`] | credit lines per customer and group: draws, refusals, cuts, four eyes |
 
 pub mod access;
 pub mod apr;
@@ -36,6 +38,9 @@ pub mod partner;
 pub mod product;
 pub mod routing;
 pub mod schedule;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod credit_limit;
+pub mod risk_warning;
 
 pub use apr::AprError;
 pub use classify::{ClassificationPolicy, ClassifyError, CollectionBucket, FiveTierClass};
