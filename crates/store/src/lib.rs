@@ -19,6 +19,8 @@ pub mod identity;
 pub mod imports;
 pub mod jobs;
 pub mod keys;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod limits;
 pub mod meta;
 pub mod migrate;
 // Funder network (issue #5).
@@ -28,6 +30,8 @@ pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod workflow;
+// Risk warnings (issue #7 item 3).
+pub mod warnings;
 
 /// Re-exported so upper layers name the same sqlx types the store uses.
 pub use sqlx;

@@ -88,6 +88,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "applications",
         sql: include_str!("../migrations/0010_applications.sql"),
     },
+    // Risk warnings and credit limits (issue #7 items 3 and 4). Versions 11–15 belong
+    // to capabilities built alongside (loans, credit decisions, …).
+    Migration {
+        version: 16,
+        name: "risk_warnings_limits",
+        sql: include_str!("../migrations/0016_risk_warnings_limits.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"
