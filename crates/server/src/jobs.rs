@@ -61,6 +61,9 @@ impl JobRegistry {
         );
         // Bulk customer import (issue #4 part 5).
         registry.register(crate::import::job::JOB_KIND, crate::import::job::run_job);
+        // Risk warnings and credit limits (issue #7 items 3 and 4).
+        registry.register(crate::warnings::psi::PSI_JOB, crate::warnings::psi::run_job);
+        registry.register(crate::limits::EXPIRE_JOB, crate::limits::run_expiry_job);
         registry
     }
 }

@@ -21,12 +21,16 @@ pub mod http;
 pub mod export;
 pub mod import;
 pub mod jobs;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod limits;
 // Funder network (issue #5).
 pub mod partners;
 pub mod routing;
 pub mod state;
 pub mod ui;
 pub mod vault;
+// Risk warnings (issue #7 item 3).
+pub mod warnings;
 pub mod workflow;
 
 pub use state::{AppState, ServerSettings};

@@ -34,6 +34,9 @@ pub struct ServerSettings {
     pub apr_cap: rust_decimal::Decimal,
     /// Customer exports above this many rows need another person's approval (four eyes).
     pub export_approval_rows: u64,
+    // Risk warnings (issue #7 item 3): population stability above this PSI opens a
+    // model-drift warning (default 0.25).
+    pub psi_threshold: f64,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +52,7 @@ impl Default for ServerSettings {
             privacy_request_days: 15,
             apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
             export_approval_rows: 1000,
+            psi_threshold: zhudai_scorecard::DEFAULT_PSI_THRESHOLD,
         }
     }
 }

@@ -27,6 +27,9 @@ pub struct LimitRow {
     /// The customer's name (joined).
     pub customer_name: String,
     pub customer_kind: String,
+    /// The customer's owner and org unit (joined), for data scopes.
+    pub owner_user_id: i64,
+    pub org_unit_id: Option<i64>,
     pub amount_fen: i64,
     pub used_fen: i64,
     pub status: String,
@@ -39,7 +42,7 @@ pub struct LimitRow {
 }
 
 const LIMIT_SELECT: &str = "SELECT l.id, l.scope, l.customer_id, c.name AS customer_name, c.kind AS customer_kind, \
-    l.amount_fen, l.used_fen, l.status, l.valid_until, l.frozen_reason, l.created_by, l.created_at_ms, \
+    c.owner_user_id, c.org_unit_id, l.amount_fen, l.used_fen, l.status, l.valid_until, l.frozen_reason, l.created_by, l.created_at_ms, \
     l.updated_at_ms, l.version FROM credit_limits l JOIN customers c ON c.id = l.customer_id";
 
 fn limit_row(r: &AnyRow) -> Result<LimitRow, StoreError> {
@@ -49,6 +52,8 @@ fn limit_row(r: &AnyRow) -> Result<LimitRow, StoreError> {
         customer_id: r.try_get("customer_id")?,
         customer_name: r.try_get("customer_name")?,
         customer_kind: r.try_get("customer_kind")?,
+        owner_user_id: r.try_get("owner_user_id")?,
+        org_unit_id: r.try_get("org_unit_id")?,
         amount_fen: r.try_get("amount_fen")?,
         used_fen: r.try_get("used_fen")?,
         status: r.try_get("status")?,

@@ -1184,3 +1184,59 @@ impl Store {
         Ok(out)
     }
 }
+
+/// A partner's events that have no customer, `from_ms < occurred_at_ms <= to_ms`.
+pub async fn partner_events(
+    conn: &mut AnyConnection,
+    partner_code: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {EVENT_COLUMNS} FROM risk_events WHERE customer_id IS NULL AND partner_code = $1
+            AND occurred_at_ms > $2 AND occurred_at_ms <= $3 ORDER BY occurred_at_ms, id"
+    ))
+    .bind(partner_code)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(event_row).collect()
+}
+
+/// What rules may know of a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerFactsRow {
+    pub id: i64,
+    pub name: String,
+    pub kind: String,
+    pub birth_date: Option<String>,
+    pub region_code: Option<String>,
+    /// Links to enterprises or persons in `customer_relations`.
+    pub links: i64,
+}
+
+pub async fn customer_facts(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<CustomerFactsRow>, StoreError> {
+    let r = sqlx::query(
+        "SELECT id, name, kind, birth_date, region_code,
+            (SELECT COUNT(*) FROM customer_relations WHERE enterprise_id = $1 OR person_id = $1) AS links
+         FROM customers WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    r.map(|r| {
+        Ok(CustomerFactsRow {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            kind: r.try_get("kind")?,
+            birth_date: r.try_get("birth_date")?,
+            region_code: r.try_get("region_code")?,
+            links: r.try_get("links")?,
+        })
+    })
+    .transpose()
+}
