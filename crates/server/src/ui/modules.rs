@@ -56,7 +56,8 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "risk",
         group: "risk",
-        status: Status::Planned(7),
+        // Risk warnings and credit limits (issue #7 items 3 and 4): /risk/dashboard.
+        status: Status::Available,
         plan_items: 4,
     },
     Module {
