@@ -688,8 +688,8 @@ pub async fn request_adjustment(
     }
     let reason = reason_of("reason", &req.reason, &mut errors);
     let today = state.clock().today();
-    if let (Some(a), Some(v)) = (amount, valid_until) {
-        for (f, c, m) in check_request(a, v, today) {
+    if let Some(v) = valid_until {
+        for (f, c, m) in check_request(amount.unwrap_or(Fen::ZERO), v, today) {
             errors.push(FieldError::new(f, c, m));
         }
     }

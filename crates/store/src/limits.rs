@@ -113,8 +113,9 @@ pub async fn group_lines_over(
 /// What a group draws: the sum of the current customer lines' use of the enterprise and
 /// of every person linked to it.
 pub async fn group_used(conn: &mut AnyConnection, enterprise_id: i64) -> Result<i64, StoreError> {
+    // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back for the Any driver.
     let v: Option<i64> = sqlx::query_scalar(
-        "SELECT SUM(used_fen) FROM credit_limits WHERE scope = 'customer' AND current_key IS NOT NULL AND (customer_id = $1
+        "SELECT CAST(SUM(used_fen) AS BIGINT) FROM credit_limits WHERE scope = 'customer' AND current_key IS NOT NULL AND (customer_id = $1
             OR customer_id IN (SELECT person_id FROM customer_relations WHERE enterprise_id = $1))",
     )
     .bind(enterprise_id)
