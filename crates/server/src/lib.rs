@@ -15,6 +15,8 @@ pub mod customers;
 pub mod demo;
 // Funder network (issue #5).
 pub mod demo_funders;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod demo_risk;
 pub mod error;
 pub mod http;
 // Bulk customer import and export (issue #4 part 5).

@@ -311,6 +311,8 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         privacy_request_days: config.privacy_request_days,
         apr_cap: config.apr_cap,
         export_approval_rows: config.export_approval_rows,
+        // Risk warnings (issue #7 item 3).
+        psi_threshold: config.psi_threshold,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())
@@ -356,6 +358,16 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
                 )))
             }
         }
+        // Risk warnings and credit limits (issue #7 items 3 and 4).
+        match zhudai_server::demo_risk::seed(&state).await {
+            Ok(true) => tracing::info!("demo risk rules, credit lines and warnings created"),
+            Ok(false) => {}
+            Err(e) => {
+                return Err(Failure::Runtime(format!(
+                    "creating demo risk data failed: {e}"
+                )))
+            }
+        }
     }
     if let Err(e) = zhudai_server::workflow::ensure_defaults(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not install the default workflow definitions");
@@ -369,6 +381,14 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     // Funder network (issue #5): the daily review and agreement-expiry reminders.
     if let Err(e) = zhudai_server::partners::schedule_reminders(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the funder reminders");
+    }
+    // Risk warnings and credit limits (issue #7 items 3 and 4): the daily stability run
+    // and the daily expiry of credit lines.
+    if let Err(e) = zhudai_server::warnings::psi::schedule(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not schedule the population stability run");
+    }
+    if let Err(e) = zhudai_server::limits::schedule(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not schedule the credit line expiry");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = config.worker.then(|| {

@@ -3,6 +3,8 @@
 mod audit;
 mod bench;
 mod bench_products;
+// Risk warnings (issue #7 item 3).
+mod bench_warnings;
 mod calc;
 mod cli;
 mod config;

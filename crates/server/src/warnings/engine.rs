@@ -440,6 +440,12 @@ impl RuleSet {
         self.by_type.get(event_type).map_or(&[], |v| v.as_slice())
     }
 
+    /// Evaluates rule `i` on a record of this set's schema.
+    #[inline]
+    pub fn eval_rule(&self, i: usize, rec: &Record) -> Option<Result<bool, EvalError>> {
+        self.rules.get(i).map(|r| r.condition.eval(rec))
+    }
+
     pub fn evaluator(&self) -> Evaluator<'_> {
         Evaluator {
             set: self,
@@ -549,13 +555,7 @@ impl Evaluator<'_> {
         out: &mut Vec<Outcome>,
     ) -> Result<(), RecordError> {
         out.clear();
-        self.history(subject, HistEvent::of(f));
-        if let Some(w) = self.windows.get(subject) {
-            for (v, (_, s)) in self.values.iter_mut().zip(&w.state) {
-                *v = *s;
-            }
-        }
-        self.fill(f)?;
+        self.prepare(subject, f)?;
         for &i in self.set.rules_for(f.event_type) {
             if let Some(r) = self.set.rules.get(i) {
                 out.push(Outcome {
@@ -565,6 +565,39 @@ impl Evaluator<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The first half of [`Evaluator::evaluate`]: adds the event to its subject's window
+    /// and fills the record (aggregates included) without running any rule. With
+    /// [`Evaluator::record`] and [`RuleSet::eval_rule`] it lets a benchmark time rule
+    /// evaluation apart from the rest.
+    pub fn prepare(&mut self, subject: &Subject, f: &Facts) -> Result<(), RecordError> {
+        self.history(subject, HistEvent::of(f));
+        if let Some(w) = self.windows.get(subject) {
+            for (v, (_, s)) in self.values.iter_mut().zip(&w.state) {
+                *v = *s;
+            }
+        }
+        self.fill(f)
+    }
+
+    /// The record of the last prepared event.
+    pub fn record(&self) -> &Record {
+        &self.rec
+    }
+
+    /// The aggregates of the last prepared event in their units (a count; fen, days,
+    /// counts or millionths for a sum), in the order of [`RuleSet::aggregates`].
+    pub fn aggregate_units(&self) -> Vec<i128> {
+        self.set
+            .aggs
+            .iter()
+            .zip(&self.values)
+            .map(|(p, v)| match p.agg.function {
+                AggregateFn::Count => i128::from(v.count),
+                AggregateFn::Sum => v.sum,
+            })
+            .collect()
     }
 
     /// The aggregates of the last evaluated event, as `("count(x, 30d)", "3")`.

@@ -33,6 +33,9 @@ use zhudai_store::sqlx::AnyConnection;
 use zhudai_store::warnings::{self as sw, BaselineRow, ObservationRow};
 use zhudai_store::{Store, StoreError};
 
+/// The default `psi_threshold` (the usual rule of thumb: above 0.25 is a significant shift).
+pub const DEFAULT_THRESHOLD: f64 = zhudai_scorecard::DEFAULT_PSI_THRESHOLD;
+
 /// Job kind: the daily stability run.
 pub const PSI_JOB: &str = "risk.psi";
 /// Scored applications of the last this many days are compared.

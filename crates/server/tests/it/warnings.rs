@@ -18,6 +18,7 @@ zhudai_store::on_both!(
     a_partner_signal_suspends_the_funder,
     playbooks_set_the_due_time,
     population_stability_opens_a_drift_warning,
+    demo_risk_data_fills_the_pages,
 );
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -736,5 +737,31 @@ async fn population_stability_opens_a_drift_warning(db: &TestDb) {
     assert_eq!(runs[0]["outcome"], "ran", "{runs}");
     assert_eq!(runs[0]["alert"], false, "{runs}");
     assert!(runs[0]["score_psi"].as_f64().unwrap() < 0.1, "{runs}");
+    app.stop().await;
+}
+
+async fn demo_risk_data_fills_the_pages(db: &TestDb) {
+    zhudai_server::demo::seed(&db.store, 1).await.unwrap();
+    let app = TestApp::start(db).await;
+    zhudai_server::demo::seed_accounts(&db.store, 1).await.unwrap();
+    zhudai_server::demo::seed_customers(&app.state).await.unwrap();
+    assert!(zhudai_server::demo_risk::seed(&app.state).await.unwrap());
+    assert!(!zhudai_server::demo_risk::seed(&app.state).await.unwrap(), "once");
+    let reviewer = app.token_in_unit("risk_reviewer", None).await;
+    let (_, rules) = get(&app, &reviewer, "/api/v1/risk/rules").await;
+    assert_eq!(rules.as_array().unwrap().len(), 5);
+    assert!(rules.as_array().unwrap().iter().all(|r| r["enabled"] == true && r["compile_error"].is_null()));
+    let (_, page) = get(&app, &reviewer, "/api/v1/risk/warnings").await;
+    let cats: Vec<&str> = page["items"].as_array().unwrap().iter().map(|w| w["rule_code"].as_str().unwrap()).collect();
+    for c in ["failed_3x_30d", "dpd_over_30", "multi_lender", "psi"] {
+        assert!(cats.contains(&c), "{c} in {cats:?}");
+    }
+    let (_, o) = get(&app, &reviewer, "/api/v1/risk/psi").await;
+    let runs = o["baselines"][0]["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 7);
+    assert_eq!(runs[0]["alert"], true, "drifted by the last day");
+    assert_eq!(runs[6]["alert"], false, "stable on the first day");
+    let (_, pending) = get(&app, &reviewer, "/api/v1/risk/limits/adjustments").await;
+    assert_eq!(pending.as_array().unwrap().len(), 1);
     app.stop().await;
 }
