@@ -122,6 +122,14 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "Manage models, rules and warnings",
     ),
     p("risk.limit", "调整授信额度", "Adjust credit limits"),
+    // Risk warnings and credit limits (issue #7 items 3 and 4): the checker of a limit
+    // change (maker-checker), and systems or staff reporting risk events.
+    p(
+        "risk.limit.approve",
+        "审批授信额度调整",
+        "Approve credit limit changes",
+    ),
+    p("risk.event", "报送风险事件", "Submit risk events"),
     p("product.read", "查看产品", "View products"),
     p("product.manage", "维护产品", "Manage products"),
     // Products and pricing (issue #5): a stored quote is a write, so it is not product.read.
@@ -453,6 +461,33 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "risk.limit",
             "product.read",
             "loan.read",
+            // Risk warnings (issue #7).
+            "risk.event",
+        ],
+        clear_fields: &[],
+    },
+    // Risk warnings and credit limits (issue #7 items 3 and 4): owns warning rules and
+    // playbooks, handles warnings, and is the checker of limit changes requested by
+    // risk reviewers.
+    RoleSeed {
+        code: "risk_manager",
+        zh: "风控经理",
+        en: "Risk manager",
+        scope: "all",
+        requires_2fa: true,
+        permissions: &[
+            "org.read",
+            "customer.read",
+            "document.read",
+            "application.read",
+            "risk.read",
+            "risk.manage",
+            "risk.limit",
+            "risk.limit.approve",
+            "risk.event",
+            "product.read",
+            "funder.read",
+            "loan.read",
         ],
         clear_fields: &[],
     },
@@ -546,6 +581,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             // Contracts (issue #6): generate, sign, void at the contract step.
             "contract.read",
             "contract.manage",
+            // Risk warnings (issue #7): the daily close reports post-loan events.
+            "risk.event",
         ],
         clear_fields: &["customer.bank_card"],
     },
@@ -579,6 +616,9 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "collection.read",
             "collection.work",
             "collection.assign",
+            // Risk warnings (issue #7): sees and works the post-loan warnings and tasks.
+            "risk.read",
+            "risk.event",
         ],
         clear_fields: &["customer.phone"],
     },

@@ -21,6 +21,8 @@
 //! | [`routing`] | the funder waterfall and the simulated funder's draws |
 //! | [`ledger`] | chart of accounts, balanced journal entries, reversal (issue #8) |
 //! | [`servicing`] | installments, payment allocation, early repayment, overpayment, days past due (issue #8) |
+//! | [`risk_warning`] | risk warnings: stages, severities, categories, the event catalogue, actions |
+//! | [`credit_limit`] | credit lines per customer and group: draws, refusals, cuts, four eyes |
 
 pub mod access;
 pub mod apr;
@@ -43,6 +45,9 @@ pub mod partner;
 pub mod product;
 pub mod routing;
 pub mod schedule;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod credit_limit;
+pub mod risk_warning;
 
 pub use apr::AprError;
 pub use classify::{ClassificationPolicy, ClassifyError, CollectionBucket, FiveTierClass};

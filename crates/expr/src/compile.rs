@@ -621,7 +621,10 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
-fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn suggest<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(2);
     candidates
         .map(|c| (edit_distance(name, c), c))
@@ -632,6 +635,8 @@ fn suggest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<
 
 const FUNCTIONS: &[&str] = &[
     "size",
+    "count",
+    "sum",
     "int",
     "string",
     "decimal",
@@ -808,6 +813,13 @@ impl<'s> Compiler<'s> {
         let sp = e.span;
         match &e.kind {
             ExprKind::Int(v) => Ok(Code::Int(Cp::K(*v))),
+            ExprKind::Days(d) => Err(err(
+                ErrorCode::Unsupported,
+                format!(
+                    "`{d}d` is a window length; it is only allowed as the window of count() or sum()"
+                ),
+                sp,
+            )),
             ExprKind::Dec(m, s) => Ok(Code::Dec(Cp::K(*m), *s)),
             ExprKind::Str(s) => Ok(Code::Str(Cs::K(s.as_str().into()))),
             ExprKind::Bool(b) => Ok(Code::Bool(Cp::K(*b))),
@@ -1544,6 +1556,23 @@ impl<'s> Compiler<'s> {
                 "startsWith" | "endsWith" | "contains" | "matches" | "size"
             ) {
                 return Err(self.unknown_function(name, name_span, true));
+            }
+        }
+        if target.is_none() {
+            if let Some(agg) = crate::window::recognise(name, args, sp)? {
+                let what = args.first().map_or(sp, |a| a.span);
+                crate::window::check(&self.schema.windows, &agg, what)?;
+                let path = agg.field_name();
+                if !self.schema.by_name.contains_key(&path) {
+                    return Err(err(
+                        ErrorCode::UnknownField,
+                        format!(
+                            "`{agg}` has no slot in this schema (declare it with Schema::with_aggregates)"
+                        ),
+                        sp,
+                    ));
+                }
+                return self.field_code(&path, sp);
             }
         }
         let all: Vec<&Expr> = target.into_iter().chain(args.iter()).collect();

@@ -42,6 +42,9 @@
 //!   from `a` to `b`), `add_days(d, n)`.
 //! * Macros: `list.exists(x, pred)`, `list.all(x, pred)`, `list.exists_one(x, pred)`
 //!   (at most 4 nested).
+//! * Windowed aggregates over a subject's events: `count(repayment_failed, 30d)`,
+//!   `sum(repayment_made.amount, 90d)`. They are declared fields that the caller fills
+//!   before evaluation, with a checked spelling; see [`window`].
 //! * Not in the subset (refused with code `E008` and a hint): maps, `uint`, `double`,
 //!   `bytes`, timestamps/durations, `map`/`filter`, `dyn`/`type`.
 //!
@@ -107,7 +110,9 @@ mod error;
 mod program;
 mod syntax;
 mod types;
+pub mod window;
 
 pub use error::{CompileError, ErrorCode, EvalError, EvalErrorKind, RecordError, Span};
 pub use program::{Condition, Program};
 pub use types::{Record, Schema, SchemaBuilder, Slot, Type, Value, MAX_SCALE};
+pub use window::{AggregateFn, WindowAggregate, MAX_WINDOW_DAYS};

@@ -11,6 +11,8 @@ const MAX_LOGICAL_CHAIN: usize = 10_000;
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Tok {
     Int(u64),
+    /// A window length in days, `30d` (only the window of `count()`/`sum()`).
+    Days(u64),
     /// Decimal literal: mantissa and number of fractional digits.
     Dec(i128, u32),
     Str(String),
@@ -48,6 +50,7 @@ impl Tok {
     fn describe(&self) -> String {
         match self {
             Tok::Int(v) => format!("number `{v}`"),
+            Tok::Days(v) => format!("window `{v}d`"),
             Tok::Dec(..) => "decimal number".into(),
             Tok::Str(_) => "string".into(),
             Tok::Ident(s) => format!("`{s}`"),
@@ -298,6 +301,18 @@ fn lex_number(src: &str, start: usize) -> Result<(Tok, usize), CompileError> {
             Span::new(start, i + 1),
         ));
     }
+    // A window length in days: digits, `d`, then no identifier character (`30d`).
+    if frac_digits.is_none()
+        && bytes.get(i) == Some(&b'd')
+        && !bytes
+            .get(i + 1)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    {
+        return match src[start..int_end].parse::<u64>() {
+            Ok(v) => Ok((Tok::Days(v), i + 1)),
+            Err(_) => bad(format!("window `{}` is too large", &src[start..=i]), i + 1),
+        };
+    }
     if bytes
         .get(i)
         .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
@@ -475,6 +490,8 @@ impl BinOp {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum ExprKind {
     Int(i64),
+    /// A window length in days (`30d`); only valid as the window of `count()`/`sum()`.
+    Days(i64),
     Dec(i128, u32),
     Str(String),
     Bool(bool),
@@ -790,6 +807,16 @@ impl Parser {
                     ))
                 }
             },
+            Tok::Days(v) => match i64::try_from(v) {
+                Ok(v) => ExprKind::Days(v),
+                Err(_) => {
+                    return Err(CompileError::new(
+                        ErrorCode::BadNumber,
+                        "window is larger than the int range",
+                        span,
+                    ))
+                }
+            },
             Tok::Dec(m, s) => ExprKind::Dec(m, s),
             Tok::Str(s) => ExprKind::Str(s),
             Tok::True => ExprKind::Bool(true),
@@ -887,6 +914,9 @@ mod tests {
             ExprKind::Str("x'y".into())
         );
         assert_eq!(parse(".5").unwrap().kind, ExprKind::Dec(5, 1));
+        assert_eq!(parse("30d").unwrap().kind, ExprKind::Days(30));
+        assert_eq!(parse("30days").unwrap_err().code, ErrorCode::BadNumber);
+        assert_eq!(parse("3.5d").unwrap_err().code, ErrorCode::BadNumber);
     }
 
     #[test]

@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use crate::error::{CompileError, ErrorCode, EvalError, EvalErrorKind, RecordError, Span};
+use crate::window::WindowAggregate;
 
 /// Largest decimal scale (fractional digits) of a field, literal or result.
 pub const MAX_SCALE: u32 = 28;
@@ -167,6 +168,10 @@ pub(crate) struct SchemaInner {
     /// Every proper prefix of a dotted field name (`app` for `app.amount`).
     pub objects: HashMap<String, ()>,
     counts: Counts,
+    /// Event types that `count()`/`sum()` may aggregate, with their numeric fields.
+    pub windows: crate::window::Windows,
+    /// Declared aggregates and the id of the field holding each.
+    pub aggregates: Vec<(WindowAggregate, u32)>,
 }
 
 /// The fields an expression may read, with their types. Built once per rule domain
@@ -183,6 +188,8 @@ static NEXT_SCHEMA_ID: AtomicU64 = AtomicU64::new(1);
 #[derive(Debug, Default)]
 pub struct SchemaBuilder {
     fields: Vec<(String, Type)>,
+    windows: Vec<(String, Vec<(String, Type)>)>,
+    aggregates: Vec<WindowAggregate>,
 }
 
 impl SchemaBuilder {
@@ -193,14 +200,74 @@ impl SchemaBuilder {
         self
     }
 
+    /// Declares an event type that rules may aggregate over a window with
+    /// `count(event, 30d)` and, for each listed field (`int` or `decimal` only),
+    /// `sum(event.field, 30d)`. See [`crate::window`].
+    pub fn window_event(mut self, event: &str, numeric_fields: &[(&str, Type)]) -> Self {
+        self.windows.push((
+            event.to_string(),
+            numeric_fields
+                .iter()
+                .map(|(n, t)| ((*n).to_string(), t.clone()))
+                .collect(),
+        ));
+        self
+    }
+
+    /// Lays out a slot for a windowed aggregate (its event type must be declared with
+    /// [`SchemaBuilder::window_event`]). A count is an `int`; a sum has its field's type.
+    pub fn aggregate(mut self, agg: &WindowAggregate) -> Self {
+        if !self.aggregates.contains(agg) {
+            self.aggregates.push(agg.clone());
+        }
+        self
+    }
+
     /// Validates the declarations and lays out the slots.
     pub fn build(self) -> Result<Schema, CompileError> {
         let bad = |msg: String| CompileError::new(ErrorCode::BadSchema, msg, Span::default());
-        let mut fields = Vec::with_capacity(self.fields.len());
+        let mut windows: crate::window::Windows = Vec::with_capacity(self.windows.len());
+        for (event, fs) in &self.windows {
+            if event.is_empty()
+                || !event.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                || event.starts_with(|c: char| c.is_ascii_digit())
+            {
+                return Err(bad(format!("event type `{event}` must be an identifier")));
+            }
+            if windows.iter().any(|(e, _)| e == event) {
+                return Err(bad(format!("event type `{event}` is declared twice")));
+            }
+            let mut numeric = Vec::with_capacity(fs.len());
+            for (n, t) in fs {
+                match Scalar::of(t) {
+                    Some(sc @ (Scalar::Int | Scalar::Dec(_))) => numeric.push((n.clone(), sc)),
+                    _ => return Err(bad(format!(
+                        "field `{event}.{n}`: only int and decimal fields can be summed, not {t}"
+                    ))),
+                }
+            }
+            windows.push((event.clone(), numeric));
+        }
+        let mut all = Vec::with_capacity(self.fields.len() + self.aggregates.len());
+        for (name, ty) in self.fields {
+            if name.starts_with(crate::window::RESERVED_PREFIX) {
+                return Err(bad(format!(
+                    "field `{name}`: names starting with `window.` are reserved for windowed aggregates"
+                )));
+            }
+            all.push((name, ty, None));
+        }
+        for agg in self.aggregates {
+            let scalar = crate::window::check(&windows, &agg, Span::default())
+                .map_err(|e| bad(e.message))?;
+            all.push((agg.field_name(), scalar.to_type(), Some(agg)));
+        }
+        let mut fields = Vec::with_capacity(all.len());
+        let mut aggregates = Vec::new();
         let mut by_name = HashMap::new();
         let mut objects = HashMap::new();
         let mut counts = Counts::default();
-        for (name, ty) in self.fields {
+        for (name, ty, agg) in all {
             let valid_ident = |p: &str| {
                 let mut cs = p.chars();
                 cs.next()
@@ -240,6 +307,9 @@ impl SchemaBuilder {
                 objects.insert(prefix.clone(), ());
             }
             let index = counts.next(shape);
+            if let Some(agg) = agg {
+                aggregates.push((agg, id));
+            }
             fields.push(FieldDef {
                 name,
                 ty,
@@ -263,6 +333,8 @@ impl SchemaBuilder {
                 by_name,
                 objects,
                 counts,
+                windows,
+                aggregates,
             }),
         })
     }
@@ -329,6 +401,70 @@ impl Schema {
 
     pub(crate) fn id(&self) -> u64 {
         self.inner.id
+    }
+
+    /// The windowed aggregates `source` uses, each once, in order of first use. Event
+    /// types and fields are checked against [`SchemaBuilder::window_event`]; errors carry
+    /// the position like any compile error. Pass the result to
+    /// [`Schema::with_aggregates`] before compiling.
+    pub fn window_aggregates(&self, source: &str) -> Result<Vec<WindowAggregate>, CompileError> {
+        let inner = || -> Result<Vec<WindowAggregate>, CompileError> {
+            let ast = crate::syntax::parse(source)?;
+            let mut found = Vec::new();
+            crate::window::collect(&ast, &mut found)?;
+            let mut out: Vec<WindowAggregate> = Vec::new();
+            for (agg, _, what) in found {
+                crate::window::check(&self.inner.windows, &agg, what)?;
+                if !out.contains(&agg) {
+                    out.push(agg);
+                }
+            }
+            Ok(out)
+        };
+        inner().map_err(|e| e.with_source(source))
+    }
+
+    /// A new schema with the same fields and event types plus a slot for each of `aggs`
+    /// (those already declared are kept once). Records and programs of the old schema
+    /// do not fit the new one.
+    pub fn with_aggregates<'a>(
+        &self,
+        aggs: impl IntoIterator<Item = &'a WindowAggregate>,
+    ) -> Result<Schema, CompileError> {
+        let mut b = SchemaBuilder::default();
+        for f in &self.inner.fields {
+            if !f.name.starts_with(crate::window::RESERVED_PREFIX) {
+                b = b.field(&f.name, f.ty.clone());
+            }
+        }
+        for (event, fs) in &self.inner.windows {
+            b.windows.push((
+                event.clone(),
+                fs.iter().map(|(n, sc)| (n.clone(), sc.to_type())).collect(),
+            ));
+        }
+        for (agg, _) in &self.inner.aggregates {
+            b = b.aggregate(agg);
+        }
+        for agg in aggs {
+            b = b.aggregate(agg);
+        }
+        b.build()
+    }
+
+    /// The slot of a declared aggregate.
+    pub fn aggregate_slot(&self, agg: &WindowAggregate) -> Option<Slot> {
+        self.slot(&agg.field_name())
+    }
+
+    /// The declared aggregates, in declaration order.
+    pub fn aggregates(&self) -> impl Iterator<Item = &WindowAggregate> {
+        self.inner.aggregates.iter().map(|(a, _)| a)
+    }
+
+    /// The event types `count()`/`sum()` may aggregate.
+    pub fn window_events(&self) -> impl Iterator<Item = &str> {
+        self.inner.windows.iter().map(|(e, _)| e.as_str())
     }
 }
 

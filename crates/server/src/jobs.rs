@@ -66,6 +66,9 @@ impl JobRegistry {
             crate::contracts::SIM_DISBURSE_JOB,
             crate::contracts::run_sim_disburse_job,
         );
+        // Risk warnings and credit limits (issue #7 items 3 and 4).
+        registry.register(crate::warnings::psi::PSI_JOB, crate::warnings::psi::run_job);
+        registry.register(crate::limits::EXPIRE_JOB, crate::limits::run_expiry_job);
         registry
     }
 }

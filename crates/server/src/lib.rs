@@ -18,6 +18,8 @@ pub mod customers;
 pub mod demo;
 // Funder network (issue #5).
 pub mod demo_funders;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod demo_risk;
 pub mod error;
 pub mod http;
 // Bulk customer import and export (issue #4 part 5).
@@ -26,6 +28,8 @@ pub mod import;
 pub mod jobs;
 // Loans, the ledger and repayments (issue #8).
 pub mod loans;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod limits;
 // Funder network (issue #5).
 pub mod partners;
 // Credit decisions (issue #7).
@@ -34,6 +38,8 @@ pub mod routing;
 pub mod state;
 pub mod ui;
 pub mod vault;
+// Risk warnings (issue #7 item 3).
+pub mod warnings;
 pub mod workflow;
 
 pub use state::{AppState, ServerSettings};

@@ -42,6 +42,9 @@ pub struct ServerSettings {
     /// oldest installment first).
     pub repayment_order: zhudai_domain::servicing::AllocationOrder,
     // --- end loans ---
+    // Risk warnings (issue #7 item 3): population stability above this PSI opens a
+    // model-drift warning (default 0.25).
+    pub psi_threshold: f64,
 }
 
 impl Default for ServerSettings {
@@ -60,6 +63,7 @@ impl Default for ServerSettings {
             contract_font_path: None,
             // Loans and the ledger (issue #8).
             repayment_order: Default::default(),
+            psi_threshold: zhudai_scorecard::DEFAULT_PSI_THRESHOLD,
         }
     }
 }

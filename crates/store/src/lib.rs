@@ -23,6 +23,8 @@ pub mod jobs;
 pub mod keys;
 // Loans, the ledger, repayments, idempotency keys (issue #8).
 pub mod loans;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod limits;
 pub mod meta;
 pub mod migrate;
 // Funder network (issue #5).
@@ -34,6 +36,8 @@ pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod workflow;
+// Risk warnings (issue #7 item 3).
+pub mod warnings;
 
 /// Re-exported so upper layers name the same sqlx types the store uses.
 pub use sqlx;

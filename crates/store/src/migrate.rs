@@ -106,6 +106,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 13,
         name: "risk_decisions",
         sql: include_str!("../migrations/0013_risk_decisions.sql"),
+    // Risk warnings and credit limits (issue #7 items 3 and 4). Versions 11–15 belong
+    // to capabilities built alongside (loans, credit decisions, …).
+    Migration {
+        version: 16,
+        name: "risk_warnings_limits",
+        sql: include_str!("../migrations/0016_risk_warnings_limits.sql"),
     },
 ];
 

@@ -123,6 +123,23 @@ pub enum BenchWhat {
         /// machine)
         #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
         sqlite_synchronous: String,
+    // --- Risk warnings (issue #7 item 3): see bench_warnings.rs ---
+    /// Warning-rule evaluations per second per core on synthetic events (windowed
+    /// aggregates, record filling, compiled rules), against hand-written Rust closures of
+    /// the same rules; no database
+    Warnings {
+        /// Synthetic events (over 180 days)
+        #[arg(long, default_value_t = 1_000_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+        events: u64,
+        /// Rules (generated from ten templates with windows of 7, 30 and 90 days)
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=1000))]
+        rules: u64,
+        /// Customers the events are spread over
+        #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
+        customers: u32,
+        /// Seconds per rules-only measurement
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
         /// One JSON object per line instead of a table
         #[arg(long)]
         json: bool,
@@ -369,6 +386,14 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             searches,
             no_reimport,
         } => crate::import::bench_import(config, rows, searches, !no_reimport).await,
+        // Risk warnings (issue #7 item 3).
+        BenchWhat::Warnings {
+            events,
+            rules,
+            customers,
+            seconds,
+            json,
+        } => crate::bench_warnings::warnings(events, rules as usize, customers, seconds, json),
     }
 }
 

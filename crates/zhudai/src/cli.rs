@@ -340,6 +340,8 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         contract_font_path: config.contract_font_path.clone(),
         // Loans and the ledger (issue #8).
         repayment_order: Default::default(),
+        // Risk warnings (issue #7 item 3).
+        psi_threshold: config.psi_threshold,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())
@@ -390,6 +392,15 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             Ok(n) if n > 0 => tracing::info!(loans = n, "demo loans opened"),
             Ok(_) => {}
             Err(e) => return Err(Failure::Runtime(format!("opening demo loans failed: {e}"))),
+        // Risk warnings and credit limits (issue #7 items 3 and 4).
+        match zhudai_server::demo_risk::seed(&state).await {
+            Ok(true) => tracing::info!("demo risk rules, credit lines and warnings created"),
+            Ok(false) => {}
+            Err(e) => {
+                return Err(Failure::Runtime(format!(
+                    "creating demo risk data failed: {e}"
+                )))
+            }
         }
     }
     if let Err(e) = zhudai_server::workflow::ensure_defaults(&store, state.now_ms()).await {
@@ -415,6 +426,14 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     // Funder network (issue #5): the daily review and agreement-expiry reminders.
     if let Err(e) = zhudai_server::partners::schedule_reminders(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the funder reminders");
+    }
+    // Risk warnings and credit limits (issue #7 items 3 and 4): the daily stability run
+    // and the daily expiry of credit lines.
+    if let Err(e) = zhudai_server::warnings::psi::schedule(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not schedule the population stability run");
+    }
+    if let Err(e) = zhudai_server::limits::schedule(&store, state.now_ms()).await {
+        tracing::warn!(error = %e, "could not schedule the credit line expiry");
     }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let worker = config.worker.then(|| {

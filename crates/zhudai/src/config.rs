@@ -92,6 +92,12 @@ pub struct Config {
     /// in the usual system places (Debian's fonts-noto-cjk, WenQuanYi…).
     #[serde(default)]
     pub contract_font_path: Option<PathBuf>,
+    // Risk warnings (issue #7 item 3).
+    /// Population stability: a PSI of the score or a feature above this (against the
+    /// model's development sample) opens a model-drift warning. Default 0.25; more than 0
+    /// and at most 10.
+    #[serde(default = "defaults::psi_threshold")]
+    pub psi_threshold: f64,
 }
 
 /// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
@@ -155,6 +161,9 @@ mod defaults {
     }
     pub fn export_approval_rows() -> u64 {
         1000
+    }
+    pub fn psi_threshold() -> f64 {
+        zhudai_server::warnings::psi::DEFAULT_THRESHOLD
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()
@@ -234,6 +243,15 @@ impl Config {
                     p.display()
                 ));
             }
+        // Risk warnings (issue #7 item 3).
+        if !(config.psi_threshold.is_finite()
+            && config.psi_threshold > 0.0
+            && config.psi_threshold <= 10.0)
+        {
+            return Err(format!(
+                "configuration error: `psi_threshold` must be more than 0 and at most 10 (got {})",
+                config.psi_threshold
+            ));
         }
         Ok(config)
     }
@@ -249,7 +267,7 @@ impl Config {
             None => format!("(unset: sqlite://{}/zhudai.db)", self.data_dir.display()),
         };
         format!(
-            "database_url = {db:?}\ndata_dir = {:?}\nlisten = \"{}\"\nlog_format = \"{}\"\nlog_level = {:?}\nbody_limit_bytes = {}\nrequest_timeout_secs = {}\nsqlite_synchronous = \"{}\"\nmax_connections = {}\nworker = {}\napr_cap = \"{}\"\n",
+            "database_url = {db:?}\ndata_dir = {:?}\nlisten = \"{}\"\nlog_format = \"{}\"\nlog_level = {:?}\nbody_limit_bytes = {}\nrequest_timeout_secs = {}\nsqlite_synchronous = \"{}\"\nmax_connections = {}\nworker = {}\napr_cap = \"{}\"\npsi_threshold = {}\n",
             self.data_dir.display().to_string(),
             self.listen,
             match self.log_format { LogFormat::Text => "text", LogFormat::Json => "json" },
@@ -260,6 +278,7 @@ impl Config {
             self.max_connections,
             self.worker,
             self.apr_cap,
+            self.psi_threshold,
         )
     }
 }
@@ -352,6 +371,22 @@ mod tests {
             let shown = c.to_redacted_toml();
             assert!(!shown.contains("hunter2"), "{shown}");
             assert!(shown.contains("db:5432/z"), "{shown}");
+            Ok(())
+        });
+    }
+
+    // Risk warnings (issue #7 item 3).
+    #[test]
+    fn psi_threshold_defaults_and_is_bounded() {
+        Jail::expect_with(|jail| {
+            let c = Config::load(None, &CliOverrides::default()).map_err(figment::Error::from)?;
+            assert_eq!(c.psi_threshold, 0.25);
+            jail.set_env("ZHUDAI_PSI_THRESHOLD", "0.1");
+            let c = Config::load(None, &CliOverrides::default()).map_err(figment::Error::from)?;
+            assert_eq!(c.psi_threshold, 0.1);
+            jail.set_env("ZHUDAI_PSI_THRESHOLD", "0");
+            let err = Config::load(None, &CliOverrides::default()).unwrap_err();
+            assert!(err.contains("psi_threshold"), "{err}");
             Ok(())
         });
     }

@@ -5,6 +5,8 @@ mod bench;
 // Contracts and disbursement (issue #6).
 mod bench_origination;
 mod bench_products;
+// Risk warnings (issue #7 item 3).
+mod bench_warnings;
 mod calc;
 mod cli;
 mod config;

@@ -5,3 +5,4 @@
 mod bench;
 mod conformance;
 mod semantics;
+mod window;

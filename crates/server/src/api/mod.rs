@@ -25,6 +25,9 @@ pub mod routing;
 pub mod system;
 pub mod users;
 pub mod workflows;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod limits;
+pub mod warnings;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
@@ -61,6 +64,8 @@ use utoipa_axum::routes;
         (name = "loans", description = "Loans, their schedules and repayments (idempotent), reversals, the double-entry ledger and its balances"),
         // Credit decisions (issue #7).
         (name = "risk", description = "Credit decisions with reason codes, replay and two-person overrides; scorecard models (champion/challenger); policy rule sets; the blacklist"),
+        // Risk warnings and credit limits (issue #7 items 3 and 4).
+        (name = "risk", description = "Risk control: warning rules (tested, compiled, enabled), risk events, warnings with their tasks and playbooks, population stability (PSI), credit lines with maker-checker changes"),
     )
 )]
 pub struct ApiDoc;
@@ -215,4 +220,30 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(risk::test_rule_set))
         .routes(routes!(risk::blacklist, risk::blacklist_add))
     // --- end credit decisions ---
+        // --- Risk warnings and credit limits (issue #7 items 3 and 4) ---
+        .routes(routes!(warnings::rule_list, warnings::rule_create))
+        .routes(routes!(warnings::rule_test))
+        .routes(routes!(warnings::rule_get, warnings::rule_update))
+        .routes(routes!(warnings::rule_enable))
+        .routes(routes!(warnings::rule_disable))
+        .routes(routes!(warnings::events_submit))
+        .routes(routes!(warnings::warning_list))
+        .routes(routes!(warnings::warning_get))
+        .routes(routes!(warnings::warning_acknowledge))
+        .routes(routes!(warnings::warning_close))
+        .routes(routes!(warnings::task_list))
+        .routes(routes!(warnings::task_done))
+        .routes(routes!(warnings::playbook_list))
+        .routes(routes!(warnings::playbook_update))
+        .routes(routes!(warnings::dashboard))
+        .routes(routes!(warnings::psi_overview))
+        .routes(routes!(warnings::psi_register))
+        .routes(routes!(warnings::psi_run))
+        .routes(routes!(limits::limit_list))
+        .routes(routes!(limits::adjustment_request, limits::adjustment_pending))
+        .routes(routes!(limits::adjustment_decide))
+        .routes(routes!(limits::limit_get))
+        .routes(routes!(limits::limit_freeze))
+        .routes(routes!(limits::limit_unfreeze))
+    // --- end risk warnings and credit limits ---
 }

@@ -26,6 +26,9 @@ pub mod products;
 // Credit decisions (issue #7).
 pub mod risk;
 pub mod workflows;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+pub mod limits;
+pub mod warnings;
 
 use crate::state::AppState;
 use axum::routing::{get, post};
@@ -196,4 +199,47 @@ pub fn router() -> Router<AppState> {
         .route("/risk/rules/{id}", get(risk::rule_set))
         .route("/risk/rules/{id}/enable", post(risk::rule_set_enable))
     // --- end credit decisions ---
+        // Risk warnings and credit limits (issue #7 items 3 and 4). /risk/decisions and
+        // /risk/models belong to the credit decision pages.
+        .route("/risk/dashboard", get(warnings::dashboard))
+        .route("/risk/warnings", get(warnings::warnings_list))
+        .route("/risk/warnings/{id}", get(warnings::warning_page))
+        .route(
+            "/risk/warnings/{id}/acknowledge",
+            post(warnings::acknowledge_submit),
+        )
+        .route("/risk/warnings/{id}/close", post(warnings::close_submit))
+        .route("/risk/tasks/{id}/done", post(warnings::task_done_submit))
+        .route("/risk/rules", get(warnings::rules_list))
+        .route(
+            "/risk/rules/new",
+            get(warnings::rule_new).post(warnings::rule_create_submit),
+        )
+        .route(
+            "/risk/rules/{code}",
+            get(warnings::rule_page).post(warnings::rule_update_submit),
+        )
+        .route("/risk/rules/{code}/test", post(warnings::rule_test_submit))
+        .route(
+            "/risk/rules/{code}/enable",
+            post(warnings::rule_enable_submit),
+        )
+        .route(
+            "/risk/rules/{code}/disable",
+            post(warnings::rule_disable_submit),
+        )
+        .route("/risk/playbooks", get(warnings::playbooks_page))
+        .route(
+            "/risk/playbooks/{severity}",
+            post(warnings::playbook_submit),
+        )
+        .route("/risk/limits", get(limits::list_page))
+        .route("/risk/limits/request", post(limits::request_submit))
+        .route("/risk/limits/{id}", get(limits::detail_page))
+        .route("/risk/limits/{id}/freeze", post(limits::freeze_submit))
+        .route("/risk/limits/{id}/unfreeze", post(limits::unfreeze_submit))
+        .route(
+            "/risk/limits/adjustments/{id}/decision",
+            post(limits::decision_submit),
+        )
 }

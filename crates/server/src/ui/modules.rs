@@ -57,6 +57,7 @@ pub const MODULES: &[Module] = &[
         key: "risk",
         group: "risk",
         // Credit decisions (issue #7); warnings and limits join it.
+        // Risk warnings and credit limits (issue #7 items 3 and 4): /risk/dashboard.
         status: Status::Available,
         plan_items: 4,
     },

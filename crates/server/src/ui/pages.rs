@@ -98,6 +98,10 @@ pub async fn module(
     let Some(m) = modules::find(&key) else {
         return Ok(not_found_page(&state, &ctx));
     };
+    // Risk warnings and credit limits (issue #7): the risk module opens on its dashboard.
+    if m.key == "risk" {
+        return Ok(Redirect::to("/risk/dashboard").into_response());
+    }
     // Built modules have their own pages at `/<key>`; the administration overview is
     // rendered here.
     if m.status == Status::Available && m.key != "admin" {

@@ -33,3 +33,7 @@ mod ui;
 mod users;
 mod worker;
 mod workflow;
+// Risk warnings and credit limits (issue #7 items 3 and 4).
+mod limits;
+mod risk_browser;
+mod warnings;

@@ -80,6 +80,14 @@ async fn module_pages_and_not_found(db: &TestDb) {
     app.sign_in("executive").await;
     for m in zhudai_server::ui::modules::MODULES {
         let r = app.get(&format!("/m/{}", m.key)).await;
+        // Risk warnings and credit limits (issue #7): the risk module opens on its
+        // dashboard (the decision pages live beside it under /risk).
+        if m.key == "risk" {
+            assert_eq!(r.status(), 303);
+            assert_eq!(r.headers()["location"], "/risk/dashboard");
+            assert_eq!(app.get("/risk/dashboard").await.status(), 200);
+            continue;
+        }
         if m.status == zhudai_server::ui::modules::Status::Available && m.key != "admin" {
             // A built module has its own pages at `/<key>`.
             assert_eq!(r.status(), 303, "/m/{}", m.key);
