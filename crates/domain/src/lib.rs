@@ -19,6 +19,10 @@
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 //! | [`partner`] | partners (合作机构): kinds, status lifecycle, admission checklist, may-originate |
 //! | [`routing`] | the funder waterfall and the simulated funder's draws |
+//! | [`cob`] | the daily close: its steps, penalty accrual within the cap, one loan's close (issue #8) |
+//! | [`collection`] | collections: channels, outcomes, contact guards, promises, agency commission (issue #8) |
+//! | [`reconcile`] | funder reconciliation: matching a funder's repayment file against ours (issue #8) |
+//! | [`portfolio`] | roll-rate matrices and vintage month arithmetic (issue #8) |
 
 pub mod access;
 pub mod apr;
@@ -36,6 +40,11 @@ pub mod partner;
 pub mod product;
 pub mod routing;
 pub mod schedule;
+// Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+pub mod cob;
+pub mod collection;
+pub mod portfolio;
+pub mod reconcile;
 
 pub use apr::AprError;
 pub use classify::{ClassificationPolicy, ClassifyError, CollectionBucket, FiveTierClass};
