@@ -152,6 +152,12 @@ pub const PERMISSIONS: &[PermissionDef] = &[
     p("loan.disburse", "合同与放款", "Contracts and disbursement"),
     p("loan.repay", "登记还款", "Post repayments"),
     p("loan.reverse", "冲正", "Reverse postings"),
+    // Loans and the ledger (issue #8): book-wide balances per account and funder.
+    p(
+        "ledger.read",
+        "查看总账与资金方余额",
+        "View ledger balances by account and funder",
+    ),
     p("cob.run", "执行日终批处理", "Run the daily close"),
     p("collection.read", "查看催收案件", "View collection cases"),
     p("collection.work", "处理催收案件", "Work collection cases"),
@@ -287,6 +293,8 @@ const READ_ALL: &[&str] = &[
     "product.read",
     "funder.read",
     "loan.read",
+    // Loans and the ledger (issue #8).
+    "ledger.read",
     "collection.read",
     "aml.read",
     "kpi.read",
@@ -352,6 +360,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "product.read",
             "funder.read",
             "loan.read",
+            // Loans and the ledger (issue #8).
+            "ledger.read",
             "collection.read",
             "aml.read",
             "kpi.read",
@@ -508,6 +518,10 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "loan.read",
             "loan.disburse",
             "loan.repay",
+            // Loans and the ledger (issue #8): operations reverse their own mistakes
+            // and read the book's balances.
+            "loan.reverse",
+            "ledger.read",
             "cob.run",
         ],
         clear_fields: &["customer.bank_card"],
@@ -594,6 +608,9 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "funder.manage",
             "routing.run",
             "application.read",
+            // Loans and the ledger (issue #8): balances per funder.
+            "loan.read",
+            "ledger.read",
         ],
         clear_fields: &["partner.contact_phone"],
     },

@@ -19,6 +19,8 @@
 //! | [`generate`] | deterministic valid identifiers for synthetic data and tests |
 //! | [`partner`] | partners (合作机构): kinds, status lifecycle, admission checklist, may-originate |
 //! | [`routing`] | the funder waterfall and the simulated funder's draws |
+//! | [`ledger`] | chart of accounts, balanced journal entries, reversal (issue #8) |
+//! | [`servicing`] | installments, payment allocation, early repayment, overpayment, days past due (issue #8) |
 //! | [`cob`] | the daily close: its steps, penalty accrual within the cap, one loan's close (issue #8) |
 //! | [`collection`] | collections: channels, outcomes, contact guards, promises, agency commission (issue #8) |
 //! | [`reconcile`] | funder reconciliation: matching a funder's repayment file against ours (issue #8) |
@@ -32,6 +34,9 @@ pub mod customer;
 pub mod document;
 pub mod generate;
 pub mod ident;
+// Loans and the ledger (issue #8).
+pub mod ledger;
+pub mod servicing;
 pub mod mask;
 pub mod money;
 pub mod privacy;

@@ -21,6 +21,8 @@ pub mod http;
 pub mod export;
 pub mod import;
 pub mod jobs;
+// Loans, the ledger and repayments (issue #8).
+pub mod loans;
 // Funder network (issue #5).
 pub mod partners;
 pub mod routing;

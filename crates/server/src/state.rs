@@ -34,6 +34,11 @@ pub struct ServerSettings {
     pub apr_cap: rust_decimal::Decimal,
     /// Customer exports above this many rows need another person's approval (four eyes).
     pub export_approval_rows: u64,
+    // --- Loans and the ledger (issue #8) ---
+    /// How a repayment is allocated (default penalty → fee → interest → principal,
+    /// oldest installment first).
+    pub repayment_order: zhudai_domain::servicing::AllocationOrder,
+    // --- end loans ---
 }
 
 impl Default for ServerSettings {
@@ -49,6 +54,8 @@ impl Default for ServerSettings {
             privacy_request_days: 15,
             apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
             export_approval_rows: 1000,
+            // Loans and the ledger (issue #8).
+            repayment_order: Default::default(),
         }
     }
 }

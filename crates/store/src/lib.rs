@@ -19,6 +19,8 @@ pub mod identity;
 pub mod imports;
 pub mod jobs;
 pub mod keys;
+// Loans, the ledger, repayments, idempotency keys (issue #8).
+pub mod loans;
 pub mod meta;
 pub mod migrate;
 // Funder network (issue #5).

@@ -88,6 +88,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "applications",
         sql: include_str!("../migrations/0010_applications.sql"),
     },
+    // Loans, the double-entry ledger, repayments, idempotency keys (issue #8).
+    Migration {
+        version: 11,
+        name: "loans",
+        sql: include_str!("../migrations/0011_loans.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

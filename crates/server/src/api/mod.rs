@@ -11,6 +11,8 @@ pub mod customer_exports;
 pub mod customer_imports;
 pub mod docs;
 pub mod documents;
+// Loans, the ledger and repayments (issue #8).
+pub mod loans;
 pub mod privacy;
 // Funder network (issue #5).
 pub mod partners;
@@ -50,6 +52,8 @@ use utoipa_axum::routes;
         (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
         (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
         (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
+        // Loans and the ledger (issue #8).
+        (name = "loans", description = "Loans, their schedules and repayments (idempotent), reversals, the double-entry ledger and its balances"),
     )
 )]
 pub struct ApiDoc;
@@ -164,5 +168,14 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(customer_exports::pending))
         .routes(routes!(customer_exports::decide))
         .routes(routes!(customer_exports::download))
-    // --- end bulk import and export ---
+        // --- end bulk import and export ---
+        // --- Loans and the ledger (issue #8) ---
+        .routes(routes!(loans::list))
+        .routes(routes!(loans::get_one))
+        .routes(routes!(loans::repay))
+        .routes(routes!(loans::reverse))
+        .routes(routes!(loans::loan_balances))
+        .routes(routes!(loans::accounts))
+        .routes(routes!(loans::funders))
+    // --- end loans ---
 }

@@ -331,6 +331,18 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     ),
     (Method::POST, "/api/v1/quotes", P("quote.create")),
     (Method::GET, "/api/v1/quotes/{id}", P("product.read")),
+    // Loans, repayments and the ledger (issue #8)
+    (Method::GET, "/api/v1/loans", P("loan.read")),
+    (Method::GET, "/api/v1/loans/{id}", P("loan.read")),
+    (Method::POST, "/api/v1/loans/{id}/repayments", P("loan.repay")),
+    (
+        Method::POST,
+        "/api/v1/loans/{id}/repayments/{rid}/reversal",
+        P("loan.reverse"),
+    ),
+    (Method::GET, "/api/v1/loans/{id}/balances", P("loan.read")),
+    (Method::GET, "/api/v1/ledger/accounts", P("ledger.read")),
+    (Method::GET, "/api/v1/ledger/funders", P("ledger.read")),
     // Bulk customer import and export (issue #4 part 5)
     (
         Method::POST,
