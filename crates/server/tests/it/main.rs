@@ -10,6 +10,8 @@ mod browser;
 mod customers;
 mod documents;
 mod imports;
+// Loans, repayments and the ledger (issue #8).
+mod loans;
 mod matrix;
 mod privacy;
 // Funder network (issue #5).
