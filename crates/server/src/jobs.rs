@@ -61,6 +61,12 @@ impl JobRegistry {
         );
         // Bulk customer import (issue #4 part 5).
         registry.register(crate::import::job::JOB_KIND, crate::import::job::run_job);
+        // Daily close and portfolio reports (issue #8 items 3–7).
+        registry.register(crate::cob::JOB_KIND, crate::cob::run_job);
+        registry.register(
+            crate::portfolio::VINTAGE_JOB,
+            crate::portfolio::run_vintage_job,
+        );
         registry
     }
 }

@@ -10,6 +10,11 @@ pub mod applications;
 pub mod audit_checkpoint;
 pub mod auth;
 pub mod blobs;
+// Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+pub mod cob;
+pub mod collections;
+pub mod portfolio;
+pub mod reconciliation;
 pub mod customer_docs;
 pub mod customers;
 pub mod demo;

@@ -39,6 +39,13 @@ pub struct ServerSettings {
     /// oldest installment first).
     pub repayment_order: zhudai_domain::servicing::AllocationOrder,
     // --- end loans ---
+    // --- Daily close and collections (issue #8 items 3–7) ---
+    /// The daily close: classification thresholds, observation period, chunk size, the
+    /// nightly time.
+    pub cob: crate::cob::CobSettings,
+    /// Collections' compliance guards: contact hours and contacts a day per debtor.
+    pub collection: zhudai_domain::collection::ContactPolicy,
+    // --- end daily close ---
 }
 
 impl Default for ServerSettings {
@@ -56,6 +63,9 @@ impl Default for ServerSettings {
             export_approval_rows: 1000,
             // Loans and the ledger (issue #8).
             repayment_order: Default::default(),
+            // Daily close and collections (issue #8 items 3–7).
+            cob: Default::default(),
+            collection: Default::default(),
         }
     }
 }

@@ -11,6 +11,8 @@
 
 pub mod applications;
 pub mod audit;
+// Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+pub mod cob;
 pub mod customers;
 pub mod db;
 pub mod documents;
@@ -25,6 +27,8 @@ pub mod meta;
 pub mod migrate;
 // Funder network (issue #5).
 pub mod partners;
+// Portfolio reports (issue #8 items 3–7).
+pub mod portfolio;
 pub mod products;
 pub mod staff;
 #[cfg(feature = "testing")]

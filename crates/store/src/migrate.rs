@@ -94,6 +94,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "loans",
         sql: include_str!("../migrations/0011_loans.sql"),
     },
+    // Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+    Migration {
+        version: 15,
+        name: "cob_collections",
+        sql: include_str!("../migrations/0015_cob_collections.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

@@ -107,6 +107,14 @@ pub enum Command {
         what: crate::import::DemoWhat,
     },
     // --- end bulk import and export ---
+    // --- Daily close (issue #8 items 3–7) ---
+    /// The daily close of business: days past due, penalty interest, five-tier
+    /// classification, collection buckets and cases, guarantee payouts
+    Cob {
+        #[command(subcommand)]
+        action: crate::cob::CobAction,
+    },
+    // --- end daily close ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +239,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Import { what } => crate::import::run_import(config, what).await,
         Command::Export { what } => crate::import::run_export(config, what).await,
         Command::Demo { what } => crate::import::run_demo(what).await,
+        // Daily close (issue #8 items 3–7).
+        Command::Cob { action } => crate::cob::run(config, action).await,
     }
 }
 
@@ -313,6 +323,9 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         export_approval_rows: config.export_approval_rows,
         // Loans and the ledger (issue #8).
         repayment_order: Default::default(),
+        // Daily close and collections (issue #8 items 3–7).
+        cob: config.cob_settings().map_err(Failure::Config)?,
+        collection: config.contact_policy().map_err(Failure::Config)?,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())
@@ -367,6 +380,17 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     }
     if let Err(e) = zhudai_server::audit_checkpoint::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the hourly audit checkpoint");
+    }
+    // Daily close (issue #8 items 3–7): the nightly close of the previous day.
+    if let Err(e) = zhudai_server::cob::schedule(
+        &store,
+        &state.settings().cob,
+        state.clock().today(),
+        state.now_ms(),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not schedule the nightly close");
     }
     // Funder network (issue #5): the daily review and agreement-expiry reminders.
     if let Err(e) = zhudai_server::partners::schedule_reminders(&store, state.now_ms()).await {

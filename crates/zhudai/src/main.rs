@@ -5,6 +5,8 @@ mod bench;
 mod bench_products;
 mod calc;
 mod cli;
+// Daily close (issue #8 items 3–7).
+mod cob;
 mod config;
 mod import;
 mod keys;

@@ -1,0 +1,1 @@
+//! Collections (issue #8 item 4).

@@ -1,0 +1,1 @@
+//! Funder reconciliation (issue #8 item 5).
