@@ -166,6 +166,23 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "分配催收案件",
         "Assign collection cases",
     ),
+    // Daily close, collections, reconciliation (issue #8 items 3–7).
+    p(
+        "collection.manage",
+        "结案与委外佣金管理",
+        "Close cases and manage agency commission",
+    ),
+    p(
+        "loan.classify",
+        "申请人工分类下限与登记重组",
+        "Request manual classification floors and record restructurings",
+    ),
+    p(
+        "loan.classify.approve",
+        "审批人工分类下限",
+        "Approve manual classification floors",
+    ),
+    p("funder.reconcile", "资金方对账", "Reconcile funders' repayment files"),
     p(
         "aml.read",
         "查看反洗钱预警与案件",
@@ -433,6 +450,10 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "risk.limit",
             "product.read",
             "loan.read",
+            // Daily close (issue #8 items 3–7): manual floors, restructuring, their approval.
+            "loan.classify",
+            "loan.classify.approve",
+            "report.read",
         ],
         clear_fields: &[],
     },
@@ -523,6 +544,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "loan.reverse",
             "ledger.read",
             "cob.run",
+            // Funder reconciliation (issue #8 items 3–7).
+            "funder.reconcile",
         ],
         clear_fields: &["customer.bank_card"],
     },
@@ -556,6 +579,11 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "collection.read",
             "collection.work",
             "collection.assign",
+            // Daily close and collections (issue #8 items 3–7).
+            "collection.manage",
+            "loan.classify",
+            "report.read",
+            "report.export",
         ],
         clear_fields: &["customer.phone"],
     },
@@ -611,6 +639,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             // Loans and the ledger (issue #8): balances per funder.
             "loan.read",
             "ledger.read",
+            // Funder reconciliation (issue #8 items 3–7).
+            "funder.reconcile",
         ],
         clear_fields: &["partner.contact_phone"],
     },

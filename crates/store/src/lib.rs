@@ -13,6 +13,7 @@ pub mod applications;
 pub mod audit;
 // Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
 pub mod cob;
+pub mod collections;
 pub mod customers;
 pub mod db;
 pub mod documents;
@@ -30,6 +31,8 @@ pub mod partners;
 // Portfolio reports (issue #8 items 3–7).
 pub mod portfolio;
 pub mod products;
+// Funder reconciliation (issue #8 items 3–7).
+pub mod recon;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;

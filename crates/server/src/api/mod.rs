@@ -5,6 +5,11 @@
 pub mod applications;
 pub mod audit;
 pub mod auth;
+// Daily close, collections, funder reconciliation, reports (issue #8 items 3–7).
+pub mod cob;
+pub mod collections;
+pub mod reconciliation;
+pub mod reports;
 pub mod customers;
 // Bulk customer import and export (issue #4 part 5).
 pub mod customer_exports;
@@ -54,6 +59,11 @@ use utoipa_axum::routes;
         (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
         // Loans and the ledger (issue #8).
         (name = "loans", description = "Loans, their schedules and repayments (idempotent), reversals, the double-entry ledger and its balances"),
+        // Daily close, collections, reconciliation, reports (issue #8 items 3–7).
+        (name = "cob", description = "The daily close of business: runs, a loan's classification and bucket history, manual floors (maker-checker), restructuring, guarantee payouts"),
+        (name = "collections", description = "Collection cases: queues by bucket and assignee, contact log with compliance guards, agencies and commission, closure"),
+        (name = "reconciliation", description = "Funder reconciliation: repayment files matched against our repayments, breaks and their resolution"),
+        (name = "reports", description = "Portfolio dashboard figures, XLSX export, roll rates"),
     )
 )]
 pub struct ApiDoc;
@@ -177,5 +187,31 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(loans::loan_balances))
         .routes(routes!(loans::accounts))
         .routes(routes!(loans::funders))
+        // --- Daily close, collections, reconciliation, reports (issue #8 items 3–7) ---
+        .routes(routes!(cob::runs, cob::request))
+        .routes(routes!(cob::run_one))
+        .routes(routes!(cob::servicing))
+        .routes(routes!(cob::floor_request))
+        .routes(routes!(cob::floor_requests))
+        .routes(routes!(cob::floor_decide))
+        .routes(routes!(cob::restructure))
+        .routes(routes!(cob::guarantee))
+        .routes(routes!(collections::list))
+        .routes(routes!(collections::get_one))
+        .routes(routes!(collections::contact))
+        .routes(routes!(collections::assign))
+        .routes(routes!(collections::agency))
+        .routes(routes!(collections::agency_end))
+        .routes(routes!(collections::close))
+        .routes(routes!(collections::agencies))
+        .routes(routes!(collections::agency_rate))
+        .routes(routes!(reconciliation::import, reconciliation::files))
+        .routes(routes!(reconciliation::file))
+        .routes(routes!(reconciliation::breaks))
+        .routes(routes!(reconciliation::resolve))
+        .routes(routes!(reports::portfolio))
+        .routes(routes!(reports::portfolio_xlsx))
+        .routes(routes!(reports::roll_rates))
+        // --- end daily close ---
     // --- end loans ---
 }
