@@ -7,6 +7,8 @@ mod applications;
 mod audit;
 mod auth;
 mod browser;
+// Daily close, collections, reconciliation, reports (issue #8 items 3–7).
+mod cob;
 mod customers;
 mod documents;
 mod imports;
