@@ -682,3 +682,125 @@ pub async fn set_payout_dpd(
     tx.commit().await?;
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------
+// The independent check (DuckDB)
+// ---------------------------------------------------------------------------------------
+
+/// The DuckDB script that recomputes the five tiers from exported rows.
+pub const DUCKDB_SCRIPT: &str = include_str!("../../../scripts/cob_duckdb.py");
+
+/// Writes what `scripts/cob_duckdb.py` needs into `dir`: the parameters, the open loans
+/// with what the close stored, every installment of theirs due before the date with its
+/// raw amounts, and the restructurings. Reads in keyset pages of 50,000 loans. Returns
+/// the number of loans.
+pub async fn export_check_inputs(
+    store: &Store,
+    settings: &CobSettings,
+    date: NaiveDate,
+    dir: &std::path::Path,
+) -> Result<u64, CobError> {
+    use std::io::Write;
+    use zhudai_store::sqlx::Row;
+    let io = |e: std::io::Error| CobError::Hook(format!("writing the check files: {e}"));
+    let d = date.format(DATE).to_string();
+    let p = &settings.policy;
+    std::fs::write(
+        dir.join("params.json"),
+        serde_json::json!({
+            "business_date": d,
+            "tolerance": p.technical_delay_tolerance_days,
+            "substandard": p.substandard_after_days,
+            "doubtful": p.doubtful_after_days,
+            "loss": p.loss_after_days,
+        })
+        .to_string(),
+    )
+    .map_err(io)?;
+    let mut loans = std::io::BufWriter::new(std::fs::File::create(dir.join("loans.csv")).map_err(io)?);
+    let mut inst = std::io::BufWriter::new(std::fs::File::create(dir.join("installments.csv")).map_err(io)?);
+    writeln!(loans, "loan_id,floor,ours_class,ours_dpd,ours_bucket").map_err(io)?;
+    writeln!(inst, "loan_id,due_date,principal_due,principal_paid,interest_due,interest_paid,fee_due,fee_paid,penalty_accrued,penalty_paid").map_err(io)?;
+    let mut last = 0_i64;
+    let mut n = 0_u64;
+    loop {
+        let rows = sqlx::query(
+            "SELECT id, COALESCE(classification_floor, '') AS floor, classification, dpd, collection_bucket FROM loans
+              WHERE id > $1 AND status IN ('active', 'overdue') AND disbursed_on <= $2 ORDER BY id LIMIT 50000",
+        )
+        .bind(last)
+        .bind(&d)
+        .fetch_all(store.reader())
+        .await?;
+        let Some(end) = rows.last().map(|r| r.try_get::<i64, _>("id")).transpose()? else {
+            break;
+        };
+        for r in &rows {
+            let id: i64 = r.try_get("id")?;
+            let floor: String = r.try_get("floor")?;
+            let class: String = r.try_get("classification")?;
+            let dpd: i64 = r.try_get("dpd")?;
+            let bucket: String = r.try_get("collection_bucket")?;
+            writeln!(loans, "{id},{floor},{class},{dpd},{bucket}").map_err(io)?;
+            n += 1;
+        }
+        let irows = sqlx::query(
+            "SELECT i.loan_id, i.due_date, i.principal_due_fen, i.principal_paid_fen, i.interest_due_fen, i.interest_paid_fen,
+                i.fee_due_fen, i.fee_paid_fen, i.penalty_accrued_fen, i.penalty_paid_fen
+               FROM loan_installments i JOIN loans l ON l.id = i.loan_id
+              WHERE i.loan_id > $1 AND i.loan_id <= $2 AND i.due_date < $3 AND l.status IN ('active', 'overdue')
+              ORDER BY i.loan_id, i.number",
+        )
+        .bind(last)
+        .bind(end)
+        .bind(&d)
+        .fetch_all(store.reader())
+        .await?;
+        for r in &irows {
+            let due: String = r.try_get(1)?;
+            let mut cells = vec![r.try_get::<i64, _>(0)?.to_string(), due];
+            for k in 2..10 {
+                cells.push(r.try_get::<i64, _>(k)?.to_string());
+            }
+            writeln!(inst, "{}", cells.join(",")).map_err(io)?;
+        }
+        last = end;
+    }
+    loans.flush().map_err(io)?;
+    inst.flush().map_err(io)?;
+    let mut obs = std::io::BufWriter::new(std::fs::File::create(dir.join("observations.csv")).map_err(io)?);
+    writeln!(obs, "loan_id,active,ends_on").map_err(io)?;
+    for r in sqlx::query("SELECT loan_id, COALESCE(active_flag, 0) AS a, observation_ends_on FROM loan_restructurings")
+        .fetch_all(store.reader())
+        .await?
+    {
+        let loan: i64 = r.try_get(0)?;
+        let a: i64 = r.try_get(1)?;
+        let e: String = r.try_get(2)?;
+        writeln!(obs, "{loan},{a},{e}").map_err(io)?;
+    }
+    obs.flush().map_err(io)?;
+    Ok(n)
+}
+
+/// Runs the DuckDB script over the files of [`export_check_inputs`] and returns its JSON
+/// (`loans`, `mismatches`, `examples`, `by_tier`, `load_seconds`, `query_seconds`).
+/// The interpreter is `ZHUDAI_PYTHON` or `python3`.
+pub fn run_duckdb_check(dir: &std::path::Path) -> Result<serde_json::Value, String> {
+    let script = dir.join("cob_duckdb.py");
+    std::fs::write(&script, DUCKDB_SCRIPT).map_err(|e| e.to_string())?;
+    let python = std::env::var("ZHUDAI_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg(dir)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "the DuckDB check failed ({}; exit 3 = duckdb missing, run scripts/install-deps.sh): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("the DuckDB check's output: {e}"))
+}

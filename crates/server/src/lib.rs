@@ -10,6 +10,8 @@ pub mod applications;
 pub mod audit_checkpoint;
 pub mod auth;
 pub mod blobs;
+// The synthetic loan book (issue #8 items 3–7).
+pub mod book;
 // Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
 pub mod cob;
 pub mod collections;

@@ -11,6 +11,8 @@
 
 pub mod applications;
 pub mod audit;
+// Bulk inserts of the synthetic book generator (issue #8 items 3–7).
+pub mod bulk;
 // Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
 pub mod cob;
 pub mod collections;

@@ -12,7 +12,10 @@ use zhudai_store::sqlx::{self, Row};
 use zhudai_store::testing::TestDb;
 use zhudai_store::Store;
 
-zhudai_store::on_both!(close_matches_hand_computed_figures);
+zhudai_store::on_both!(
+    close_matches_hand_computed_figures,
+    crash_and_rerun_equal_one_clean_run_and_duckdb_agrees,
+);
 
 pub fn d(s: &str) -> NaiveDate {
     NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
@@ -388,4 +391,109 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
     assert_eq!(sources, ["cob", "cob", "restructuring"], "{sh}");
     assert_eq!(sh["cases"][0]["close_reason"], "cured");
     verify(store).await;
+}
+
+/// Generates the same small book into `db`.
+pub async fn book(app: &TestApp, loans: u64, seed: u64) -> zhudai_server::book::BookSummary {
+    zhudai_server::demo::seed(app.state.store(), app.state.now_ms())
+        .await
+        .unwrap();
+    let owner_name = app.user_with_role("customer_manager").await;
+    let owner = app
+        .state
+        .store()
+        .user_by_username(&owner_name)
+        .await
+        .unwrap()
+        .unwrap();
+    zhudai_server::book::generate(
+        app.state.store(),
+        app.state.vault(),
+        app.state.clock_arc(),
+        &owner,
+        &zhudai_server::book::BookSpec {
+            loans,
+            closed_pct: 10,
+            seed,
+            as_of: d("2026-11-28"),
+            batch: 97,
+        },
+        std::sync::Arc::new(|_, _, _| {}),
+    )
+    .await
+    .unwrap()
+}
+
+async fn crash_and_rerun_equal_one_clean_run_and_duckdb_agrees(db: &TestDb) {
+    let app = TestApp::start(db).await;
+    let sum = book(&app, 400, 11).await;
+    assert_eq!((sum.loans, sum.open_loans + sum.paid_off), (440, 440));
+    assert!(sum.in_arrears > 20 && sum.repayments > 1000, "{sum:?}");
+    verify(app.state.store()).await;
+    // The twin: the same book on a second database of the same kind, closed in one go.
+    let twin_db = match db.store.backend() {
+        zhudai_store::Backend::Sqlite => TestDb::sqlite().await.unwrap(),
+        zhudai_store::Backend::Postgres => TestDb::postgres().await.unwrap(),
+    };
+    let twin = TestApp::start(&twin_db).await;
+    assert_eq!(book(&twin, 400, 11).await, sum);
+    let settings = CobSettings {
+        chunk_size: 40,
+        ..app.state.settings().cob.clone()
+    };
+    let clean = close_with(twin.state.store(), &settings, &twin, "2026-11-28", RunOptions::default()).await;
+    assert!(clean.done);
+    assert!(clean.run.chunks_total >= 10, "{:?}", clean.run);
+
+    // Here: three chunks, then a worker dies in the middle of its chunk (its transaction
+    // is dropped, its chunk stays claimed) …
+    let store = app.state.store().clone();
+    let o = close_with(&store, &settings, &app, "2026-11-28", RunOptions { worker: "w1".into(), max_chunks: Some(3), ..Default::default() }).await;
+    assert_eq!((o.chunks, o.done), (3, false));
+    let o = close_with(&store, &settings, &app, "2026-11-28", RunOptions { worker: "w2".into(), crash_in_chunk: Some(1), ..Default::default() }).await;
+    assert_eq!((o.chunks, o.done), (0, false));
+    let holders = store.cob_chunk_holders(o.run.id).await.unwrap();
+    assert_eq!(holders, vec!["w2".to_owned()]);
+    // … and after its lease two workers finish the run side by side.
+    app.clock.advance_millis(settings.chunk_lease_ms + 1_000);
+    let (s1, s2) = (store.clone(), store.clone());
+    let (set1, set2) = (settings.clone(), settings.clone());
+    let clock = app.clock.clone();
+    let task = |s: Store, set: CobSettings, worker: &'static str| {
+        let clock = clock.clone();
+        let cap = app.state.settings().apr_cap;
+        tokio::spawn(async move {
+            let now = move || zhudai_domain::clock::Clock::now(clock.as_ref()).timestamp_millis();
+            zhudai_server::cob::run(&s, &set, cap, d("2026-11-28"), d("2026-11-29"), &now, &RunOptions { worker: worker.into(), ..Default::default() }, &mut |_| {})
+                .await
+                .unwrap()
+        })
+    };
+    let (a, b) = (task(s1, set1, "w3"), task(s2, set2, "w4"));
+    let (a, b) = (a.await.unwrap(), b.await.unwrap());
+    // The one that closes the last chunk finishes the run; the other may stop first.
+    assert!(a.done || b.done, "{a:?} {b:?}");
+    assert_eq!(store.cob_run("2026-11-28").await.unwrap().unwrap().state, "done");
+    assert_eq!(3 + a.chunks + b.chunks, clean.run.chunks_total as usize, "every chunk closed once");
+    let mine = dump(&store).await;
+    let theirs = dump(twin.state.store()).await;
+    assert_eq!(mine.len(), theirs.len());
+    for (m, t) in mine.iter().zip(&theirs) {
+        assert_eq!(m, t);
+    }
+    verify(&store).await;
+    assert!(clean.run.totals.penalty_fen > 0 && clean.run.totals.cases_opened > 20, "{:?}", clean.run.totals);
+
+    // DuckDB computes the tiers, days past due and buckets from the raw rows: the same.
+    let dir = tempfile::tempdir().unwrap();
+    let n = zhudai_server::cob::export_check_inputs(&store, &settings, d("2026-11-28"), dir.path())
+        .await
+        .unwrap();
+    let check = zhudai_server::cob::run_duckdb_check(dir.path()).unwrap();
+    assert_eq!(check["loans"].as_u64(), Some(n), "{check}");
+    assert_eq!(n, sum.open_loans);
+    assert_eq!(check["mismatches"], 0, "{check}");
+    let tiers = check["by_tier"].as_object().unwrap();
+    assert!(tiers.len() >= 4, "a book with every kind of arrears: {check}");
+    twin_db.close().await;
 }
