@@ -23,9 +23,10 @@ fi
 
 py_missing=0
 python3 - <<'PY' 2>/dev/null || py_missing=1
-import numpy_financial, stdnum, openapi_spec_validator, scorecardpy, optbinning  # noqa: F401
+import numpy_financial, stdnum, openapi_spec_validator, scorecardpy, optbinning, duckdb  # noqa: F401
 PY
 if [ "$py_missing" -eq 1 ]; then
-  echo "install-deps: installing Python reference implementations (numpy-financial, python-stdnum, openapi-spec-validator, scorecardpy, optbinning)" >&2
-  python3 -m pip install --quiet --disable-pip-version-check numpy-financial python-stdnum openapi-spec-validator scorecardpy optbinning
+  echo "install-deps: installing Python reference implementations (numpy-financial, python-stdnum, openapi-spec-validator, scorecardpy, optbinning, duckdb)" >&2
+  # duckdb: the independent five-tier classification of the daily close (issue #8).
+  python3 -m pip install --quiet --disable-pip-version-check numpy-financial python-stdnum openapi-spec-validator scorecardpy optbinning duckdb
 fi

@@ -190,6 +190,23 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "分配催收案件",
         "Assign collection cases",
     ),
+    // Daily close, collections, reconciliation (issue #8 items 3–7).
+    p(
+        "collection.manage",
+        "结案与委外佣金管理",
+        "Close cases and manage agency commission",
+    ),
+    p(
+        "loan.classify",
+        "申请人工分类下限与登记重组",
+        "Request manual classification floors and record restructurings",
+    ),
+    p(
+        "loan.classify.approve",
+        "审批人工分类下限",
+        "Approve manual classification floors",
+    ),
+    p("funder.reconcile", "资金方对账", "Reconcile funders' repayment files"),
     p(
         "aml.read",
         "查看反洗钱预警与案件",
@@ -488,6 +505,10 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "product.read",
             "funder.read",
             "loan.read",
+            // Daily close (issue #8 items 3–7): manual floors, restructuring, their approval.
+            "loan.classify",
+            "loan.classify.approve",
+            "report.read",
         ],
         clear_fields: &[],
     },
@@ -583,6 +604,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "contract.manage",
             // Risk warnings (issue #7): the daily close reports post-loan events.
             "risk.event",
+            // Funder reconciliation (issue #8 items 3–7).
+            "funder.reconcile",
         ],
         clear_fields: &["customer.bank_card"],
     },
@@ -619,6 +642,11 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             // Risk warnings (issue #7): sees and works the post-loan warnings and tasks.
             "risk.read",
             "risk.event",
+            // Daily close and collections (issue #8 items 3–7).
+            "collection.manage",
+            "loan.classify",
+            "report.read",
+            "report.export",
         ],
         clear_fields: &["customer.phone"],
     },
@@ -676,6 +704,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             // Loans and the ledger (issue #8): balances per funder.
             "loan.read",
             "ledger.read",
+            // Funder reconciliation (issue #8 items 3–7).
+            "funder.reconcile",
         ],
         clear_fields: &["partner.contact_phone"],
     },

@@ -64,6 +64,35 @@ impl FiveTierClass {
     pub fn is_npl(self) -> bool {
         self >= FiveTierClass::Substandard
     }
+
+    // --- Daily close (issue #8 items 3–7) ---
+
+    /// 0 (正常) … 4 (损失): the order the set-based close compares tiers in SQL.
+    pub fn rank(self) -> u8 {
+        match self {
+            FiveTierClass::Normal => 0,
+            FiveTierClass::SpecialMention => 1,
+            FiveTierClass::Substandard => 2,
+            FiveTierClass::Doubtful => 3,
+            FiveTierClass::Loss => 4,
+        }
+    }
+
+    /// The tier of a [`rank`](Self::rank); ranks above 4 are 损失.
+    pub fn from_rank(rank: u8) -> Self {
+        Self::ALL[usize::from(rank.min(4))]
+    }
+
+    /// English name, for the UI and exports.
+    pub fn en_name(self) -> &'static str {
+        match self {
+            FiveTierClass::Normal => "Normal",
+            FiveTierClass::SpecialMention => "Special mention",
+            FiveTierClass::Substandard => "Substandard",
+            FiveTierClass::Doubtful => "Doubtful",
+            FiveTierClass::Loss => "Loss",
+        }
+    }
 }
 
 impl fmt::Display for FiveTierClass {
@@ -170,6 +199,55 @@ impl ClassificationPolicy {
     }
 }
 
+/// The observation period of a restructured loan (重组观察期): at least `min_periods`
+/// repayment periods and `min_months` months, counted from the later of the
+/// restructuring and the last day the loan was past due (a missed payment restarts it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObservationPolicy {
+    /// Default 12 (one year).
+    pub min_months: u32,
+    /// Default 2 repayment periods.
+    pub min_periods: u32,
+}
+
+impl Default for ObservationPolicy {
+    fn default() -> Self {
+        ObservationPolicy {
+            min_months: 12,
+            min_periods: 2,
+        }
+    }
+}
+
+impl ObservationPolicy {
+    /// The last day of the observation period that starts on `from`: the later of
+    /// `from` + `min_months` and the due date of the `min_periods`-th installment due
+    /// after `from` (`due_dates` in any order; when the loan has fewer installments left,
+    /// its `maturity`).
+    pub fn ends_on(
+        &self,
+        from: chrono::NaiveDate,
+        due_dates: &[chrono::NaiveDate],
+        maturity: chrono::NaiveDate,
+    ) -> chrono::NaiveDate {
+        let by_months = from
+            .checked_add_months(chrono::Months::new(self.min_months))
+            .unwrap_or(chrono::NaiveDate::MAX);
+        let mut after: Vec<_> = due_dates.iter().copied().filter(|d| *d > from).collect();
+        after.sort_unstable();
+        let by_periods = if self.min_periods == 0 {
+            from
+        } else {
+            after
+                .get(self.min_periods as usize - 1)
+                .copied()
+                .unwrap_or(maturity.max(from))
+        };
+        by_months.max(by_periods)
+    }
+}
+
 /// The facts about one loan that decide its tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ClassificationFacts {
@@ -196,6 +274,31 @@ pub enum CollectionBucket {
 }
 
 impl CollectionBucket {
+    // --- Daily close (issue #8 items 3–7) ---
+    pub const ALL: [CollectionBucket; 7] = [
+        CollectionBucket::M0,
+        CollectionBucket::M1,
+        CollectionBucket::M2,
+        CollectionBucket::M3,
+        CollectionBucket::M4,
+        CollectionBucket::M5,
+        CollectionBucket::M6Plus,
+    ];
+
+    /// The largest days past due of each bucket M0…M5 (M6+ has no upper bound): the
+    /// thresholds the set-based close writes into its `CASE` expression.
+    pub const UPPER_DPD: [u32; 6] = [0, 30, 60, 90, 120, 150];
+
+    /// Parses a label (`M0` … `M6+`).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.label() == s.trim())
+    }
+
+    /// In collection: any bucket but M0.
+    pub fn is_delinquent(self) -> bool {
+        self != CollectionBucket::M0
+    }
+
     pub fn from_dpd(days_past_due: u32) -> Self {
         match days_past_due {
             0 => CollectionBucket::M0,
@@ -300,6 +403,71 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(bad.validate(), Err(ClassifyError::ThresholdsNotIncreasing));
+    }
+
+    #[test]
+    fn ranks_round_trip_and_order() {
+        for t in FiveTierClass::ALL {
+            assert_eq!(FiveTierClass::from_rank(t.rank()), t);
+        }
+        assert_eq!(FiveTierClass::from_rank(9), Loss);
+        assert!(FiveTierClass::ALL
+            .windows(2)
+            .all(|w| w[0].rank() < w[1].rank()));
+        for b in CollectionBucket::ALL {
+            assert_eq!(CollectionBucket::parse(b.label()), Some(b));
+        }
+        // The thresholds match from_dpd at every edge.
+        for (i, upper) in CollectionBucket::UPPER_DPD.iter().enumerate() {
+            assert_eq!(CollectionBucket::from_dpd(*upper), CollectionBucket::ALL[i]);
+            assert_eq!(
+                CollectionBucket::from_dpd(*upper + 1),
+                CollectionBucket::ALL[i + 1]
+            );
+        }
+    }
+
+    #[test]
+    fn observation_lasts_a_year_and_two_periods() {
+        let d = |y, m, day| chrono::NaiveDate::from_ymd_opt(y, m, day).unwrap();
+        let p = ObservationPolicy::default();
+        let monthly: Vec<_> = (1..=24)
+            .map(|k| {
+                d(2026, 1, 15)
+                    .checked_add_months(chrono::Months::new(k))
+                    .unwrap()
+            })
+            .collect();
+        // A year is longer than two monthly periods.
+        assert_eq!(
+            p.ends_on(d(2026, 3, 1), &monthly, d(2028, 1, 15)),
+            d(2027, 3, 1)
+        );
+        // Quarterly payments: the second period after ends later than a year.
+        let quarterly: Vec<_> = (1..=8)
+            .map(|k| {
+                d(2026, 1, 15)
+                    .checked_add_months(chrono::Months::new(3 * k))
+                    .unwrap()
+            })
+            .collect();
+        let p2 = ObservationPolicy {
+            min_months: 3,
+            min_periods: 2,
+        };
+        assert_eq!(
+            p2.ends_on(d(2026, 3, 1), &quarterly, d(2028, 1, 15)),
+            d(2026, 7, 15)
+        );
+        // Fewer installments left than periods: the maturity.
+        let p3 = ObservationPolicy {
+            min_months: 1,
+            min_periods: 2,
+        };
+        assert_eq!(
+            p3.ends_on(d(2027, 11, 1), &quarterly, d(2028, 1, 15)),
+            d(2028, 1, 15)
+        );
     }
 
     #[test]

@@ -23,6 +23,10 @@
 //! | [`servicing`] | installments, payment allocation, early repayment, overpayment, days past due (issue #8) |
 //! | [`risk_warning`] | risk warnings: stages, severities, categories, the event catalogue, actions |
 //! | [`credit_limit`] | credit lines per customer and group: draws, refusals, cuts, four eyes |
+//! | [`cob`] | the daily close: its steps, penalty accrual within the cap, one loan's close (issue #8) |
+//! | [`collection`] | collections: channels, outcomes, contact guards, promises, agency commission (issue #8) |
+//! | [`reconcile`] | funder reconciliation: matching a funder's repayment file against ours (issue #8) |
+//! | [`portfolio`] | roll-rate matrices and vintage month arithmetic (issue #8) |
 
 pub mod access;
 pub mod apr;
@@ -48,6 +52,11 @@ pub mod schedule;
 // Risk warnings and credit limits (issue #7 items 3 and 4).
 pub mod credit_limit;
 pub mod risk_warning;
+// Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+pub mod cob;
+pub mod collection;
+pub mod portfolio;
+pub mod reconcile;
 
 pub use apr::AprError;
 pub use classify::{ClassificationPolicy, ClassifyError, CollectionBucket, FiveTierClass};

@@ -69,6 +69,12 @@ impl JobRegistry {
         // Risk warnings and credit limits (issue #7 items 3 and 4).
         registry.register(crate::warnings::psi::PSI_JOB, crate::warnings::psi::run_job);
         registry.register(crate::limits::EXPIRE_JOB, crate::limits::run_expiry_job);
+        // Daily close and portfolio reports (issue #8 items 3–7).
+        registry.register(crate::cob::JOB_KIND, crate::cob::run_job);
+        registry.register(
+            crate::portfolio::VINTAGE_JOB,
+            crate::portfolio::run_vintage_job,
+        );
         registry
     }
 }

@@ -13,6 +13,13 @@ pub mod blobs;
 // Contracts and disbursement (issue #6).
 pub mod contract_pdf;
 pub mod contracts;
+// The synthetic loan book (issue #8 items 3–7).
+pub mod book;
+// Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+pub mod cob;
+pub mod collections;
+pub mod portfolio;
+pub mod reconciliation;
 pub mod customer_docs;
 pub mod customers;
 pub mod demo;

@@ -656,6 +656,20 @@ pub async fn repay(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    // Daily close (issue #8 items 3–7): the loan is brought up to the day before the
+    // value date (penalty interest, days past due, tier, bucket) so the repayment never
+    // meets it stale; a loan closed through that day already is left as it is.
+    let loan = if crate::cob::close_before(&mut tx, state, loan.id, value_date)
+        .await?
+        .loans_closed
+        > 0
+    {
+        st::loan_get(&mut *tx, loan.id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?
+    } else {
+        loan
+    };
     let rows = st::installments_of(&mut *tx, loan.id).await?;
     let insts = domain_installments(&rows)?;
     let terms = terms_of(&loan)?;

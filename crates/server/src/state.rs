@@ -45,6 +45,13 @@ pub struct ServerSettings {
     // Risk warnings (issue #7 item 3): population stability above this PSI opens a
     // model-drift warning (default 0.25).
     pub psi_threshold: f64,
+    // --- Daily close and collections (issue #8 items 3–7) ---
+    /// The daily close: classification thresholds, observation period, chunk size, the
+    /// nightly time.
+    pub cob: crate::cob::CobSettings,
+    /// Collections' compliance guards: contact hours and contacts a day per debtor.
+    pub collection: zhudai_domain::collection::ContactPolicy,
+    // --- end daily close ---
 }
 
 impl Default for ServerSettings {
@@ -64,6 +71,9 @@ impl Default for ServerSettings {
             // Loans and the ledger (issue #8).
             repayment_order: Default::default(),
             psi_threshold: zhudai_scorecard::DEFAULT_PSI_THRESHOLD,
+            // Daily close and collections (issue #8 items 3–7).
+            cob: Default::default(),
+            collection: Default::default(),
         }
     }
 }

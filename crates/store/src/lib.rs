@@ -13,6 +13,11 @@ pub mod applications;
 pub mod audit;
 // Contracts and disbursement (issue #6).
 pub mod contracts;
+// Bulk inserts of the synthetic book generator (issue #8 items 3–7).
+pub mod bulk;
+// Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+pub mod cob;
+pub mod collections;
 pub mod customers;
 pub mod db;
 pub mod documents;
@@ -29,9 +34,13 @@ pub mod meta;
 pub mod migrate;
 // Funder network (issue #5).
 pub mod partners;
+// Portfolio reports (issue #8 items 3–7).
+pub mod portfolio;
 pub mod products;
 // Credit decisions (issue #7).
 pub mod risk;
+// Funder reconciliation (issue #8 items 3–7).
+pub mod recon;
 pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;

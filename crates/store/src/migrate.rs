@@ -112,6 +112,11 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 16,
         name: "risk_warnings_limits",
         sql: include_str!("../migrations/0016_risk_warnings_limits.sql"),
+    // Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
+    Migration {
+        version: 15,
+        name: "cob_collections",
+        sql: include_str!("../migrations/0015_cob_collections.sql"),
     },
 ];
 

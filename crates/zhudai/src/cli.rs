@@ -121,6 +121,14 @@ pub enum Command {
         what: crate::model::ModelWhat,
     },
     // --- end risk control ---
+    // --- Daily close (issue #8 items 3–7) ---
+    /// The daily close of business: days past due, penalty interest, five-tier
+    /// classification, collection buckets and cases, guarantee payouts
+    Cob {
+        #[command(subcommand)]
+        action: crate::cob::CobAction,
+    },
+    // --- end daily close ---
 }
 
 #[derive(Debug, Subcommand)]
@@ -257,6 +265,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             result
         }
         Command::Model { what } => crate::model::run(what),
+        // Daily close (issue #8 items 3–7).
+        Command::Cob { action } => crate::cob::run(config, action).await,
     }
 }
 
@@ -342,6 +352,9 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         repayment_order: Default::default(),
         // Risk warnings (issue #7 item 3).
         psi_threshold: config.psi_threshold,
+        // Daily close and collections (issue #8 items 3–7).
+        cob: config.cob_settings().map_err(Failure::Config)?,
+        collection: config.contact_policy().map_err(Failure::Config)?,
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())
@@ -422,6 +435,17 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
     }
     if let Err(e) = zhudai_server::audit_checkpoint::schedule(&store, state.now_ms()).await {
         tracing::warn!(error = %e, "could not schedule the hourly audit checkpoint");
+    }
+    // Daily close (issue #8 items 3–7): the nightly close of the previous day.
+    if let Err(e) = zhudai_server::cob::schedule(
+        &store,
+        &state.settings().cob,
+        state.clock().today(),
+        state.now_ms(),
+    )
+    .await
+    {
+        tracing::warn!(error = %e, "could not schedule the nightly close");
     }
     // Funder network (issue #5): the daily review and agreement-expiry reminders.
     if let Err(e) = zhudai_server::partners::schedule_reminders(&store, state.now_ms()).await {

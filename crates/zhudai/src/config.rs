@@ -98,6 +98,90 @@ pub struct Config {
     /// and at most 10.
     #[serde(default = "defaults::psi_threshold")]
     pub psi_threshold: f64,
+    // --- Daily close and collections (issue #8 items 3–7) ---
+    /// Five-tier classification (rules-cn.md): days past due tolerated before 关注
+    /// (default 0), and the thresholds of 次级 (90), 可疑 (270) and 损失 (360).
+    #[serde(default)]
+    pub classification_tolerance_days: u32,
+    #[serde(default = "defaults::substandard_days")]
+    pub classification_substandard_days: u32,
+    #[serde(default = "defaults::doubtful_days")]
+    pub classification_doubtful_days: u32,
+    #[serde(default = "defaults::loss_days")]
+    pub classification_loss_days: u32,
+    /// A restructured loan is observed (at least 关注) for at least this many months
+    /// (default 12) and this many repayment periods (default 2), restarted by a missed
+    /// payment.
+    #[serde(default = "defaults::observation_months")]
+    pub restructure_observation_months: u32,
+    #[serde(default = "defaults::observation_periods")]
+    pub restructure_observation_periods: u32,
+    /// Loan ids per chunk of the daily close (one transaction each).
+    #[serde(default = "defaults::cob_chunk_size")]
+    pub cob_chunk_size: i64,
+    /// Local time (Asia/Shanghai) the nightly close of the previous day starts, `HH:MM`.
+    #[serde(default = "defaults::cob_daily_at")]
+    pub cob_daily_at: String,
+    /// Hours in which debtors may be contacted, local time (default `08:00-21:00`).
+    #[serde(default = "defaults::collection_contact_hours")]
+    pub collection_contact_hours: String,
+    /// Contacts a day per debtor over all their cases (default 3).
+    #[serde(default = "defaults::collection_daily_contact_limit")]
+    pub collection_daily_contact_limit: u32,
+    // --- end daily close ---
+}
+
+impl Config {
+    /// The daily close's settings (checked by [`Config::load`]).
+    pub fn cob_settings(&self) -> Result<zhudai_server::cob::CobSettings, String> {
+        let policy = zhudai_domain::classify::ClassificationPolicy {
+            technical_delay_tolerance_days: self.classification_tolerance_days,
+            substandard_after_days: self.classification_substandard_days,
+            doubtful_after_days: self.classification_doubtful_days,
+            loss_after_days: self.classification_loss_days,
+        }
+        .validate()
+        .map_err(|e| format!("configuration error: classification thresholds: {e}"))?;
+        let daily_at = chrono::NaiveTime::parse_from_str(self.cob_daily_at.trim(), "%H:%M")
+            .map_err(|_| {
+                format!(
+                    "configuration error: `cob_daily_at` is `{}`; use HH:MM such as 00:30",
+                    self.cob_daily_at
+                )
+            })?;
+        if !(100..=1_000_000).contains(&self.cob_chunk_size) {
+            return Err(format!(
+                "configuration error: `cob_chunk_size` is {}; use 100–1000000",
+                self.cob_chunk_size
+            ));
+        }
+        Ok(zhudai_server::cob::CobSettings {
+            policy,
+            observation: zhudai_domain::classify::ObservationPolicy {
+                min_months: self.restructure_observation_months,
+                min_periods: self.restructure_observation_periods,
+            },
+            chunk_size: self.cob_chunk_size,
+            daily_at,
+            ..Default::default()
+        })
+    }
+
+    /// Collections' compliance guards (checked by [`Config::load`]).
+    pub fn contact_policy(&self) -> Result<zhudai_domain::collection::ContactPolicy, String> {
+        let hours = zhudai_domain::collection::ContactHours::parse(&self.collection_contact_hours)
+            .map_err(|e| format!("configuration error: `collection_contact_hours`: {e}"))?;
+        if !(1..=20).contains(&self.collection_daily_contact_limit) {
+            return Err(format!(
+                "configuration error: `collection_daily_contact_limit` is {}; use 1–20",
+                self.collection_daily_contact_limit
+            ));
+        }
+        Ok(zhudai_domain::collection::ContactPolicy {
+            hours,
+            daily_limit: self.collection_daily_contact_limit,
+        })
+    }
 }
 
 /// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
@@ -167,6 +251,34 @@ mod defaults {
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()
+    }
+    // Daily close and collections (issue #8 items 3–7).
+    pub fn substandard_days() -> u32 {
+        90
+    }
+    pub fn doubtful_days() -> u32 {
+        270
+    }
+    pub fn loss_days() -> u32 {
+        360
+    }
+    pub fn observation_months() -> u32 {
+        12
+    }
+    pub fn observation_periods() -> u32 {
+        2
+    }
+    pub fn cob_chunk_size() -> i64 {
+        20_000
+    }
+    pub fn cob_daily_at() -> String {
+        "00:30".into()
+    }
+    pub fn collection_contact_hours() -> String {
+        "08:00-21:00".into()
+    }
+    pub fn collection_daily_contact_limit() -> u32 {
+        3
     }
 }
 
@@ -253,6 +365,9 @@ impl Config {
                 config.psi_threshold
             ));
         }
+        // Daily close and collections (issue #8 items 3–7).
+        config.cob_settings()?;
+        config.contact_policy()?;
         Ok(config)
     }
 

@@ -9,6 +9,8 @@ mod bench_products;
 mod bench_warnings;
 mod calc;
 mod cli;
+// Daily close (issue #8 items 3–7).
+mod cob;
 mod config;
 mod import;
 mod keys;

@@ -7,6 +7,11 @@ pub mod audit;
 // Contracts and disbursement (issue #6).
 pub mod contracts;
 pub mod auth;
+// Daily close, collections, funder reconciliation, reports (issue #8 items 3–7).
+pub mod cob;
+pub mod collections;
+pub mod reconciliation;
+pub mod reports;
 pub mod customers;
 // Bulk customer import and export (issue #4 part 5).
 pub mod customer_exports;
@@ -66,6 +71,11 @@ use utoipa_axum::routes;
         (name = "risk", description = "Credit decisions with reason codes, replay and two-person overrides; scorecard models (champion/challenger); policy rule sets; the blacklist"),
         // Risk warnings and credit limits (issue #7 items 3 and 4).
         (name = "risk", description = "Risk control: warning rules (tested, compiled, enabled), risk events, warnings with their tasks and playbooks, population stability (PSI), credit lines with maker-checker changes"),
+        // Daily close, collections, reconciliation, reports (issue #8 items 3–7).
+        (name = "cob", description = "The daily close of business: runs, a loan's classification and bucket history, manual floors (maker-checker), restructuring, guarantee payouts"),
+        (name = "collections", description = "Collection cases: queues by bucket and assignee, contact log with compliance guards, agencies and commission, closure"),
+        (name = "reconciliation", description = "Funder reconciliation: repayment files matched against our repayments, breaks and their resolution"),
+        (name = "reports", description = "Portfolio dashboard figures, XLSX export, roll rates"),
     )
 )]
 pub struct ApiDoc;
@@ -202,6 +212,32 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(loans::loan_balances))
         .routes(routes!(loans::accounts))
         .routes(routes!(loans::funders))
+        // --- Daily close, collections, reconciliation, reports (issue #8 items 3–7) ---
+        .routes(routes!(cob::runs, cob::request))
+        .routes(routes!(cob::run_one))
+        .routes(routes!(cob::servicing))
+        .routes(routes!(cob::floor_request))
+        .routes(routes!(cob::floor_requests))
+        .routes(routes!(cob::floor_decide))
+        .routes(routes!(cob::restructure))
+        .routes(routes!(cob::guarantee))
+        .routes(routes!(collections::list))
+        .routes(routes!(collections::get_one))
+        .routes(routes!(collections::contact))
+        .routes(routes!(collections::assign))
+        .routes(routes!(collections::agency))
+        .routes(routes!(collections::agency_end))
+        .routes(routes!(collections::close))
+        .routes(routes!(collections::agencies))
+        .routes(routes!(collections::agency_rate))
+        .routes(routes!(reconciliation::import, reconciliation::files))
+        .routes(routes!(reconciliation::file))
+        .routes(routes!(reconciliation::breaks))
+        .routes(routes!(reconciliation::resolve))
+        .routes(routes!(reports::portfolio))
+        .routes(routes!(reports::portfolio_xlsx))
+        .routes(routes!(reports::roll_rates))
+        // --- end daily close ---
     // --- end loans ---
         // --- Credit decisions (issue #7) ---
         .routes(routes!(risk::list, risk::create))

@@ -435,6 +435,166 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/api/v1/loans/{id}/balances", P("loan.read")),
     (Method::GET, "/api/v1/ledger/accounts", P("ledger.read")),
     (Method::GET, "/api/v1/ledger/funders", P("ledger.read")),
+    // Daily close, collections, reconciliation, reports (issue #8 items 3–7)
+    (Method::GET, "/api/v1/cob/runs", P("loan.read")),
+    (Method::POST, "/api/v1/cob/runs", P("cob.run")),
+    (Method::GET, "/api/v1/cob/runs/{date}", P("loan.read")),
+    (Method::GET, "/api/v1/loans/{id}/servicing", P("loan.read")),
+    (
+        Method::POST,
+        "/api/v1/loans/{id}/classification-requests",
+        P("loan.classify"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/classification-requests",
+        P("loan.classify.approve"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/classification-requests/{id}/decision",
+        P("loan.classify.approve"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/loans/{id}/restructuring",
+        P("loan.classify"),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/partners/{code}/guarantee",
+        P("funder.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/collections/cases",
+        P("collection.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/collections/cases/{id}",
+        P("collection.read"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/collections/cases/{id}/contacts",
+        P("collection.work"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/collections/cases/{id}/assignment",
+        P("collection.assign"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/collections/cases/{id}/agency",
+        P("collection.assign"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/collections/cases/{id}/agency/end",
+        P("collection.assign"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/collections/cases/{id}/closure",
+        P("collection.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/collections/agencies",
+        P("collection.read"),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/collections/agencies/{code}",
+        P("collection.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/reconciliation/files",
+        P("funder.reconcile"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/reconciliation/files",
+        P("funder.reconcile"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/reconciliation/files/{id}",
+        P("funder.reconcile"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/reconciliation/breaks",
+        P("funder.reconcile"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/reconciliation/breaks/{id}/resolution",
+        P("funder.reconcile"),
+    ),
+    (Method::GET, "/api/v1/reports/portfolio", P("report.read")),
+    (
+        Method::GET,
+        "/api/v1/reports/portfolio.xlsx",
+        P("report.export"),
+    ),
+    (Method::GET, "/api/v1/reports/roll-rates", P("report.read")),
+    // UI pages of the daily close, collections, reconciliation, reports
+    (Method::GET, "/cob", P("loan.read")),
+    (Method::POST, "/cob/run", P("cob.run")),
+    (Method::GET, "/collections", P("collection.read")),
+    (Method::GET, "/collections/cases/{id}", P("collection.read")),
+    (
+        Method::POST,
+        "/collections/cases/{id}/contacts",
+        P("collection.work"),
+    ),
+    (
+        Method::POST,
+        "/collections/cases/{id}/assign",
+        P("collection.assign"),
+    ),
+    (
+        Method::POST,
+        "/collections/cases/{id}/agency",
+        P("collection.assign"),
+    ),
+    (
+        Method::POST,
+        "/collections/cases/{id}/agency/end",
+        P("collection.assign"),
+    ),
+    (
+        Method::POST,
+        "/collections/cases/{id}/close",
+        P("collection.manage"),
+    ),
+    (Method::GET, "/reconciliation", P("funder.reconcile")),
+    (Method::POST, "/reconciliation", P("funder.reconcile")),
+    (Method::GET, "/reconciliation/files/{id}", P("funder.reconcile")),
+    (
+        Method::POST,
+        "/reconciliation/breaks/{id}/resolve",
+        P("funder.reconcile"),
+    ),
+    (Method::GET, "/reports", P("report.read")),
+    (Method::GET, "/reports/portfolio", P("report.read")),
+    (Method::GET, "/reports/portfolio.xlsx", P("report.export")),
+    (Method::GET, "/loans/{id}/servicing", P("loan.read")),
+    (
+        Method::POST,
+        "/loans/{id}/classification-requests",
+        P("loan.classify"),
+    ),
+    (
+        Method::POST,
+        "/classification-requests/{id}/decision",
+        P("loan.classify.approve"),
+    ),
+    // --- end daily close ---
     // Bulk customer import and export (issue #4 part 5)
     (
         Method::POST,

@@ -10,6 +10,8 @@ mod browser;
 // Contracts and disbursement (issue #6).
 mod contracts;
 mod contracts_browser;
+// Daily close, collections, reconciliation, reports (issue #8 items 3–7).
+mod cob;
 mod customers;
 mod documents;
 mod imports;
