@@ -34,6 +34,13 @@ pub struct ServerSettings {
     pub apr_cap: rust_decimal::Decimal,
     /// Customer exports above this many rows need another person's approval (four eyes).
     pub export_approval_rows: u64,
+    // --- Worklists and exception alerts (issue #6 items 3–4) ---
+    /// A submitted instance with no step for this many hours is reported as stuck to the
+    /// manager of whoever owns its node (default 48).
+    pub workflow_stuck_after_hours: u32,
+    /// The address people reach zhudai at (`https://zhudai.example.com`), for links in
+    /// group-bot messages; without it the messages carry paths only.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -49,6 +56,8 @@ impl Default for ServerSettings {
             privacy_request_days: 15,
             apr_cap: zhudai_domain::product::DEFAULT_APR_CAP,
             export_approval_rows: 1000,
+            workflow_stuck_after_hours: 48,
+            public_url: None,
         }
     }
 }

@@ -21,6 +21,9 @@ pub mod jobs;
 pub mod keys;
 pub mod meta;
 pub mod migrate;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+pub mod notify;
+pub mod worklists;
 // Funder network (issue #5).
 pub mod partners;
 pub mod products;

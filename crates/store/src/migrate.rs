@@ -88,6 +88,13 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "applications",
         sql: include_str!("../migrations/0010_applications.sql"),
     },
+    // Worklists, exception alerts, notifications, process analytics (issue #6 items
+    // 3–4). Versions 11–13 belong to other capabilities merged alongside.
+    Migration {
+        version: 14,
+        name: "notifications",
+        sql: include_str!("../migrations/0014_notifications.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

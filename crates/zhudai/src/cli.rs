@@ -311,6 +311,8 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         privacy_request_days: config.privacy_request_days,
         apr_cap: config.apr_cap,
         export_approval_rows: config.export_approval_rows,
+        workflow_stuck_after_hours: config.workflow_stuck_after_hours,
+        public_url: config.public_url.clone(),
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

@@ -19,6 +19,10 @@ pub mod routing;
 pub mod system;
 pub mod users;
 pub mod workflows;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+pub mod analytics;
+pub mod notifications;
+pub mod worklists;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
@@ -50,6 +54,8 @@ use utoipa_axum::routes;
         (name = "partners", description = "Partners (合作机构): funders, credit enhancers, data providers, collection agencies; admission, limits, pricing, performance"),
         (name = "routing", description = "Funder routing: waterfall runs, their steps, and funders' signed callbacks"),
         (name = "products", description = "Versioned loan products, the all-in cost cap, quotes with the 综合融资成本明示表"),
+        // Worklists and exception alerts (issue #6 item 3).
+        (name = "notifications", description = "In-app notifications of exception alerts (stuck, SLA breach, funder timeout, manual override), group-bot webhooks (WeCom, DingTalk, Feishu) and their delivery log"),
     )
 )]
 pub struct ApiDoc;
@@ -164,5 +170,21 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(customer_exports::pending))
         .routes(routes!(customer_exports::decide))
         .routes(routes!(customer_exports::download))
-    // --- end bulk import and export ---
+        // --- end bulk import and export ---
+        // --- Worklists, exception alerts, notifications, analytics (issue #6 items 3–4) ---
+        .routes(routes!(worklists::done))
+        .routes(routes!(worklists::watched))
+        .routes(routes!(worklists::seen))
+        .routes(routes!(worklists::watch, worklists::unwatch))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::unread))
+        .routes(routes!(notifications::read))
+        .routes(routes!(notifications::read_all))
+        .routes(routes!(notifications::targets, notifications::create))
+        .routes(routes!(notifications::target, notifications::patch))
+        .routes(routes!(notifications::test))
+        .routes(routes!(notifications::set_manager))
+        .routes(routes!(analytics::report))
+        .routes(routes!(analytics::export))
+    // --- end worklists and notifications ---
 }

@@ -211,6 +211,8 @@ async fn detail_page(
                 .as_ref()
                 .is_some_and(|r| caller.roles.contains(r)));
     let is_submitter = inst.submitter == Some(caller.user_id);
+    // Worklists (issue #6 item 3): watch / unwatch this application's workflow.
+    let watching = state.store().is_watching(caller.user_id, inst.id).await?;
     let action_form = |action: &str, label: String, with_reason: bool| -> Markup {
         html! {
             form.inline method="post" action=(format!("/applications/{id}/actions")) {
@@ -256,6 +258,7 @@ async fn detail_page(
                     (action_form("withdraw", t.get("applications.act.withdraw"), true))
                 }
                 @if inst.status == "running" { (action_form("comment", t.get("applications.act.comment"), true)) }
+                (crate::ui::worklists::watch_button(t, &csrf, inst.id, watching, &format!("/applications/{id}")))
             }
         }
         section.card data-testid="application-history" {
