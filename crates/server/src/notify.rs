@@ -427,7 +427,7 @@ pub async fn message(state: &AppState, e: &EventRow, lang: Lang) -> Message {
         }
         lines.push((t.get("notify.field.waited"), text));
     }
-    if let Some(d) = &e.detail {
+    if let Some(d) = e.detail.as_ref().filter(|d| !d.is_empty()) {
         lines.push((t.get("notify.field.detail"), d.clone()));
     }
     if let Some(owner) = e.owner_user_id {

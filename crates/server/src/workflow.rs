@@ -354,7 +354,7 @@ async fn notify_exception(
             owner_user: None,
             waited_ms: Some(waited_ms),
             limit_ms,
-            detail: Some(detail),
+            detail: (!detail.is_empty()).then_some(detail),
             raised_by: "system",
             dedupe_key: format!("{}:{}:{}", kind.as_str(), row.id, row.node_entered_at_ms),
         },

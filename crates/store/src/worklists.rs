@@ -54,11 +54,13 @@ pub struct AnalyticsStep {
 }
 
 impl Store {
-    /// Instances `user` acted on, the most recent action first (已办).
+    /// Instances `user` acted on, the most recent action first (已办). Automatic steps
+    /// the engine took after a person's action carry that person as actor; they are
+    /// not the person's action and are skipped.
     pub async fn done_list(&self, user: i64, limit: i64) -> Result<Vec<DoneRow>, StoreError> {
         let sql = format!(
             "SELECT {}, s.action AS my_action, s.from_node AS my_node, s.at_ms AS my_at, s.detail AS my_detail
-             FROM (SELECT instance_id, MAX(seq) AS seq FROM workflow_steps WHERE actor = $1 GROUP BY instance_id) d
+             FROM (SELECT instance_id, MAX(seq) AS seq FROM workflow_steps WHERE actor = $1 AND action <> 'auto' GROUP BY instance_id) d
              JOIN workflow_steps s ON s.instance_id = d.instance_id AND s.seq = d.seq
              JOIN workflow_instances i ON i.id = d.instance_id
              ORDER BY s.at_ms DESC, s.id DESC LIMIT $2",

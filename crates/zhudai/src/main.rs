@@ -2,6 +2,8 @@
 
 mod audit;
 mod bench;
+// Workflow guards benchmark (issue #6).
+mod bench_guards;
 mod bench_products;
 mod calc;
 mod cli;

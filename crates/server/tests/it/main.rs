@@ -24,3 +24,8 @@ mod ui;
 mod users;
 mod worker;
 mod workflow;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+mod analytics;
+mod notify;
+mod worklists;
+mod worklists_browser;
