@@ -81,6 +81,12 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "维护业务流程定义",
         "Manage workflow definitions",
     ),
+    // Worklists and exception alerts (issue #6 item 3): group-bot webhooks.
+    p(
+        "notification.manage",
+        "配置预警通知（企业微信、钉钉、飞书机器人）",
+        "Configure alert notifications (WeCom, DingTalk, Feishu bots)",
+    ),
     // PIPL consents and data-subject requests (issue #4)
     p(
         "consent.manage",
@@ -363,6 +369,8 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "funder.read",
             "workflow.read",
             "workflow.manage",
+            // Worklists and exception alerts (issue #6 item 3).
+            "notification.manage",
         ],
         clear_fields: &[],
     },

@@ -318,7 +318,27 @@ pub async fn seed_accounts(store: &Store, now_ms: i64) -> Result<usize, StoreErr
             Err(e) => return Err(e),
         }
     }
+    seed_managers(store).await?;
     Ok(created)
+}
+
+/// Worklists and exception alerts (issue #6 item 3): the demo's unit managers, who
+/// receive the exception alerts of their units — the Shanghai branch's level-1 approver
+/// heads the branch, the executive heads the company. Units that have a manager keep it.
+async fn seed_managers(store: &Store) -> Result<(), StoreError> {
+    let tree = store.org_tree().await?;
+    for (unit, username) in [("SH", "demo_approver_l1"), ("HQ", "demo_executive")] {
+        let Some(u) = tree.iter().find(|u| u.code == unit) else {
+            continue;
+        };
+        if u.manager_user_id.is_some() {
+            continue;
+        }
+        if let Some(user) = store.user_by_username(username).await? {
+            zhudai_store::notify::org_unit_set_manager(store.writer(), u.id, Some(user.id)).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Demo customers (demo mode only): individuals with valid generated identifiers owned by

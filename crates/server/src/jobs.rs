@@ -53,6 +53,8 @@ impl JobRegistry {
             crate::audit_checkpoint::run_job,
         );
         registry.register(crate::workflow::SLA_JOB, crate::workflow::run_sla_job);
+        // Group-bot webhooks of exception alerts (issue #6 item 3).
+        registry.register(crate::notify::WEBHOOK_JOB, crate::notify::run_webhook_job);
         // Funder network (issue #5).
         registry.register(crate::routing::ADVANCE_JOB, crate::routing::run_advance_job);
         registry.register(

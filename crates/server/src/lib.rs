@@ -37,6 +37,10 @@ pub mod jobs;
 pub mod loans;
 // Risk warnings and credit limits (issue #7 items 3 and 4).
 pub mod limits;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+pub mod analytics;
+pub mod notify;
+pub mod worklists;
 // Funder network (issue #5).
 pub mod partners;
 // Credit decisions (issue #7).
@@ -80,7 +84,12 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(api_router.layer(axum::Extension(openapi.clone())))
         .merge(api::docs::router(openapi))
-        .merge(ui::router())
+        // The UI pages count the caller's unread notifications for the header's bell
+        // (issue #6 item 3).
+        .merge(ui::router().layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ui::notifications::with_unread,
+        )))
         .fallback(ui::pages::not_found)
         .layer(
             ServiceBuilder::new()

@@ -52,6 +52,13 @@ pub struct ServerSettings {
     /// Collections' compliance guards: contact hours and contacts a day per debtor.
     pub collection: zhudai_domain::collection::ContactPolicy,
     // --- end daily close ---
+    // --- Worklists and exception alerts (issue #6 items 3–4) ---
+    /// A submitted instance with no step for this many hours is reported as stuck to the
+    /// manager of whoever owns its node (default 48).
+    pub workflow_stuck_after_hours: u32,
+    /// The address people reach zhudai at (`https://zhudai.example.com`), for links in
+    /// group-bot messages; without it the messages carry paths only.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -74,6 +81,8 @@ impl Default for ServerSettings {
             // Daily close and collections (issue #8 items 3–7).
             cob: Default::default(),
             collection: Default::default(),
+            workflow_stuck_after_hours: 48,
+            public_url: None,
         }
     }
 }

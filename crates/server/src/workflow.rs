@@ -10,7 +10,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use zhudai_expr::Record;
 use zhudai_store::workflow::{
-    definition_insert, instance_insert, instance_update, step_append, InstanceRow, InstanceUpdate,
+    definition_insert, instance_insert, instance_update, step_append, step_append_with_level,
+    InstanceRow, InstanceUpdate,
 };
 use zhudai_store::Store;
 use zhudai_workflow::engine::current_assignee;
@@ -244,7 +245,7 @@ pub async fn act_in(
         ));
     }
     for s in &applied.steps {
-        step_append(
+        step_append_with_level(
             tx,
             id,
             now_ms,
@@ -253,6 +254,9 @@ pub async fn act_in(
             &s.from_node,
             &s.to_node,
             s.detail.as_deref(),
+            s.level
+                .zip(s.level_role.as_deref())
+                .map(|(l, r)| (i64::from(l), r)),
         )
         .await?;
         let mut draft = zhudai_store::audit::AuditDraft::new(
@@ -296,6 +300,76 @@ pub struct SlaReport {
     pub breaches: usize,
     pub returned: usize,
     pub stuck: usize,
+    // --- Exception alerts (issue #6 item 3) ---
+    /// Submitted instances found with no step for the stuck limit.
+    pub idle: usize,
+    /// Routing runs found hanging (`running` with no change for ten minutes).
+    pub hung_runs: usize,
+    /// Exception alerts raised to managers (each once).
+    pub notified: usize,
+}
+
+// --- Exception alerts (issue #6 item 3) ---
+
+/// What the exception scan looks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExceptionPolicy {
+    /// A submitted instance with no step for this long is stuck.
+    pub stuck_after_ms: i64,
+}
+
+impl Default for ExceptionPolicy {
+    fn default() -> Self {
+        ExceptionPolicy {
+            stuck_after_ms: 48 * 3_600_000,
+        }
+    }
+}
+
+impl ExceptionPolicy {
+    pub fn from_settings(s: &crate::state::ServerSettings) -> Self {
+        ExceptionPolicy {
+            stuck_after_ms: i64::from(s.workflow_stuck_after_hours.max(1)) * 3_600_000,
+        }
+    }
+}
+
+/// A routing run `running` without change for this long has lost its worker or its funder
+/// hangs (funder calls time out in seconds).
+pub const ROUTING_RUN_STALE_MS: i64 = 10 * 60_000;
+
+/// Raises an exception for `row` to its owner's manager; true when it is new.
+async fn notify_exception(
+    store: &Store,
+    row: &InstanceRow,
+    kind: crate::notify::Kind,
+    waited_ms: i64,
+    limit_ms: Option<i64>,
+    detail: String,
+    now_ms: i64,
+) -> Result<bool, ApiError> {
+    let raised = crate::notify::raise(
+        store,
+        &crate::notify::Exception {
+            kind,
+            instance: Some(row),
+            subject: None,
+            owner_user: None,
+            waited_ms: Some(waited_ms),
+            limit_ms,
+            detail: (!detail.is_empty()).then_some(detail),
+            raised_by: "system",
+            dedupe_key: format!("{}:{}:{}", kind.as_str(), row.id, row.node_entered_at_ms),
+        },
+        now_ms,
+    )
+    .await?;
+    Ok(raised.is_some())
+}
+
+/// [`check_time_limits_with`] the default exception policy.
+pub async fn check_time_limits(store: &Store, now_ms: i64) -> Result<SlaReport, ApiError> {
+    check_time_limits_with(store, now_ms, &ExceptionPolicy::default()).await
 }
 
 /// Checks the time limits of every running instance: raises a reminder and an SLA-breach
@@ -304,7 +378,15 @@ pub struct SlaReport {
 /// timeout transition there is reported as stuck instead). Safe to run any number of
 /// times and on several servers: alerts are unique per node entry and the action goes
 /// through the instance's version check.
-pub async fn check_time_limits(store: &Store, now_ms: i64) -> Result<SlaReport, ApiError> {
+///
+/// Exceptions (issue #6 item 3) go to the manager of the node's owner as notifications:
+/// an SLA breach (at a wait node: a funder timeout), an instance stuck (no time-out path,
+/// or no step for `policy.stuck_after_ms`), and routing runs that hang.
+pub async fn check_time_limits_with(
+    store: &Store,
+    now_ms: i64,
+    policy: &ExceptionPolicy,
+) -> Result<SlaReport, ApiError> {
     let mut report = SlaReport::default();
     let hour = 3_600_000_i64;
     let waiting = store.instances_waiting_since(now_ms - hour, 5_000).await?;
@@ -354,6 +436,31 @@ pub async fn check_time_limits(store: &Store, now_ms: i64) -> Result<SlaReport, 
             .await?
         {
             report.breaches += 1;
+            // A wait for an outside event is a wait for the funder.
+            let at_wait = def
+                .node_index(&row.node)
+                .is_some_and(|i| def.nodes[i].spec.kind == zhudai_workflow::NodeKind::Wait);
+            let (kind, detail) = if at_wait {
+                (
+                    crate::notify::Kind::FunderTimeout,
+                    funder_wait_detail(store, &row).await?,
+                )
+            } else {
+                (crate::notify::Kind::SlaBreach, String::new())
+            };
+            if notify_exception(
+                store,
+                &row,
+                kind,
+                waited,
+                sla.escalate_after_hours.map(|h| i64::from(h) * hour),
+                detail,
+                now_ms,
+            )
+            .await?
+            {
+                report.notified += 1;
+            }
         }
         if passed(sla.auto_return_after_hours) {
             let facts = def.new_facts();
@@ -385,18 +492,139 @@ pub async fn check_time_limits(store: &Store, now_ms: i64) -> Result<SlaReport, 
                         && raise("stuck", format!("no time-out path from {}", row.node)).await?
                     {
                         report.stuck += 1;
+                        if notify_exception(
+                            store,
+                            &row,
+                            crate::notify::Kind::Stuck,
+                            waited,
+                            sla.auto_return_after_hours.map(|h| i64::from(h) * hour),
+                            format!("no time-out path from {}", row.node),
+                            now_ms,
+                        )
+                        .await?
+                        {
+                            report.notified += 1;
+                        }
                     }
                 }
                 Err(e) => {
                     tx.rollback().await?;
                     if raise("stuck", e.to_string()).await? {
                         report.stuck += 1;
+                        if notify_exception(
+                            store,
+                            &row,
+                            crate::notify::Kind::Stuck,
+                            waited,
+                            None,
+                            e.to_string(),
+                            now_ms,
+                        )
+                        .await?
+                        {
+                            report.notified += 1;
+                        }
                     }
                 }
             }
         }
     }
+    // Instances that stopped moving (read after the time-outs above moved some on).
+    for row in store
+        .instances_idle_since(now_ms - policy.stuck_after_ms, 5_000)
+        .await?
+    {
+        let idle = now_ms - row.updated_at_ms;
+        zhudai_store::workflow::alert_raise(
+            store.writer(),
+            row.id,
+            &row.node,
+            row.node_entered_at_ms,
+            "stuck",
+            row.assignee_role.as_deref(),
+            row.assignee_user,
+            Some(&format!("no step for {} h", idle / hour)),
+            now_ms,
+        )
+        .await?;
+        if notify_exception(
+            store,
+            &row,
+            crate::notify::Kind::Stuck,
+            idle,
+            Some(policy.stuck_after_ms),
+            String::new(),
+            now_ms,
+        )
+        .await?
+        {
+            report.idle += 1;
+            report.notified += 1;
+        }
+    }
+    // Routing runs whose advancer died or whose funder hangs.
+    for (run, app_ref, funder, updated) in store
+        .routing_runs_stale(now_ms - ROUTING_RUN_STALE_MS)
+        .await?
+    {
+        let app = store.application_by_ref(&app_ref).await?;
+        let inst = match &app {
+            Some(a) => store.instance_of("application", a.id).await?,
+            None => None,
+        };
+        let raised = crate::notify::raise(
+            store,
+            &crate::notify::Exception {
+                kind: crate::notify::Kind::FunderTimeout,
+                instance: inst.as_ref(),
+                subject: app.as_ref().map(|a| ("application", a.id)),
+                owner_user: None,
+                waited_ms: Some(now_ms - updated),
+                limit_ms: Some(ROUTING_RUN_STALE_MS),
+                detail: Some(format!(
+                    "routing run {run} has not moved{}",
+                    funder
+                        .as_deref()
+                        .map(|f| format!(" (waiting for {f})"))
+                        .unwrap_or_default()
+                )),
+                raised_by: "system",
+                dedupe_key: format!("routing_run:{run}:{updated}"),
+            },
+            now_ms,
+        )
+        .await?;
+        if raised.is_some() {
+            report.hung_runs += 1;
+            report.notified += 1;
+        }
+    }
     Ok(report)
+}
+
+/// What an application waiting for its funder is waiting on: the routing run's state and
+/// funder.
+async fn funder_wait_detail(store: &Store, row: &InstanceRow) -> Result<String, ApiError> {
+    if row.subject_type != "application" {
+        return Ok(String::new());
+    }
+    let Some(app) = store.application(row.subject_id).await? else {
+        return Ok(String::new());
+    };
+    let Some(run_id) = app.routing_run_id else {
+        return Ok("no routing run".to_owned());
+    };
+    Ok(match store.routing_run(run_id).await? {
+        Some((run, _)) => format!(
+            "routing run {run_id}: {}{}",
+            run.state,
+            run.funder_code
+                .as_deref()
+                .map(|f| format!(", {f}"))
+                .unwrap_or_default()
+        ),
+        None => String::new(),
+    })
 }
 
 async fn enqueue_sla(store: &Store, slot: i64, now_ms: i64) -> Result<(), ApiError> {
@@ -428,7 +656,8 @@ pub async fn run_sla_job(
     enqueue_sla(state.store(), now.div_euclid(SLA_PERIOD_MS) + 1, now)
         .await
         .map_err(|e| e.to_string())?;
-    let r = check_time_limits(state.store(), now)
+    let policy = ExceptionPolicy::from_settings(state.settings());
+    let r = check_time_limits_with(state.store(), now, &policy)
         .await
         .map_err(|e| e.to_string())?;
     if r != SlaReport::default() {
@@ -437,6 +666,9 @@ pub async fn run_sla_job(
             breaches = r.breaches,
             returned = r.returned,
             stuck = r.stuck,
+            idle = r.idle,
+            hung_runs = r.hung_runs,
+            notified = r.notified,
             "workflow time limits"
         );
     }

@@ -32,6 +32,9 @@ pub mod loans;
 pub mod limits;
 pub mod meta;
 pub mod migrate;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+pub mod notify;
+pub mod worklists;
 // Funder network (issue #5).
 pub mod partners;
 // Portfolio reports (issue #8 items 3–7).

@@ -117,6 +117,12 @@ pub const MIGRATIONS: &[Migration] = &[
         version: 15,
         name: "cob_collections",
         sql: include_str!("../migrations/0015_cob_collections.sql"),
+    // Worklists, exception alerts, notifications, process analytics (issue #6 items
+    // 3–4). Versions 11–13 belong to other capabilities merged alongside.
+    Migration {
+        version: 14,
+        name: "notifications",
+        sql: include_str!("../migrations/0014_notifications.sql"),
     },
 ];
 

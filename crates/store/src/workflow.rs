@@ -59,10 +59,10 @@ pub struct InstanceRow {
     pub version: i64,
 }
 
-const INSTANCE_COLUMNS: &str = "id, definition_code, definition_version, subject_type, subject_id, node, status, outcome, \
+pub(crate) const INSTANCE_COLUMNS: &str = "id, definition_code, definition_version, subject_type, subject_id, node, status, outcome, \
     state, assignee_role, assignee_user, submitter, node_entered_at_ms, created_at_ms, updated_at_ms, version";
 
-fn instance_row(r: &AnyRow) -> Result<InstanceRow, StoreError> {
+pub(crate) fn instance_row(r: &AnyRow) -> Result<InstanceRow, StoreError> {
     Ok(InstanceRow {
         id: r.try_get("id")?,
         definition_code: r.try_get("definition_code")?,
@@ -221,6 +221,34 @@ pub async fn step_append(
     to_node: &str,
     detail: Option<&str>,
 ) -> Result<i64, StoreError> {
+    step_append_with_level(
+        conn,
+        instance_id,
+        at_ms,
+        actor,
+        action,
+        from_node,
+        to_node,
+        detail,
+        None,
+    )
+    .await
+}
+
+/// [`step_append`] for an approver's decision: also records the approval level (1-based)
+/// and its role (issue #6 items 3–4: approval rates per level).
+#[allow(clippy::too_many_arguments)] // one column each
+pub async fn step_append_with_level(
+    conn: &mut sqlx::AnyConnection,
+    instance_id: i64,
+    at_ms: i64,
+    actor: Option<i64>,
+    action: &str,
+    from_node: &str,
+    to_node: &str,
+    detail: Option<&str>,
+    level: Option<(i64, &str)>,
+) -> Result<i64, StoreError> {
     let seq: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(seq), 0) + 1 FROM workflow_steps WHERE instance_id = $1",
     )
@@ -228,8 +256,9 @@ pub async fn step_append(
     .fetch_one(&mut *conn)
     .await?;
     sqlx::query(
-        "INSERT INTO workflow_steps (instance_id, seq, at_ms, actor, action, from_node, to_node, detail)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO workflow_steps (instance_id, seq, at_ms, actor, action, from_node, to_node, detail,
+            approval_level, approval_role)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(instance_id)
     .bind(seq)
@@ -239,6 +268,8 @@ pub async fn step_append(
     .bind(from_node)
     .bind(to_node)
     .bind(detail)
+    .bind(level.map(|l| l.0))
+    .bind(level.map(|l| l.1))
     .execute(&mut *conn)
     .await?;
     Ok(seq)

@@ -204,6 +204,12 @@ pub struct Step {
     pub from_node: String,
     pub to_node: String,
     pub detail: Option<String>,
+    /// An approver's decision at an approval node: the chain level it was taken at
+    /// (1-based) and that level's role (for approval rates per level).
+    #[serde(default)]
+    pub level: Option<u32>,
+    #[serde(default)]
+    pub level_role: Option<String>,
 }
 
 /// The result of an accepted action.
@@ -311,6 +317,8 @@ fn enter(
             from_node: from,
             to_node: st.node.clone(),
             detail: detail.take(),
+            level: None,
+            level_role: None,
         });
         match node.spec.kind {
             NodeKind::End => {
@@ -360,6 +368,15 @@ fn may_act_on_human_node(
     Ok(())
 }
 
+/// Records on the first step of an action (the approver's own) the chain level (0-based
+/// `lv`) and role it was decided at.
+fn mark_level(steps: &mut [Step], lv: usize, role: &str) {
+    if let Some(s) = steps.first_mut() {
+        s.level = u32::try_from(lv + 1).ok();
+        s.level_role = Some(role.to_owned());
+    }
+}
+
 /// Applies `action` by `actor` to an instance in state `st` with the current `facts`.
 pub fn apply(
     def: &Definition,
@@ -387,6 +404,8 @@ pub fn apply(
                 from_node: st.node.clone(),
                 to_node: st.node.clone(),
                 detail: Some(text.clone()),
+                level: None,
+                level_role: None,
             });
         }
         Action::Submit => {
@@ -474,6 +493,7 @@ pub fn apply(
                 if reason.trim().is_empty() {
                     return Err(Refusal::ReasonRequired);
                 }
+                let lv = st.level;
                 let to = pick(def, here, "reject", facts)?;
                 enter(
                     def,
@@ -485,6 +505,7 @@ pub fn apply(
                     facts,
                     &mut steps,
                 )?;
+                mark_level(&mut steps, lv, &level.role);
                 return Ok(Applied { state: st, steps });
             }
             st.approved_by.insert(actor.user_id);
@@ -519,8 +540,11 @@ pub fn apply(
                     from_node: st.node.clone(),
                     to_node: st.node.clone(),
                     detail,
+                    level: None,
+                    level_role: None,
                 });
             }
+            mark_level(&mut steps, lv, &level.role);
         }
         Action::Return { to, reason } => {
             if !matches!(kind, NodeKind::Task | NodeKind::Approval) {
@@ -529,6 +553,7 @@ pub fn apply(
             if reason.trim().is_empty() {
                 return Err(Refusal::ReasonRequired);
             }
+            let mut decided_at = None;
             if kind == NodeKind::Approval {
                 let Some(level) = st.levels.get(st.level) else {
                     return Err(not_here());
@@ -540,6 +565,7 @@ pub fn apply(
                 if !allowed {
                     return Err(Refusal::NotAssignee(level.role.clone()));
                 }
+                decided_at = Some((st.level, level.role.clone()));
             } else {
                 may_act_on_human_node(def, &st, here, actor)?;
             }
@@ -566,6 +592,9 @@ pub fn apply(
                 facts,
                 &mut steps,
             )?;
+            if let Some((lv, role)) = decided_at {
+                mark_level(&mut steps, lv, &role);
+            }
         }
         Action::Transfer { to_user } => {
             if kind == NodeKind::Approval {
@@ -599,6 +628,8 @@ pub fn apply(
                 from_node: st.node.clone(),
                 to_node: st.node.clone(),
                 detail: Some(format!("to user {to_user}")),
+                level: None,
+                level_role: None,
             });
         }
         Action::AddApprover { user, before } => {
@@ -636,6 +667,8 @@ pub fn apply(
                     "user {user} {}",
                     if *before { "before" } else { "after" }
                 )),
+                level: None,
+                level_role: None,
             });
         }
         Action::Withdraw { reason } => {

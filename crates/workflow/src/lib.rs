@@ -11,6 +11,8 @@
 //!
 //! The default origination flow ships as [`ORIGINATION`].
 
+// Process analytics (issue #6 item 4).
+pub mod analytics;
 pub mod definition;
 pub mod engine;
 

@@ -525,3 +525,68 @@ fn random_actors_never_break_four_eyes() {
         "the random walk reached approvals ({approvals_seen})"
     );
 }
+
+/// Issue #6 item 4: an approver's step records the chain level (1-based) and its role,
+/// so analytics can count decisions per level; other steps carry none.
+#[test]
+fn approvers_steps_carry_their_level() {
+    let def = origination();
+    let f = facts(&def, 100_000, "B", "pass", true, true);
+    let st = start(&def);
+    let submitted = apply(
+        &def,
+        &st,
+        &who(1, &["customer_manager"]),
+        &Action::Submit,
+        &f,
+    )
+    .unwrap();
+    assert!(submitted.steps.iter().all(|s| s.level.is_none()));
+    let st = apply(
+        &def,
+        &submitted.state,
+        &who(2, &["doc_verifier"]),
+        &Action::Approve,
+        &f,
+    )
+    .unwrap()
+    .state;
+    let l1 = apply(&def, &st, &who(3, &["approver_l1"]), &Action::Approve, &f).unwrap();
+    assert_eq!(
+        (l1.steps[0].level, l1.steps[0].level_role.as_deref()),
+        (Some(1), Some("approver_l1"))
+    );
+    let rejected = apply(
+        &def,
+        &l1.state,
+        &who(4, &["approver_l2"]),
+        &Action::Reject {
+            reason: "负债率过高".into(),
+        },
+        &f,
+    )
+    .unwrap();
+    assert_eq!(rejected.state.node, "rejected");
+    assert_eq!(
+        (
+            rejected.steps[0].level,
+            rejected.steps[0].level_role.as_deref(),
+            rejected.steps[0].detail.as_deref()
+        ),
+        (Some(2), Some("approver_l2"), Some("负债率过高"))
+    );
+    // A return by an approver records its level too.
+    let back = apply(
+        &def,
+        &l1.state,
+        &who(4, &["approver_l2"]),
+        &Action::Return {
+            to: "doc_review".into(),
+            reason: "补充材料".into(),
+        },
+        &f,
+    )
+    .unwrap();
+    assert_eq!(back.steps[0].level, Some(2));
+    assert_eq!(back.state.node, "doc_review");
+}

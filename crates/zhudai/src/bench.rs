@@ -82,6 +82,21 @@ pub enum BenchWhat {
         #[arg(long)]
         no_reimport: bool,
     },
+    // --- Workflow guards (issue #6): see bench_guards.rs ---
+    /// Guard evaluations per second: the origination definition's transition guards and
+    /// approval-chain rules, compiled once, over 4,096 varied fact records, on one thread
+    /// and on every core, against the same conditions hand-written in Rust
+    Guards {
+        /// Seconds per measurement
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Threads for the all-cores measurement (default: every core)
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        threads: Option<u16>,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     // --- Products and pricing (issue #5): see bench_products.rs ---
     /// 12-period repayment schedules per second on one core, per method, and schedule +
     /// APR (target ≥ 1,000,000 schedules/s per core; measure a release build)
@@ -360,6 +375,11 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             idle_seconds,
             json,
         } => startup(config, restarts, idle_seconds, json).await,
+        BenchWhat::Guards {
+            seconds,
+            threads,
+            json,
+        } => crate::bench_guards::guards(seconds, threads.map(usize::from), json),
         BenchWhat::Schedules { seconds, json } => crate::bench_products::schedules(seconds, json),
         BenchWhat::Quotes {
             seconds,

@@ -355,6 +355,8 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         // Daily close and collections (issue #8 items 3–7).
         cob: config.cob_settings().map_err(Failure::Config)?,
         collection: config.contact_policy().map_err(Failure::Config)?,
+        workflow_stuck_after_hours: config.workflow_stuck_after_hours,
+        public_url: config.public_url.clone(),
     };
     let vault = open_vault(&store, &config, clock.clone()).await?;
     let created = zhudai_server::auth::seed::ensure_roles(&store, clock.now().timestamp_millis())

@@ -182,6 +182,15 @@ impl Config {
             daily_limit: self.collection_daily_contact_limit,
         })
     }
+    // --- Worklists and exception alerts (issue #6 items 3–4) ---
+    /// A submitted workflow instance with no step for this many hours is reported as
+    /// stuck to the manager of its node's owner (default 48; 1–8760).
+    #[serde(default = "defaults::workflow_stuck_after_hours")]
+    pub workflow_stuck_after_hours: u32,
+    /// The address people reach zhudai at (e.g. `https://zhudai.example.com`), used for
+    /// links in WeCom / DingTalk / Feishu messages. Unset: messages carry paths only.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 /// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
@@ -248,6 +257,8 @@ mod defaults {
     }
     pub fn psi_threshold() -> f64 {
         zhudai_server::warnings::psi::DEFAULT_THRESHOLD
+    pub fn workflow_stuck_after_hours() -> u32 {
+        48
     }
     pub fn field_cipher() -> String {
         "aes-256-gcm".into()
@@ -342,6 +353,20 @@ impl Config {
                 "configuration error: `privacy_request_days` is {}; use 1–90 (PIPL: answer within 15 working days)",
                 config.privacy_request_days
             ));
+        }
+        // Worklists and exception alerts (issue #6 items 3–4).
+        if !(1..=8760).contains(&config.workflow_stuck_after_hours) {
+            return Err(format!(
+                "configuration error: `workflow_stuck_after_hours` is {}; use 1–8760",
+                config.workflow_stuck_after_hours
+            ));
+        }
+        if let Some(url) = &config.public_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(format!(
+                    "configuration error: `public_url` is `{url}`; give an http(s) address such as https://zhudai.example.com"
+                ));
+            }
         }
         // Products and pricing: the cap may be lowered, never raised above 36 %.
         if let Err(e) = zhudai_domain::product::validate_cap(config.apr_cap) {

@@ -4,6 +4,8 @@ mod audit;
 mod bench;
 // Contracts and disbursement (issue #6).
 mod bench_origination;
+// Workflow guards benchmark (issue #6).
+mod bench_guards;
 mod bench_products;
 // Risk warnings (issue #7 item 3).
 mod bench_warnings;

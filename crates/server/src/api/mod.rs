@@ -33,6 +33,10 @@ pub mod workflows;
 // Risk warnings and credit limits (issue #7 items 3 and 4).
 pub mod limits;
 pub mod warnings;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+pub mod analytics;
+pub mod notifications;
+pub mod worklists;
 
 use crate::error::{FieldError, Problem};
 use crate::state::AppState;
@@ -76,6 +80,8 @@ use utoipa_axum::routes;
         (name = "collections", description = "Collection cases: queues by bucket and assignee, contact log with compliance guards, agencies and commission, closure"),
         (name = "reconciliation", description = "Funder reconciliation: repayment files matched against our repayments, breaks and their resolution"),
         (name = "reports", description = "Portfolio dashboard figures, XLSX export, roll rates"),
+        // Worklists and exception alerts (issue #6 item 3).
+        (name = "notifications", description = "In-app notifications of exception alerts (stuck, SLA breach, funder timeout, manual override), group-bot webhooks (WeCom, DingTalk, Feishu) and their delivery log"),
     )
 )]
 pub struct ApiDoc;
@@ -282,4 +288,20 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(limits::limit_freeze))
         .routes(routes!(limits::limit_unfreeze))
     // --- end risk warnings and credit limits ---
+        // --- Worklists, exception alerts, notifications, analytics (issue #6 items 3–4) ---
+        .routes(routes!(worklists::done))
+        .routes(routes!(worklists::watched))
+        .routes(routes!(worklists::seen))
+        .routes(routes!(worklists::watch, worklists::unwatch))
+        .routes(routes!(notifications::list))
+        .routes(routes!(notifications::unread))
+        .routes(routes!(notifications::read))
+        .routes(routes!(notifications::read_all))
+        .routes(routes!(notifications::targets, notifications::create))
+        .routes(routes!(notifications::target, notifications::patch))
+        .routes(routes!(notifications::test))
+        .routes(routes!(notifications::set_manager))
+        .routes(routes!(analytics::report))
+        .routes(routes!(analytics::export))
+    // --- end worklists and notifications ---
 }

@@ -211,56 +211,17 @@ pub struct TaskQuery {
     pub limit: Option<i64>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskView {
-    pub instance_id: i64,
-    pub workflow: String,
-    pub subject_type: String,
-    pub subject_id: i64,
-    pub node: String,
-    /// The role the step waits for, or `None` when it waits for you personally.
-    pub role: Option<String>,
-    pub waiting_since_ms: i64,
-    /// Past the node's escalation limit.
-    pub overdue: bool,
-    pub version: i64,
-}
-
-/// The caller's to-do list (待办): steps waiting for one of their roles or for them.
+/// The caller's to-do list (待办): steps waiting for one of their roles or for them,
+/// oldest first, each with its due time and how long it is overdue.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "workflow", operation_id = "tasks_list", params(TaskQuery),
-    responses((status = 200, body = [TaskView])))]
+    responses((status = 200, body = [crate::worklists::TodoItem])))]
 pub async fn tasks(
     State(state): State<AppState>,
     caller: Caller,
     Query(q): Query<TaskQuery>,
-) -> ApiResult<ApiJson<Vec<TaskView>>> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=500).contains(&limit) {
-        return Err(ApiError::field("limit", "out_of_range", "limit is 1–500"));
-    }
-    let rows = state
-        .store()
-        .worklist(&caller.roles, caller.user_id, limit)
-        .await?;
-    let now = state.now_ms();
-    let mut out = Vec::with_capacity(rows.len());
-    for r in rows {
-        let def = wf::definition(state.store(), &r.definition_code, r.definition_version).await?;
-        let sla = def
-            .node_index(&r.node)
-            .and_then(|i| def.nodes[i].spec.sla)
-            .and_then(|s| s.escalate_after_hours.or(s.remind_after_hours));
-        out.push(TaskView {
-            overdue: sla.is_some_and(|h| now - r.node_entered_at_ms > i64::from(h) * 3_600_000),
-            instance_id: r.id,
-            workflow: r.definition_code,
-            subject_type: r.subject_type,
-            subject_id: r.subject_id,
-            node: r.node,
-            role: r.assignee_role,
-            waiting_since_ms: r.node_entered_at_ms,
-            version: r.version,
-        });
-    }
-    Ok(ApiJson(out))
+) -> ApiResult<ApiJson<Vec<crate::worklists::TodoItem>>> {
+    let limit = crate::api::worklists::limit(q.limit)?;
+    Ok(ApiJson(
+        crate::worklists::todo(&state, &caller, limit).await?,
+    ))
 }

@@ -816,6 +816,78 @@ pub const POLICY: &[(Method, &str, Access)] = &[
         "/loans/{id}/repayments/{rid}/reversal",
         P("loan.reverse"),
     ),
+    // Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+    // Watching checks read access to the instance itself (data scope or workflow.read).
+    (Method::GET, "/api/v1/tasks/done", SignedIn),
+    (Method::GET, "/api/v1/tasks/watched", SignedIn),
+    (Method::POST, "/api/v1/tasks/watched/seen", SignedIn),
+    (Method::PUT, "/api/v1/watches/{id}", SignedIn),
+    (Method::DELETE, "/api/v1/watches/{id}", SignedIn),
+    (Method::GET, "/api/v1/notifications", SignedIn),
+    (Method::GET, "/api/v1/notifications/unread-count", SignedIn),
+    (Method::POST, "/api/v1/notifications/{id}/read", SignedIn),
+    (Method::POST, "/api/v1/notifications/read-all", SignedIn),
+    (Method::GET, "/api/v1/webhooks", P("notification.manage")),
+    (Method::POST, "/api/v1/webhooks", P("notification.manage")),
+    (
+        Method::GET,
+        "/api/v1/webhooks/{id}",
+        P("notification.manage"),
+    ),
+    (
+        Method::PATCH,
+        "/api/v1/webhooks/{id}",
+        P("notification.manage"),
+    ),
+    (
+        Method::POST,
+        "/api/v1/webhooks/{id}/test",
+        P("notification.manage"),
+    ),
+    (
+        Method::PUT,
+        "/api/v1/org-units/{id}/manager",
+        P("org.manage"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/workflows/analytics",
+        P("workflow.read"),
+    ),
+    (
+        Method::GET,
+        "/api/v1/workflows/analytics.xlsx",
+        P("workflow.read"),
+    ),
+    (Method::POST, "/tasks/watch/{id}", SignedIn),
+    (Method::POST, "/tasks/unwatch/{id}", SignedIn),
+    (Method::POST, "/tasks/watched/seen", SignedIn),
+    (Method::GET, "/notifications", SignedIn),
+    (Method::POST, "/notifications/{id}/read", SignedIn),
+    (Method::POST, "/notifications/read-all", SignedIn),
+    (Method::GET, "/admin/webhooks", P("notification.manage")),
+    (Method::POST, "/admin/webhooks", P("notification.manage")),
+    (
+        Method::GET,
+        "/admin/webhooks/{id}",
+        P("notification.manage"),
+    ),
+    (
+        Method::POST,
+        "/admin/webhooks/{id}",
+        P("notification.manage"),
+    ),
+    (
+        Method::POST,
+        "/admin/webhooks/{id}/test",
+        P("notification.manage"),
+    ),
+    (
+        Method::POST,
+        "/admin/org-units/{id}/manager",
+        P("org.manage"),
+    ),
+    (Method::GET, "/workflows/analytics", P("workflow.read")),
 ];
 
 /// The access rule of a route, if it has one.

@@ -214,6 +214,8 @@ pub async fn detail_page(
     // Contracts (issue #6): the contract card.
     let contract_card =
         crate::ui::contracts::application_section(state, t, &caller, &app, &inst).await?;
+    // Worklists (issue #6 item 3): watch / unwatch this application's workflow.
+    let watching = state.store().is_watching(caller.user_id, inst.id).await?;
     let action_form = |action: &str, label: String, with_reason: bool| -> Markup {
         html! {
             form.inline method="post" action=(format!("/applications/{id}/actions")) {
@@ -259,6 +261,7 @@ pub async fn detail_page(
                     (action_form("withdraw", t.get("applications.act.withdraw"), true))
                 }
                 @if inst.status == "running" { (action_form("comment", t.get("applications.act.comment"), true)) }
+                (crate::ui::worklists::watch_button(t, &csrf, inst.id, watching, &format!("/applications/{id}")))
             }
         }
         (contract_card)

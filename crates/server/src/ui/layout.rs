@@ -41,6 +41,8 @@ pub fn page(state: &AppState, ctx: &Ctx, active: &str, title: &str, content: Mar
                     a.lang-switch href=(format!("/lang/{}", other.code())) lang=(other.code()) { (t.get("app.switch_language")) }
                     @match &ctx.caller {
                         Some(c) => {
+                            // Notifications (issue #6 item 3): the bell with the unread count.
+                            (crate::ui::notifications::bell(&t))
                             a.user href="/account" data-testid="current-user" { (c.display_name) }
                             form.inline method="post" action="/logout" {
                                 input type="hidden" name=(CSRF_FIELD) value=(c.csrf.clone().unwrap_or_default());

@@ -29,6 +29,10 @@ pub mod workflows;
 // Risk warnings and credit limits (issue #7 items 3 and 4).
 pub mod limits;
 pub mod warnings;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+pub mod analytics;
+pub mod notifications;
+pub mod worklists;
 
 use crate::state::AppState;
 use axum::routing::{get, post};
@@ -69,8 +73,8 @@ pub fn router() -> Router<AppState> {
         )
         .route("/applications/{id}", get(applications::detail))
         .route("/applications/{id}/actions", post(applications::act))
-        // Workflow designer and to-do list
-        .route("/tasks", get(workflows::tasks))
+        // Workflow designer and worklists (the /tasks tabs: issue #6 item 3)
+        .route("/tasks", get(worklists::tasks))
         .route("/workflows", get(workflows::list))
         .route(
             "/workflows/{code}/{version}",
@@ -242,4 +246,28 @@ pub fn router() -> Router<AppState> {
             "/risk/limits/adjustments/{id}/decision",
             post(limits::decision_submit),
         )
+        // Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4)
+        .route("/tasks/watch/{id}", post(worklists::watch))
+        .route("/tasks/unwatch/{id}", post(worklists::unwatch))
+        .route("/tasks/watched/seen", post(worklists::seen))
+        .route("/notifications", get(notifications::list))
+        .route("/notifications/{id}/read", post(notifications::read))
+        .route("/notifications/read-all", post(notifications::read_all))
+        .route(
+            "/admin/webhooks",
+            get(notifications::webhooks).post(notifications::webhook_create),
+        )
+        .route(
+            "/admin/webhooks/{id}",
+            get(notifications::webhook).post(notifications::webhook_update),
+        )
+        .route(
+            "/admin/webhooks/{id}/test",
+            post(notifications::webhook_test),
+        )
+        .route(
+            "/admin/org-units/{id}/manager",
+            post(notifications::set_manager),
+        )
+        .route("/workflows/analytics", get(analytics::page_handler))
 }

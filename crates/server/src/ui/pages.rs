@@ -128,15 +128,24 @@ pub async fn module(
                 ul { @for i in 1..=m.plan_items { li { (t.get(&format!("module.{}.plan.{i}", m.key))) } } }
             }
         },
-        Status::Available => admin_content(&state, lang).await?,
+        Status::Available => admin_content(&state, lang, ctx.caller.as_ref()).await?,
     };
     Ok(page(&state, &ctx, m.key, &title, content).into_response())
 }
 
-async fn admin_content(state: &AppState, lang: Lang) -> Result<Markup, ApiError> {
+async fn admin_content(
+    state: &AppState,
+    lang: Lang,
+    caller: Option<&crate::auth::Caller>,
+) -> Result<Markup, ApiError> {
     let t = state.i18n().bundle(lang);
     let units = state.store().org_units().await?;
     let jobs = state.store().job_counts().await?;
+    // Managers receive the exception alerts of their units (issue #6 item 3).
+    let mut managers = Vec::with_capacity(units.len());
+    for u in &units {
+        managers.push(crate::ui::notifications::manager_cell(state, &t, caller, u.id).await?);
+    }
     let name_of = |id: Option<i64>| {
         id.and_then(|id| units.iter().find(|u| u.id == id))
             .map(|u| {
@@ -150,7 +159,9 @@ async fn admin_content(state: &AppState, lang: Lang) -> Result<Markup, ApiError>
     };
     Ok(html! {
         section.card {
-            p { a href="/admin/users" data-testid="link-users" { (t.get("users.title")) } " · " a href="/admin/roles" data-testid="link-roles" { (t.get("roles.title")) } }
+            p { a href="/admin/users" data-testid="link-users" { (t.get("users.title")) } " · " a href="/admin/roles" data-testid="link-roles" { (t.get("roles.title")) }
+                // Exception alerts (issue #6 item 3): group-bot webhooks.
+                @if caller.is_some_and(|c| c.can("notification.manage")) { " · " a href="/admin/webhooks" data-testid="link-webhooks" { (t.get("webhooks.title")) } } }
         }
         section.card data-testid="org-units" {
             h2 { (t.get("admin.org")) }
@@ -158,12 +169,13 @@ async fn admin_content(state: &AppState, lang: Lang) -> Result<Markup, ApiError>
                 p.muted { (t.get("home.organisation.empty")) }
             } @else {
                 table.table {
-                    thead { tr { th { (t.get("org.code")) } th { (t.get("org.name")) } th { (t.get("org.kind")) } th { (t.get("org.parent")) } } }
-                    tbody { @for u in &units { tr {
+                    thead { tr { th { (t.get("org.code")) } th { (t.get("org.name")) } th { (t.get("org.kind")) } th { (t.get("org.parent")) } th { (t.get("org.manager")) } } }
+                    tbody { @for (u, manager) in units.iter().zip(&managers) { tr data-unit=(u.code) {
                         td { code { (u.code) } }
                         td { @if lang == Lang::ZhCn { (u.name_zh) } @else { (u.name_en) } }
                         td { span.badge { (t.get(&format!("org.kind.{}", u.kind))) } }
                         td { (name_of(u.parent_id)) }
+                        td { (manager) }
                     } } }
                 }
             }

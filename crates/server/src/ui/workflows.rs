@@ -1,5 +1,6 @@
 //! The workflow designer pages (list, a definition drawn as a diagram with its source,
-//! check a changed definition and install it as a new version) and the to-do list.
+//! check a changed definition and install it as a new version). The worklists are in
+//! [`crate::ui::worklists`].
 
 use crate::api::audit::shanghai;
 use crate::api::workflows::{detail, DefinitionDetail};
@@ -242,68 +243,4 @@ pub async fn edit(
         *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
     }
     Ok(r)
-}
-
-/// GET `/tasks`: the caller's to-do list.
-pub async fn tasks(
-    State(state): State<AppState>,
-    lang: Lang,
-    caller: Caller,
-) -> Result<Response, ApiError> {
-    let t = state.i18n().bundle(lang);
-    let rows = state
-        .store()
-        .worklist(&caller.roles, caller.user_id, 200)
-        .await?;
-    let now = state.now_ms();
-    let mut items = Vec::new();
-    for r in rows {
-        let def = wf::definition(state.store(), &r.definition_code, r.definition_version).await?;
-        let node = def.node_index(&r.node).map(|i| &def.nodes[i].spec);
-        let name = node.map(|n| match (lang, &n.name_en) {
-            (Lang::En, Some(en)) => en.clone(),
-            _ => n.name.clone(),
-        });
-        let limit = node
-            .and_then(|n| n.sla)
-            .and_then(|s| s.escalate_after_hours.or(s.remind_after_hours));
-        let overdue = limit.is_some_and(|h| now - r.node_entered_at_ms > i64::from(h) * 3_600_000);
-        items.push((r, name.unwrap_or_default(), overdue));
-    }
-    let alerts = state
-        .store()
-        .open_alerts(&caller.roles, caller.user_id, 50)
-        .await?;
-    let content = html! {
-        @if !alerts.is_empty() {
-            section.card.notice data-testid="alerts" {
-                h2 { (t.get("tasks.alerts")) }
-                ul { @for a in &alerts { li {
-                    span class=(if a.kind == "remind" { "badge badge-warn" } else { "badge badge-bad" }) { (t.get(&format!("tasks.alert.{}", a.kind))) }
-                    " #" (a.instance_id) " · " (a.node) " · " (shanghai(a.created_at_ms, false))
-                    @if let Some(d) = &a.detail { " — " (d) }
-                } } }
-            }
-        }
-        section.card {
-            @if items.is_empty() { p.muted data-testid="no-tasks" { (t.get("tasks.none")) } }
-            @else {
-                table.table data-testid="task-table" {
-                    thead { tr { th { (t.get("tasks.item")) } th { (t.get("tasks.step")) } th { (t.get("tasks.since")) } th {} } }
-                    tbody { @for (r, name, overdue) in &items { tr {
-                        td { (r.subject_type) " #" (r.subject_id) }
-                        td { (name) }
-                        td { (shanghai(r.node_entered_at_ms, false)) }
-                        td { @if *overdue { span.badge.badge-bad { (t.get("tasks.overdue")) } } }
-                    } } }
-                }
-            }
-            @if caller.can("workflow.read") { p { a href="/workflows" { (t.get("workflows.title")) } } }
-        }
-    };
-    let ctx = Ctx {
-        lang,
-        caller: Some(caller),
-    };
-    Ok(page(&state, &ctx, "tasks", &t.get("tasks.title"), content).into_response())
 }

@@ -39,3 +39,8 @@ mod workflow;
 mod limits;
 mod risk_browser;
 mod warnings;
+// Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
+mod analytics;
+mod notify;
+mod worklists;
+mod worklists_browser;
