@@ -212,7 +212,11 @@ pub const PERMISSIONS: &[PermissionDef] = &[
         "审批人工分类下限",
         "Approve manual classification floors",
     ),
-    p("funder.reconcile", "资金方对账", "Reconcile funders' repayment files"),
+    p(
+        "funder.reconcile",
+        "资金方对账",
+        "Reconcile funders' repayment files",
+    ),
     p(
         "aml.read",
         "查看反洗钱预警与案件",

@@ -26,23 +26,47 @@ use std::collections::BTreeMap;
 /// Every placeholder a template may use, with what it stands for (zh, en).
 pub const PLACEHOLDERS: &[(&str, &str, &str)] = &[
     ("contract.no", "合同编号", "Contract number"),
-    ("contract.date", "合同生成日期", "Date the contract was generated"),
+    (
+        "contract.date",
+        "合同生成日期",
+        "Date the contract was generated",
+    ),
     ("application.ref", "申请编号", "Application reference"),
-    ("company.name", "贷款服务机构（我司）名称", "Our company (the facilitator)"),
+    (
+        "company.name",
+        "贷款服务机构（我司）名称",
+        "Our company (the facilitator)",
+    ),
     ("funder.name", "贷款人（资金方）名称", "The lender (funder)"),
     ("funder.code", "资金方代码", "Funder code"),
     ("borrower.name", "借款人姓名", "Borrower's full name"),
-    ("borrower.id_number", "借款人身份证号（全文）", "Borrower's ID number (in full)"),
-    ("borrower.phone", "借款人手机号（脱敏）", "Borrower's mobile (masked)"),
+    (
+        "borrower.id_number",
+        "借款人身份证号（全文）",
+        "Borrower's ID number (in full)",
+    ),
+    (
+        "borrower.phone",
+        "借款人手机号（脱敏）",
+        "Borrower's mobile (masked)",
+    ),
     ("product.name", "产品名称", "Product name"),
     ("product.code", "产品代码", "Product code"),
     ("product.version", "产品版本", "Product version"),
     ("loan.amount", "借款金额（元）", "Principal (yuan)"),
-    ("loan.amount_upper", "借款金额（大写）", "Principal in Chinese capitals"),
+    (
+        "loan.amount_upper",
+        "借款金额（大写）",
+        "Principal in Chinese capitals",
+    ),
     ("loan.months", "借款期限（月）", "Term (months)"),
     ("loan.method", "还款方式", "Repayment method"),
     ("loan.annual_rate", "年利率", "Nominal annual rate"),
-    ("loan.apr", "综合年化成本（IRR）", "All-in annual cost (IRR)"),
+    (
+        "loan.apr",
+        "综合年化成本（IRR）",
+        "All-in annual cost (IRR)",
+    ),
     ("loan.total_interest", "利息总额", "Total interest"),
     ("loan.total_fees", "费用总额", "Total fees"),
     ("loan.total_repayment", "应还总额", "Total to repay"),
@@ -266,7 +290,11 @@ pub fn amount_in_words(amount: Fen) -> String {
         return out;
     }
     if yuan > 0 {
-        let digits: Vec<usize> = yuan.to_string().bytes().map(|b| usize::from(b - b'0')).collect();
+        let digits: Vec<usize> = yuan
+            .to_string()
+            .bytes()
+            .map(|b| usize::from(b - b'0'))
+            .collect();
         let n = digits.len();
         let group_has_digits = |group: usize| {
             (group * 4..group * 4 + 4)
@@ -356,9 +384,13 @@ mod tests {
 
     #[test]
     fn problems_name_their_line() {
-        let e = Template::parse("# 合同\n甲方：{{borrower.nam}}\n乙方 {{funder.name\n").unwrap_err();
+        let e =
+            Template::parse("# 合同\n甲方：{{borrower.nam}}\n乙方 {{funder.name\n").unwrap_err();
         assert_eq!(e[0].line, 2);
-        assert!(e[0].message.contains("did you mean `{{borrower.name}}`"), "{e:?}");
+        assert!(
+            e[0].message.contains("did you mean `{{borrower.name}}`"),
+            "{e:?}"
+        );
         assert_eq!((e[1].line, e[1].code), (3, "unclosed"));
         let codes: Vec<_> = e.iter().map(|p| p.code).collect();
         assert!(codes.contains(&"no_disclosure") && codes.contains(&"no_signatures"));

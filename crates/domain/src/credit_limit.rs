@@ -121,7 +121,9 @@ pub enum Refusal {
     },
     #[error("the {scope} credit line is closed")]
     Closed { scope: &'static str },
-    #[error("{requested} exceeds the {scope} line's available {available} (limit {limit}, used {used})")]
+    #[error(
+        "{requested} exceeds the {scope} line's available {available} (limit {limit}, used {used})"
+    )]
     Exceeded {
         scope: &'static str,
         requested: Fen,
@@ -197,10 +199,18 @@ pub fn check_four_eyes(requested_by: i64, approver: i64) -> Result<(), &'static 
 }
 
 /// Checks a requested line: amount at least 0 and an end date after `today`.
-pub fn check_request(amount: Fen, valid_until: NaiveDate, today: NaiveDate) -> Vec<(&'static str, &'static str, String)> {
+pub fn check_request(
+    amount: Fen,
+    valid_until: NaiveDate,
+    today: NaiveDate,
+) -> Vec<(&'static str, &'static str, String)> {
     let mut errors = Vec::new();
     if amount.is_negative() {
-        errors.push(("amount", "negative", "the amount must not be negative".to_owned()));
+        errors.push((
+            "amount",
+            "negative",
+            "the amount must not be negative".to_owned(),
+        ));
     }
     if valid_until <= today {
         errors.push((
@@ -239,22 +249,34 @@ mod tests {
         let e = check_draw(&l, Fen::new(6_001), today).unwrap_err();
         assert_eq!(e.code(), "limit.exceeded");
         assert!(e.to_string().contains("available 60.00"), "{e}");
-        assert_eq!(check_draw(&l, Fen::ZERO, today).unwrap_err(), Refusal::NotPositive);
+        assert_eq!(
+            check_draw(&l, Fen::ZERO, today).unwrap_err(),
+            Refusal::NotPositive
+        );
     }
 
     #[test]
     fn frozen_expired_and_lapsed_lines_refuse() {
         let today = d("2026-11-29");
         let frozen = line(10_000, 0, LimitStatus::Frozen);
-        assert_eq!(check_draw(&frozen, Fen::new(1), today).unwrap_err().code(), "limit.frozen");
+        assert_eq!(
+            check_draw(&frozen, Fen::new(1), today).unwrap_err().code(),
+            "limit.frozen"
+        );
         let expired = line(10_000, 0, LimitStatus::Expired);
-        assert_eq!(check_draw(&expired, Fen::new(1), today).unwrap_err().code(), "limit.expired");
+        assert_eq!(
+            check_draw(&expired, Fen::new(1), today).unwrap_err().code(),
+            "limit.expired"
+        );
         // Past the end date but not yet marked by the job: refused all the same.
         let lapsed = Line {
             valid_until: d("2026-11-28"),
             ..line(10_000, 0, LimitStatus::Active)
         };
-        assert_eq!(check_draw(&lapsed, Fen::new(1), today).unwrap_err().code(), "limit.expired");
+        assert_eq!(
+            check_draw(&lapsed, Fen::new(1), today).unwrap_err().code(),
+            "limit.expired"
+        );
         // The last day is still valid.
         let last = Line {
             valid_until: today,

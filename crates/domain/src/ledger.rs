@@ -338,7 +338,8 @@ impl EntryBuilder {
     /// `down`; a negative one the other way round; zero adds nothing.
     pub fn shift(self, up: Account, down: Account, delta: i64) -> Self {
         if delta >= 0 {
-            self.debit(up, Fen::new(delta)).credit(down, Fen::new(delta))
+            self.debit(up, Fen::new(delta))
+                .credit(down, Fen::new(delta))
         } else {
             let d = Fen::new(delta.saturating_neg());
             self.debit(down, d).credit(up, d)

@@ -40,10 +40,10 @@ pub mod generate;
 pub mod ident;
 // Loans and the ledger (issue #8).
 pub mod ledger;
-pub mod servicing;
 pub mod mask;
 pub mod money;
 pub mod privacy;
+pub mod servicing;
 // Funder network (issue #5): partners, admission, routing waterfall.
 pub mod partner;
 pub mod product;

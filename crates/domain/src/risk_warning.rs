@@ -359,10 +359,17 @@ mod tests {
         assert_eq!(codes.len(), EVENT_TYPES.len());
         for e in EVENT_TYPES {
             for r in e.required {
-                assert!(e.fields.contains(r), "{}: required field not allowed", e.code);
+                assert!(
+                    e.fields.contains(r),
+                    "{}: required field not allowed",
+                    e.code
+                );
             }
         }
-        assert_eq!(event_type("overdue").map(|e| e.stage), Some(Stage::PostLoan));
+        assert_eq!(
+            event_type("overdue").map(|e| e.stage),
+            Some(Stage::PostLoan)
+        );
     }
 
     #[test]

@@ -258,7 +258,9 @@ impl RepaymentKind {
     }
 
     pub fn parse(s: &str) -> Option<RepaymentKind> {
-        RepaymentKind::ALL.into_iter().find(|k| k.code() == s.trim())
+        RepaymentKind::ALL
+            .into_iter()
+            .find(|k| k.code() == s.trim())
     }
 }
 
@@ -558,11 +560,9 @@ impl EarlyContext {
     /// start of the current period, plus the current period's days on the balance.
     fn payoff_interest(&self, terms: &LoanTerms) -> Result<i64, ServicingError> {
         let carried = match terms.method {
-            RepaymentMethod::Bullet => {
-                schedule::payoff(terms, &self.schedule, self.k as u32)?
-                    .interest
-                    .as_fen()
-            }
+            RepaymentMethod::Bullet => schedule::payoff(terms, &self.schedule, self.k as u32)?
+                .interest
+                .as_fen(),
             _ => 0,
         };
         Ok(carried + broken_interest(terms, self.balance, self.days))
@@ -633,7 +633,10 @@ pub fn post(
         .copied()
         .filter(|&i| insts[i].due_date <= req.value_date && !insts[i].is_settled())
         .collect();
-    let due: i64 = due_idx.iter().map(|&i| insts[i].outstanding().total()).sum();
+    let due: i64 = due_idx
+        .iter()
+        .map(|&i| insts[i].outstanding().total())
+        .sum();
     let mut w = insts.to_vec();
     let mut prepaid = 0_i64;
     let leftover = match req.kind {
@@ -650,7 +653,10 @@ pub fn post(
                     .into_iter()
                     .collect()
             };
-            let target: i64 = targets.iter().map(|&i| insts[i].outstanding().total()).sum();
+            let target: i64 = targets
+                .iter()
+                .map(|&i| insts[i].outstanding().total())
+                .sum();
             match req.kind {
                 RepaymentKind::Scheduled if funds < target => {
                     return Err(ServicingError::BelowDue {
@@ -810,14 +816,32 @@ mod tests {
         let (_, mut insts) = opening_installments(&t).unwrap();
         // Nothing due on 2026-02-10: scheduled pays installment 1 ahead, in full.
         assert_eq!(
-            post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Partial, 100, d(2026, 2, 10))),
+            post(
+                &insts,
+                &t,
+                &AllocationOrder::default(),
+                &req(RepaymentKind::Partial, 100, d(2026, 2, 10))
+            ),
             Err(ServicingError::NothingDue)
         );
         assert_eq!(
-            post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Scheduled, 100, d(2026, 2, 10))),
-            Err(ServicingError::BelowDue { due: Fen::new(888_488) })
+            post(
+                &insts,
+                &t,
+                &AllocationOrder::default(),
+                &req(RepaymentKind::Scheduled, 100, d(2026, 2, 10))
+            ),
+            Err(ServicingError::BelowDue {
+                due: Fen::new(888_488)
+            })
         );
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Scheduled, 900_000, d(2026, 2, 10))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::Scheduled, 900_000, d(2026, 2, 10)),
+        )
+        .unwrap();
         check(&insts, &p);
         assert_eq!(p.paid.interest, 100_000);
         assert_eq!(p.paid.principal, 788_488);
@@ -847,12 +871,23 @@ mod tests {
         let e = p.entry().unwrap();
         assert_eq!(e.effect_on(Account::BorrowerOverpayment), -credit.as_fen());
         // Principal first instead: the same money goes to principal, nothing to penalty.
-        let o = AllocationOrder::parse("principal,interest,fee,penalty", AllocationStrategy::InstallmentFirst).unwrap();
+        let o = AllocationOrder::parse(
+            "principal,interest,fee,penalty",
+            AllocationStrategy::InstallmentFirst,
+        )
+        .unwrap();
         let p2 = post(&insts, &t, &o, &r).unwrap();
         assert_eq!(p2.paid.penalty, 0);
         assert_eq!(p2.paid.principal, 100_000 + credit.as_fen());
-        assert!(AllocationOrder::parse("principal,interest,fee", AllocationStrategy::default()).is_none());
-        assert!(AllocationOrder::parse("principal,interest,fee,fee", AllocationStrategy::default()).is_none());
+        assert!(
+            AllocationOrder::parse("principal,interest,fee", AllocationStrategy::default())
+                .is_none()
+        );
+        assert!(AllocationOrder::parse(
+            "principal,interest,fee,fee",
+            AllocationStrategy::default()
+        )
+        .is_none());
     }
 
     #[test]
@@ -860,17 +895,39 @@ mod tests {
         let t = terms(RepaymentMethod::EqualInstallment);
         let (_, insts) = opening_installments(&t).unwrap();
         // Three installments due; 300,000 fen.
-        let order = AllocationOrder::parse("interest,principal,fee,penalty", AllocationStrategy::ComponentFirst).unwrap();
-        let p = post(&insts, &t, &order, &req(RepaymentKind::Partial, 300_000, d(2026, 4, 20))).unwrap();
+        let order = AllocationOrder::parse(
+            "interest,principal,fee,penalty",
+            AllocationStrategy::ComponentFirst,
+        )
+        .unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &order,
+            &req(RepaymentKind::Partial, 300_000, d(2026, 4, 20)),
+        )
+        .unwrap();
         check(&insts, &p);
         let interest: i64 = insts[..3].iter().map(|i| i.due.interest).sum();
         assert_eq!(p.paid.interest, interest);
         assert_eq!(p.paid.principal, 300_000 - interest);
         // Installment first would have paid installment 1 in full first.
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Partial, 300_000, d(2026, 4, 20))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::Partial, 300_000, d(2026, 4, 20)),
+        )
+        .unwrap();
         assert_eq!(p.changes.len(), 1);
         assert_eq!(p.paid.principal, 200_000);
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Partial, 1_000_000, d(2026, 4, 20))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::Partial, 1_000_000, d(2026, 4, 20)),
+        )
+        .unwrap();
         assert!(p.changes[0].settles);
         assert_eq!(p.changes[1].paid.total(), 1_000_000 - 888_488);
         assert_eq!(delinquency(&p.after, d(2026, 4, 20)).dpd, 36);
@@ -888,11 +945,23 @@ mod tests {
         let (s, mut insts) = opening_installments(&t).unwrap();
         for k in 0..6 {
             let date = insts[k].due_date;
-            let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Scheduled, insts[k].due.total(), date)).unwrap();
+            let p = post(
+                &insts,
+                &t,
+                &AllocationOrder::default(),
+                &req(RepaymentKind::Scheduled, insts[k].due.total(), date),
+            )
+            .unwrap();
             apply(&mut insts, &p);
         }
         // On 2026-08-01 (between periods 6 and 7): 20,000 yuan extra.
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyPartial, 2_000_000, d(2026, 8, 1))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::EarlyPartial, 2_000_000, d(2026, 8, 1)),
+        )
+        .unwrap();
         check(&insts, &p);
         let expected = schedule::prepay(&t, &s, 6, Fen::new(2_000_000)).unwrap();
         for (j, np) in expected.schedule.periods[6..].iter().enumerate() {
@@ -902,20 +971,40 @@ mod tests {
             assert_eq!(inst.due.interest, np.interest.as_fen());
         }
         let old_interest: i64 = insts[6..].iter().map(|i| i.due.interest).sum();
-        let new_interest: i64 = expected.schedule.periods[6..].iter().map(|p| p.interest.as_fen()).sum();
+        let new_interest: i64 = expected.schedule.periods[6..]
+            .iter()
+            .map(|p| p.interest.as_fen())
+            .sum();
         assert_eq!(p.interest_due_delta, new_interest - old_interest);
         assert!(p.interest_due_delta < 0);
         assert_eq!(p.prepaid_principal, Fen::new(2_000_000));
         apply(&mut insts, &p);
         // A second early partial in the same period works on the reduced balance.
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyPartial, 1_000_000, d(2026, 8, 5))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::EarlyPartial, 1_000_000, d(2026, 8, 5)),
+        )
+        .unwrap();
         check(&insts, &p);
-        let bal: i64 = insts[6..].iter().map(|i| i.due.principal - i.paid.principal).sum();
-        let bal_after: i64 = p.after[6..].iter().map(|i| i.due.principal - i.paid.principal).sum();
+        let bal: i64 = insts[6..]
+            .iter()
+            .map(|i| i.due.principal - i.paid.principal)
+            .sum();
+        let bal_after: i64 = p.after[6..]
+            .iter()
+            .map(|i| i.due.principal - i.paid.principal)
+            .sum();
         assert_eq!(bal - bal_after, 1_000_000);
         // Too much for a partial: it settles the loan.
         assert!(matches!(
-            post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyPartial, 99_000_000, d(2026, 8, 5))),
+            post(
+                &insts,
+                &t,
+                &AllocationOrder::default(),
+                &req(RepaymentKind::EarlyPartial, 99_000_000, d(2026, 8, 5))
+            ),
             Err(ServicingError::CoversPayoff { .. })
         ));
     }
@@ -925,7 +1014,17 @@ mod tests {
         let t = terms(RepaymentMethod::EqualInstallment);
         let (s, mut insts) = opening_installments(&t).unwrap();
         for k in 0..3 {
-            let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Scheduled, insts[k].due.total(), insts[k].due_date)).unwrap();
+            let p = post(
+                &insts,
+                &t,
+                &AllocationOrder::default(),
+                &req(
+                    RepaymentKind::Scheduled,
+                    insts[k].due.total(),
+                    insts[k].due_date,
+                ),
+            )
+            .unwrap();
             apply(&mut insts, &p);
         }
         // 2026-04-15 → 2026-05-05 = 20 days on the balance after period 3.
@@ -937,10 +1036,29 @@ mod tests {
         assert_eq!(q.interest.as_fen() as i128, expect);
         assert_eq!(q.due_now, Fen::ZERO);
         assert_eq!(
-            post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyFull, q.total.as_fen() - 1, d(2026, 5, 5))),
+            post(
+                &insts,
+                &t,
+                &AllocationOrder::default(),
+                &req(
+                    RepaymentKind::EarlyFull,
+                    q.total.as_fen() - 1,
+                    d(2026, 5, 5)
+                )
+            ),
             Err(ServicingError::BelowPayoff { payoff: q.total })
         );
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyFull, q.total.as_fen() + 700, d(2026, 5, 5))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(
+                RepaymentKind::EarlyFull,
+                q.total.as_fen() + 700,
+                d(2026, 5, 5),
+            ),
+        )
+        .unwrap();
         check(&insts, &p);
         assert!(p.paid_off);
         assert_eq!(p.overpaid, Fen::new(700));
@@ -948,7 +1066,12 @@ mod tests {
         assert_eq!(outstanding(&p.after), Amounts::default());
         apply(&mut insts, &p);
         assert_eq!(
-            post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Scheduled, 1, d(2026, 5, 6))),
+            post(
+                &insts,
+                &t,
+                &AllocationOrder::default(),
+                &req(RepaymentKind::Scheduled, 1, d(2026, 5, 6))
+            ),
             Err(ServicingError::LoanClosed)
         );
     }
@@ -962,7 +1085,13 @@ mod tests {
         let q = payoff_quote(&insts, &t, d(2026, 7, 25)).unwrap();
         assert_eq!(q.interest, Fen::new(600_000 + 33_333));
         assert_eq!(q.total, Fen::new(10_000_000 + 633_333));
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyFull, q.total.as_fen(), d(2026, 7, 25))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::EarlyFull, q.total.as_fen(), d(2026, 7, 25)),
+        )
+        .unwrap();
         check(&insts, &p);
         assert!(p.paid_off);
         // Equal principal with an overdue installment: early full pays it (with its
@@ -972,7 +1101,13 @@ mod tests {
         insts[0].due.penalty = 1234;
         let q = payoff_quote(&insts, &t, d(2026, 2, 20)).unwrap();
         assert_eq!(q.due_now.as_fen(), insts[0].due.total());
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyFull, q.total.as_fen(), d(2026, 2, 20))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::EarlyFull, q.total.as_fen(), d(2026, 2, 20)),
+        )
+        .unwrap();
         check(&insts, &p);
         assert_eq!(p.paid.penalty, 1234);
     }
@@ -992,11 +1127,23 @@ mod tests {
         assert_eq!(insts[0].due.fee, 100_000);
         assert_eq!(insts[0].due_date, t.start_date);
         assert_eq!(due_now(&insts, t.start_date), Fen::new(100_000));
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::Scheduled, 100_000, t.start_date)).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::Scheduled, 100_000, t.start_date),
+        )
+        .unwrap();
         check(&insts, &p);
         assert_eq!(p.paid.fee, 100_000);
         // Early partial before the first period: the upfront fee (due) is paid first.
-        let p = post(&insts, &t, &AllocationOrder::default(), &req(RepaymentKind::EarlyPartial, 1_100_000, d(2026, 1, 20))).unwrap();
+        let p = post(
+            &insts,
+            &t,
+            &AllocationOrder::default(),
+            &req(RepaymentKind::EarlyPartial, 1_100_000, d(2026, 1, 20)),
+        )
+        .unwrap();
         check(&insts, &p);
         assert_eq!(p.paid.fee, 100_000);
         assert_eq!(p.prepaid_principal, Fen::new(1_000_000));

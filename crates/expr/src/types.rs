@@ -241,9 +241,11 @@ impl SchemaBuilder {
             for (n, t) in fs {
                 match Scalar::of(t) {
                     Some(sc @ (Scalar::Int | Scalar::Dec(_))) => numeric.push((n.clone(), sc)),
-                    _ => return Err(bad(format!(
+                    _ => {
+                        return Err(bad(format!(
                         "field `{event}.{n}`: only int and decimal fields can be summed, not {t}"
-                    ))),
+                    )))
+                    }
                 }
             }
             windows.push((event.clone(), numeric));

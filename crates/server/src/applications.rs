@@ -254,9 +254,9 @@ pub async fn facts(
     })?;
     set("app.months", &|r, s| r.set_int(s, app.months))?;
     let latest = crate::risk::latest_for(state.store(), app.id).await?;
-    let (outcome, grade) = latest
-        .as_ref()
-        .map_or(("pass", "C"), |d| (d.final_outcome.as_str(), d.grade.as_str()));
+    let (outcome, grade) = latest.as_ref().map_or(("pass", "C"), |d| {
+        (d.final_outcome.as_str(), d.grade.as_str())
+    });
     set("decision.outcome", &|r, s| r.set_str(s, outcome))?;
     set("decision.grade", &|r, s| r.set_str(s, grade))?;
     set("funder.approved", &|r, s| r.set_bool(s, false))?;

@@ -112,7 +112,8 @@ fn customers_csv(n: u64, seed: u64) -> Vec<u8> {
         } else {
             zhudai_domain::ident::Gender::Female
         };
-        let Ok(id) = gen::resident_id_with(s, provinces[rng.below(8) as usize], birth, gender) else {
+        let Ok(id) = gen::resident_id_with(s, provinces[rng.below(8) as usize], birth, gender)
+        else {
             continue;
         };
         if !seen.insert(id.as_str().to_owned()) {
@@ -133,33 +134,109 @@ fn customers_csv(n: u64, seed: u64) -> Vec<u8> {
 }
 
 const APP_COLS: &[&str] = &[
-    "id", "ref", "customer_id", "product_code", "product_version", "amount_fen", "months", "method",
-    "status", "node", "funder_code", "owner_user_id", "org_unit_id", "created_at_ms", "updated_at_ms",
+    "id",
+    "ref",
+    "customer_id",
+    "product_code",
+    "product_version",
+    "amount_fen",
+    "months",
+    "method",
+    "status",
+    "node",
+    "funder_code",
+    "owner_user_id",
+    "org_unit_id",
+    "created_at_ms",
+    "updated_at_ms",
 ];
 const LOAN_COLS: &[&str] = &[
-    "id", "ref", "application_id", "customer_id", "product_code", "product_version", "funder_code",
-    "funder_loan_ref", "owner_user_id", "org_unit_id", "principal_fen", "annual_rate",
-    "penalty_annual_rate", "method", "months", "day_count", "terms_json", "disbursed_on",
-    "maturity_date", "status", "principal_outstanding_fen", "interest_outstanding_fen",
-    "fee_outstanding_fen", "closed_on", "created_at_ms", "updated_at_ms",
+    "id",
+    "ref",
+    "application_id",
+    "customer_id",
+    "product_code",
+    "product_version",
+    "funder_code",
+    "funder_loan_ref",
+    "owner_user_id",
+    "org_unit_id",
+    "principal_fen",
+    "annual_rate",
+    "penalty_annual_rate",
+    "method",
+    "months",
+    "day_count",
+    "terms_json",
+    "disbursed_on",
+    "maturity_date",
+    "status",
+    "principal_outstanding_fen",
+    "interest_outstanding_fen",
+    "fee_outstanding_fen",
+    "closed_on",
+    "created_at_ms",
+    "updated_at_ms",
 ];
 const INST_COLS: &[&str] = &[
-    "id", "loan_id", "number", "due_date", "principal_due_fen", "interest_due_fen", "fee_due_fen",
-    "principal_paid_fen", "interest_paid_fen", "fee_paid_fen", "settled_on",
+    "id",
+    "loan_id",
+    "number",
+    "due_date",
+    "principal_due_fen",
+    "interest_due_fen",
+    "fee_due_fen",
+    "principal_paid_fen",
+    "interest_paid_fen",
+    "fee_paid_fen",
+    "settled_on",
 ];
 const ENTRY_COLS: &[&str] = &[
-    "id", "kind", "loan_id", "funder_code", "business_date", "created_by", "created_at_ms",
+    "id",
+    "kind",
+    "loan_id",
+    "funder_code",
+    "business_date",
+    "created_by",
+    "created_at_ms",
 ];
 const LINE_COLS: &[&str] = &[
-    "entry_id", "account_code", "loan_id", "funder_code", "debit_fen", "credit_fen",
+    "entry_id",
+    "account_code",
+    "loan_id",
+    "funder_code",
+    "debit_fen",
+    "credit_fen",
 ];
 const REPAY_COLS: &[&str] = &[
-    "id", "ref", "loan_id", "kind", "amount_fen", "value_date", "payer_name", "third_party",
-    "channel", "principal_fen", "interest_fen", "fee_fen", "penalty_fen", "overpaid_fen",
-    "credit_used_fen", "entry_id", "status", "prior_state", "created_by", "created_at_ms",
+    "id",
+    "ref",
+    "loan_id",
+    "kind",
+    "amount_fen",
+    "value_date",
+    "payer_name",
+    "third_party",
+    "channel",
+    "principal_fen",
+    "interest_fen",
+    "fee_fen",
+    "penalty_fen",
+    "overpaid_fen",
+    "credit_used_fen",
+    "entry_id",
+    "status",
+    "prior_state",
+    "created_by",
+    "created_at_ms",
 ];
 const ALLOC_COLS: &[&str] = &[
-    "repayment_id", "installment_id", "principal_fen", "interest_fen", "fee_fen", "penalty_fen",
+    "repayment_id",
+    "installment_id",
+    "principal_fen",
+    "interest_fen",
+    "fee_fen",
+    "penalty_fen",
 ];
 
 struct Ids {
@@ -337,14 +414,15 @@ pub async fn generate(
             outcome.error.unwrap_or_default()
         )));
     }
-    let customers: Vec<i64> = zhudai_store::sqlx::query_scalar(
-        "SELECT id FROM customers WHERE id > $1 ORDER BY id",
-    )
-    .bind(before_customer)
-    .fetch_all(store.reader())
-    .await?;
+    let customers: Vec<i64> =
+        zhudai_store::sqlx::query_scalar("SELECT id FROM customers WHERE id > $1 ORDER BY id")
+            .bind(before_customer)
+            .fetch_all(store.reader())
+            .await?;
     if customers.is_empty() {
-        return Err(BookError::Other("the customer import created nobody".into()));
+        return Err(BookError::Other(
+            "the customer import created nobody".into(),
+        ));
     }
     progress("customers", customers.len() as u64, n_customers);
     // 2. Loans with their histories.
@@ -369,7 +447,9 @@ pub async fn generate(
         let mut rng = SplitMix64::new(spec.seed ^ (i.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
         let is_closed = i >= spec.loans;
         // Product: the first active product twice as often as each other one.
-        let weights: Vec<u64> = (0..products.len()).map(|k| if k == 0 { 2 } else { 1 }).collect();
+        let weights: Vec<u64> = (0..products.len())
+            .map(|k| if k == 0 { 2 } else { 1 })
+            .collect();
         let wsum: u64 = weights.iter().sum();
         let mut pick = rng.below(wsum);
         let mut pi = 0;
@@ -442,10 +522,22 @@ pub async fn generate(
         ids.inst += insts.len() as i64;
         // The disbursement entry.
         let total_due = servicing::outstanding(&insts);
-        let entry = ledger::disbursement(amount, Fen::new(total_due.interest), Fen::new(total_due.fee))
-            .map_err(|e| BookError::Other(e.to_string()))?;
+        let entry = ledger::disbursement(
+            amount,
+            Fen::new(total_due.interest),
+            Fen::new(total_due.fee),
+        )
+        .map_err(|e| BookError::Other(e.to_string()))?;
         ids.entry += 1;
-        push_entry(&mut buf, ids.entry, "disbursement", loan_id, funder, &ymd(disbursed), created);
+        push_entry(
+            &mut buf,
+            ids.entry,
+            "disbursement",
+            loan_id,
+            funder,
+            &ymd(disbursed),
+            created,
+        );
         for l in entry.lines() {
             buf.lines.push([
                 ids.entry.into(),
@@ -474,7 +566,15 @@ pub async fn generate(
             ids.repay += 1;
             ids.entry += 1;
             let date = ymd(on);
-            push_entry(&mut buf, ids.entry, "repayment", loan_id, funder, &date, created);
+            push_entry(
+                &mut buf,
+                ids.entry,
+                "repayment",
+                loan_id,
+                funder,
+                &date,
+                created,
+            );
             buf.lines.push([
                 ids.entry.into(),
                 Account::CashClearing.code().into(),
@@ -580,7 +680,8 @@ pub async fn generate(
             }
         }
         let maturity = insts.last().map_or(disbursed, |x| x.due_date);
-        let terms_json = serde_json::to_string(&terms).map_err(|e| BookError::Other(e.to_string()))?;
+        let terms_json =
+            serde_json::to_string(&terms).map_err(|e| BookError::Other(e.to_string()))?;
         buf.loans.push([
             loan_id.into(),
             lref.into(),
@@ -633,7 +734,15 @@ pub async fn generate(
     Ok(sum)
 }
 
-fn push_entry(buf: &mut Buffers, id: i64, kind: &'static str, loan: i64, funder: &str, date: &str, at: i64) {
+fn push_entry(
+    buf: &mut Buffers,
+    id: i64,
+    kind: &'static str,
+    loan: i64,
+    funder: &str,
+    date: &str,
+    at: i64,
+) {
     buf.entries.push([
         id.into(),
         kind.into(),

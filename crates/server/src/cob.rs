@@ -398,7 +398,11 @@ pub async fn schedule(
 }
 
 /// Asks for a close of `date` through the job queue (the API's "run now").
-pub async fn request(state: &AppState, caller: &Caller, date: NaiveDate) -> Result<Option<i64>, ApiError> {
+pub async fn request(
+    state: &AppState,
+    caller: &Caller,
+    date: NaiveDate,
+) -> Result<Option<i64>, ApiError> {
     let today = state.clock().today();
     if date > today {
         return Err(CobError::Future(date).into());
@@ -441,10 +445,7 @@ pub async fn run_job(state: AppState, job: Job) -> Result<(), String> {
     let settings = state.settings().cob.clone();
     if payload.nightly {
         // Tomorrow night's close first, so one failing night does not stop the next.
-        let run_on = date
-            .succ_opt()
-            .and_then(|d| d.succ_opt())
-            .unwrap_or(date);
+        let run_on = date.succ_opt().and_then(|d| d.succ_opt()).unwrap_or(date);
         enqueue_nightly(state.store(), &settings, run_on, state.now_ms())
             .await
             .map_err(|e| format!("scheduling the next close: {e}"))?;
@@ -538,11 +539,16 @@ pub async fn request_floor(
     })?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "loan.classification.request", format!("loan:{}", loan.id))
-            .reason(format!(
-                "request:{id} floor {} — {reason}",
-                floor.map_or("none", FiveTierClass::code)
-            )),
+        &audit_draft(
+            caller,
+            now,
+            "loan.classification.request",
+            format!("loan:{}", loan.id),
+        )
+        .reason(format!(
+            "request:{id} floor {} — {reason}",
+            floor.map_or("none", FiveTierClass::code)
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -566,15 +572,30 @@ pub async fn decide_floor(
         .ok_or_else(|| ApiError::NotFound(format!("no floor request has id {request_id}")))?;
     crate::loans::load(state, caller, req.loan_id).await?;
     if req.state != "pending" {
-        return Err(ApiError::Conflict(format!("the request is {} already", req.state)));
+        return Err(ApiError::Conflict(format!(
+            "the request is {} already",
+            req.state
+        )));
     }
     if req.requested_by == caller.user_id {
         return Err(ApiError::Forbidden(
             "four eyes: someone other than the requester decides".into(),
         ));
     }
-    if !st::floor_request_decide(&mut tx, request_id, approve, caller.user_id, &caller.display_name, note, now).await? {
-        return Err(ApiError::Conflict("the request was decided meanwhile".into()));
+    if !st::floor_request_decide(
+        &mut tx,
+        request_id,
+        approve,
+        caller.user_id,
+        &caller.display_name,
+        note,
+        now,
+    )
+    .await?
+    {
+        return Err(ApiError::Conflict(
+            "the request was decided meanwhile".into(),
+        ));
     }
     if approve {
         let floor = parse_floor(req.floor.as_deref())?;
@@ -591,13 +612,18 @@ pub async fn decide_floor(
     }
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "loan.classification.decide", format!("loan:{}", req.loan_id))
-            .reason(format!(
-                "request:{request_id} {} floor {} — {}",
-                if approve { "approved" } else { "rejected" },
-                req.floor.as_deref().unwrap_or("none"),
-                note.trim()
-            )),
+        &audit_draft(
+            caller,
+            now,
+            "loan.classification.decide",
+            format!("loan:{}", req.loan_id),
+        )
+        .reason(format!(
+            "request:{request_id} {} floor {} — {}",
+            if approve { "approved" } else { "rejected" },
+            req.floor.as_deref().unwrap_or("none"),
+            note.trim()
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -619,18 +645,43 @@ pub async fn restructure(
     }
     let today = state.clock().today();
     if on > today {
-        return Err(ApiError::field("restructured_on", "future", "a restructuring is recorded once it happened"));
+        return Err(ApiError::field(
+            "restructured_on",
+            "future",
+            "a restructuring is recorded once it happened",
+        ));
     }
     if note.trim().chars().count() < 4 {
-        return Err(ApiError::field("note", "required", "describe the restructuring"));
+        return Err(ApiError::field(
+            "note",
+            "required",
+            "describe the restructuring",
+        ));
     }
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     let dues = st::due_dates(&mut tx, loan.id).await?;
-    let maturity = NaiveDate::parse_from_str(&loan.maturity_date, DATE).map_err(ApiError::internal)?;
-    let ends = state.settings().cob.observation.ends_on(on, &dues, maturity);
-    if !st::restructuring_insert(&mut tx, loan.id, on, ends, note.trim(), &caller.username, now).await? {
-        return Err(ApiError::Conflict("the loan is already under observation".into()));
+    let maturity =
+        NaiveDate::parse_from_str(&loan.maturity_date, DATE).map_err(ApiError::internal)?;
+    let ends = state
+        .settings()
+        .cob
+        .observation
+        .ends_on(on, &dues, maturity);
+    if !st::restructuring_insert(
+        &mut tx,
+        loan.id,
+        on,
+        ends,
+        note.trim(),
+        &caller.username,
+        now,
+    )
+    .await?
+    {
+        return Err(ApiError::Conflict(
+            "the loan is already under observation".into(),
+        ));
     }
     st::apply_floor(
         &mut tx,
@@ -644,8 +695,10 @@ pub async fn restructure(
     .await?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "loan.restructure", format!("loan:{}", loan.id))
-            .reason(format!("restructured on {on}, observation until {ends}: {}", note.trim())),
+        &audit_draft(caller, now, "loan.restructure", format!("loan:{}", loan.id)).reason(format!(
+            "restructured on {on}, observation until {ends}: {}",
+            note.trim()
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -661,7 +714,11 @@ pub async fn set_payout_dpd(
 ) -> Result<(), ApiError> {
     if let Some(d) = dpd {
         if !(1..=720).contains(&d) {
-            return Err(ApiError::field("payout_dpd", "out_of_range", "1–720 days past due"));
+            return Err(ApiError::field(
+                "payout_dpd",
+                "out_of_range",
+                "1–720 days past due",
+            ));
         }
     }
     let now = state.now_ms();
@@ -717,8 +774,10 @@ pub async fn export_check_inputs(
         .to_string(),
     )
     .map_err(io)?;
-    let mut loans = std::io::BufWriter::new(std::fs::File::create(dir.join("loans.csv")).map_err(io)?);
-    let mut inst = std::io::BufWriter::new(std::fs::File::create(dir.join("installments.csv")).map_err(io)?);
+    let mut loans =
+        std::io::BufWriter::new(std::fs::File::create(dir.join("loans.csv")).map_err(io)?);
+    let mut inst =
+        std::io::BufWriter::new(std::fs::File::create(dir.join("installments.csv")).map_err(io)?);
     writeln!(loans, "loan_id,floor,ours_class,ours_dpd,ours_bucket").map_err(io)?;
     writeln!(inst, "loan_id,due_date,principal_due,principal_paid,interest_due,interest_paid,fee_due,fee_paid,penalty_accrued,penalty_paid").map_err(io)?;
     let mut last = 0_i64;
@@ -768,7 +827,8 @@ pub async fn export_check_inputs(
     }
     loans.flush().map_err(io)?;
     inst.flush().map_err(io)?;
-    let mut obs = std::io::BufWriter::new(std::fs::File::create(dir.join("observations.csv")).map_err(io)?);
+    let mut obs =
+        std::io::BufWriter::new(std::fs::File::create(dir.join("observations.csv")).map_err(io)?);
     writeln!(obs, "loan_id,active,ends_on").map_err(io)?;
     for r in sqlx::query("SELECT loan_id, COALESCE(active_flag, 0) AS a, observation_ends_on FROM loan_restructurings")
         .fetch_all(store.reader())

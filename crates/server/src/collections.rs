@@ -145,7 +145,11 @@ pub async fn log_contact(
         .map(str::trim)
         .filter(|s| !s.is_empty());
     if note.is_some_and(|n| n.chars().count() > 2000) {
-        errors.push(FieldError::new("note", "too_long", "at most 2,000 characters"));
+        errors.push(FieldError::new(
+            "note",
+            "too_long",
+            "at most 2,000 characters",
+        ));
     }
     let mut promise = None;
     if let Some(o) = outcome {
@@ -170,9 +174,14 @@ pub async fn log_contact(
     if let Err(refusal) = policy.check(at.time(), u32::try_from(made).unwrap_or(u32::MAX)) {
         return Err(ApiError::field("at", refusal.code(), refusal.to_string()));
     }
-    if st::contact_slot(&mut tx, case.customer_id, &local_date, i64::from(policy.daily_limit))
-        .await?
-        .is_none()
+    if st::contact_slot(
+        &mut tx,
+        case.customer_id,
+        &local_date,
+        i64::from(policy.daily_limit),
+    )
+    .await?
+    .is_none()
     {
         let refusal = dom::ContactRefusal::DailyLimit {
             made: policy.daily_limit,
@@ -202,16 +211,20 @@ pub async fn log_contact(
     .await?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "collection.contact", format!("case:{}", case.id)).reason(
-            format!(
-                "contact:{id} {} {}{}",
-                channel.code(),
-                outcome.code(),
-                promise
-                    .map(|p| format!(" promise {} yuan by {}", p.amount, p.date))
-                    .unwrap_or_default()
-            ),
-        ),
+        &audit_draft(
+            caller,
+            now,
+            "collection.contact",
+            format!("case:{}", case.id),
+        )
+        .reason(format!(
+            "contact:{id} {} {}{}",
+            channel.code(),
+            outcome.code(),
+            promise
+                .map(|p| format!(" promise {} yuan by {}", p.amount, p.date))
+                .unwrap_or_default()
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -251,12 +264,16 @@ pub async fn assign(
     }
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "collection.assign", format!("case:{}", case.id)).reason(
-            match user_id {
-                Some(u) => format!("assigned to user:{u}"),
-                None => "unassigned".into(),
-            },
-        ),
+        &audit_draft(
+            caller,
+            now,
+            "collection.assign",
+            format!("case:{}", case.id),
+        )
+        .reason(match user_id {
+            Some(u) => format!("assigned to user:{u}"),
+            None => "unassigned".into(),
+        }),
     )
     .await?;
     tx.commit().await?;
@@ -315,11 +332,21 @@ pub async fn assign_agency(
         now,
     )
     .await?
-    .ok_or_else(|| ApiError::Conflict("the case is with an agency already; end that first".into()))?;
+    .ok_or_else(|| {
+        ApiError::Conflict("the case is with an agency already; end that first".into())
+    })?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "collection.agency", format!("case:{}", case.id))
-            .reason(format!("assignment:{id} to {} at commission {rate}", agency.trim())),
+        &audit_draft(
+            caller,
+            now,
+            "collection.agency",
+            format!("case:{}", case.id),
+        )
+        .reason(format!(
+            "assignment:{id} to {} at commission {rate}",
+            agency.trim()
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -341,14 +368,18 @@ pub async fn end_agency(
         .ok_or_else(|| ApiError::Conflict("the case is not with an agency".into()))?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "collection.agency_end", format!("case:{}", case.id)).reason(
-            format!(
-                "assignment:{} ended: recovered {} yuan, commission {} yuan",
-                a.id,
-                Fen::new(a.recovered_fen),
-                Fen::new(a.commission_fen)
-            ),
-        ),
+        &audit_draft(
+            caller,
+            now,
+            "collection.agency_end",
+            format!("case:{}", case.id),
+        )
+        .reason(format!(
+            "assignment:{} ended: recovered {} yuan, commission {} yuan",
+            a.id,
+            Fen::new(a.recovered_fen),
+            Fen::new(a.commission_fen)
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -373,13 +404,27 @@ pub async fn close(
     })?;
     let note = note.trim();
     if note.chars().count() < 4 {
-        return Err(ApiError::field("note", "required", "say why the case closes"));
+        return Err(ApiError::field(
+            "note",
+            "required",
+            "say why the case closes",
+        ));
     }
     let now = state.now_ms();
     let today = state.clock().today().format("%Y-%m-%d").to_string();
     let mut tx = state.store().begin().await?;
     st::agency_end(&mut tx, case.id, &today, &caller.username, now).await?;
-    if !st::case_close(&mut tx, case.id, reason.code(), note, &caller.username, &today, now).await? {
+    if !st::case_close(
+        &mut tx,
+        case.id,
+        reason.code(),
+        note,
+        &caller.username,
+        &today,
+        now,
+    )
+    .await?
+    {
         return Err(ApiError::Conflict("the case is closed already".into()));
     }
     zhudai_store::audit::append(
@@ -404,12 +449,19 @@ pub async fn set_agency_rate(
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     if !st::set_agency_rate(&mut tx, code, &r.to_string()).await? {
-        return Err(ApiError::NotFound(format!("no collection agency has code {code}")));
+        return Err(ApiError::NotFound(format!(
+            "no collection agency has code {code}"
+        )));
     }
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "collection.agency_rate", format!("partner:{code}"))
-            .reason(format!("commission rate {r}")),
+        &audit_draft(
+            caller,
+            now,
+            "collection.agency_rate",
+            format!("partner:{code}"),
+        )
+        .reason(format!("commission rate {r}")),
     )
     .await?;
     tx.commit().await?;

@@ -181,8 +181,19 @@ const TABLE_TEXT: f32 = 8.5;
 const CELL_PAD: f32 = 3.0;
 
 enum Op {
-    Text { x: f32, y: f32, size: f32, text: String },
-    Line { x1: f32, y1: f32, x2: f32, y2: f32, width: f32 },
+    Text {
+        x: f32,
+        y: f32,
+        size: f32,
+        text: String,
+    },
+    Line {
+        x1: f32,
+        y1: f32,
+        x2: f32,
+        y2: f32,
+        width: f32,
+    },
 }
 
 struct Measure<'a> {
@@ -196,7 +207,9 @@ impl<'a> Measure<'a> {
         let r = FontRef::from_index(f.data.as_slice(), f.index).map_err(|e| e.to_string())?;
         let upem = {
             use skrifa::raw::TableProvider;
-            r.head().map(|h| f32::from(h.units_per_em())).unwrap_or(1000.0)
+            r.head()
+                .map(|h| f32::from(h.units_per_em()))
+                .unwrap_or(1000.0)
         };
         Ok(Measure {
             cmap: r.charmap(),
@@ -228,7 +241,8 @@ impl<'a> Measure<'a> {
             let mut u = String::new();
             if chars[i].is_ascii_alphanumeric() {
                 while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '.' | '-' | '_' | '/'))
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '.' | '-' | '_' | '/'))
                 {
                     u.push(chars[i]);
                     i += 1;
@@ -322,14 +336,25 @@ impl Layout<'_> {
                 MARGIN_X + indent
             };
             let y = self.y + size * 1.15;
-            self.op(Op::Text { x, y, size, text: line });
+            self.op(Op::Text {
+                x,
+                y,
+                size,
+                text: line,
+            });
             self.y += lh;
         }
         self.y += after;
     }
 
     fn hline(&mut self, x1: f32, x2: f32, y: f32) {
-        self.op(Op::Line { x1, y1: y, x2, y2: y, width: 0.6 });
+        self.op(Op::Line {
+            x1,
+            y1: y,
+            x2,
+            y2: y,
+            width: 0.6,
+        });
     }
 
     fn wrap_row(&self, cells: &[String], ws: &[f32]) -> (Vec<Vec<String>>, f32) {
@@ -361,21 +386,36 @@ impl Layout<'_> {
                     x + CELL_PAD
                 };
                 let ty = top + CELL_PAD + k as f32 * lh + size * 1.1;
-                self.op(Op::Text { x: tx, y: ty, size, text: line.clone() });
+                self.op(Op::Text {
+                    x: tx,
+                    y: ty,
+                    size,
+                    text: line.clone(),
+                });
             }
         }
         let right = MARGIN_X + Self::text_w();
         self.hline(MARGIN_X, right, top);
         self.hline(MARGIN_X, right, top + h);
         for x in xs.iter().copied().chain(std::iter::once(right)) {
-            self.op(Op::Line { x1: x, y1: top, x2: x, y2: top + h, width: 0.6 });
+            self.op(Op::Line {
+                x1: x,
+                y1: top,
+                x2: x,
+                y2: top + h,
+                width: 0.6,
+            });
         }
         self.y = top + h;
     }
 
     fn table(&mut self, t: &Table) {
         let total: f32 = t.widths.iter().sum::<f32>().max(0.01);
-        let ws: Vec<f32> = t.widths.iter().map(|w| w / total * Self::text_w()).collect();
+        let ws: Vec<f32> = t
+            .widths
+            .iter()
+            .map(|w| w / total * Self::text_w())
+            .collect();
         let mut xs = Vec::with_capacity(ws.len());
         let mut x = MARGIN_X;
         for w in &ws {
@@ -389,7 +429,11 @@ impl Layout<'_> {
             .map(|r| self.wrap_row(r, &ws).1)
             .unwrap_or(0.0);
         // The caption, the header and the first row stay together.
-        let caption_h = if t.caption.is_some() { BODY * 1.6 + 2.0 } else { 0.0 };
+        let caption_h = if t.caption.is_some() {
+            BODY * 1.6 + 2.0
+        } else {
+            0.0
+        };
         self.ensure(caption_h + hh + first);
         if let Some(c) = &t.caption {
             self.lines(c, BODY, 0.0, true, 2.0);
@@ -487,7 +531,13 @@ pub fn render(font: &CjkFont, doc: &Doc) -> Result<Vec<u8>, String> {
                         );
                     }
                 }
-                Op::Line { x1, y1, x2, y2, width } => {
+                Op::Line {
+                    x1,
+                    y1,
+                    x2,
+                    y2,
+                    width,
+                } => {
                     let mut pb = PathBuilder::new();
                     pb.move_to(*x1, *y1);
                     pb.line_to(*x2, *y2);
@@ -529,7 +579,8 @@ mod tests {
             panic!("a CJK font is needed: run scripts/install-deps.sh");
         };
         let m = Measure::new(&f).unwrap();
-        let text = "甲方应按下列还款计划按期足额还款，实际放款日与本合同生成日不同时，各期还款日顺延。";
+        let text =
+            "甲方应按下列还款计划按期足额还款，实际放款日与本合同生成日不同时，各期还款日顺延。";
         let lines = m.wrap(text, 10.0, 100.0);
         assert!(lines.len() > 2, "{lines:?}");
         assert_eq!(lines.concat(), text);
@@ -549,7 +600,12 @@ mod tests {
         let f = font(None).expect("a CJK font: run scripts/install-deps.sh");
         let mut rows = Vec::new();
         for i in 1..=40 {
-            rows.push(vec![i.to_string(), format!("2027-{:02}-29", (i % 12) + 1), "2,500.00".into(), "利息 180.00".into()]);
+            rows.push(vec![
+                i.to_string(),
+                format!("2027-{:02}-29", (i % 12) + 1),
+                "2,500.00".into(),
+                "利息 180.00".into(),
+            ]);
         }
         let doc = Doc {
             title: "个人借款合同".into(),
@@ -558,7 +614,9 @@ mod tests {
                 PdfBlock::Title("个人借款合同".into()),
                 PdfBlock::Paragraph("借款人（甲方）：张三　身份证号码：110105198501010021".into()),
                 PdfBlock::Heading("第一条 借款金额".into()),
-                PdfBlock::Paragraph("借款金额为人民币 30000.00 元（大写：人民币叁万元整）。".repeat(6)),
+                PdfBlock::Paragraph(
+                    "借款金额为人民币 30000.00 元（大写：人民币叁万元整）。".repeat(6),
+                ),
                 PdfBlock::Table(Table {
                     widths: vec![1.0, 2.0, 2.0, 3.0],
                     header: vec!["期数".into(), "还款日".into(), "本金".into(), "说明".into()],
@@ -566,7 +624,10 @@ mod tests {
                     right: vec![true, false, true, false],
                     caption: Some("还款计划表".into()),
                 }),
-                PdfBlock::Signatures(vec![SignatureLine { role: "借款人（甲方）".into(), name: "张三".into() }]),
+                PdfBlock::Signatures(vec![SignatureLine {
+                    role: "借款人（甲方）".into(),
+                    name: "张三".into(),
+                }]),
             ],
         };
         let pdf = render(&f, &doc).unwrap();
@@ -583,7 +644,15 @@ mod tests {
         let text = String::from_utf8(out.stdout).unwrap();
         // pdftotext drops narrow spaces between CJK glyphs: compare without spaces.
         let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-        for needle in ["个人借款合同", "110105198501010021", "人民币叁万元整", "还款计划表", "第1页/共2页", "签章（签名）", "2027-02-29"] {
+        for needle in [
+            "个人借款合同",
+            "110105198501010021",
+            "人民币叁万元整",
+            "还款计划表",
+            "第1页/共2页",
+            "签章（签名）",
+            "2027-02-29",
+        ] {
             assert!(flat.contains(needle), "{needle} not in:\n{text}");
         }
         // The header repeats on the second page.

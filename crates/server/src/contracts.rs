@@ -112,7 +112,10 @@ pub async fn ensure_default_template(store: &Store, now_ms: i64) -> Result<(), A
         }
         // Another instance installed it at the same moment.
         Err(e)
-            if e.is_unique_violation("contract_templates_code_version_key", "contract_templates") =>
+            if e.is_unique_violation(
+                "contract_templates_code_version_key",
+                "contract_templates",
+            ) =>
         {
             Ok(())
         }
@@ -172,9 +175,14 @@ pub async fn save_template(
     })?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "contract.template.save", format!("contract_template:{code}"))
-            .change_digest(digest)
-            .reason(format!("{code} v{version}")),
+        &audit_draft(
+            caller,
+            now,
+            "contract.template.save",
+            format!("contract_template:{code}"),
+        )
+        .change_digest(digest)
+        .reason(format!("{code} v{version}")),
     )
     .await?;
     tx.commit().await?;
@@ -216,7 +224,14 @@ fn yuan(f: Fen) -> String {
 
 fn percent(rate: &str) -> String {
     rate.parse::<rust_decimal::Decimal>()
-        .map(|d| format!("{}%", (d * rust_decimal::Decimal::from(100)).round_dp(4).normalize()))
+        .map(|d| {
+            format!(
+                "{}%",
+                (d * rust_decimal::Decimal::from(100))
+                    .round_dp(4)
+                    .normalize()
+            )
+        })
         .unwrap_or_else(|_| rate.to_owned())
 }
 
@@ -255,7 +270,11 @@ pub fn doc_of(title: &str, contract_no: &str, blocks: &[Block], f: &ContractFact
                 ],
                 vec![
                     "利息及费用合计".into(),
-                    format!("利息 {} 元，费用 {} 元", yuan(d.total_interest), yuan(d.total_fees)),
+                    format!(
+                        "利息 {} 元，费用 {} 元",
+                        yuan(d.total_interest),
+                        yuan(d.total_fees)
+                    ),
                     String::new(),
                     String::new(),
                     yuan(d.total_cost),
@@ -362,7 +381,9 @@ pub fn facts_for(
             )))
         }
         Err(QuoteError::Pricing(m)) => {
-            return Err(ApiError::Conflict(format!("the loan cannot be priced: {m}")))
+            return Err(ApiError::Conflict(format!(
+                "the loan cannot be priced: {m}"
+            )))
         }
     };
     let quote =
@@ -385,7 +406,10 @@ pub fn facts_for(
     put("product.code", product.code.clone());
     put("product.version", version.version.to_string());
     put("loan.amount", yuan(Fen::new(app.amount_fen)));
-    put("loan.amount_upper", dc::amount_in_words(Fen::new(app.amount_fen)));
+    put(
+        "loan.amount_upper",
+        dc::amount_in_words(Fen::new(app.amount_fen)),
+    );
     put("loan.months", app.months.to_string());
     put("loan.method", method.zh_name().to_owned());
     put("loan.annual_rate", percent(&disclosure.annual_rate));
@@ -705,8 +729,7 @@ pub async fn generate(
                 || e.is_unique_violation("contracts_no_key", "contracts.contract_no")
             {
                 ApiError::Conflict(
-                    "another contract was generated for this application at the same moment"
-                        .into(),
+                    "another contract was generated for this application at the same moment".into(),
                 )
             } else {
                 e.into()
@@ -715,27 +738,37 @@ pub async fn generate(
         // The borrower's ID number was read in clear to print it in the contract.
         zhudai_store::audit::append(
             &mut tx,
-            &audit_draft(caller, now, "field.read_clear", format!("customer:{}", customer.id))
-                .reason(format!(
-                    "customer:{}.id_number printed in contract {contract_no}",
-                    customer.id
-                )),
+            &audit_draft(
+                caller,
+                now,
+                "field.read_clear",
+                format!("customer:{}", customer.id),
+            )
+            .reason(format!(
+                "customer:{}.id_number printed in contract {contract_no}",
+                customer.id
+            )),
         )
         .await?;
         zhudai_store::audit::append(
             &mut tx,
-            &audit_draft(caller, now, "contract.generate", format!("application:{}", app.id))
-                .change_digest(pdf_sha256.clone())
-                .reason(format!(
-                    "{contract_no} from {} v{} · APR {}{}",
-                    template.code,
-                    template.version,
-                    facts.disclosure.apr,
-                    replaced
-                        .as_ref()
-                        .map(|o| format!(" · replaces {}", o.contract_no))
-                        .unwrap_or_default()
-                )),
+            &audit_draft(
+                caller,
+                now,
+                "contract.generate",
+                format!("application:{}", app.id),
+            )
+            .change_digest(pdf_sha256.clone())
+            .reason(format!(
+                "{contract_no} from {} v{} · APR {}{}",
+                template.code,
+                template.version,
+                facts.disclosure.apr,
+                replaced
+                    .as_ref()
+                    .map(|o| format!(" · replaces {}", o.contract_no))
+                    .unwrap_or_default()
+            )),
         )
         .await?;
         tx.commit().await?;
@@ -773,7 +806,11 @@ pub async fn load(
 }
 
 /// The decrypted PDF of a contract, checked against its stored hash.
-pub async fn pdf(state: &AppState, c: &ContractRow, app: &ApplicationRow) -> Result<Vec<u8>, ApiError> {
+pub async fn pdf(
+    state: &AppState,
+    c: &ContractRow,
+    app: &ApplicationRow,
+) -> Result<Vec<u8>, ApiError> {
     let customer = state
         .store()
         .customer_get(app.customer_id)
@@ -844,7 +881,11 @@ pub async fn sign(
     let party = input.party.trim();
     let method = input.method.trim();
     if !PARTIES.contains(&party) {
-        errors.push(FieldError::new("party", "invalid", "borrower, funder or company"));
+        errors.push(FieldError::new(
+            "party",
+            "invalid",
+            "borrower, funder or company",
+        ));
     }
     if !METHODS.contains(&method) {
         errors.push(FieldError::new(
@@ -870,7 +911,11 @@ pub async fn sign(
         .map(str::to_owned)
         .unwrap_or(default_name);
     if signer.is_empty() || signer.chars().count() > 100 {
-        errors.push(FieldError::new("signer_name", "required", "1–100 characters"));
+        errors.push(FieldError::new(
+            "signer_name",
+            "required",
+            "1–100 characters",
+        ));
     }
     let provider_ref = input
         .provider_ref
@@ -963,14 +1008,19 @@ pub async fn sign(
     }
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "contract.sign", format!("application:{}", app.id))
-            .change_digest(evidence.clone())
-            .reason(format!(
-                "{} · {party} by {method}{}: {signer}{}",
-                c.contract_no,
-                provider_ref.map(|r| format!(" ({r})")).unwrap_or_default(),
-                if complete { " · fully signed" } else { "" }
-            )),
+        &audit_draft(
+            caller,
+            now,
+            "contract.sign",
+            format!("application:{}", app.id),
+        )
+        .change_digest(evidence.clone())
+        .reason(format!(
+            "{} · {party} by {method}{}: {signer}{}",
+            c.contract_no,
+            provider_ref.map(|r| format!(" ({r})")).unwrap_or_default(),
+            if complete { " · fully signed" } else { "" }
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -1014,12 +1064,20 @@ pub async fn void(
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     if !sc::contract_void(&mut *tx, c.id, reason.trim(), &caller.username, now).await? {
-        return Err(ApiError::Conflict(format!("contract {} is void already", c.contract_no)));
+        return Err(ApiError::Conflict(format!(
+            "contract {} is void already",
+            c.contract_no
+        )));
     }
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "contract.void", format!("application:{}", app.id))
-            .reason(format!("{}: {}", c.contract_no, reason.trim())),
+        &audit_draft(
+            caller,
+            now,
+            "contract.void",
+            format!("application:{}", app.id),
+        )
+        .reason(format!("{}: {}", c.contract_no, reason.trim())),
     )
     .await?;
     tx.commit().await?;
@@ -1332,7 +1390,11 @@ pub async fn run_sim_disburse_job(
     let Some(code) = app.funder_code.clone() else {
         return Ok(());
     };
-    let Some(c) = store.contract_live(app.id).await.map_err(|e| e.to_string())? else {
+    let Some(c) = store
+        .contract_live(app.id)
+        .await
+        .map_err(|e| e.to_string())?
+    else {
         return Ok(());
     };
     let r = record_disbursement(

@@ -589,13 +589,62 @@ pub async fn seed_loans(state: &crate::state::AppState) -> Result<usize, crate::
         })
         .await?;
     let plan = [
-        DemoLoan { product: "consumer_std", amount: 60_000, months: 12, method: "equal_installment", age_months: 7, history: DemoHistory::OnTime },
-        DemoLoan { product: "consumer_std", amount: 30_000, months: 24, method: "equal_principal", age_months: 6, history: DemoHistory::Overdue },
-        DemoLoan { product: "consumer_std", amount: 120_000, months: 36, method: "equal_installment", age_months: 5, history: DemoHistory::EarlyPartialThirdParty },
-        DemoLoan { product: "consumer_std", amount: 20_000, months: 12, method: "equal_installment", age_months: 4, history: DemoHistory::PaidOff },
-        DemoLoan { product: "consumer_std", amount: 45_000, months: 24, method: "equal_installment", age_months: 4, history: DemoHistory::Missed },
-        DemoLoan { product: "biz_interest_first", amount: 200_000, months: 12, method: "interest_first", age_months: 3, history: DemoHistory::OnTime },
-        DemoLoan { product: "bridge_bullet", amount: 80_000, months: 6, method: "bullet", age_months: 2, history: DemoHistory::OnTime },
+        DemoLoan {
+            product: "consumer_std",
+            amount: 60_000,
+            months: 12,
+            method: "equal_installment",
+            age_months: 7,
+            history: DemoHistory::OnTime,
+        },
+        DemoLoan {
+            product: "consumer_std",
+            amount: 30_000,
+            months: 24,
+            method: "equal_principal",
+            age_months: 6,
+            history: DemoHistory::Overdue,
+        },
+        DemoLoan {
+            product: "consumer_std",
+            amount: 120_000,
+            months: 36,
+            method: "equal_installment",
+            age_months: 5,
+            history: DemoHistory::EarlyPartialThirdParty,
+        },
+        DemoLoan {
+            product: "consumer_std",
+            amount: 20_000,
+            months: 12,
+            method: "equal_installment",
+            age_months: 4,
+            history: DemoHistory::PaidOff,
+        },
+        DemoLoan {
+            product: "consumer_std",
+            amount: 45_000,
+            months: 24,
+            method: "equal_installment",
+            age_months: 4,
+            history: DemoHistory::Missed,
+        },
+        DemoLoan {
+            product: "biz_interest_first",
+            amount: 200_000,
+            months: 12,
+            method: "interest_first",
+            age_months: 3,
+            history: DemoHistory::OnTime,
+        },
+        DemoLoan {
+            product: "bridge_bullet",
+            amount: 80_000,
+            months: 6,
+            method: "bullet",
+            age_months: 2,
+            history: DemoHistory::OnTime,
+        },
     ];
     let today = state.clock().today();
     let mut opened = 0;
@@ -625,7 +674,11 @@ pub async fn seed_loans(state: &crate::state::AppState) -> Result<usize, crate::
         let Some(disbursed_on) = add_months_clamped(today, -d.age_months) else {
             continue;
         };
-        let funder = if d.product == "bridge_bullet" { "cfc_b" } else { "bank_a" };
+        let funder = if d.product == "bridge_bullet" {
+            "cfc_b"
+        } else {
+            "bank_a"
+        };
         let now = state.now_ms();
         let inst = store
             .instance_of("application", app_id)
@@ -660,8 +713,14 @@ pub async fn seed_loans(state: &crate::state::AppState) -> Result<usize, crate::
             Some("演示数据：直接放款 (demo data: disbursed directly)"),
         )
         .await?;
-        zhudai_store::applications::application_set_progress(&mut *tx, app_id, "disbursed", "loan", now)
-            .await?;
+        zhudai_store::applications::application_set_progress(
+            &mut *tx,
+            app_id,
+            "disbursed",
+            "loan",
+            now,
+        )
+        .await?;
         let loan_id = loans::open_from_application(
             &mut tx,
             state,
@@ -706,14 +765,17 @@ async fn seed_repayments(
     };
     let payer = "借款人本人";
     let post = |key: String, input: RepaymentInput| async move {
-        loans::repay(state, ops, loan_id, &key, &input).await.map(|_| ())
+        loans::repay(state, ops, loan_id, &key, &input)
+            .await
+            .map(|_| ())
     };
     for r in due.iter().take(on_time) {
-        let amount = r.principal_due_fen + r.interest_due_fen + r.fee_due_fen + r.penalty_accrued_fen
-            - r.principal_paid_fen
-            - r.interest_paid_fen
-            - r.fee_paid_fen
-            - r.penalty_paid_fen;
+        let amount =
+            r.principal_due_fen + r.interest_due_fen + r.fee_due_fen + r.penalty_accrued_fen
+                - r.principal_paid_fen
+                - r.interest_paid_fen
+                - r.fee_paid_fen
+                - r.penalty_paid_fen;
         if amount <= 0 {
             continue;
         }

@@ -149,8 +149,16 @@ pub async fn seed(state: &AppState) -> Result<bool, StoreError> {
             now - 20 * DAY_MS,
         )
         .await?;
-        zhudai_store::limits::adjustment_decide(&mut tx, a, true, manager.id, Some("同意"), Some(id), now - 20 * DAY_MS)
-            .await?;
+        zhudai_store::limits::adjustment_decide(
+            &mut tx,
+            a,
+            true,
+            manager.id,
+            Some("同意"),
+            Some(id),
+            now - 20 * DAY_MS,
+        )
+        .await?;
     }
     // One increase waits for the checker.
     if let Some(c) = customers.first() {
@@ -170,15 +178,32 @@ pub async fn seed(state: &AppState) -> Result<bool, StoreError> {
         )
         .await
         .map(|_| ())
-        .or_else(|e| if e.is_unique_violation("credit_limit_adjustments_pending_key", "credit_limit_adjustments.pending_key") { Ok(()) } else { Err(e) })?;
+        .or_else(|e| {
+            if e.is_unique_violation(
+                "credit_limit_adjustments_pending_key",
+                "credit_limit_adjustments.pending_key",
+            ) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })?;
     }
     tx.commit().await?;
     // Draws on two lines.
     for (i, c) in customers.iter().take(2).enumerate() {
         let mut tx = store.begin().await?;
-        crate::limits::reserve(&mut tx, *c, zhudai_domain::Fen::new(1_500_000), &format!("DEMO-LN-{i}"), "demo", state.clock().today(), now)
-            .await
-            .map_err(err)?;
+        crate::limits::reserve(
+            &mut tx,
+            *c,
+            zhudai_domain::Fen::new(1_500_000),
+            &format!("DEMO-LN-{i}"),
+            "demo",
+            state.clock().today(),
+            now,
+        )
+        .await
+        .map_err(err)?;
         tx.commit().await?;
     }
     // A week of events through the engine.
@@ -217,7 +242,9 @@ pub async fn seed(state: &AppState) -> Result<bool, StoreError> {
             ..Default::default()
         });
     }
-    warnings::evaluate_events(state, &events, "demo").await.map_err(err)?;
+    warnings::evaluate_events(state, &events, "demo")
+        .await
+        .map_err(err)?;
     // Population stability: a scorecard and a week of scored applications drifting
     // towards lower incomes.
     let model = demo_model().map_err(err)?;
@@ -271,7 +298,9 @@ fn demo_model() -> Result<String, String> {
         let p_bad = 0.05 + 0.4 * (1.0 - inc / 100.0) + 0.1 * (1.0 - (a - 20.0) / 40.0);
         income.push(Some(inc));
         age.push(Some(a));
-        bad.push(Some(f64::from(u8::from((rng.below(10_000) as f64) < p_bad * 10_000.0))));
+        bad.push(Some(f64::from(u8::from(
+            (rng.below(10_000) as f64) < p_bad * 10_000.0,
+        ))));
     }
     let data = Dataset::new(vec![
         Column {

@@ -18,11 +18,11 @@ pub mod book;
 // Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
 pub mod cob;
 pub mod collections;
-pub mod portfolio;
-pub mod reconciliation;
 pub mod customer_docs;
 pub mod customers;
 pub mod demo;
+pub mod portfolio;
+pub mod reconciliation;
 // Funder network (issue #5).
 pub mod demo_funders;
 // Risk warnings and credit limits (issue #7 items 3 and 4).

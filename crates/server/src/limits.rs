@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::AnyConnection;
 use utoipa::ToSchema;
 use zhudai_domain::credit_limit::{
-    check_draw, check_four_eyes, check_request, cut, Line, LimitScope, LimitStatus, Refusal,
+    check_draw, check_four_eyes, check_request, cut, LimitScope, LimitStatus, Line, Refusal,
 };
 use zhudai_domain::Fen;
 use zhudai_store::audit::AuditDraft;
@@ -145,14 +145,17 @@ pub async fn reserve(
         .ok_or_else(|| refusal_error(&Refusal::NoLine))?;
     check_draw(&line_of(&line, line.used_fen), amount, today).map_err(|r| refusal_error(&r))?;
     for g in &groups {
-        let g = sl::limit_get(conn, g.id).await?.unwrap_or_else(|| g.clone());
+        let g = sl::limit_get(conn, g.id)
+            .await?
+            .unwrap_or_else(|| g.clone());
         let used = sl::group_used(conn, g.customer_id).await?;
         check_draw(&line_of(&g, used), amount, today).map_err(|r| refusal_error(&r))?;
     }
     if !sl::limit_add_used(conn, line.id, amount.as_fen(), now_ms).await? {
         return Err(ApiError::Conflict("the line changed meanwhile".into()));
     }
-    let id = sl::reservation_insert(conn, line.id, reference, amount.as_fen(), actor, now_ms).await?;
+    let id =
+        sl::reservation_insert(conn, line.id, reference, amount.as_fen(), actor, now_ms).await?;
     sl::history_insert(
         conn,
         line.id,
@@ -166,8 +169,13 @@ pub async fn reserve(
     .await?;
     zhudai_store::audit::append(
         conn,
-        &system_draft(now_ms, "credit_limit.reserve", actor, format!("credit_limit:{}", line.id))
-            .reason(format!("{amount} for {reference}")),
+        &system_draft(
+            now_ms,
+            "credit_limit.reserve",
+            actor,
+            format!("credit_limit:{}", line.id),
+        )
+        .reason(format!("{amount} for {reference}")),
     )
     .await?;
     Ok(ReservationView {
@@ -203,9 +211,13 @@ pub async fn release(
     }
     sl::limit_lock(conn, r.limit_id).await?;
     if !sl::reservation_release(conn, r.id, give, now_ms).await? {
-        return Err(ApiError::Conflict("the reservation changed meanwhile".into()));
+        return Err(ApiError::Conflict(
+            "the reservation changed meanwhile".into(),
+        ));
     }
-    let line = sl::limit_get(conn, r.limit_id).await?.ok_or(StoreError::NotFound)?;
+    let line = sl::limit_get(conn, r.limit_id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     // The use cannot go below zero (a CHECK guards it as well).
     let delta = -give.min(line.used_fen);
     sl::limit_add_used(conn, line.id, delta, now_ms).await?;
@@ -222,8 +234,13 @@ pub async fn release(
     .await?;
     zhudai_store::audit::append(
         conn,
-        &system_draft(now_ms, "credit_limit.release", actor, format!("credit_limit:{}", line.id))
-            .reason(format!("{} for {reference}", Fen::new(give))),
+        &system_draft(
+            now_ms,
+            "credit_limit.release",
+            actor,
+            format!("credit_limit:{}", line.id),
+        )
+        .reason(format!("{} for {reference}", Fen::new(give))),
     )
     .await?;
     let after = sl::reservation_by_reference(conn, reference)
@@ -297,8 +314,13 @@ pub async fn freeze_in(
         now_ms,
     )
     .await?;
-    let d = system_draft(now_ms, "credit_limit.freeze", actor, format!("credit_limit:{}", line.id))
-        .reason(reason.to_owned());
+    let d = system_draft(
+        now_ms,
+        "credit_limit.freeze",
+        actor,
+        format!("credit_limit:{}", line.id),
+    )
+    .reason(reason.to_owned());
     Ok((
         Protective::Done {
             limit_id: line.id,
@@ -363,16 +385,21 @@ pub async fn cut_in(
         now_ms,
     )
     .await?;
-    let d = system_draft(now_ms, "credit_limit.cut", actor, format!("credit_limit:{}", line.id))
-        .reason(format!("{} → {}: {reason}", Fen::new(line.amount_fen), Fen::new(to)));
+    let d = system_draft(
+        now_ms,
+        "credit_limit.cut",
+        actor,
+        format!("credit_limit:{}", line.id),
+    )
+    .reason(format!(
+        "{} → {}: {reason}",
+        Fen::new(line.amount_fen),
+        Fen::new(to)
+    ));
     Ok((
         Protective::Done {
             limit_id: line.id,
-            detail: format!(
-                "line {} cut by {percent}% to {}",
-                line.id,
-                Fen::new(to)
-            ),
+            detail: format!("line {} cut by {percent}% to {}", line.id, Fen::new(to)),
         },
         Some(d),
     ))
@@ -732,7 +759,9 @@ pub async fn request_adjustment(
         scope.as_str()
     ));
     zhudai_store::audit::append(&mut tx, &d).await?;
-    let row = sl::adjustment_get(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+    let row = sl::adjustment_get(&mut tx, id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(row.into())
 }
@@ -783,7 +812,9 @@ pub async fn request_unfreeze(
     )
     .reason(format!("unfreeze: {reason}"));
     zhudai_store::audit::append(&mut tx, &d).await?;
-    let row = sl::adjustment_get(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+    let row = sl::adjustment_get(&mut tx, id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(row.into())
 }
@@ -879,12 +910,17 @@ pub async fn decide(
         format!("credit_limit_request:{}", a.id),
     )
     .reason(if approve {
-        format!("{summary} (requested by {}: {})", a.requested_by_name, a.reason)
+        format!(
+            "{summary} (requested by {}: {})",
+            a.requested_by_name, a.reason
+        )
     } else {
         note.clone().unwrap_or_default()
     });
     zhudai_store::audit::append(&mut tx, &draft).await?;
-    let row = sl::adjustment_get(&mut tx, a.id).await?.ok_or(StoreError::NotFound)?;
+    let row = sl::adjustment_get(&mut tx, a.id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     tx.commit().await.map_err(StoreError::from)?;
     Ok(row.into())
 }
@@ -903,8 +939,8 @@ async fn apply(
         ("set", None) => {
             let amount = a.new_amount_fen.unwrap_or(0);
             let until = a.new_valid_until.clone().unwrap_or_default();
-            let id = sl::limit_insert(conn, &a.scope, a.customer_id, amount, &until, actor, now)
-                .await?;
+            let id =
+                sl::limit_insert(conn, &a.scope, a.customer_id, amount, &until, actor, now).await?;
             sl::history_insert(
                 conn,
                 id,
@@ -920,7 +956,10 @@ async fn apply(
         }
         ("set", Some(line)) => {
             let amount = a.new_amount_fen.unwrap_or(line.amount_fen);
-            let until = a.new_valid_until.clone().unwrap_or(line.valid_until.clone());
+            let until = a
+                .new_valid_until
+                .clone()
+                .unwrap_or(line.valid_until.clone());
             // A renewed expired line is active again; a frozen one stays frozen.
             let status = if line.status == "expired" {
                 "active"
@@ -1070,7 +1109,11 @@ pub async fn freeze(
 
 /// Marks every line past its end date expired (history and audit in one transaction).
 /// Returns how many lines it expired; running it again finds none.
-pub async fn expire_lapsed(store: &Store, today: NaiveDate, now_ms: i64) -> Result<usize, StoreError> {
+pub async fn expire_lapsed(
+    store: &Store,
+    today: NaiveDate,
+    now_ms: i64,
+) -> Result<usize, StoreError> {
     let mut tx = store.begin().await?;
     let lapsed = sl::limits_lapsed(&mut tx, &today.to_string()).await?;
     let mut drafts = Vec::new();
@@ -1101,8 +1144,13 @@ pub async fn expire_lapsed(store: &Store, today: NaiveDate, now_ms: i64) -> Resu
             )
             .await?;
             drafts.push(
-                system_draft(now_ms, "credit_limit.expire", "system", format!("credit_limit:{}", l.id))
-                    .reason(format!("ended {}", l.valid_until)),
+                system_draft(
+                    now_ms,
+                    "credit_limit.expire",
+                    "system",
+                    format!("credit_limit:{}", l.id),
+                )
+                .reason(format!("ended {}", l.valid_until)),
             );
         }
     }

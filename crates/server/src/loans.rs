@@ -52,9 +52,7 @@ pub async fn open_from_application(
     }
     let app = st::application_for_loan(tx, d.application_id)
         .await?
-        .ok_or_else(|| {
-            ApiError::NotFound(format!("no application has id {}", d.application_id))
-        })?;
+        .ok_or_else(|| ApiError::NotFound(format!("no application has id {}", d.application_id)))?;
     if !OPENABLE.contains(&app.status.as_str()) {
         return Err(ApiError::Conflict(format!(
             "application {} is {}; a loan is opened only for an approved application",
@@ -310,7 +308,11 @@ pub struct DueView {
     pub payoff: Option<String>,
 }
 
-pub fn due_view(loan: &LoanRow, rows: &[InstallmentRow], today: NaiveDate) -> Result<DueView, ApiError> {
+pub fn due_view(
+    loan: &LoanRow,
+    rows: &[InstallmentRow],
+    today: NaiveDate,
+) -> Result<DueView, ApiError> {
     let insts = domain_installments(rows)?;
     let terms = terms_of(loan)?;
     let payoff = servicing::payoff_quote(&insts, &terms, today)
@@ -486,7 +488,10 @@ async fn claim(
     }
 }
 
-fn field_errors_of(input: &RepaymentInput, today: NaiveDate) -> (Vec<FieldError>, Option<(RepaymentKind, Fen, NaiveDate)>) {
+fn field_errors_of(
+    input: &RepaymentInput,
+    today: NaiveDate,
+) -> (Vec<FieldError>, Option<(RepaymentKind, Fen, NaiveDate)>) {
     let mut errors = Vec::new();
     let kind = RepaymentKind::parse(&input.kind);
     if kind.is_none() {
@@ -511,7 +516,12 @@ fn field_errors_of(input: &RepaymentInput, today: NaiveDate) -> (Vec<FieldError>
             None
         }
     };
-    let value_date = match input.value_date.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let value_date = match input
+        .value_date
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => Some(today),
         Some(s) => match NaiveDate::parse_from_str(s, DATE) {
             Ok(d) if d > today => {
@@ -791,20 +801,18 @@ pub async fn repay(
     .await?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "loan.repayment", format!("loan:{}", loan.id)).reason(
-            format!(
-                "repayment:{rid} {} {} yuan value {} payer {}{}",
-                kind.code(),
-                amount,
-                vd,
-                input.payer_name.trim(),
-                if input.third_party {
-                    " (third party)"
-                } else {
-                    ""
-                }
-            ),
-        ),
+        &audit_draft(caller, now, "loan.repayment", format!("loan:{}", loan.id)).reason(format!(
+            "repayment:{rid} {} {} yuan value {} payer {}{}",
+            kind.code(),
+            amount,
+            vd,
+            input.payer_name.trim(),
+            if input.third_party {
+                " (third party)"
+            } else {
+                ""
+            }
+        )),
     )
     .await?;
     let row = st::repayment_get(&mut *tx, rid)
@@ -913,13 +921,14 @@ pub async fn reverse(
             ApiError::NotFound(format!("loan {loan_id} has no repayment {repayment_id}"))
         })?;
     if r.status != "posted" {
-        return Err(ApiError::Conflict("the repayment is already reversed".into()));
+        return Err(ApiError::Conflict(
+            "the repayment is already reversed".into(),
+        ));
     }
     let last = st::last_posted_repayment(&mut *tx, loan.id).await?;
     if last.as_ref().map(|l| l.id) != Some(r.id) {
         return Err(ApiError::Conflict(
-            "only the newest posted repayment can be reversed; reverse the later ones first"
-                .into(),
+            "only the newest posted repayment can be reversed; reverse the later ones first".into(),
         ));
     }
     let lines = st::lines_of_entry(&mut *tx, r.entry_id).await?;
@@ -970,17 +979,23 @@ pub async fn reverse(
         row.settled_on = a.old_settled_on.clone();
         st::installment_update(&mut tx, row).await?;
     }
-    if !st::repayment_mark_reversed(&mut tx, r.id, entry_id, reason, &caller.username, now).await?
-    {
-        return Err(ApiError::Conflict("the repayment is already reversed".into()));
+    if !st::repayment_mark_reversed(&mut tx, r.id, entry_id, reason, &caller.username, now).await? {
+        return Err(ApiError::Conflict(
+            "the repayment is already reversed".into(),
+        ));
     }
     let insts = domain_installments(&rows)?;
     let overpaid = loan.overpaid_fen - r.overpaid_fen + r.credit_used_fen;
     let status = set_state(&mut tx, &loan, &insts, overpaid, None, today, now).await?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "loan.repayment.reverse", format!("loan:{}", loan.id))
-            .reason(format!("repayment:{} reversed: {reason}", r.id)),
+        &audit_draft(
+            caller,
+            now,
+            "loan.repayment.reverse",
+            format!("loan:{}", loan.id),
+        )
+        .reason(format!("repayment:{} reversed: {reason}", r.id)),
     )
     .await?;
     let row = st::repayment_get(&mut *tx, r.id)

@@ -164,7 +164,12 @@ pub async fn dashboard(
             by_tier: Vec::new(),
             by_bucket: Vec::new(),
             npl_trend: Vec::new(),
-            vintages: store.vintages().await?.into_iter().map(Vintage::from).collect(),
+            vintages: store
+                .vintages()
+                .await?
+                .into_iter()
+                .map(Vintage::from)
+                .collect(),
             roll: None,
         });
     };
@@ -227,7 +232,12 @@ pub async fn dashboard(
         by_tier,
         by_bucket,
         npl_trend,
-        vintages: store.vintages().await?.into_iter().map(Vintage::from).collect(),
+        vintages: store
+            .vintages()
+            .await?
+            .into_iter()
+            .map(Vintage::from)
+            .collect(),
         roll,
     })
 }
@@ -263,19 +273,38 @@ pub fn xlsx(d: &Dashboard, zh: bool) -> Result<Vec<u8>, rust_xlsxwriter::XlsxErr
         let ws = wb.add_worksheet().set_name(t("五级分类", "Tiers"))?;
         ws.write_string_with_format(0, 0, t("数据日期", "As of"), &bold)?;
         ws.write_string(0, 1, d.as_of.clone().unwrap_or_default())?;
-        for (c, h) in [t("分类", "Tier"), t("笔数", "Loans"), t("本金余额（元）", "Principal (yuan)"), t("占比", "Share")]
-            .iter()
-            .enumerate()
+        for (c, h) in [
+            t("分类", "Tier"),
+            t("笔数", "Loans"),
+            t("本金余额（元）", "Principal (yuan)"),
+            t("占比", "Share"),
+        ]
+        .iter()
+        .enumerate()
         {
             ws.write_string_with_format(2, c as u16, *h, &bold)?;
         }
         for (i, s) in d.by_tier.iter().enumerate() {
             let row = 3 + i as u32;
             let tier = FiveTierClass::parse(&s.key).ok();
-            ws.write_string(row, 0, tier.map_or(s.key.clone(), |t| if zh { t.zh_name().into() } else { t.en_name().into() }))?;
+            ws.write_string(
+                row,
+                0,
+                tier.map_or(s.key.clone(), |t| {
+                    if zh {
+                        t.zh_name().into()
+                    } else {
+                        t.en_name().into()
+                    }
+                }),
+            )?;
             ws.write_number(row, 1, s.loans as f64)?;
             ws.write_number_with_format(row, 2, yuan(s.principal_fen), &money)?;
-            let share = if d.principal_fen > 0 { s.principal_fen as f64 / d.principal_fen as f64 } else { 0.0 };
+            let share = if d.principal_fen > 0 {
+                s.principal_fen as f64 / d.principal_fen as f64
+            } else {
+                0.0
+            };
             ws.write_number_with_format(row, 3, share, &pct)?;
         }
         ws.set_column_width(0, 18)?;
@@ -283,7 +312,14 @@ pub fn xlsx(d: &Dashboard, zh: bool) -> Result<Vec<u8>, rust_xlsxwriter::XlsxErr
     }
     {
         let ws = wb.add_worksheet().set_name(t("逾期账龄", "DPD buckets"))?;
-        for (c, h) in [t("账龄", "Bucket"), t("笔数", "Loans"), t("本金余额（元）", "Principal (yuan)")].iter().enumerate() {
+        for (c, h) in [
+            t("账龄", "Bucket"),
+            t("笔数", "Loans"),
+            t("本金余额（元）", "Principal (yuan)"),
+        ]
+        .iter()
+        .enumerate()
+        {
             ws.write_string_with_format(0, c as u16, *h, &bold)?;
         }
         for (i, s) in d.by_bucket.iter().enumerate() {
@@ -296,9 +332,14 @@ pub fn xlsx(d: &Dashboard, zh: bool) -> Result<Vec<u8>, rust_xlsxwriter::XlsxErr
     }
     {
         let ws = wb.add_worksheet().set_name(t("不良趋势", "NPL trend"))?;
-        for (c, h) in [t("日期", "Date"), t("本金余额（元）", "Principal (yuan)"), t("不良余额（元）", "NPL (yuan)"), t("不良率", "NPL ratio")]
-            .iter()
-            .enumerate()
+        for (c, h) in [
+            t("日期", "Date"),
+            t("本金余额（元）", "Principal (yuan)"),
+            t("不良余额（元）", "NPL (yuan)"),
+            t("不良率", "NPL ratio"),
+        ]
+        .iter()
+        .enumerate()
         {
             ws.write_string_with_format(0, c as u16, *h, &bold)?;
         }
@@ -307,7 +348,11 @@ pub fn xlsx(d: &Dashboard, zh: bool) -> Result<Vec<u8>, rust_xlsxwriter::XlsxErr
             ws.write_string(row, 0, &p.business_date)?;
             ws.write_number_with_format(row, 1, yuan(p.principal_fen), &money)?;
             ws.write_number_with_format(row, 2, yuan(p.npl_fen), &money)?;
-            let r = if p.principal_fen > 0 { p.npl_fen as f64 / p.principal_fen as f64 } else { 0.0 };
+            let r = if p.principal_fen > 0 {
+                p.npl_fen as f64 / p.principal_fen as f64
+            } else {
+                0.0
+            };
             ws.write_number_with_format(row, 3, r, &pct)?;
         }
         ws.set_column_width(0, 12)?;
@@ -338,7 +383,13 @@ pub fn xlsx(d: &Dashboard, zh: bool) -> Result<Vec<u8>, rust_xlsxwriter::XlsxErr
             ws.write_string(row, 2, &v.point_date)?;
             ws.write_number(row, 3, v.loans as f64)?;
             ws.write_number(row, 4, v.overdue_loans as f64)?;
-            let r = |n: i64| if v.loans > 0 { n as f64 / v.loans as f64 } else { 0.0 };
+            let r = |n: i64| {
+                if v.loans > 0 {
+                    n as f64 / v.loans as f64
+                } else {
+                    0.0
+                }
+            };
             ws.write_number_with_format(row, 5, r(v.overdue_loans), &pct)?;
             ws.write_number(row, 6, v.overdue30_loans as f64)?;
             ws.write_number_with_format(row, 7, r(v.overdue30_loans), &pct)?;
@@ -368,7 +419,12 @@ pub fn xlsx(d: &Dashboard, zh: bool) -> Result<Vec<u8>, rust_xlsxwriter::XlsxErr
                 for c in 0..8 {
                     let n = m.counts[ri][c];
                     if total > 0 {
-                        ws.write_number_with_format(row, 1 + c as u16, n as f64 / total as f64, &pct)?;
+                        ws.write_number_with_format(
+                            row,
+                            1 + c as u16,
+                            n as f64 / total as f64,
+                            &pct,
+                        )?;
                     }
                 }
                 ws.write_number(row, 9, total as f64)?;

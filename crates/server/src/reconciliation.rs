@@ -90,7 +90,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileLine>, ApiError> {
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                errors.push(FieldError::new(format!("line {line_no}"), "unreadable", e.to_string()));
+                errors.push(FieldError::new(
+                    format!("line {line_no}"),
+                    "unreadable",
+                    e.to_string(),
+                ));
                 continue;
             }
         };
@@ -128,7 +132,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileLine>, ApiError> {
                 amount,
                 external_ref: get("external_ref"),
             }),
-            _ => errors.push(FieldError::new(format!("line {line_no}"), "invalid", bad.join("; "))),
+            _ => errors.push(FieldError::new(
+                format!("line {line_no}"),
+                "invalid",
+                bad.join("; "),
+            )),
         }
         if errors.len() >= 50 {
             break;
@@ -138,7 +146,11 @@ pub fn parse(bytes: &[u8]) -> Result<Vec<FileLine>, ApiError> {
         return Err(ApiError::Validation(errors));
     }
     if out.is_empty() {
-        return Err(ApiError::field("file", "empty", "the file has no repayment lines"));
+        return Err(ApiError::field(
+            "file",
+            "empty",
+            "the file has no repayment lines",
+        ));
     }
     Ok(out)
 }
@@ -165,7 +177,9 @@ pub async fn import(
         .partner_by_code(funder)
         .await?
         .filter(|p| p.kind == "funder")
-        .ok_or_else(|| ApiError::field("funder", "unknown", format!("`{funder}` is not a funder")))?;
+        .ok_or_else(|| {
+            ApiError::field("funder", "unknown", format!("`{funder}` is not a funder"))
+        })?;
     let lines = parse(bytes)?;
     let digest = hex::encode(Sha256::digest(bytes));
     {
@@ -182,7 +196,10 @@ pub async fn import(
         .iter()
         .filter_map(|l| l.funder_loan_ref.clone())
         .collect();
-    let loans = state.store().funder_loans(&partner.code, &refs, &frefs).await?;
+    let loans = state
+        .store()
+        .funder_loans(&partner.code, &refs, &frefs)
+        .await?;
     let by_ref: HashMap<&str, (i64, &str)> = loans
         .iter()
         .map(|l| (l.ref_.as_str(), (l.id, l.ref_.as_str())))
@@ -202,14 +219,22 @@ pub async fn import(
             .loan_ref
             .as_deref()
             .and_then(|r| by_ref.get(r))
-            .or_else(|| l.funder_loan_ref.as_deref().and_then(|r| by_funder_ref.get(r)))
+            .or_else(|| {
+                l.funder_loan_ref
+                    .as_deref()
+                    .and_then(|r| by_funder_ref.get(r))
+            })
             .copied();
         let key = match found {
             Some((_, r)) => r.to_owned(),
             None => l
                 .loan_ref
                 .clone()
-                .or_else(|| l.funder_loan_ref.clone().map(|f| format!("{}:{f}", partner.code)))
+                .or_else(|| {
+                    l.funder_loan_ref
+                        .clone()
+                        .map(|f| format!("{}:{f}", partner.code))
+                })
                 .unwrap_or_default(),
         };
         moves.push(Movement {
@@ -230,7 +255,10 @@ pub async fn import(
     }
     let from = lines.iter().map(|l| l.value_date).min().unwrap_or_default();
     let to = lines.iter().map(|l| l.value_date).max().unwrap_or_default();
-    let (from_s, to_s) = (from.format("%Y-%m-%d").to_string(), to.format("%Y-%m-%d").to_string());
+    let (from_s, to_s) = (
+        from.format("%Y-%m-%d").to_string(),
+        to.format("%Y-%m-%d").to_string(),
+    );
     let ours: Vec<Movement> = state
         .store()
         .funder_repayments(&partner.code, &from_s, &to_s)
@@ -306,7 +334,12 @@ pub async fn import(
 }
 
 /// Resolves a break with a note (audited).
-pub async fn resolve(state: &AppState, caller: &Caller, id: i64, note: &str) -> Result<(), ApiError> {
+pub async fn resolve(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    note: &str,
+) -> Result<(), ApiError> {
     let note = note.trim();
     if note.chars().count() < 4 {
         return Err(ApiError::field(
@@ -352,9 +385,10 @@ mod tests {
         assert_eq!(ok[1].amount, Fen::new(100_000));
         let zh = parse("资金方借据号,还款日期,还款金额\nBA-1,2026/11/28,10\n".as_bytes()).unwrap();
         assert_eq!(zh[0].funder_loan_ref.as_deref(), Some("BA-1"));
-        let Err(ApiError::Validation(errs)) =
-            parse("loan_ref,value_date,amount\nL1,tomorrow,10\n,2026-11-28,10\nL3,2026-11-28,-5\n".as_bytes())
-        else {
+        let Err(ApiError::Validation(errs)) = parse(
+            "loan_ref,value_date,amount\nL1,tomorrow,10\n,2026-11-28,10\nL3,2026-11-28,-5\n"
+                .as_bytes(),
+        ) else {
             panic!("bad lines must be refused")
         };
         assert_eq!(

@@ -69,7 +69,12 @@ impl Rows {
     pub fn push(&mut self, row: impl IntoIterator<Item = V>) {
         let before = self.values.len();
         self.values.extend(row);
-        debug_assert_eq!(self.values.len() - before, self.columns.len(), "{}", self.table);
+        debug_assert_eq!(
+            self.values.len() - before,
+            self.columns.len(),
+            "{}",
+            self.table
+        );
     }
 
     pub fn len(&self) -> usize {
@@ -99,7 +104,11 @@ pub async fn insert(conn: &mut AnyConnection, rows: &Rows) -> Result<(), StoreEr
     }
     let anonymous = sqlite(conn);
     let per = ((if anonymous { 2_000 } else { 30_000 }) / cols).max(1);
-    let head = format!("INSERT INTO {} ({}) VALUES ", rows.table, rows.columns.join(", "));
+    let head = format!(
+        "INSERT INTO {} ({}) VALUES ",
+        rows.table,
+        rows.columns.join(", ")
+    );
     let mut cached: Option<(usize, String)> = None;
     for chunk in rows.values.chunks(per * cols) {
         let n = chunk.len() / cols;
@@ -147,11 +156,11 @@ pub async fn insert(conn: &mut AnyConnection, rows: &Rows) -> Result<(), StoreEr
 
 /// The largest id of a table (0 when empty).
 pub async fn max_id(conn: &mut AnyConnection, table: &str) -> Result<i64, StoreError> {
-    Ok(
-        sqlx::query_scalar::<_, i64>(&format!("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {table}"))
-            .fetch_one(&mut *conn)
-            .await?,
-    )
+    Ok(sqlx::query_scalar::<_, i64>(&format!(
+        "SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM {table}"
+    ))
+    .fetch_one(&mut *conn)
+    .await?)
 }
 
 /// After inserts with explicit ids: moves PostgreSQL's identity sequences past them
@@ -176,7 +185,9 @@ pub async fn analyze(conn: &mut AnyConnection, tables: &[&str]) -> Result<(), St
         return Ok(());
     }
     for t in tables {
-        sqlx::query(&format!("ANALYZE {t}")).execute(&mut *conn).await?;
+        sqlx::query(&format!("ANALYZE {t}"))
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }

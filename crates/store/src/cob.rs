@@ -298,7 +298,9 @@ pub async fn close_range(
             .trim()
             .parse::<Decimal>()
             .map(|r| capped_penalty_rate_e8(r, p.apr_cap))
-            .map_err(|_| StoreError::Invalid(format!("a loan's penalty rate `{rate}` is not a decimal")))?;
+            .map_err(|_| {
+                StoreError::Invalid(format!("a loan's penalty rate `{rate}` is not a decimal"))
+            })?;
         sqlx::query("UPDATE cob_work SET rate_e8 = $1 WHERE penalty_rate = $2")
             .bind(e8)
             .bind(&rate)
@@ -491,9 +493,10 @@ async fn bulk_journal(conn: &mut AnyConnection, p: &CloseParams) -> Result<(), S
             "w.payout = 1",
         ),
     ] {
-        let before: i64 = sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM journal_entries")
-            .fetch_one(&mut *conn)
-            .await?;
+        let before: i64 =
+            sqlx::query_scalar("SELECT CAST(COALESCE(MAX(id), 0) AS BIGINT) FROM journal_entries")
+                .fetch_one(&mut *conn)
+                .await?;
         let n = sqlx::query(&format!(
             "INSERT INTO journal_entries (kind, loan_id, funder_code, business_date, memo, created_by, created_at_ms)
              SELECT $1, w.loan_id, w.funder_code, $2, $3, $4, $5 FROM cob_work w WHERE {filter} ORDER BY w.loan_id"
@@ -509,10 +512,7 @@ async fn bulk_journal(conn: &mut AnyConnection, p: &CloseParams) -> Result<(), S
         if n == 0 {
             continue;
         }
-        for (account, debit_col, credit_col) in [
-            (debit, amount, "0"),
-            (credit, "0", amount),
-        ] {
+        for (account, debit_col, credit_col) in [(debit, amount, "0"), (credit, "0", amount)] {
             sqlx::query(&format!(
                 "INSERT INTO journal_lines (entry_id, account_code, loan_id, funder_code, debit_fen, credit_fen)
                  SELECT e.id, $1, e.loan_id, e.funder_code, {debit_col}, {credit_col}
@@ -574,8 +574,16 @@ async fn per_entry_journal(conn: &mut AnyConnection, p: &CloseParams) -> Result<
                 Account::PenaltyIncome,
                 penalty,
             )?;
-            insert_entry(conn, &entry, loan_id, funder.as_deref(), &d, &format!("daily close {d}: penalty interest"), p)
-                .await?;
+            insert_entry(
+                conn,
+                &entry,
+                loan_id,
+                funder.as_deref(),
+                &d,
+                &format!("daily close {d}: penalty interest"),
+                p,
+            )
+            .await?;
         }
         if payout == 1 {
             let entry = write(
@@ -734,7 +742,10 @@ async fn observations(conn: &mut AnyConnection, p: &CloseParams) -> Result<(), S
 }
 
 /// Due dates of a loan's periods (installment 1 onwards).
-pub async fn due_dates(conn: &mut AnyConnection, loan_id: i64) -> Result<Vec<NaiveDate>, StoreError> {
+pub async fn due_dates(
+    conn: &mut AnyConnection,
+    loan_id: i64,
+) -> Result<Vec<NaiveDate>, StoreError> {
     let dues: Vec<String> = sqlx::query_scalar(
         "SELECT due_date FROM loan_installments WHERE loan_id = $1 AND number >= 1 ORDER BY due_date",
     )
@@ -745,7 +756,8 @@ pub async fn due_dates(conn: &mut AnyConnection, loan_id: i64) -> Result<Vec<Nai
 }
 
 fn parse_date(s: &str) -> Result<NaiveDate, StoreError> {
-    NaiveDate::parse_from_str(s, DATE).map_err(|_| StoreError::Invalid(format!("`{s}` is not a date")))
+    NaiveDate::parse_from_str(s, DATE)
+        .map_err(|_| StoreError::Invalid(format!("`{s}` is not a date")))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -859,7 +871,11 @@ pub async fn chunk_done(
 /// Takes the chunk row's lock (PostgreSQL) and checks the worker still holds it: the
 /// first statement of a chunk's transaction, so two workers holding the same chunk
 /// after a lease ran out serialise here and the second finds it done.
-pub async fn chunk_hold(conn: &mut AnyConnection, chunk_id: i64, worker: &str) -> Result<bool, StoreError> {
+pub async fn chunk_hold(
+    conn: &mut AnyConnection,
+    chunk_id: i64,
+    worker: &str,
+) -> Result<bool, StoreError> {
     let n = sqlx::query(
         "UPDATE cob_chunks SET attempts = attempts WHERE id = $1 AND locked_by = $2 AND state = 'running'",
     )
@@ -885,12 +901,11 @@ impl Store {
         if let Some(run) = self.cob_run(&d).await? {
             return Ok(Planned::Existing(run));
         }
-        let later: Option<String> = sqlx::query_scalar(
-            "SELECT MAX(business_date) FROM cob_runs WHERE business_date > $1",
-        )
-        .bind(&d)
-        .fetch_one(self.reader())
-        .await?;
+        let later: Option<String> =
+            sqlx::query_scalar("SELECT MAX(business_date) FROM cob_runs WHERE business_date > $1")
+                .bind(&d)
+                .fetch_one(self.reader())
+                .await?;
         if let Some(later) = later {
             return Ok(Planned::LaterRunExists(later));
         }
@@ -927,7 +942,9 @@ impl Store {
         let mut seq = 0_i64;
         while seq < chunks {
             let n = (chunks - seq).min(200);
-            let mut sql = String::from("INSERT INTO cob_chunks (run_id, seq, first_loan_id, last_loan_id) VALUES ");
+            let mut sql = String::from(
+                "INSERT INTO cob_chunks (run_id, seq, first_loan_id, last_loan_id) VALUES ",
+            );
             for k in 0..n {
                 if k > 0 {
                     sql.push_str(", ");
@@ -952,10 +969,12 @@ impl Store {
     }
 
     pub async fn cob_run(&self, date: &str) -> Result<Option<RunRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {RUN_COLUMNS} FROM cob_runs r WHERE r.business_date = $1"))
-            .bind(date)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM cob_runs r WHERE r.business_date = $1"
+        ))
+        .bind(date)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(run_row).transpose()
     }
 
@@ -993,7 +1012,10 @@ impl Store {
     ) -> Result<Option<ChunkClaim>, StoreError> {
         let mut stolen = String::new();
         for i in 0..gone.len() {
-            stolen.push_str(&format!(" OR (state = 'running' AND locked_by = ${})", i + 5));
+            stolen.push_str(&format!(
+                " OR (state = 'running' AND locked_by = ${})",
+                i + 5
+            ));
         }
         let sql = format!(
             "UPDATE cob_chunks SET state = 'running', locked_by = $1, lease_until_ms = $2, attempts = attempts + 1
@@ -1102,7 +1124,8 @@ pub struct FloorRequest {
     pub decision_note: Option<String>,
 }
 
-const FLOOR_COLUMNS: &str = "id, loan_id, floor, reason, state, requested_by, requested_by_name, requested_at_ms, \
+const FLOOR_COLUMNS: &str =
+    "id, loan_id, floor, reason, state, requested_by, requested_by_name, requested_at_ms, \
     decided_by_name, decided_at_ms, decision_note";
 
 fn floor_row(r: &AnyRow) -> Result<FloorRequest, StoreError> {
@@ -1146,11 +1169,16 @@ pub async fn floor_request_insert(
     .await?)
 }
 
-pub async fn floor_request_get(conn: &mut AnyConnection, id: i64) -> Result<Option<FloorRequest>, StoreError> {
-    let r = sqlx::query(&format!("SELECT {FLOOR_COLUMNS} FROM classification_requests WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub async fn floor_request_get(
+    conn: &mut AnyConnection,
+    id: i64,
+) -> Result<Option<FloorRequest>, StoreError> {
+    let r = sqlx::query(&format!(
+        "SELECT {FLOOR_COLUMNS} FROM classification_requests WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
     r.as_ref().map(floor_row).transpose()
 }
 
@@ -1270,7 +1298,11 @@ pub async fn restructuring_insert(
 }
 
 /// A funder's guarantee-payout threshold; false when there is no such funder.
-pub async fn set_payout_dpd(conn: &mut AnyConnection, code: &str, dpd: Option<i64>) -> Result<bool, StoreError> {
+pub async fn set_payout_dpd(
+    conn: &mut AnyConnection,
+    code: &str,
+    dpd: Option<i64>,
+) -> Result<bool, StoreError> {
     let n = sqlx::query("UPDATE partners SET guarantee_payout_dpd = $2 WHERE code = $1 AND kind IN ('funder', 'credit_enhancer')")
         .bind(code)
         .bind(dpd)
@@ -1325,7 +1357,10 @@ pub struct RestructuringRow {
 }
 
 impl Store {
-    pub async fn classification_history(&self, loan_id: i64) -> Result<Vec<ClassChange>, StoreError> {
+    pub async fn classification_history(
+        &self,
+        loan_id: i64,
+    ) -> Result<Vec<ClassChange>, StoreError> {
         let rows = sqlx::query(
             "SELECT business_date, from_class, to_class, dpd, source, note FROM loan_classification_history
               WHERE loan_id = $1 ORDER BY id",
@@ -1389,7 +1424,10 @@ impl Store {
         .transpose()
     }
 
-    pub async fn restructurings_of(&self, loan_id: i64) -> Result<Vec<RestructuringRow>, StoreError> {
+    pub async fn restructurings_of(
+        &self,
+        loan_id: i64,
+    ) -> Result<Vec<RestructuringRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT restructured_on, observe_from, observation_ends_on, active_flag, ended_on, note
                FROM loan_restructurings WHERE loan_id = $1 ORDER BY id",
@@ -1412,7 +1450,11 @@ impl Store {
     }
 
     /// Floor requests in a state (`pending`, …), newest first.
-    pub async fn floor_requests(&self, state: &str, limit: i64) -> Result<Vec<FloorRequest>, StoreError> {
+    pub async fn floor_requests(
+        &self,
+        state: &str,
+        limit: i64,
+    ) -> Result<Vec<FloorRequest>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {FLOOR_COLUMNS} FROM classification_requests WHERE state = $1 ORDER BY id DESC LIMIT $2"
         ))
@@ -1450,9 +1492,16 @@ mod tests {
                 _ => s.below(1_000_000_000_000_000) as i64,
             };
             let r = s.below(36_000_001) as i64;
-            assert_eq!(daily_penalty_split(p, r), daily_penalty_fen(p, r), "p={p} r={r}");
+            assert_eq!(
+                daily_penalty_split(p, r),
+                daily_penalty_fen(p, r),
+                "p={p} r={r}"
+            );
         }
         assert_eq!(daily_penalty_split(2_500, 7_200_000), 1);
-        assert_eq!(daily_penalty_split(1_000_000_000_000_000, 36_000_000), 1_000_000_000_000);
+        assert_eq!(
+            daily_penalty_split(1_000_000_000_000_000, 36_000_000),
+            1_000_000_000_000
+        );
     }
 }

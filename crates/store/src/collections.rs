@@ -268,7 +268,11 @@ pub async fn contact_slot(
 }
 
 /// Contacts of a debtor logged on a local day.
-pub async fn contacts_on(conn: &mut AnyConnection, customer_id: i64, local_date: &str) -> Result<i64, StoreError> {
+pub async fn contacts_on(
+    conn: &mut AnyConnection,
+    customer_id: i64,
+    local_date: &str,
+) -> Result<i64, StoreError> {
     Ok(sqlx::query_scalar::<_, i64>(
         "SELECT COALESCE(MAX(contacts), 0) FROM collection_contact_days WHERE customer_id = $1 AND local_date = $2",
     )
@@ -278,7 +282,10 @@ pub async fn contacts_on(conn: &mut AnyConnection, customer_id: i64, local_date:
     .await?)
 }
 
-pub async fn contact_insert(conn: &mut AnyConnection, c: &NewContact<'_>) -> Result<i64, StoreError> {
+pub async fn contact_insert(
+    conn: &mut AnyConnection,
+    c: &NewContact<'_>,
+) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO collection_contacts (case_id, loan_id, customer_id, at_ms, local_date, channel, outcome,
             promised_amount_fen, promised_date, note, user_id, user_name, agency_code)
@@ -443,25 +450,36 @@ pub async fn case_close(
 }
 
 /// A collection agency's default commission rate; false when the code is no agency.
-pub async fn set_agency_rate(conn: &mut AnyConnection, code: &str, rate: &str) -> Result<bool, StoreError> {
-    let n = sqlx::query("UPDATE partners SET commission_rate = $2 WHERE code = $1 AND kind = 'collection_agency'")
-        .bind(code)
-        .bind(rate)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+pub async fn set_agency_rate(
+    conn: &mut AnyConnection,
+    code: &str,
+    rate: &str,
+) -> Result<bool, StoreError> {
+    let n = sqlx::query(
+        "UPDATE partners SET commission_rate = $2 WHERE code = $1 AND kind = 'collection_agency'",
+    )
+    .bind(code)
+    .bind(rate)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
     Ok(n == 1)
 }
 
-pub async fn case_lock(conn: &mut AnyConnection, case_id: i64) -> Result<Option<CaseRow>, StoreError> {
+pub async fn case_lock(
+    conn: &mut AnyConnection,
+    case_id: i64,
+) -> Result<Option<CaseRow>, StoreError> {
     sqlx::query("UPDATE collection_cases SET version = version WHERE id = $1")
         .bind(case_id)
         .execute(&mut *conn)
         .await?;
-    let r = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = $1"))
-        .bind(case_id)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let r = sqlx::query(&format!(
+        "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = $1"
+    ))
+    .bind(case_id)
+    .fetch_optional(&mut *conn)
+    .await?;
     r.as_ref().map(case_row).transpose()
 }
 
@@ -542,10 +560,12 @@ impl Store {
     }
 
     pub async fn case(&self, id: i64) -> Result<Option<CaseRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {CASE_COLUMNS} FROM {CASE_FROM} WHERE c.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(case_row).transpose()
     }
 
@@ -587,7 +607,11 @@ impl Store {
     }
 
     /// A case's agency assignments, newest first, recovered counted through `today`.
-    pub async fn assignments_of(&self, case_id: i64, today: &str) -> Result<Vec<AssignmentRow>, StoreError> {
+    pub async fn assignments_of(
+        &self,
+        case_id: i64,
+        today: &str,
+    ) -> Result<Vec<AssignmentRow>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT a.*, {RECOVERED_SQL} AS live_recovered FROM collection_agency_assignments a
               WHERE a.case_id = $2 ORDER BY a.id DESC"
@@ -617,7 +641,8 @@ impl Store {
             .iter()
             .map(|r| {
                 let code: String = r.try_get("code")?;
-                let mine: Vec<&AssignmentRow> = all.iter().filter(|a| a.agency_code == code).collect();
+                let mine: Vec<&AssignmentRow> =
+                    all.iter().filter(|a| a.agency_code == code).collect();
                 Ok(AgencySummary {
                     name: r.try_get("name_zh")?,
                     commission_rate: r.try_get("commission_rate")?,
@@ -634,11 +659,13 @@ impl Store {
     /// A collection agency's default commission rate; `Err(NotFound)` when the code is
     /// not an agency.
     pub async fn agency_rate(&self, code: &str) -> Result<Option<String>, StoreError> {
-        let r = sqlx::query("SELECT commission_rate FROM partners WHERE code = $1 AND kind = 'collection_agency'")
-            .bind(code)
-            .fetch_optional(self.reader())
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let r = sqlx::query(
+            "SELECT commission_rate FROM partners WHERE code = $1 AND kind = 'collection_agency'",
+        )
+        .bind(code)
+        .fetch_optional(self.reader())
+        .await?
+        .ok_or(StoreError::NotFound)?;
         Ok(r.try_get("commission_rate")?)
     }
 

@@ -144,7 +144,8 @@ pub struct InstallmentRow {
     pub settled_on: Option<String>,
 }
 
-const INSTALLMENT_COLUMNS: &str = "id, loan_id, number, due_date, principal_due_fen, interest_due_fen, fee_due_fen, \
+const INSTALLMENT_COLUMNS: &str =
+    "id, loan_id, number, due_date, principal_due_fen, interest_due_fen, fee_due_fen, \
     penalty_accrued_fen, principal_paid_fen, interest_paid_fen, fee_paid_fen, penalty_paid_fen, \
     penalty_accrued_through, settled_on";
 
@@ -488,7 +489,10 @@ where
     r.as_ref().map(loan_row).transpose()
 }
 
-pub async fn installments_of<'c, E>(exec: E, loan_id: i64) -> Result<Vec<InstallmentRow>, StoreError>
+pub async fn installments_of<'c, E>(
+    exec: E,
+    loan_id: i64,
+) -> Result<Vec<InstallmentRow>, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -629,7 +633,10 @@ pub async fn allocation_insert(
     Ok(())
 }
 
-pub async fn allocations_of<'c, E>(exec: E, repayment_id: i64) -> Result<Vec<AllocationRow>, StoreError>
+pub async fn allocations_of<'c, E>(
+    exec: E,
+    repayment_id: i64,
+) -> Result<Vec<AllocationRow>, StoreError>
 where
     E: Executor<'c, Database = Any>,
 {
@@ -990,7 +997,10 @@ impl Store {
     }
 
     /// Balances per account of one loan.
-    pub async fn ledger_balances_of_loan(&self, loan_id: i64) -> Result<Vec<BalanceRow>, StoreError> {
+    pub async fn ledger_balances_of_loan(
+        &self,
+        loan_id: i64,
+    ) -> Result<Vec<BalanceRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT account_code, CAST(SUM(debit_fen) AS BIGINT) AS d, CAST(SUM(credit_fen) AS BIGINT) AS c FROM journal_lines
              WHERE loan_id = $1 GROUP BY account_code ORDER BY account_code",

@@ -101,28 +101,28 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../migrations/0012_contracts.sql"),
     },
     // Credit decisions (issue #7): models, rule sets, decisions, overrides, blacklist.
-    // Versions 11 and 12 belong to capabilities merged alongside.
     Migration {
         version: 13,
         name: "risk_decisions",
         sql: include_str!("../migrations/0013_risk_decisions.sql"),
-    // Risk warnings and credit limits (issue #7 items 3 and 4). Versions 11–15 belong
-    // to capabilities built alongside (loans, credit decisions, …).
+    },
+    // Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
     Migration {
-        version: 16,
-        name: "risk_warnings_limits",
-        sql: include_str!("../migrations/0016_risk_warnings_limits.sql"),
+        version: 14,
+        name: "notifications",
+        sql: include_str!("../migrations/0014_notifications.sql"),
+    },
     // Daily close, collections, funder reconciliation, portfolio reports (issue #8 items 3–7).
     Migration {
         version: 15,
         name: "cob_collections",
         sql: include_str!("../migrations/0015_cob_collections.sql"),
-    // Worklists, exception alerts, notifications, process analytics (issue #6 items
-    // 3–4). Versions 11–13 belong to other capabilities merged alongside.
+    },
+    // Risk warnings and credit limits (issue #7 items 3 and 4).
     Migration {
-        version: 14,
-        name: "notifications",
-        sql: include_str!("../migrations/0014_notifications.sql"),
+        version: 16,
+        name: "risk_warnings_limits",
+        sql: include_str!("../migrations/0016_risk_warnings_limits.sql"),
     },
 ];
 

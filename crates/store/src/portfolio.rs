@@ -86,7 +86,13 @@ impl Store {
         .await?;
         let mut out: Vec<(String, i64, i64)> = rows
             .iter()
-            .map(|r| Ok((r.try_get("business_date")?, r.try_get("total")?, r.try_get("npl")?)))
+            .map(|r| {
+                Ok((
+                    r.try_get("business_date")?,
+                    r.try_get("total")?,
+                    r.try_get("npl")?,
+                ))
+            })
             .collect::<Result<_, StoreError>>()?;
         out.reverse();
         Ok(out)
@@ -96,7 +102,11 @@ impl Store {
     /// month-end on book (1 … `max_mob`, the last one `as_of`), the loans of the month,
     /// those overdue at that day's end (an installment due before it and not settled by
     /// it) and those more than 30 days overdue. Replaces the stored curves.
-    pub async fn refresh_vintages(&self, as_of: NaiveDate, max_mob: u32) -> Result<usize, StoreError> {
+    pub async fn refresh_vintages(
+        &self,
+        as_of: NaiveDate,
+        max_mob: u32,
+    ) -> Result<usize, StoreError> {
         let d = as_of.format(DATE).to_string();
         let mut conn = self.reader().acquire().await?;
         let mut tx = sqlx::Connection::begin(&mut *conn).await?;
@@ -120,15 +130,23 @@ impl Store {
         for r in &sizes {
             let v: String = r.try_get("vintage")?;
             let n: i64 = r.try_get("n")?;
-            let Some(first) = parse_month(&v) else { continue };
+            let Some(first) = parse_month(&v) else {
+                continue;
+            };
             for (mob, date) in vintage_points(first, as_of, max_mob) {
                 let p30 = date - chrono::Days::new(30);
-                points.push((v.clone(), i64::from(mob), date.format(DATE).to_string(), p30.format(DATE).to_string()));
+                points.push((
+                    v.clone(),
+                    i64::from(mob),
+                    date.format(DATE).to_string(),
+                    p30.format(DATE).to_string(),
+                ));
             }
             loans_of.insert(v, n);
         }
         for chunk in points.chunks(200) {
-            let mut sql = String::from("INSERT INTO vintage_pts (vintage, mob, point_date, point30) VALUES ");
+            let mut sql =
+                String::from("INSERT INTO vintage_pts (vintage, mob, point_date, point30) VALUES ");
             for i in 0..chunk.len() {
                 if i > 0 {
                     sql.push_str(", ");
@@ -174,7 +192,9 @@ impl Store {
         tx.rollback().await?;
         drop(conn);
         let mut w = self.begin().await?;
-        sqlx::query("DELETE FROM portfolio_vintages").execute(&mut *w).await?;
+        sqlx::query("DELETE FROM portfolio_vintages")
+            .execute(&mut *w)
+            .await?;
         for chunk in points.chunks(100) {
             let mut sql = String::from(
                 "INSERT INTO portfolio_vintages (vintage, mob, point_date, loans, overdue_loans, overdue30_loans, as_of) VALUES ",
@@ -237,7 +257,11 @@ impl Store {
 
     /// Non-M0 buckets of the loans open at the end of `date` (their last bucket change
     /// on or before it).
-    async fn buckets_as_of(&self, date: &str, open_on: &str) -> Result<HashMap<i64, String>, StoreError> {
+    async fn buckets_as_of(
+        &self,
+        date: &str,
+        open_on: &str,
+    ) -> Result<HashMap<i64, String>, StoreError> {
         let rows = sqlx::query(
             "SELECT h.loan_id, h.to_bucket FROM loan_bucket_history h JOIN loans l ON l.id = h.loan_id
               WHERE h.business_date <= $1 AND l.disbursed_on <= $2 AND (l.closed_on IS NULL OR l.closed_on > $2)

@@ -107,7 +107,8 @@ fn file_row(r: &AnyRow) -> Result<FileRow, StoreError> {
     })
 }
 
-const BREAK_COLUMNS: &str = "id, file_id, funder_code, kind, loan_id, loan_ref, value_date, funder_fen, ours_fen, state, \
+const BREAK_COLUMNS: &str =
+    "id, file_id, funder_code, kind, loan_id, loan_ref, value_date, funder_fen, ours_fen, state, \
     resolution_note, resolved_by, resolved_at_ms";
 
 fn break_row(r: &AnyRow) -> Result<BreakRow, StoreError> {
@@ -134,11 +135,13 @@ pub async fn file_by_digest(
     funder: &str,
     sha256: &str,
 ) -> Result<Option<i64>, StoreError> {
-    Ok(sqlx::query_scalar("SELECT id FROM recon_files WHERE funder_code = $1 AND sha256 = $2")
-        .bind(funder)
-        .bind(sha256)
-        .fetch_optional(&mut *conn)
-        .await?)
+    Ok(
+        sqlx::query_scalar("SELECT id FROM recon_files WHERE funder_code = $1 AND sha256 = $2")
+            .bind(funder)
+            .bind(sha256)
+            .fetch_optional(&mut *conn)
+            .await?,
+    )
 }
 
 /// Stores a file with its lines and breaks; `None` when the same file (digest) of this
@@ -327,10 +330,12 @@ impl Store {
     }
 
     pub async fn recon_file(&self, id: i64) -> Result<Option<FileRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {FILE_COLUMNS} FROM recon_files f WHERE f.id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {FILE_COLUMNS} FROM recon_files f WHERE f.id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(file_row).transpose()
     }
 
@@ -357,10 +362,12 @@ impl Store {
     }
 
     pub async fn recon_break(&self, id: i64) -> Result<Option<BreakRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {BREAK_COLUMNS} FROM recon_breaks WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {BREAK_COLUMNS} FROM recon_breaks WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(break_row).transpose()
     }
 }

@@ -38,7 +38,8 @@ pub struct RuleRow {
     pub updated_at_ms: i64,
 }
 
-const RULE_COLUMNS: &str = "id, code, name, category, stage, severity, on_events, condition, actions, enabled, \
+const RULE_COLUMNS: &str =
+    "id, code, name, category, stage, severity, on_events, condition, actions, enabled, \
     compile_error, version, created_by, created_at_ms, updated_by, updated_at_ms";
 
 fn rule_row(r: &AnyRow) -> Result<RuleRow, StoreError> {
@@ -310,7 +311,8 @@ pub struct EventRow {
     pub received_at_ms: i64,
 }
 
-const EVENT_COLUMNS: &str = "id, event_type, customer_id, loan_ref, partner_code, occurred_at_ms, amount_fen, days, \
+const EVENT_COLUMNS: &str =
+    "id, event_type, customer_id, loan_ref, partner_code, occurred_at_ms, amount_fen, days, \
     count_value, rate, code, payload, source, received_at_ms";
 
 fn event_row(r: &AnyRow) -> Result<EventRow, StoreError> {
@@ -651,7 +653,8 @@ fn task_row(r: &AnyRow) -> Result<TaskRow, StoreError> {
     })
 }
 
-const TASK_SELECT: &str = "SELECT t.id, t.warning_id, t.role, t.title, t.due_at_ms, t.status, t.done_by, t.done_at_ms, \
+const TASK_SELECT: &str =
+    "SELECT t.id, t.warning_id, t.role, t.title, t.due_at_ms, t.status, t.done_by, t.done_at_ms, \
     t.note, t.created_at_ms, w.title AS warning_title, w.severity AS warning_severity \
     FROM risk_tasks t JOIN risk_warnings w ON w.id = t.warning_id";
 
@@ -917,9 +920,11 @@ fn baseline_row(r: &AnyRow) -> Result<BaselineRow, StoreError> {
 impl Store {
     /// Every rule, by code.
     pub async fn risk_rules(&self) -> Result<Vec<RuleRow>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM risk_rules ORDER BY code"))
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {RULE_COLUMNS} FROM risk_rules ORDER BY code"
+        ))
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(rule_row).collect()
     }
 
@@ -934,10 +939,12 @@ impl Store {
     }
 
     pub async fn risk_rule_by_code(&self, code: &str) -> Result<Option<RuleRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM risk_rules WHERE code = $1"))
-            .bind(code)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {RULE_COLUMNS} FROM risk_rules WHERE code = $1"
+        ))
+        .bind(code)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(rule_row).transpose()
     }
 
@@ -952,10 +959,12 @@ impl Store {
     }
 
     pub async fn risk_event(&self, id: i64) -> Result<Option<EventRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {EVENT_COLUMNS} FROM risk_events WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM risk_events WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(event_row).transpose()
     }
 
@@ -1006,10 +1015,13 @@ impl Store {
             ));
         }
         let from = "FROM risk_warnings w LEFT JOIN customers c ON c.id = w.customer_id";
-        let total: i64 = bind_all(sqlx::query(&format!("SELECT COUNT(*) {from}{cond}")), &binds)
-            .fetch_one(self.reader())
-            .await?
-            .try_get(0)?;
+        let total: i64 = bind_all(
+            sqlx::query(&format!("SELECT COUNT(*) {from}{cond}")),
+            &binds,
+        )
+        .fetch_one(self.reader())
+        .await?
+        .try_get(0)?;
         let n = binds.len();
         let rows = bind_all(
             sqlx::query(&format!(
@@ -1023,7 +1035,10 @@ impl Store {
         .bind(q.offset)
         .fetch_all(self.reader())
         .await?;
-        Ok((rows.iter().map(warning_row).collect::<Result<_, _>>()?, total))
+        Ok((
+            rows.iter().map(warning_row).collect::<Result<_, _>>()?,
+            total,
+        ))
     }
 
     /// Warnings by category, severity and status, opened at or after `since_ms`, in scope.
@@ -1061,10 +1076,12 @@ impl Store {
 
     /// The tasks of a warning.
     pub async fn risk_tasks_of(&self, warning_id: i64) -> Result<Vec<TaskRow>, StoreError> {
-        let rows = sqlx::query(&format!("{TASK_SELECT} WHERE t.warning_id = $1 ORDER BY t.id"))
-            .bind(warning_id)
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "{TASK_SELECT} WHERE t.warning_id = $1 ORDER BY t.id"
+        ))
+        .bind(warning_id)
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(task_row).collect()
     }
 

@@ -138,6 +138,10 @@ pub enum BenchWhat {
         /// machine)
         #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
         sqlite_synchronous: String,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     // --- Risk warnings (issue #7 item 3): see bench_warnings.rs ---
     /// Warning-rule evaluations per second per core on synthetic events (windowed
     /// aggregates, record filling, compiled rules), against hand-written Rust closures of

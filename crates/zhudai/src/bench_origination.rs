@@ -128,15 +128,23 @@ async fn carry(
     api.post(&t.cm, &act, serde_json::json!({"action": "submit"}), 200)
         .await?;
     lap(0);
-    api.post(&t.verifier, &act, serde_json::json!({"action": "approve"}), 200)
-        .await?;
+    api.post(
+        &t.verifier,
+        &act,
+        serde_json::json!({"action": "approve"}),
+        200,
+    )
+    .await?;
     lap(1);
     let r = api
         .post(&t.l1, &act, serde_json::json!({"action": "approve"}), 200)
         .await?;
     lap(2);
     if r["node"] != "contract" {
-        return Err(format!("after approval the application is at {}", r["node"]));
+        return Err(format!(
+            "after approval the application is at {}",
+            r["node"]
+        ));
     }
     let c = api
         .post(
@@ -149,8 +157,13 @@ async fn carry(
     lap(3);
     let cid = c["id"].as_i64().ok_or("no contract id")?;
     let sig = format!("/api/v1/contracts/{cid}/signatures");
-    api.post(&t.ops, &sig, serde_json::json!({"party": "borrower", "method": "click_through"}), 201)
-        .await?;
+    api.post(
+        &t.ops,
+        &sig,
+        serde_json::json!({"party": "borrower", "method": "click_through"}),
+        201,
+    )
+    .await?;
     lap(4);
     api.post(
         &t.ops,
@@ -160,8 +173,13 @@ async fn carry(
     )
     .await?;
     lap(5);
-    api.post(&t.ops, &sig, serde_json::json!({"party": "company", "method": "click_through"}), 201)
-        .await?;
+    api.post(
+        &t.ops,
+        &sig,
+        serde_json::json!({"party": "company", "method": "click_through"}),
+        201,
+    )
+    .await?;
     lap(6);
     api.post(&t.ops, &act, serde_json::json!({"action": "complete"}), 200)
         .await?;
@@ -297,7 +315,10 @@ pub async fn origination(
         .await
         .map_err(|e| fail(&e))?;
     if r.status().as_u16() != 200 {
-        return Err(Failure::Runtime(format!("configuring bank_a: {}", r.status())));
+        return Err(Failure::Runtime(format!(
+            "configuring bank_a: {}",
+            r.status()
+        )));
     }
     let tokens = Arc::new(Tokens {
         cm: api.login("bench_cm").await?,
@@ -390,11 +411,7 @@ pub async fn origination(
             }));
         }
         for t in batch {
-            apps.push(
-                t.await
-                    .map_err(|e| fail(&e))?
-                    .map_err(Failure::Runtime)?,
-            );
+            apps.push(t.await.map_err(|e| fail(&e))?.map_err(Failure::Runtime)?);
             bar.inc(1);
         }
         i += setup_parallel;
@@ -410,7 +427,10 @@ pub async fn origination(
         font.index,
     );
     if json {
-        out(&serde_json::json!({"kind": "context", "bench": "origination", "setup": header}).to_string());
+        out(
+            &serde_json::json!({"kind": "context", "bench": "origination", "setup": header})
+                .to_string(),
+        );
     } else {
         out(&header);
     }
@@ -488,10 +508,34 @@ pub async fn origination(
             .copied()
             .unwrap_or(0.0)
     };
-    line(json, "applications carried from submit to loan per second", n as f64 / wall, "applications/s", n);
-    line(json, "HTTP requests per second (9 per application)", (n * 9) as f64 / wall, "requests/s", n * 9);
-    line(json, "one application, submit to loan: p50", pct(0.5), "ms", n);
-    line(json, "one application, submit to loan: p99", pct(0.99), "ms", n);
+    line(
+        json,
+        "applications carried from submit to loan per second",
+        n as f64 / wall,
+        "applications/s",
+        n,
+    );
+    line(
+        json,
+        "HTTP requests per second (9 per application)",
+        (n * 9) as f64 / wall,
+        "requests/s",
+        n * 9,
+    );
+    line(
+        json,
+        "one application, submit to loan: p50",
+        pct(0.5),
+        "ms",
+        n,
+    );
+    line(
+        json,
+        "one application, submit to loan: p99",
+        pct(0.99),
+        "ms",
+        n,
+    );
     for (name, total) in STEPS.iter().zip(steps) {
         line(
             json,
@@ -501,15 +545,38 @@ pub async fn origination(
             n,
         );
     }
-    line(json, "applications at `loan`, status disbursed (database)", loans as f64, "applications", n);
-    line(json, "audit records in the chain at the end", audit as f64, "records", n);
+    line(
+        json,
+        "applications at `loan`, status disbursed (database)",
+        loans as f64,
+        "applications",
+        n,
+    );
+    line(
+        json,
+        "audit records in the chain at the end",
+        audit as f64,
+        "records",
+        n,
+    );
     let errs = errors.lock().map(|e| e.clone()).unwrap_or_default();
-    line(json, "failed applications", errs.len() as f64, "applications", errs.len() as u64);
+    line(
+        json,
+        "failed applications",
+        errs.len() as f64,
+        "applications",
+        errs.len() as u64,
+    );
     if let Some(first) = errs.first() {
-        return Err(Failure::Runtime(format!("{} applications failed; first: {first}", errs.len())));
+        return Err(Failure::Runtime(format!(
+            "{} applications failed; first: {first}",
+            errs.len()
+        )));
     }
     if loans as u64 != n {
-        return Err(Failure::Runtime(format!("{n} answered, but {loans} applications reached the loan")));
+        return Err(Failure::Runtime(format!(
+            "{n} answered, but {loans} applications reached the loan"
+        )));
     }
     Ok(())
 }

@@ -181,7 +181,9 @@ fn native(t: Template, idx: Vec<usize>, fraud: usize) -> Native {
             Box::new(move |r| r.days >= d && agg(r, a0) >= i128::from(k))
         }
         Template::Inquiries { c, a } => Box::new(move |r| r.count >= c && r.age < a),
-        Template::BigApplication { x, a } => Box::new(move |r| r.amount_fen > x * 100 && r.age >= a),
+        Template::BigApplication { x, a } => {
+            Box::new(move |r| r.amount_fen > x * 100 && r.age >= a)
+        }
         Template::LatePayments { d, x, .. } => {
             Box::new(move |r| r.days > d && agg(r, a0) < i128::from(x) * 100)
         }
@@ -203,15 +205,36 @@ fn templates(n: usize) -> Vec<Template> {
             let j = (i / 10) as i64;
             match i % 10 {
                 0 => Template::FailedCount { w, k: 2 + j },
-                1 => Template::FailedSum { w, x: 5_000 + 5_000 * j },
+                1 => Template::FailedSum {
+                    w,
+                    x: 5_000 + 5_000 * j,
+                },
                 2 => Template::Dpd { d: 15 + 15 * j },
-                3 => Template::OverdueDays { d: 10 * j, w, k: 2 + j },
-                4 => Template::Inquiries { c: 3 + j, a: 25 + 3 * j },
-                5 => Template::BigApplication { x: 20_000 + 5_000 * j, a: 55 - j },
-                6 => Template::LatePayments { d: 3 + j, w, x: 10_000 * (1 + j) },
+                3 => Template::OverdueDays {
+                    d: 10 * j,
+                    w,
+                    k: 2 + j,
+                },
+                4 => Template::Inquiries {
+                    c: 3 + j,
+                    a: 25 + 3 * j,
+                },
+                5 => Template::BigApplication {
+                    x: 20_000 + 5_000 * j,
+                    a: 55 - j,
+                },
+                6 => Template::LatePayments {
+                    d: 3 + j,
+                    w,
+                    x: 10_000 * (1 + j),
+                },
                 7 => Template::LostAndFailing { w, k: 1 + j },
                 8 => Template::FraudInRegion,
-                _ => Template::DisbursedAfterInquiries { x: 10_000, w, k: 2 + j },
+                _ => Template::DisbursedAfterInquiries {
+                    x: 10_000,
+                    w,
+                    k: 2 + j,
+                },
             }
         })
         .collect()
@@ -294,7 +317,11 @@ pub fn warnings(
     json: bool,
 ) -> Result<(), Failure> {
     let fail = |m: String| Failure::Runtime(m);
-    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     let ts = templates(rules);
@@ -337,7 +364,9 @@ pub fn warnings(
         .iter()
         .map(|e| e.code)
         .collect();
-    let subjects: Vec<Subject> = (0..customers).map(|c| Subject::Customer(i64::from(c))).collect();
+    let subjects: Vec<Subject> = (0..customers)
+        .map(|c| Subject::Customer(i64::from(c)))
+        .collect();
 
     // 1. End to end: windows, record filling and the applicable rules, event after event.
     let mut facts = Facts {
@@ -392,16 +421,47 @@ pub fn warnings(
     let wall = t0.elapsed();
     let cpu = cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a));
     // The sample's cloning is inside the loop: 20,000 clones out of the whole stream.
-    let per_cpu = |n: u64, ns: Option<u64>| ns.filter(|n| *n > 0).map(|ns| n as f64 / (ns as f64 / 1e9));
-    line(json, "engine end to end: events per second (wall)", events as f64 / wall.as_secs_f64(), "events/s", events);
+    let per_cpu =
+        |n: u64, ns: Option<u64>| ns.filter(|n| *n > 0).map(|ns| n as f64 / (ns as f64 / 1e9));
+    line(
+        json,
+        "engine end to end: events per second (wall)",
+        events as f64 / wall.as_secs_f64(),
+        "events/s",
+        events,
+    );
     if let Some(v) = per_cpu(events, cpu) {
-        line(json, "engine end to end: events per CPU-second", v, "events/cpu-s", events);
+        line(
+            json,
+            "engine end to end: events per CPU-second",
+            v,
+            "events/cpu-s",
+            events,
+        );
     }
     if let Some(v) = per_cpu(evaluations, cpu) {
-        line(json, "engine end to end: rule evaluations per CPU-second", v, "evals/cpu-s", evaluations);
+        line(
+            json,
+            "engine end to end: rule evaluations per CPU-second",
+            v,
+            "evals/cpu-s",
+            evaluations,
+        );
     }
-    line(json, "engine end to end: rules fired", fired as f64, "hits", evaluations);
-    line(json, "engine end to end: rule errors (no outcome)", errors as f64, "errors", evaluations);
+    line(
+        json,
+        "engine end to end: rules fired",
+        fired as f64,
+        "hits",
+        evaluations,
+    );
+    line(
+        json,
+        "engine end to end: rule errors (no outcome)",
+        errors as f64,
+        "errors",
+        evaluations,
+    );
 
     // 2. Rules only, on prepared records.
     let limit = Duration::from_secs(seconds);
@@ -412,7 +472,11 @@ pub fn warnings(
         while t0.elapsed() < limit {
             n += f();
         }
-        (n, t0.elapsed(), cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a)))
+        (
+            n,
+            t0.elapsed(),
+            cpu0.zip(thread_cpu_ns()).map(|(a, b)| b.saturating_sub(a)),
+        )
     };
     let mut hits_engine = 0u64;
     let (n, wall, cpu) = timed(&mut || {
@@ -427,9 +491,21 @@ pub fn warnings(
         }
         n
     });
-    line(json, "rules only, per-type dispatch: evaluations per second (wall)", n as f64 / wall.as_secs_f64(), "evals/s", n);
+    line(
+        json,
+        "rules only, per-type dispatch: evaluations per second (wall)",
+        n as f64 / wall.as_secs_f64(),
+        "evals/s",
+        n,
+    );
     if let Some(v) = per_cpu(n, cpu) {
-        line(json, "rules only, per-type dispatch: evaluations per CPU-second", v, "evals/cpu-s", n);
+        line(
+            json,
+            "rules only, per-type dispatch: evaluations per CPU-second",
+            v,
+            "evals/cpu-s",
+            n,
+        );
     }
     let rule_count = set.rules().len();
     let (n, wall, cpu) = timed(&mut || {
@@ -442,9 +518,21 @@ pub fn warnings(
         }
         n
     });
-    line(json, "rules only, all rules on every record: evaluations per second (wall)", n as f64 / wall.as_secs_f64(), "evals/s", n);
+    line(
+        json,
+        "rules only, all rules on every record: evaluations per second (wall)",
+        n as f64 / wall.as_secs_f64(),
+        "evals/s",
+        n,
+    );
     if let Some(v) = per_cpu(n, cpu) {
-        line(json, "rules only, all rules on every record: evaluations per CPU-second", v, "evals/cpu-s", n);
+        line(
+            json,
+            "rules only, all rules on every record: evaluations per CPU-second",
+            v,
+            "evals/cpu-s",
+            n,
+        );
     }
 
     // 3. Peer: the same predicates as Rust closures over a plain struct.
@@ -474,9 +562,21 @@ pub fn warnings(
         }
         n
     });
-    line(json, "peer (hand-written Rust closures), per-type dispatch: per second (wall)", n as f64 / wall.as_secs_f64(), "evals/s", n);
+    line(
+        json,
+        "peer (hand-written Rust closures), per-type dispatch: per second (wall)",
+        n as f64 / wall.as_secs_f64(),
+        "evals/s",
+        n,
+    );
     if let Some(v) = per_cpu(n, cpu) {
-        line(json, "peer (hand-written Rust closures), per-type dispatch: per CPU-second", v, "evals/cpu-s", n);
+        line(
+            json,
+            "peer (hand-written Rust closures), per-type dispatch: per CPU-second",
+            v,
+            "evals/cpu-s",
+            n,
+        );
     }
     // Same outcomes on one pass of the sample.
     let mut mismatches = 0;
@@ -489,7 +589,13 @@ pub fn warnings(
             }
         }
     }
-    line(json, "sample records (engine and peer agree on every outcome)", sample.len() as f64, "records", sample.len() as u64);
+    line(
+        json,
+        "sample records (engine and peer agree on every outcome)",
+        sample.len() as f64,
+        "records",
+        sample.len() as u64,
+    );
     let _ = (hits_engine, hits_native);
     if mismatches > 0 {
         return Err(fail(format!(

@@ -407,6 +407,7 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
             Ok(n) if n > 0 => tracing::info!(loans = n, "demo loans opened"),
             Ok(_) => {}
             Err(e) => return Err(Failure::Runtime(format!("opening demo loans failed: {e}"))),
+        }
         // Risk warnings and credit limits (issue #7 items 3 and 4).
         match zhudai_server::demo_risk::seed(&state).await {
             Ok(true) => tracing::info!("demo risk rules, credit lines and warnings created"),
@@ -422,7 +423,8 @@ async fn serve(config: Config, demo: bool) -> Result<(), Failure> {
         tracing::warn!(error = %e, "could not install the default workflow definitions");
     }
     // Contracts (issue #6): the default template, and a warning when no CJK font is found.
-    if let Err(e) = zhudai_server::contracts::ensure_default_template(&store, state.now_ms()).await {
+    if let Err(e) = zhudai_server::contracts::ensure_default_template(&store, state.now_ms()).await
+    {
         tracing::warn!(error = %e, "could not install the default contract template");
     }
     if let Err(e) = zhudai_server::contract_pdf::font(config.contract_font_path.as_deref()) {

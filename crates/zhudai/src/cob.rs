@@ -152,9 +152,8 @@ async fn run_close(
     let elapsed = started.elapsed();
     store.close().await;
     let outcome = outcome.map_err(|e| match e {
-        zhudai_server::cob::CobError::LaterRunExists(_) | zhudai_server::cob::CobError::Future(_) => {
-            Failure::Config(e.to_string())
-        }
+        zhudai_server::cob::CobError::LaterRunExists(_)
+        | zhudai_server::cob::CobError::Future(_) => Failure::Config(e.to_string()),
         other => Failure::Runtime(other.to_string()),
     })?;
     let t = outcome.run.totals;

@@ -129,6 +129,15 @@ pub struct Config {
     #[serde(default = "defaults::collection_daily_contact_limit")]
     pub collection_daily_contact_limit: u32,
     // --- end daily close ---
+    // --- Worklists and exception alerts (issue #6 items 3–4) ---
+    /// A submitted workflow instance with no step for this many hours is reported as
+    /// stuck to the manager of its node's owner (default 48; 1–8760).
+    #[serde(default = "defaults::workflow_stuck_after_hours")]
+    pub workflow_stuck_after_hours: u32,
+    /// The address people reach zhudai at (e.g. `https://zhudai.example.com`), used for
+    /// links in WeCom / DingTalk / Feishu messages. Unset: messages carry paths only.
+    #[serde(default)]
+    pub public_url: Option<String>,
 }
 
 impl Config {
@@ -182,15 +191,6 @@ impl Config {
             daily_limit: self.collection_daily_contact_limit,
         })
     }
-    // --- Worklists and exception alerts (issue #6 items 3–4) ---
-    /// A submitted workflow instance with no step for this many hours is reported as
-    /// stuck to the manager of its node's owner (default 48; 1–8760).
-    #[serde(default = "defaults::workflow_stuck_after_hours")]
-    pub workflow_stuck_after_hours: u32,
-    /// The address people reach zhudai at (e.g. `https://zhudai.example.com`), used for
-    /// links in WeCom / DingTalk / Feishu messages. Unset: messages carry paths only.
-    #[serde(default)]
-    pub public_url: Option<String>,
 }
 
 /// A decimal setting written as a number (`0.24`, from TOML or the environment) or a
@@ -257,6 +257,7 @@ mod defaults {
     }
     pub fn psi_threshold() -> f64 {
         zhudai_server::warnings::psi::DEFAULT_THRESHOLD
+    }
     pub fn workflow_stuck_after_hours() -> u32 {
         48
     }
@@ -380,6 +381,7 @@ impl Config {
                     p.display()
                 ));
             }
+        }
         // Risk warnings (issue #7 item 3).
         if !(config.psi_threshold.is_finite()
             && config.psi_threshold > 0.0

@@ -405,12 +405,13 @@ async fn ledger_verify_passes_then_catches_an_altered_line() {
     let loans = demo_get(&server.base, "/api/v1/loans").await;
     assert!(loans["total"].as_i64().unwrap() >= 5, "{loans}");
     assert!(server.terminate().success());
-    let o = run(zhudai().args(["ledger", "verify", "--data-dir"]).arg(dir.path()));
+    let o = run(zhudai()
+        .args(["ledger", "verify", "--data-dir"])
+        .arg(dir.path()));
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("ledger balanced"), "{}", stdout(&o));
     // Alter one line of a loan's repayment entry behind zhudai's back.
-    let location =
-        zhudai_store::DatabaseLocation::SqliteFile(dir.path().join("zhudai.db"));
+    let location = zhudai_store::DatabaseLocation::SqliteFile(dir.path().join("zhudai.db"));
     let store = zhudai_store::Store::open(&location, &Default::default())
         .await
         .unwrap();
@@ -431,10 +432,15 @@ async fn ledger_verify_passes_then_catches_an_altered_line() {
         .await
         .unwrap();
     store.close().await;
-    let o = run(zhudai().args(["ledger", "verify", "--data-dir"]).arg(dir.path()));
+    let o = run(zhudai()
+        .args(["ledger", "verify", "--data-dir"])
+        .arg(dir.path()));
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     let err = stderr(&o);
-    assert!(err.contains(&format!("journal entry {entry} does not balance")), "{err}");
+    assert!(
+        err.contains(&format!("journal entry {entry} does not balance")),
+        "{err}"
+    );
     assert!(err.contains(&format!("loan {loan}:")), "{err}");
     assert!(err.contains("ledger verification failed"), "{err}");
 }

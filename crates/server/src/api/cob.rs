@@ -336,7 +336,10 @@ pub async fn floor_request(
     ApiJson(b): ApiJson<FloorInput>,
 ) -> ApiResult<Response> {
     let rid = svc::request_floor(&state, &caller, id, &b).await?;
-    Ok(recorded((StatusCode::CREATED, axum::Json(Created { id: rid }))))
+    Ok(recorded((
+        StatusCode::CREATED,
+        axum::Json(Created { id: rid }),
+    )))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -355,7 +358,11 @@ pub async fn floor_requests(
 ) -> ApiResult<ApiJson<Vec<FloorRequestView>>> {
     let st = q.state.unwrap_or_else(|| "pending".into());
     if !matches!(st.as_str(), "pending" | "approved" | "rejected") {
-        return Err(ApiError::field("state", "invalid", "pending, approved or rejected"));
+        return Err(ApiError::field(
+            "state",
+            "invalid",
+            "pending, approved or rejected",
+        ));
     }
     let rows = state.store().floor_requests(&st, 200).await?;
     Ok(ApiJson(rows.into_iter().map(floor_view).collect()))

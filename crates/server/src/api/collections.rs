@@ -136,9 +136,11 @@ pub async fn filter_of(
         "" | "any" => Assignee::Any,
         "me" => Assignee::User(caller.user_id),
         "none" => Assignee::Unassigned,
-        other => Assignee::User(other.parse().map_err(|_| {
-            ApiError::field("assignee", "invalid", "me, none or a user id")
-        })?),
+        other => Assignee::User(
+            other
+                .parse()
+                .map_err(|_| ApiError::field("assignee", "invalid", "me, none or a user id"))?,
+        ),
     };
     let limit = q.limit.unwrap_or(100);
     if !(1..=500).contains(&limit) {
@@ -280,7 +282,10 @@ pub async fn contact(
     ApiJson(b): ApiJson<ContactInput>,
 ) -> ApiResult<Response> {
     let cid = svc::log_contact(&state, &caller, id, &b).await?;
-    Ok(recorded((StatusCode::CREATED, axum::Json(Created { id: cid }))))
+    Ok(recorded((
+        StatusCode::CREATED,
+        axum::Json(Created { id: cid }),
+    )))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -322,9 +327,18 @@ pub async fn agency(
     Path(id): Path<i64>,
     ApiJson(b): ApiJson<AgencyRequest>,
 ) -> ApiResult<Response> {
-    let aid = svc::assign_agency(&state, &caller, id, &b.agency_code, b.commission_rate.as_deref())
-        .await?;
-    Ok(recorded((StatusCode::CREATED, axum::Json(Created { id: aid }))))
+    let aid = svc::assign_agency(
+        &state,
+        &caller,
+        id,
+        &b.agency_code,
+        b.commission_rate.as_deref(),
+    )
+    .await?;
+    Ok(recorded((
+        StatusCode::CREATED,
+        axum::Json(Created { id: aid }),
+    )))
 }
 
 /// Take a case back from its agency (recovered and commission frozen).

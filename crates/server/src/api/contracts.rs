@@ -314,11 +314,16 @@ pub async fn generate(
     let b: GenerateRequest = if body.iter().all(u8::is_ascii_whitespace) {
         GenerateRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::field("body", "invalid", e.to_string()))?
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::field("body", "invalid", e.to_string()))?
     };
     let c = svc::generate(&state, &caller, id, b.template.as_deref()).await?;
     Ok(recorded(
-        (StatusCode::CREATED, axum::Json(contract_view(&state, c).await?)).into_response(),
+        (
+            StatusCode::CREATED,
+            axum::Json(contract_view(&state, c).await?),
+        )
+            .into_response(),
     ))
 }
 
@@ -427,7 +432,11 @@ pub async fn sign(
     )
     .await?;
     Ok(recorded(
-        (StatusCode::CREATED, axum::Json(contract_view(&state, c).await?)).into_response(),
+        (
+            StatusCode::CREATED,
+            axum::Json(contract_view(&state, c).await?),
+        )
+            .into_response(),
     ))
 }
 

@@ -37,7 +37,11 @@ pub async fn limit_list(
 ) -> ApiResult<axum::Json<Vec<LimitView>>> {
     let status = f.status.as_deref().filter(|s| !s.is_empty());
     if status.is_some_and(|s| zhudai_domain::credit_limit::LimitStatus::parse(s).is_none()) {
-        return Err(ApiError::field("status", "invalid", "use active, frozen, expired or closed"));
+        return Err(ApiError::field(
+            "status",
+            "invalid",
+            "use active, frozen, expired or closed",
+        ));
     }
     let scope = f.scope.as_deref().filter(|s| !s.is_empty());
     if scope.is_some_and(|s| zhudai_domain::credit_limit::LimitScope::parse(s).is_none()) {
@@ -75,7 +79,9 @@ pub async fn adjustment_request(
     ApiJson(req): ApiJson<AdjustmentRequest>,
 ) -> ApiResult<Response> {
     let a = svc::request_adjustment(&state, &caller, &req).await?;
-    Ok(recorded((StatusCode::CREATED, axum::Json(a)).into_response()))
+    Ok(recorded(
+        (StatusCode::CREATED, axum::Json(a)).into_response(),
+    ))
 }
 
 /// Change requests waiting for approval, in the caller's data scope.
@@ -136,5 +142,7 @@ pub async fn limit_unfreeze(
     ApiJson(r): ApiJson<ReasonInput>,
 ) -> ApiResult<Response> {
     let a = svc::request_unfreeze(&state, &caller, id, &r.reason).await?;
-    Ok(recorded((StatusCode::CREATED, axum::Json(a)).into_response()))
+    Ok(recorded(
+        (StatusCode::CREATED, axum::Json(a)).into_response(),
+    ))
 }

@@ -251,9 +251,9 @@ pub fn balance_view(b: &BalanceRow) -> BalanceView {
         owner: b.owner.clone(),
         debit: Fen::new(b.debit_fen).to_string(),
         credit: Fen::new(b.credit_fen).to_string(),
-        balance: Fen::new(
-            account.map_or(b.debit_fen - b.credit_fen, |a| a.balance(b.debit_fen, b.credit_fen)),
-        )
+        balance: Fen::new(account.map_or(b.debit_fen - b.credit_fen, |a| {
+            a.balance(b.debit_fen, b.credit_fen)
+        }))
         .to_string(),
     }
 }
@@ -503,7 +503,11 @@ pub async fn funders(
     State(state): State<AppState>,
     Query(q): Query<FunderQuery>,
 ) -> ApiResult<ApiJson<Vec<BalanceView>>> {
-    let f = q.funder_code.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let f = q
+        .funder_code
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
     let rows = state.store().ledger_balances_by_funder(f).await?;
     Ok(ApiJson(rows.iter().map(balance_view).collect()))
 }

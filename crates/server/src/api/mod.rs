@@ -5,14 +5,14 @@
 pub mod applications;
 pub mod audit;
 // Contracts and disbursement (issue #6).
-pub mod contracts;
 pub mod auth;
+pub mod contracts;
 // Daily close, collections, funder reconciliation, reports (issue #8 items 3–7).
 pub mod cob;
 pub mod collections;
+pub mod customers;
 pub mod reconciliation;
 pub mod reports;
-pub mod customers;
 // Bulk customer import and export (issue #4 part 5).
 pub mod customer_exports;
 pub mod customer_imports;
@@ -244,7 +244,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reports::portfolio_xlsx))
         .routes(routes!(reports::roll_rates))
         // --- end daily close ---
-    // --- end loans ---
+        // --- end loans ---
         // --- Credit decisions (issue #7) ---
         .routes(routes!(risk::list, risk::create))
         .routes(routes!(risk::get_one))
@@ -261,7 +261,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(risk::enable_rule_set))
         .routes(routes!(risk::test_rule_set))
         .routes(routes!(risk::blacklist, risk::blacklist_add))
-    // --- end credit decisions ---
+        // --- end credit decisions ---
         // --- Risk warnings and credit limits (issue #7 items 3 and 4) ---
         .routes(routes!(warnings::rule_list, warnings::rule_create))
         .routes(routes!(warnings::rule_test))
@@ -282,12 +282,15 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(warnings::psi_register))
         .routes(routes!(warnings::psi_run))
         .routes(routes!(limits::limit_list))
-        .routes(routes!(limits::adjustment_request, limits::adjustment_pending))
+        .routes(routes!(
+            limits::adjustment_request,
+            limits::adjustment_pending
+        ))
         .routes(routes!(limits::adjustment_decide))
         .routes(routes!(limits::limit_get))
         .routes(routes!(limits::limit_freeze))
         .routes(routes!(limits::limit_unfreeze))
-    // --- end risk warnings and credit limits ---
+        // --- end risk warnings and credit limits ---
         // --- Worklists, exception alerts, notifications, analytics (issue #6 items 3–4) ---
         .routes(routes!(worklists::done))
         .routes(routes!(worklists::watched))

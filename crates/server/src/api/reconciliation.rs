@@ -171,7 +171,10 @@ pub async fn files(State(state): State<AppState>) -> ApiResult<ApiJson<Vec<FileV
 /// A file with its breaks.
 #[utoipa::path(get, path = "/api/v1/reconciliation/files/{id}", tag = "reconciliation", operation_id = "recon_file",
     params(("id" = i64, Path)), responses((status = 200, body = FileDetail), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn file(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<ApiJson<FileDetail>> {
+pub async fn file(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<ApiJson<FileDetail>> {
     Ok(ApiJson(detail(&state, id, false).await?))
 }
 

@@ -83,7 +83,11 @@ pub async fn roll_rates(
     Query(q): Query<RollParams>,
 ) -> ApiResult<ApiJson<Roll>> {
     let (Some(from), Some(to)) = (q.from.as_deref(), q.to.as_deref()) else {
-        return Err(ApiError::field("from", "required", "give from and to (YYYY-MM-DD)"));
+        return Err(ApiError::field(
+            "from",
+            "required",
+            "give from and to (YYYY-MM-DD)",
+        ));
     };
     check(Some(from), "from")?;
     check(Some(to), "to")?;

@@ -306,7 +306,11 @@ pub async fn funder_callback(
     // decisions only from HTTP funders (a simulated one decides at once).
     let disbursed = serde_json::from_slice::<serde_json::Value>(&body)
         .ok()
-        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(|m| m == "disbursed"))
+        .and_then(|v| {
+            v.get("message")
+                .and_then(|m| m.as_str())
+                .map(|m| m == "disbursed")
+        })
         .unwrap_or(false);
     let partner = state
         .store()
@@ -401,7 +405,11 @@ async fn disbursed_callback(state: &AppState, funder: &str, body: &[u8]) -> ApiR
         .ok()
         .filter(|a| a.is_positive());
     if amount.is_none() {
-        errors.push(FieldError::new("amount", "invalid", "a positive sum in yuan such as 30000.00"));
+        errors.push(FieldError::new(
+            "amount",
+            "invalid",
+            "a positive sum in yuan such as 30000.00",
+        ));
     }
     let on = chrono::NaiveDate::parse_from_str(cb.disbursed_on.trim(), "%Y-%m-%d").ok();
     match on {
@@ -415,10 +423,18 @@ async fn disbursed_callback(state: &AppState, funder: &str, body: &[u8]) -> ApiR
     }
     let r = cb.funder_loan_ref.trim();
     if r.is_empty() || r.len() > 128 {
-        errors.push(FieldError::new("funder_loan_ref", "required", "1–128 characters"));
+        errors.push(FieldError::new(
+            "funder_loan_ref",
+            "required",
+            "1–128 characters",
+        ));
     }
     if cb.application_ref.trim().is_empty() {
-        errors.push(FieldError::new("application_ref", "required", "the application's reference"));
+        errors.push(FieldError::new(
+            "application_ref",
+            "required",
+            "the application's reference",
+        ));
     }
     let (Some(amount), Some(on), true) = (amount, on, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));

@@ -41,7 +41,9 @@ pub async fn rule_create(
     ApiJson(input): ApiJson<RuleInput>,
 ) -> ApiResult<Response> {
     let v = svc::create_rule(&state, &caller, &input).await?;
-    Ok(recorded((StatusCode::CREATED, axum::Json(v)).into_response()))
+    Ok(recorded(
+        (StatusCode::CREATED, axum::Json(v)).into_response(),
+    ))
 }
 
 /// One rule.
@@ -52,7 +54,9 @@ pub async fn rule_get(
     _caller: Caller,
     Path(code): Path<String>,
 ) -> ApiResult<axum::Json<RuleView>> {
-    Ok(axum::Json(svc::rule_view(&svc::find_rule(&state, &code).await?)))
+    Ok(axum::Json(svc::rule_view(
+        &svc::find_rule(&state, &code).await?,
+    )))
 }
 
 /// Save a new version of a rule (send the `version` you edited). A condition that no
@@ -259,16 +263,15 @@ pub async fn psi_register(
     ApiJson(req): ApiJson<BaselineRequest>,
 ) -> ApiResult<Response> {
     let b = psi::register_baseline_as(&state, &caller, &req.model).await?;
-    Ok(recorded((StatusCode::CREATED, axum::Json(b)).into_response()))
+    Ok(recorded(
+        (StatusCode::CREATED, axum::Json(b)).into_response(),
+    ))
 }
 
 /// Run population stability now (once per model and business day).
 #[utoipa::path(post, path = "/api/v1/risk/psi/run", tag = "risk",
     responses((status = 200, body = [RunOutcome])))]
-pub async fn psi_run(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Response> {
+pub async fn psi_run(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     // The runs append their own audit records; the request itself is recorded by the
     // authorization layer.
     let r = psi::run_now(&state, &caller).await?;

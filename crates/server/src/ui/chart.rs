@@ -67,6 +67,84 @@ pub fn stacked_columns(
     }
 }
 
+// --- Process analytics (issue #6 item 4) ---
+
+/// A horizontal bar chart whose bars are scaled by a number and labelled with a text
+/// (e.g. hours shown as `12.5 h`, rates as `66.7 %`).
+pub fn bars_labelled(aria_label: &str, items: &[(String, i64, String)]) -> Markup {
+    let max = items.iter().map(|(_, v, _)| *v).max().unwrap_or(0).max(1);
+    let row_h = 26;
+    let label_w = 150;
+    let bar_w = 260;
+    let height = (items.len().max(1) * row_h) as i64 + 4;
+    html! {
+        svg.chart role="img" aria-label=(aria_label) viewBox=(format!("0 0 {} {}", label_w + bar_w + 90, height))
+            width=(label_w + bar_w + 90) height=(height) {
+            title { (aria_label) }
+            @for (i, (label, value, text)) in items.iter().enumerate() {
+                @let y = (i * row_h) as i64 + 4;
+                @let w = if *value > 0 { (*value * bar_w as i64 / max).max(2) } else { 0 };
+                text x=(label_w - 8) y=(y + 15) text-anchor="end" class="chart-label" { (label) }
+                rect x=(label_w) y=(y) width=(w) height="18" rx="3" class="chart-bar" data-value=(value) {}
+                text x=(label_w as i64 + w + 6) y=(y + 14) class="chart-value" { (text) }
+            }
+        }
+    }
+}
+
+/// Vertical columns of two series side by side per label (e.g. started and finished per
+/// day), or of one series when every second value is absent. Labels are thinned to about
+/// a dozen when there are many columns.
+pub fn columns(
+    aria_label: &str,
+    series: (&str, Option<&str>),
+    items: &[(String, i64, Option<i64>)],
+) -> Markup {
+    let max = items
+        .iter()
+        .map(|(_, a, b)| (*a).max(b.unwrap_or(0)))
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let paired = series.1.is_some();
+    let n = items.len().max(1) as i64;
+    let plot_h: i64 = 150;
+    let group_w: i64 = (560 / n).clamp(8, 60);
+    let bar_w: i64 = if paired {
+        (group_w - 2) / 2
+    } else {
+        group_w - 2
+    }
+    .max(2);
+    let width = 40 + n * group_w + 10;
+    let height = plot_h + 52;
+    let every = (n / 12).max(1) as usize;
+    html! {
+        svg.chart role="img" aria-label=(aria_label) viewBox=(format!("0 0 {width} {height}")) width=(width) height=(height) {
+            title { (aria_label) }
+            line x1="38" y1=(10 + plot_h) x2=(width - 6) y2=(10 + plot_h) stroke="#ccc" {}
+            text x="34" y="18" text-anchor="end" class="chart-label" { (max) }
+            @for (i, (label, a, b)) in items.iter().enumerate() {
+                @let x = 40 + i as i64 * group_w;
+                @let ha = a.max(&0) * plot_h / max;
+                rect x=(x) y=(10 + plot_h - ha) width=(bar_w) height=(ha) class="chart-bar" data-part="a" data-value=(a) { title { (label) " · " (series.0) ": " (a) } }
+                @if let Some(b) = b {
+                    @let hb = b.max(&0) * plot_h / max;
+                    rect x=(x + bar_w) y=(10 + plot_h - hb) width=(bar_w) height=(hb) class="chart-bar-alt" data-part="b" data-value=(b) { title { (label) " · " (series.1.unwrap_or("")) ": " (b) } }
+                }
+                @if i % every == 0 {
+                    text x=(x + group_w / 2) y=(plot_h + 24) text-anchor="middle" class="chart-label" { (label) }
+                }
+            }
+            rect x="40" y=(plot_h + 34) width="10" height="10" class="chart-bar" {}
+            text x="54" y=(plot_h + 43) class="chart-label" { (series.0) }
+            @if let Some(s) = series.1 {
+                rect x="160" y=(plot_h + 34) width="10" height="10" class="chart-bar-alt" {}
+                text x="174" y=(plot_h + 43) class="chart-label" { (s) }
+            }
+        }
+    }
+}
 // --- Risk warnings (issue #7 item 3) ---
 
 /// Horizontal bars split into coloured segments (e.g. warnings per type, split by
@@ -106,26 +184,6 @@ pub fn stacked_rows(aria_label: &str, legend: &[String], rows: &[(String, Vec<i6
             @for (k, name) in legend.iter().enumerate() {
                 rect x=(label_w + k as i64 * 80) y=(ly) width="10" height="10" class=(format!("chart-seg-{k}")) {}
                 text x=(label_w + k as i64 * 80 + 14) y=(ly + 9) class="chart-label" { (name) }
-// --- Process analytics (issue #6 item 4) ---
-
-/// A horizontal bar chart whose bars are scaled by a number and labelled with a text
-/// (e.g. hours shown as `12.5 h`, rates as `66.7 %`).
-pub fn bars_labelled(aria_label: &str, items: &[(String, i64, String)]) -> Markup {
-    let max = items.iter().map(|(_, v, _)| *v).max().unwrap_or(0).max(1);
-    let row_h = 26;
-    let label_w = 150;
-    let bar_w = 260;
-    let height = (items.len().max(1) * row_h) as i64 + 4;
-    html! {
-        svg.chart role="img" aria-label=(aria_label) viewBox=(format!("0 0 {} {}", label_w + bar_w + 90, height))
-            width=(label_w + bar_w + 90) height=(height) {
-            title { (aria_label) }
-            @for (i, (label, value, text)) in items.iter().enumerate() {
-                @let y = (i * row_h) as i64 + 4;
-                @let w = if *value > 0 { (*value * bar_w as i64 / max).max(2) } else { 0 };
-                text x=(label_w - 8) y=(y + 15) text-anchor="end" class="chart-label" { (label) }
-                rect x=(label_w) y=(y) width=(w) height="18" rx="3" class="chart-bar" data-value=(value) {}
-                text x=(label_w as i64 + w + 6) y=(y + 14) class="chart-value" { (text) }
             }
         }
     }
@@ -227,56 +285,6 @@ pub fn paired_columns(
             text x="54" y=(plot_h + 45.0) class="chart-label" { (series.0) }
             rect x="180" y=(plot_h + 36.0) width="10" height="10" class="chart-bar-alt" {}
             text x="194" y=(plot_h + 45.0) class="chart-label" { (series.1) }
-/// Vertical columns of two series side by side per label (e.g. started and finished per
-/// day), or of one series when every second value is absent. Labels are thinned to about
-/// a dozen when there are many columns.
-pub fn columns(
-    aria_label: &str,
-    series: (&str, Option<&str>),
-    items: &[(String, i64, Option<i64>)],
-) -> Markup {
-    let max = items
-        .iter()
-        .map(|(_, a, b)| (*a).max(b.unwrap_or(0)))
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let paired = series.1.is_some();
-    let n = items.len().max(1) as i64;
-    let plot_h: i64 = 150;
-    let group_w: i64 = (560 / n).clamp(8, 60);
-    let bar_w: i64 = if paired {
-        (group_w - 2) / 2
-    } else {
-        group_w - 2
-    }
-    .max(2);
-    let width = 40 + n * group_w + 10;
-    let height = plot_h + 52;
-    let every = (n / 12).max(1) as usize;
-    html! {
-        svg.chart role="img" aria-label=(aria_label) viewBox=(format!("0 0 {width} {height}")) width=(width) height=(height) {
-            title { (aria_label) }
-            line x1="38" y1=(10 + plot_h) x2=(width - 6) y2=(10 + plot_h) stroke="#ccc" {}
-            text x="34" y="18" text-anchor="end" class="chart-label" { (max) }
-            @for (i, (label, a, b)) in items.iter().enumerate() {
-                @let x = 40 + i as i64 * group_w;
-                @let ha = a.max(&0) * plot_h / max;
-                rect x=(x) y=(10 + plot_h - ha) width=(bar_w) height=(ha) class="chart-bar" data-part="a" data-value=(a) { title { (label) " · " (series.0) ": " (a) } }
-                @if let Some(b) = b {
-                    @let hb = b.max(&0) * plot_h / max;
-                    rect x=(x + bar_w) y=(10 + plot_h - hb) width=(bar_w) height=(hb) class="chart-bar-alt" data-part="b" data-value=(b) { title { (label) " · " (series.1.unwrap_or("")) ": " (b) } }
-                }
-                @if i % every == 0 {
-                    text x=(x + group_w / 2) y=(plot_h + 24) text-anchor="middle" class="chart-label" { (label) }
-                }
-            }
-            rect x="40" y=(plot_h + 34) width="10" height="10" class="chart-bar" {}
-            text x="54" y=(plot_h + 43) class="chart-label" { (series.0) }
-            @if let Some(s) = series.1 {
-                rect x="160" y=(plot_h + 34) width="10" height="10" class="chart-bar-alt" {}
-                text x="174" y=(plot_h + 43) class="chart-label" { (s) }
-            }
         }
     }
 }
@@ -290,11 +298,17 @@ mod risk_chart_tests {
         let svg = stacked_rows(
             "w",
             &["low".into(), "high".into()],
-            &[("repayment".into(), vec![1, 3]), ("fraud".into(), vec![0, 2])],
+            &[
+                ("repayment".into(), vec![1, 3]),
+                ("fraud".into(), vec![0, 2]),
+            ],
         )
         .into_string();
         // The longest row (4) fills 260 px: 65 + 195; the zero segment is not drawn.
-        assert!(svg.contains(r#"width="65""#) && svg.contains(r#"width="195""#), "{svg}");
+        assert!(
+            svg.contains(r#"width="65""#) && svg.contains(r#"width="195""#),
+            "{svg}"
+        );
         assert_eq!(svg.matches(r#"data-segment="0""#).count(), 1);
         assert_eq!(svg.matches(r#"data-segment="1""#).count(), 2);
     }
@@ -316,7 +330,10 @@ mod risk_chart_tests {
     #[test]
     fn paired_columns_scale_to_the_largest_share() {
         let svg = paired_columns("h", ("dev", "now"), &[("a".into(), 0.5, 0.25)]).into_string();
-        assert!(svg.contains(r#"height="140.0""#) && svg.contains(r#"height="70.0""#), "{svg}");
+        assert!(
+            svg.contains(r#"height="140.0""#) && svg.contains(r#"height="70.0""#),
+            "{svg}"
+        );
     }
 }
 

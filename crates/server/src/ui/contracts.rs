@@ -165,7 +165,8 @@ async fn back_with(
         ),
         _ => return Err(e),
     };
-    let mut r = crate::ui::applications::detail_page(state, lang, caller, app_id, Some(msg)).await?;
+    let mut r =
+        crate::ui::applications::detail_page(state, lang, caller, app_id, Some(msg)).await?;
     *r.status_mut() = status;
     Ok(r)
 }
@@ -446,7 +447,11 @@ pub async fn save(
     Form(f): Form<TemplateForm>,
 ) -> Result<Response, ApiError> {
     // An existing template keeps its code; `new` takes the code from the form.
-    let target = if code == "new" { f.code.clone() } else { code.clone() };
+    let target = if code == "new" {
+        f.code.clone()
+    } else {
+        code.clone()
+    };
     match svc::save_template(&state, &caller, &target, &f.name, &f.body).await {
         Ok(row) => Ok(done(format!(
             "/contract-templates/{}/{}",

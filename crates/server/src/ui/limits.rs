@@ -60,8 +60,21 @@ pub async fn list_page(
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let t = state.i18n().bundle(lang);
-    let ok = q.done.as_deref().map(|k| t.get(&format!("limits.done.{k}")));
-    render_list(&state, lang, caller, q.status, ok, Vec::new(), &RequestForm::default(), StatusCode::OK).await
+    let ok = q
+        .done
+        .as_deref()
+        .map(|k| t.get(&format!("limits.done.{k}")));
+    render_list(
+        &state,
+        lang,
+        caller,
+        q.status,
+        ok,
+        Vec::new(),
+        &RequestForm::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -174,7 +187,13 @@ async fn render_list(
     };
     Ok((
         code,
-        page(state, &ctx(lang, caller), "risk", &t.get("limits.title"), content),
+        page(
+            state,
+            &ctx(lang, caller),
+            "risk",
+            &t.get("limits.title"),
+            content,
+        ),
     )
         .into_response())
 }
@@ -214,12 +233,20 @@ pub async fn request_submit(
             )
             .await
         }
-        Err(_) => Err(ApiError::field("customer_id", "invalid", "a customer number")),
+        Err(_) => Err(ApiError::field(
+            "customer_id",
+            "invalid",
+            "a customer number",
+        )),
     };
     match result {
-        Ok(_) => Ok(recorded(Redirect::to("/risk/limits?done=requested").into_response())),
+        Ok(_) => Ok(recorded(
+            Redirect::to("/risk/limits?done=requested").into_response(),
+        )),
         Err(e) => match refusal_lines(&e) {
-            Some(lines) => render_list(&state, lang, caller, None, None, lines, &f, e.status()).await,
+            Some(lines) => {
+                render_list(&state, lang, caller, None, None, lines, &f, e.status()).await
+            }
             None => Err(e),
         },
     }
@@ -249,7 +276,19 @@ pub async fn decision_submit(
             Redirect::to(&format!("/risk/limits?done={}", a.status)).into_response(),
         )),
         Err(e) => match refusal_lines(&e) {
-            Some(lines) => render_list(&state, lang, caller, None, None, lines, &RequestForm::default(), e.status()).await,
+            Some(lines) => {
+                render_list(
+                    &state,
+                    lang,
+                    caller,
+                    None,
+                    None,
+                    lines,
+                    &RequestForm::default(),
+                    e.status(),
+                )
+                .await
+            }
             None => Err(e),
         },
     }
@@ -268,7 +307,10 @@ pub async fn detail_page(
     Query(flag): Query<DoneFlag>,
 ) -> Result<Response, ApiError> {
     let t = state.i18n().bundle(lang);
-    let ok = flag.done.as_deref().map(|k| t.get(&format!("limits.done.{k}")));
+    let ok = flag
+        .done
+        .as_deref()
+        .map(|k| t.get(&format!("limits.done.{k}")));
     render_detail(&state, lang, caller, id, ok, Vec::new(), StatusCode::OK).await
 }
 
@@ -355,7 +397,11 @@ async fn render_detail(
         }
     };
     let title = format!("{} #{}", t.get("limits.title"), l.id);
-    Ok((code, page(state, &ctx(lang, caller), "risk", &title, content)).into_response())
+    Ok((
+        code,
+        page(state, &ctx(lang, caller), "risk", &title, content),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -366,7 +366,14 @@ async fn loan_page(
         lang,
         caller: Some(caller),
     };
-    Ok(page(state, &ctx, "loans", &format!("{} #{id}", t.get("loans.loan")), content).into_response())
+    Ok(page(
+        state,
+        &ctx,
+        "loans",
+        &format!("{} #{id}", t.get("loans.loan")),
+        content,
+    )
+    .into_response())
 }
 
 fn sum(parts: &[&str]) -> String {
@@ -426,8 +433,7 @@ pub async fn repay(
     };
     match result {
         Ok(p) => {
-            let mut r =
-                Redirect::to(&format!("/loans/{id}?posted={}", p.view.id)).into_response();
+            let mut r = Redirect::to(&format!("/loans/{id}?posted={}", p.view.id)).into_response();
             r.extensions_mut().insert(AuditNote {
                 recorded: true,
                 ..Default::default()

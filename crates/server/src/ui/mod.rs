@@ -186,7 +186,10 @@ pub fn router() -> Router<AppState> {
         .route("/risk/decisions", get(risk::decisions))
         .route("/risk/decisions/{id}", get(risk::decision))
         .route("/risk/decisions/{id}/replay", post(risk::decision_replay))
-        .route("/risk/decisions/{id}/overrides", post(risk::override_request))
+        .route(
+            "/risk/decisions/{id}/overrides",
+            post(risk::override_request),
+        )
         .route(
             "/risk/decisions/{id}/overrides/{override_id}",
             post(risk::override_decide),
@@ -202,7 +205,7 @@ pub fn router() -> Router<AppState> {
         .route("/risk/rules", get(risk::rules).post(risk::rules_submit))
         .route("/risk/rules/{id}", get(risk::rule_set))
         .route("/risk/rules/{id}/enable", post(risk::rule_set_enable))
-    // --- end credit decisions ---
+        // --- end credit decisions ---
         // Risk warnings and credit limits (issue #7 items 3 and 4). /risk/decisions and
         // /risk/models belong to the credit decision pages.
         .route("/risk/dashboard", get(warnings::dashboard))

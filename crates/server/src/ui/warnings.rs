@@ -236,13 +236,23 @@ pub async fn dashboard(
             }
         }
     };
-    Ok(page(&state, &ctx(lang, caller), "risk", &t.get("risk.dashboard.title"), content).into_response())
+    Ok(page(
+        &state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.dashboard.title"),
+        content,
+    )
+    .into_response())
 }
 
 fn psi_card(t: &Bundle, b: &svc::psi::BaselineView, threshold: f64) -> Markup {
     // Oldest run first on the time axis.
     let runs: Vec<&svc::psi::RunView> = b.runs.iter().rev().collect();
-    let labels: Vec<String> = runs.iter().map(|r| r.run_on.get(5..).unwrap_or(&r.run_on).to_owned()).collect();
+    let labels: Vec<String> = runs
+        .iter()
+        .map(|r| r.run_on.get(5..).unwrap_or(&r.run_on).to_owned())
+        .collect();
     let mut names: Vec<String> = Vec::new();
     for r in &runs {
         for x in &r.results {
@@ -366,7 +376,13 @@ pub async fn warnings_list(
     };
     Ok(with_status(
         status,
-        page(&state, &ctx(lang, caller), "risk", &t.get("risk.warnings.title"), content),
+        page(
+            &state,
+            &ctx(lang, caller),
+            "risk",
+            &t.get("risk.warnings.title"),
+            content,
+        ),
     ))
 }
 
@@ -405,7 +421,10 @@ pub async fn warning_page(
     Query(flag): Query<DoneFlag>,
 ) -> Result<Response, ApiError> {
     let t = state.i18n().bundle(lang);
-    let note = flag.done.as_deref().map(|k| t.get(&format!("risk.done.{k}")));
+    let note = flag
+        .done
+        .as_deref()
+        .map(|k| t.get(&format!("risk.done.{k}")));
     render_warning(&state, lang, caller, id, note, Vec::new(), StatusCode::OK).await
 }
 
@@ -571,7 +590,13 @@ pub async fn task_done_submit(
             let content = html! { (tabs(t, "warnings")) (errors_box(&lines)) p { a href="/risk/warnings" { (t.get("risk.warnings.title")) } } };
             Ok(with_status(
                 e.status(),
-                page(&state, &ctx(lang, caller), "risk", &t.get("risk.warnings.title"), content),
+                page(
+                    &state,
+                    &ctx(lang, caller),
+                    "risk",
+                    &t.get("risk.warnings.title"),
+                    content,
+                ),
             ))
         }
     }
@@ -611,7 +636,14 @@ pub async fn rules_list(
         }
         (reference_card(t, lang))
     };
-    Ok(page(&state, &ctx(lang, caller), "risk", &t.get("risk.rules.title"), content).into_response())
+    Ok(page(
+        &state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.rules.title"),
+        content,
+    )
+    .into_response())
 }
 
 fn rule_state(t: &Bundle, r: &RuleView) -> Markup {
@@ -698,7 +730,11 @@ impl RuleForm {
             Vec::new()
         } else {
             serde_json::from_str::<Vec<serde_json::Value>>(&self.actions).map_err(|e| {
-                ApiError::field("actions", "invalid_json", format!("a JSON list of actions: {e}"))
+                ApiError::field(
+                    "actions",
+                    "invalid_json",
+                    format!("a JSON list of actions: {e}"),
+                )
             })?
         };
         Ok(RuleInput {
@@ -783,7 +819,13 @@ async fn render_new(
     };
     Ok(with_status(
         status,
-        page(state, &ctx(lang, caller), "risk", &t.get("risk.rules.new"), content),
+        page(
+            state,
+            &ctx(lang, caller),
+            "risk",
+            &t.get("risk.rules.new"),
+            content,
+        ),
     ))
 }
 
@@ -822,7 +864,10 @@ pub async fn rule_page(
     Query(flag): Query<DoneFlag>,
 ) -> Result<Response, ApiError> {
     let t = state.i18n().bundle(lang);
-    let ok = flag.done.as_deref().map(|k| t.get(&format!("risk.done.{k}")));
+    let ok = flag
+        .done
+        .as_deref()
+        .map(|k| t.get(&format!("risk.done.{k}")));
     let r = svc::rule_view(&svc::find_rule(&state, &code).await?);
     let f = RuleForm::of(&r);
     let test = TestForm {
@@ -830,7 +875,19 @@ pub async fn rule_page(
         on_events: r.on_events.join(", "),
         rows: SAMPLE_ROWS.into(),
     };
-    render_rule(&state, lang, caller, &r, &f, &test, None, ok, Vec::new(), StatusCode::OK).await
+    render_rule(
+        &state,
+        lang,
+        caller,
+        &r,
+        &f,
+        &test,
+        None,
+        ok,
+        Vec::new(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, Default, Clone)]
@@ -960,7 +1017,19 @@ pub async fn rule_update_submit(
                 on_events: r.on_events.join(", "),
                 rows: SAMPLE_ROWS.into(),
             };
-            render_rule(&state, lang, caller, &r, &f, &test, None, None, lines, e.status()).await
+            render_rule(
+                &state,
+                lang,
+                caller,
+                &r,
+                &f,
+                &test,
+                None,
+                None,
+                lines,
+                e.status(),
+            )
+            .await
         }
     }
 }
@@ -991,7 +1060,19 @@ async fn toggle(
                 on_events: r.on_events.join(", "),
                 rows: SAMPLE_ROWS.into(),
             };
-            render_rule(&state, lang, caller, &r, &f, &test, None, None, lines, e.status()).await
+            render_rule(
+                &state,
+                lang,
+                caller,
+                &r,
+                &f,
+                &test,
+                None,
+                None,
+                lines,
+                e.status(),
+            )
+            .await
         }
     }
 }
@@ -1024,7 +1105,13 @@ pub async fn rule_test_submit(
     let r = svc::rule_view(&svc::find_rule(&state, &code).await?);
     let f = RuleForm::of(&r);
     let result = serde_json::from_str::<Vec<SampleRow>>(&test.rows)
-        .map_err(|e| ApiError::field("rows", "invalid_json", format!("a JSON list of sample events: {e}")))
+        .map_err(|e| {
+            ApiError::field(
+                "rows",
+                "invalid_json",
+                format!("a JSON list of sample events: {e}"),
+            )
+        })
         .and_then(|rows| {
             svc::test_rule(
                 &RuleTestRequest {
@@ -1042,9 +1129,37 @@ pub async fn rule_test_submit(
             )
         });
     match result {
-        Ok(res) => render_rule(&state, lang, caller, &r, &f, &test, Some(&res), None, Vec::new(), StatusCode::OK).await,
+        Ok(res) => {
+            render_rule(
+                &state,
+                lang,
+                caller,
+                &r,
+                &f,
+                &test,
+                Some(&res),
+                None,
+                Vec::new(),
+                StatusCode::OK,
+            )
+            .await
+        }
         Err(e) => match refusal_lines(&e) {
-            Some(lines) => render_rule(&state, lang, caller, &r, &f, &test, None, None, lines, e.status()).await,
+            Some(lines) => {
+                render_rule(
+                    &state,
+                    lang,
+                    caller,
+                    &r,
+                    &f,
+                    &test,
+                    None,
+                    None,
+                    lines,
+                    e.status(),
+                )
+                .await
+            }
             None => Err(e),
         },
     }
@@ -1060,7 +1175,10 @@ pub async fn playbooks_page(
     Query(flag): Query<DoneFlag>,
 ) -> Result<Response, ApiError> {
     let t = state.i18n().bundle(lang);
-    let ok = flag.done.as_deref().map(|k| t.get(&format!("risk.done.{k}")));
+    let ok = flag
+        .done
+        .as_deref()
+        .map(|k| t.get(&format!("risk.done.{k}")));
     render_playbooks(&state, lang, caller, ok, Vec::new(), StatusCode::OK).await
 }
 
@@ -1108,7 +1226,13 @@ async fn render_playbooks(
     };
     Ok(with_status(
         status,
-        page(state, &ctx(lang, caller), "risk", &t.get("risk.playbooks.title"), content),
+        page(
+            state,
+            &ctx(lang, caller),
+            "risk",
+            &t.get("risk.playbooks.title"),
+            content,
+        ),
     ))
 }
 

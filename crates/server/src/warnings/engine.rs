@@ -24,9 +24,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use rust_decimal::Decimal;
-use zhudai_domain::risk_warning::{
-    Action, Category, EventField, Severity, Stage, EVENT_TYPES,
-};
+use zhudai_domain::risk_warning::{Action, Category, EventField, Severity, Stage, EVENT_TYPES};
 use zhudai_expr::{
     AggregateFn, CompileError, Condition, EvalError, Record, RecordError, Schema, Slot, Type,
     WindowAggregate,
@@ -394,8 +392,7 @@ impl RuleSet {
                 Ok(condition) => {
                     let i = rules.len();
                     for (t, e) in EVENT_TYPES.iter().enumerate() {
-                        if spec.on_events.is_empty() || spec.on_events.iter().any(|x| x == e.code)
-                        {
+                        if spec.on_events.is_empty() || spec.on_events.iter().any(|x| x == e.code) {
                             if let Some(v) = by_type.get_mut(t) {
                                 v.push(i);
                             }
@@ -504,7 +501,12 @@ impl Window {
             }
         }
         // Drop what every window has passed, now and then.
-        let oldest = self.state.iter().map(|(lo, _)| *lo).min().unwrap_or(self.events.len());
+        let oldest = self
+            .state
+            .iter()
+            .map(|(lo, _)| *lo)
+            .min()
+            .unwrap_or(self.events.len());
         if oldest > 64 && oldest * 2 > self.events.len() {
             self.events.drain(..oldest);
             for (lo, _) in &mut self.state {
@@ -818,7 +820,9 @@ mod tests {
         let mut out = Vec::new();
         let mut seed = 42u64;
         let mut next = || {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (seed >> 33) as i64
         };
         let mut hist: Vec<(i64, usize, i64)> = Vec::new();

@@ -209,7 +209,11 @@ async fn check_input(state: &AppState, input: &RuleInput) -> ApiResult<CheckedRu
             "invalid",
             format!(
                 "use one of {}",
-                Category::ALL.iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                Category::ALL
+                    .iter()
+                    .map(|c| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
     }
@@ -238,7 +242,11 @@ async fn check_input(state: &AppState, input: &RuleInput) -> ApiResult<CheckedRu
                 "unknown_event",
                 format!(
                     "unknown event type `{e}`; known: {}",
-                    EVENT_TYPES.iter().map(|t| t.code).collect::<Vec<_>>().join(", ")
+                    EVENT_TYPES
+                        .iter()
+                        .map(|t| t.code)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ));
         } else if !on_events.iter().any(|x| x == e) {
@@ -320,7 +328,11 @@ pub async fn find_rule(state: &AppState, code: &str) -> ApiResult<RuleRow> {
 
 /// Saves a new rule, disabled. A condition that does not compile is kept with its error
 /// (a draft) and the rule cannot be enabled until it is fixed.
-pub async fn create_rule(state: &AppState, caller: &Caller, input: &RuleInput) -> ApiResult<RuleView> {
+pub async fn create_rule(
+    state: &AppState,
+    caller: &Caller,
+    input: &RuleInput,
+) -> ApiResult<RuleView> {
     let code = input.code.as_deref().unwrap_or("").trim().to_owned();
     let mut errors = Vec::new();
     if let Err(m) = zhudai_domain::risk_warning::check_rule_code(&code) {
@@ -444,8 +456,7 @@ pub async fn set_enabled(
     }
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    let changed =
-        sw::rule_set_enabled(&mut tx, row.id, enabled, Some(caller.user_id), now).await?;
+    let changed = sw::rule_set_enabled(&mut tx, row.id, enabled, Some(caller.user_id), now).await?;
     if changed {
         let d = rule_draft(
             state,
@@ -466,7 +477,13 @@ pub async fn set_enabled(
 
 /// Every rule.
 pub async fn rules(state: &AppState) -> ApiResult<Vec<RuleView>> {
-    Ok(state.store().risk_rules().await?.iter().map(rule_view).collect())
+    Ok(state
+        .store()
+        .risk_rules()
+        .await?
+        .iter()
+        .map(rule_view)
+        .collect())
 }
 
 fn spec_of(r: &RuleRow) -> RuleSpec {
@@ -608,11 +625,7 @@ pub struct RiskEvent {
     pub dedupe_key: Option<String>,
 }
 
-fn money_field(
-    field: String,
-    v: &Option<String>,
-    errors: &mut Vec<FieldError>,
-) -> Option<i64> {
+fn money_field(field: String, v: &Option<String>, errors: &mut Vec<FieldError>) -> Option<i64> {
     let v = v.as_deref()?;
     match Fen::parse(v) {
         Ok(f) => Some(f.as_fen()),
@@ -714,7 +727,11 @@ fn check_event(i: usize, e: &RiskEvent, now_ms: i64, errors: &mut Vec<FieldError
             format!(
                 "unknown event type `{}`; known: {}",
                 e.event_type,
-                EVENT_TYPES.iter().map(|t| t.code).collect::<Vec<_>>().join(", ")
+                EVENT_TYPES
+                    .iter()
+                    .map(|t| t.code)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         ));
         return;
@@ -729,7 +746,8 @@ fn check_event(i: usize, e: &RiskEvent, now_ms: i64, errors: &mut Vec<FieldError
     ];
     for (f, set) in present {
         // A partner may name the subject of any event that has no customer.
-        let allowed = def.fields.contains(&f) || (f == EventField::Partner && e.customer_id.is_none());
+        let allowed =
+            def.fields.contains(&f) || (f == EventField::Partner && e.customer_id.is_none());
         if set && !allowed {
             errors.push(FieldError::new(
                 format!("{p}.{}", f.as_str()),
@@ -767,7 +785,9 @@ fn check_event(i: usize, e: &RiskEvent, now_ms: i64, errors: &mut Vec<FieldError
         ("dedupe_key", &e.dedupe_key),
         ("partner", &e.partner),
     ] {
-        if v.as_ref().is_some_and(|s| s.trim().is_empty() || s.chars().count() > 200) {
+        if v.as_ref()
+            .is_some_and(|s| s.trim().is_empty() || s.chars().count() > 200)
+        {
             errors.push(FieldError::new(
                 format!("{p}.{f}"),
                 "invalid",
@@ -1185,8 +1205,20 @@ async fn open_or_hit(
     let why = format!("risk warning #{id} ({})", rule.code);
     let mut results = Vec::new();
     for a in &rule.actions {
-        let r = run_action(conn, a, id, customer_id, facts, &actor, &why, due, now, today, drafts)
-            .await?;
+        let r = run_action(
+            conn,
+            a,
+            id,
+            customer_id,
+            facts,
+            &actor,
+            &why,
+            due,
+            now,
+            today,
+            drafts,
+        )
+        .await?;
         results.push(r);
     }
     sw::warning_set_actions(
@@ -1439,9 +1471,12 @@ pub fn test_rule(req: &RuleTestRequest, now_ms: i64) -> ApiResult<RuleTestResult
         condition: req.condition.clone(),
         actions: Vec::new(),
     };
-    let (set, problems) = RuleSet::compile(std::slice::from_ref(&spec)).map_err(ApiError::internal)?;
+    let (set, problems) =
+        RuleSet::compile(std::slice::from_ref(&spec)).map_err(ApiError::internal)?;
     if let Some((_, p)) = problems.first() {
-        return Err(ApiError::Validation(vec![ConditionError::of(p).field_error()]));
+        return Err(ApiError::Validation(vec![
+            ConditionError::of(p).field_error()
+        ]));
     }
     let mut errors = Vec::new();
     let mut facts_rows = Vec::new();
@@ -1461,10 +1496,17 @@ pub fn test_rule(req: &RuleTestRequest, now_ms: i64) -> ApiResult<RuleTestResult
             None if i == 0 => t,
             None => t + 1000,
         };
-        let rate = r.rate.as_deref().and_then(|s| Decimal::from_str(s.trim()).ok());
+        let rate = r
+            .rate
+            .as_deref()
+            .and_then(|s| Decimal::from_str(s.trim()).ok());
         let limit = r.limit.as_ref().map(|l| LimitFacts {
-            amount_fen: money_field(format!("{p}.limit.amount"), &Some(l.amount.clone()), &mut errors)
-                .unwrap_or(0),
+            amount_fen: money_field(
+                format!("{p}.limit.amount"),
+                &Some(l.amount.clone()),
+                &mut errors,
+            )
+            .unwrap_or(0),
             used_fen: money_field(format!("{p}.limit.used"), &l.used, &mut errors).unwrap_or(0),
             status: l.status.clone(),
         });
@@ -1489,7 +1531,10 @@ pub fn test_rule(req: &RuleTestRequest, now_ms: i64) -> ApiResult<RuleTestResult
                 .map(|l| loan_facts(&format!("{p}.loan"), l, &mut errors)),
             limit,
         };
-        facts_rows.push((Subject::Sample(r.subject.clone().unwrap_or_default()), facts));
+        facts_rows.push((
+            Subject::Sample(r.subject.clone().unwrap_or_default()),
+            facts,
+        ));
     }
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
@@ -1499,7 +1544,8 @@ pub fn test_rule(req: &RuleTestRequest, now_ms: i64) -> ApiResult<RuleTestResult
     let mut rows = Vec::new();
     let mut fired = 0;
     for (i, (subject, facts)) in facts_rows.iter().enumerate() {
-        ev.evaluate(subject, facts, &mut out).map_err(ApiError::internal)?;
+        ev.evaluate(subject, facts, &mut out)
+            .map_err(ApiError::internal)?;
         let (outcome, error) = match out.first().map(|o| &o.result) {
             None => ("not_evaluated", None),
             Some(Ok(true)) => {
@@ -1677,7 +1723,12 @@ pub const PER_PAGE: i64 = 50;
 /// Warnings in the caller's data scope.
 pub async fn list(state: &AppState, caller: &Caller, f: &WarningFilter) -> ApiResult<WarningPage> {
     let mut errors = Vec::new();
-    let blank = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let blank = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     let status = blank(&f.status);
     let (status, not_closed) = match status.as_deref() {
         None => (None, false),
@@ -1693,11 +1744,17 @@ pub async fn list(state: &AppState, caller: &Caller, f: &WarningFilter) -> ApiRe
         }
     };
     let severity = blank(&f.severity);
-    if severity.as_deref().is_some_and(|s| Severity::parse(s).is_none()) {
+    if severity
+        .as_deref()
+        .is_some_and(|s| Severity::parse(s).is_none())
+    {
         errors.push(FieldError::new("severity", "invalid", "unknown severity"));
     }
     let category = blank(&f.category);
-    if category.as_deref().is_some_and(|s| Category::parse(s).is_none()) {
+    if category
+        .as_deref()
+        .is_some_and(|s| Category::parse(s).is_none())
+    {
         errors.push(FieldError::new("category", "invalid", "unknown category"));
     }
     let stage = blank(&f.stage);
@@ -1795,8 +1852,13 @@ pub async fn acknowledge(
             w.status
         )));
     }
-    let d = crate::customers::audit_draft(caller, now, "risk.warning.acknowledge", format!("risk_warning:{id}"))
-        .reason(note.unwrap_or_default());
+    let d = crate::customers::audit_draft(
+        caller,
+        now,
+        "risk.warning.acknowledge",
+        format!("risk_warning:{id}"),
+    )
+    .reason(note.unwrap_or_default());
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
     detail(state, caller, id).await
@@ -1822,8 +1884,13 @@ pub async fn close(
     if !sw::warning_close(&mut tx, w.id, Some(caller.user_id), &note, now).await? {
         return Err(ApiError::Conflict("the warning is already closed".into()));
     }
-    let d = crate::customers::audit_draft(caller, now, "risk.warning.close", format!("risk_warning:{id}"))
-        .reason(note);
+    let d = crate::customers::audit_draft(
+        caller,
+        now,
+        "risk.warning.close",
+        format!("risk_warning:{id}"),
+    )
+    .reason(note);
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
     detail(state, caller, id).await
@@ -1858,7 +1925,11 @@ pub async fn task_done(
         .reason(note.unwrap_or_default());
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
-    let t = state.store().risk_task(id).await?.ok_or(StoreError::NotFound)?;
+    let t = state
+        .store()
+        .risk_task(id)
+        .await?
+        .ok_or(StoreError::NotFound)?;
     Ok(task_view(t, now))
 }
 
@@ -1989,12 +2060,17 @@ pub async fn update_playbook(
             "the playbook was changed meanwhile; reload it and edit again".into(),
         ));
     }
-    let d = crate::customers::audit_draft(caller, now, "risk.playbook.update", format!("risk_playbook:{}", sev.as_str()))
-        .reason(format!(
-            "{} h, notify {}: {steps}",
-            input.respond_within_hours,
-            notify.join(",")
-        ));
+    let d = crate::customers::audit_draft(
+        caller,
+        now,
+        "risk.playbook.update",
+        format!("risk_playbook:{}", sev.as_str()),
+    )
+    .reason(format!(
+        "{} h, notify {}: {steps}",
+        input.respond_within_hours,
+        notify.join(",")
+    ));
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
     playbooks(state)
@@ -2042,7 +2118,8 @@ pub async fn dashboard_counts(state: &AppState, caller: &Caller) -> ApiResult<Da
     };
     let mut by: BTreeMap<(String, String), i64> = BTreeMap::new();
     for c in &counts {
-        *by.entry((c.category.clone(), c.severity.clone())).or_default() += c.count;
+        *by.entry((c.category.clone(), c.severity.clone()))
+            .or_default() += c.count;
     }
     let (_, overdue) = state
         .store()

@@ -86,8 +86,8 @@ pub async fn register_baseline(
     by: &str,
     now_ms: i64,
 ) -> ApiResult<i64> {
-    let model = check_model(model_json)
-        .map_err(|m| ApiError::field("model", "invalid_model", m))?;
+    let model =
+        check_model(model_json).map_err(|m| ApiError::field("model", "invalid_model", m))?;
     let meta = &model.spec().metadata;
     if meta.name.trim().is_empty() || meta.version.trim().is_empty() {
         return Err(ApiError::field(
@@ -109,7 +109,12 @@ pub async fn register_baseline_as(
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     let id = register_baseline(&mut tx, &json, &caller.username, now).await?;
-    let d = crate::customers::audit_draft(caller, now, "risk.psi.baseline", format!("psi_baseline:{id}"));
+    let d = crate::customers::audit_draft(
+        caller,
+        now,
+        "risk.psi.baseline",
+        format!("psi_baseline:{id}"),
+    );
     zhudai_store::audit::append(&mut tx, &d).await?;
     tx.commit().await.map_err(StoreError::from)?;
     overview(state)
@@ -133,7 +138,8 @@ pub fn compute(
     let mut skipped = 0;
     let mut texts: Vec<String> = Vec::with_capacity(names.len());
     for o in observations {
-        let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(&o.features)
+        let Ok(serde_json::Value::Object(map)) =
+            serde_json::from_str::<serde_json::Value>(&o.features)
         else {
             skipped += 1;
             continue;
@@ -190,7 +196,12 @@ pub struct RunOutcome {
 
 /// Runs stability for every active baseline over the last [`WINDOW_DAYS`] days, once
 /// per baseline and business date.
-pub async fn run(store: &Store, threshold: f64, today: NaiveDate, now_ms: i64) -> Result<Vec<RunOutcome>, StoreError> {
+pub async fn run(
+    store: &Store,
+    threshold: f64,
+    today: NaiveDate,
+    now_ms: i64,
+) -> Result<Vec<RunOutcome>, StoreError> {
     let mut out = Vec::new();
     for b in store.psi_baselines(true).await? {
         out.push(run_one(store, &b, threshold, today, now_ms).await?);
@@ -230,7 +241,10 @@ async fn run_one(
     outcome.rows = obs.len();
     if obs.len() < MIN_ROWS {
         outcome.outcome = "too_few".into();
-        outcome.detail = Some(format!("{} scored applications in {WINDOW_DAYS} days; at least {MIN_ROWS} are needed", obs.len()));
+        outcome.detail = Some(format!(
+            "{} scored applications in {WINDOW_DAYS} days; at least {MIN_ROWS} are needed",
+            obs.len()
+        ));
         return Ok(outcome);
     }
     let (report, skipped) = match compute(&model, &obs, threshold) {
@@ -264,7 +278,8 @@ async fn run_one(
         return Ok(outcome);
     };
     for d in std::iter::once(&report.score).chain(&report.features) {
-        let bins = serde_json::json!({"bins": d.bins, "expected": d.expected, "actual": d.actual}).to_string();
+        let bins = serde_json::json!({"bins": d.bins, "expected": d.expected, "actual": d.actual})
+            .to_string();
         let psi = if d.psi.is_finite() { d.psi } else { f64::MAX };
         sw::psi_result_insert(&mut tx, run_id, &d.name, psi, d.alert, &bins).await?;
     }
@@ -445,10 +460,15 @@ pub async fn overview(state: &AppState) -> ApiResult<PsiOverview> {
                     .results
                     .into_iter()
                     .map(|x| {
-                        let v: serde_json::Value = serde_json::from_str(&x.bins).unwrap_or_default();
+                        let v: serde_json::Value =
+                            serde_json::from_str(&x.bins).unwrap_or_default();
                         let strings = |k: &str| -> Vec<String> {
                             v[k].as_array()
-                                .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+                                .map(|a| {
+                                    a.iter()
+                                        .filter_map(|s| s.as_str().map(str::to_owned))
+                                        .collect()
+                                })
                                 .unwrap_or_default()
                         };
                         let floats = |k: &str| -> Vec<f64> {

@@ -89,7 +89,14 @@ pub async fn open_loan(
 
 /// Closes `date` on the app's store with the app's settings and clock.
 pub async fn close(app: &TestApp, date: &str, opts: RunOptions) -> RunOutcome {
-    close_with(app.state.store(), &app.state.settings().cob, app, date, opts).await
+    close_with(
+        app.state.store(),
+        &app.state.settings().cob,
+        app,
+        date,
+        opts,
+    )
+    .await
 }
 
 pub async fn close_with(
@@ -198,7 +205,15 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
     // Loan A: 100,000 yuan, 12 months equal installments at 15 % (penalty 22.5 %),
     // disbursed 2026-06-15; installments 1–3 paid on their due dates, 4 (10-15) and 5
     // (11-15) not.
-    let f = crate::loans::fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = crate::loans::fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     let app = &f.app;
     let store = app.state.store();
     let a = f.loan;
@@ -215,8 +230,30 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
     }
     // Loan B: the same product from 2026-01-10, never paid: 291 days past due on 11-28.
     // Loan C: disbursed 2026-11-01, nothing due yet.
-    let b = open_loan(app, &f.cm, "11010519860202005", "consumer_std", "100000", 12, "equal_installment", "2026-01-10", "bank_a").await;
-    let c = open_loan(app, &f.cm, "11010519870303007", "consumer_std", "50000", 12, "equal_principal", "2026-11-01", "cfc_b").await;
+    let b = open_loan(
+        app,
+        &f.cm,
+        "11010519860202005",
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-01-10",
+        "bank_a",
+    )
+    .await;
+    let c = open_loan(
+        app,
+        &f.cm,
+        "11010519870303007",
+        "consumer_std",
+        "50000",
+        12,
+        "equal_principal",
+        "2026-11-01",
+        "cfc_b",
+    )
+    .await;
     // bank_a pays out its guarantee at 180 days past due.
     let fm = app.token_in_unit("funding_manager", None).await;
     let r = reqwest::Client::new()
@@ -233,58 +270,129 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
 
     // Loan A: oldest unsettled installment due 10-15 → 44 days past due on 11-28.
     let la = loan(store, a).await;
-    assert_eq!((la.dpd, la.overdue_since.as_deref(), la.status.as_str()), (44, Some("2026-10-16"), "overdue"));
-    assert_eq!((la.classification.as_str(), la.collection_bucket.as_str()), ("special_mention", "M2"));
+    assert_eq!(
+        (la.dpd, la.overdue_since.as_deref(), la.status.as_str()),
+        (44, Some("2026-10-16"), "overdue")
+    );
+    assert_eq!(
+        (la.classification.as_str(), la.collection_bucket.as_str()),
+        ("special_mention", "M2")
+    );
     let ia = insts(store, a).await;
     let p4 = ia.iter().find(|i| i.number == 4).unwrap();
     let p5 = ia.iter().find(|i| i.number == 5).unwrap();
     // The schedule's principal of periods 4 and 5 (15 % / 12 equal installments).
-    assert_eq!((p4.principal_due_fen, p5.principal_due_fen), (807_108, 817_197));
+    assert_eq!(
+        (p4.principal_due_fen, p5.principal_due_fen),
+        (807_108, 817_197)
+    );
     // 807,108 × 0.225 / 360 = 504.44 → 504 a day for 44 days; 817,197 → 510.75 → 511 for 13.
     assert_eq!((daily_225(807_108), daily_225(817_197)), (504, 511));
-    assert_eq!((p4.penalty_accrued_fen, p5.penalty_accrued_fen), (504 * 44, 511 * 13));
+    assert_eq!(
+        (p4.penalty_accrued_fen, p5.penalty_accrued_fen),
+        (504 * 44, 511 * 13)
+    );
     assert_eq!(p4.penalty_accrued_through.as_deref(), Some("2026-11-28"));
     assert_eq!(la.penalty_outstanding_fen, 22_176 + 6_643);
 
     // Loan B: due 02-10 first → 291 days: 可疑 (> 270), M6+; every installment due
     // before 11-28 accrues for its own days; paid out at ≥ 180 days.
     let lb = loan(store, b).await;
-    assert_eq!((lb.dpd, lb.classification.as_str(), lb.collection_bucket.as_str()), (291, "doubtful", "M6+"));
+    assert_eq!(
+        (
+            lb.dpd,
+            lb.classification.as_str(),
+            lb.collection_bucket.as_str()
+        ),
+        (291, "doubtful", "M6+")
+    );
     let ib = insts(store, b).await;
     let mut want_penalty = 0;
     let mut want_interest = 0;
     for i in ib.iter().filter(|i| i.due_date.as_str() < "2026-11-28") {
         let days = (d("2026-11-28") - d(&i.due_date)).num_days();
-        assert_eq!(i.penalty_accrued_fen, daily_225(i.principal_due_fen) * days, "installment {}", i.number);
+        assert_eq!(
+            i.penalty_accrued_fen,
+            daily_225(i.principal_due_fen) * days,
+            "installment {}",
+            i.number
+        );
         want_penalty += daily_225(i.principal_due_fen) * days;
         want_interest += i.interest_due_fen;
     }
-    assert_eq!(ib.iter().filter(|i| i.due_date.as_str() < "2026-11-28").count(), 10);
+    assert_eq!(
+        ib.iter()
+            .filter(|i| i.due_date.as_str() < "2026-11-28")
+            .count(),
+        10
+    );
     assert_eq!(lb.penalty_outstanding_fen, want_penalty);
     let payout = store.guarantee_payout_of(b).await.unwrap().unwrap();
     assert_eq!((payout.funder_code.as_str(), payout.dpd), ("bank_a", 291));
-    assert_eq!((payout.principal_fen, payout.interest_fen), (10_000_000, want_interest));
+    assert_eq!(
+        (payout.principal_fen, payout.interest_fen),
+        (10_000_000, want_interest)
+    );
     // Loan A (bank_a, 44 days) is below the threshold; loan C's funder has none.
     assert!(store.guarantee_payout_of(a).await.unwrap().is_none());
 
     // Loan C: nothing due, not touched.
     let lc = loan(store, c).await;
-    assert_eq!((lc.dpd, lc.classification.as_str(), lc.collection_bucket.as_str(), lc.last_closed_on.as_deref()), (0, "normal", "M0", None));
+    assert_eq!(
+        (
+            lc.dpd,
+            lc.classification.as_str(),
+            lc.collection_bucket.as_str(),
+            lc.last_closed_on.as_deref()
+        ),
+        (0, "normal", "M0", None)
+    );
 
     // History, cases, the run's figures, the snapshot.
     let hist = store.classification_history(a).await.unwrap();
     assert_eq!(hist.len(), 1);
-    assert_eq!((hist[0].from_class.as_str(), hist[0].to_class.as_str(), hist[0].dpd), ("normal", "special_mention", 44));
+    assert_eq!(
+        (
+            hist[0].from_class.as_str(),
+            hist[0].to_class.as_str(),
+            hist[0].dpd
+        ),
+        ("normal", "special_mention", 44)
+    );
     let bh = store.bucket_history(b).await.unwrap();
-    assert_eq!((bh[0].from_bucket.as_str(), bh[0].to_bucket.as_str()), ("M0", "M6+"));
+    assert_eq!(
+        (bh[0].from_bucket.as_str(), bh[0].to_bucket.as_str()),
+        ("M0", "M6+")
+    );
     let cases_a = store.cases_of_loan(a).await.unwrap();
-    assert_eq!((cases_a.len(), cases_a[0].bucket.as_str(), cases_a[0].state.as_str()), (1, "M2", "open"));
+    assert_eq!(
+        (
+            cases_a.len(),
+            cases_a[0].bucket.as_str(),
+            cases_a[0].state.as_str()
+        ),
+        (1, "M2", "open")
+    );
     let t = out.run.totals;
-    assert_eq!((t.loans_closed, t.overdue_loans, t.reclassified, t.bucket_moves, t.cases_opened, t.payouts), (2, 2, 2, 2, 2, 1));
+    assert_eq!(
+        (
+            t.loans_closed,
+            t.overdue_loans,
+            t.reclassified,
+            t.bucket_moves,
+            t.cases_opened,
+            t.payouts
+        ),
+        (2, 2, 2, 2, 2, 1)
+    );
     assert_eq!(t.penalty_fen, 22_176 + 6_643 + want_penalty);
     assert_eq!(t.payout_fen, 10_000_000 + want_interest);
     let snap = store.cob_snapshot("2026-11-28").await.unwrap();
-    let normal: i64 = snap.iter().filter(|s| s.classification == "normal").map(|s| s.loans).sum();
+    let normal: i64 = snap
+        .iter()
+        .filter(|s| s.classification == "normal")
+        .map(|s| s.loans)
+        .sum();
     assert_eq!((snap.iter().map(|s| s.loans).sum::<i64>(), normal), (3, 1));
     // The journal: one penalty entry per overdue loan (Dr 应收罚息 / Cr 罚息收入) and the
     // payout (Dr 代偿追偿款 / Cr 应付资金方款项); the ledger proves itself.
@@ -305,9 +413,19 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
         sums,
         vec![
             ("guarantee_payout".into(), "funder_payable".into(), 0, pay),
-            ("guarantee_payout".into(), "guarantee_recoverable".into(), pay, 0),
+            (
+                "guarantee_payout".into(),
+                "guarantee_recoverable".into(),
+                pay,
+                0
+            ),
             ("penalty_accrual".into(), "penalty_income".into(), 0, pen),
-            ("penalty_accrual".into(), "penalty_receivable".into(), pen, 0),
+            (
+                "penalty_accrual".into(),
+                "penalty_receivable".into(),
+                pen,
+                0
+            ),
         ]
     );
     verify(store).await;
@@ -320,10 +438,25 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
     // An earlier day is refused once a later one is closed.
     let clock = app.clock.clone();
     let now = move || zhudai_domain::clock::Clock::now(clock.as_ref()).timestamp_millis();
-    let err = zhudai_server::cob::run(store, &app.state.settings().cob, app.state.settings().apr_cap, d("2026-11-27"), d("2026-11-29"), &now, &RunOptions { worker: "t".into(), ..Default::default() }, &mut |_| {})
-        .await
-        .unwrap_err();
-    assert!(matches!(err, zhudai_server::cob::CobError::LaterRunExists(_)), "{err}");
+    let err = zhudai_server::cob::run(
+        store,
+        &app.state.settings().cob,
+        app.state.settings().apr_cap,
+        d("2026-11-27"),
+        d("2026-11-29"),
+        &now,
+        &RunOptions {
+            worker: "t".into(),
+            ..Default::default()
+        },
+        &mut |_| {},
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, zhudai_server::cob::CobError::LaterRunExists(_)),
+        "{err}"
+    );
 
     // 11-29: one more day on both installments of loan A; no second payout for B.
     close(app, "2026-11-29", RunOptions::default()).await;
@@ -331,7 +464,10 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
     assert_eq!(la.dpd, 45);
     assert_eq!(la.penalty_outstanding_fen, 22_176 + 6_643 + 504 + 511);
     assert_eq!(
-        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM guarantee_payouts").fetch_one(store.reader()).await.unwrap(),
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM guarantee_payouts")
+            .fetch_one(store.reader())
+            .await
+            .unwrap(),
         1
     );
     verify(store).await;
@@ -340,7 +476,17 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
     // and the next close moves it back to 正常 / M0 and closes its case as cured.
     let l = f.detail().await;
     let due = fen(&l["due"]["due_now"]);
-    assert_eq!(due, ia.iter().filter(|i| i.number == 4 || i.number == 5).map(|i| i.principal_due_fen + i.interest_due_fen + i.fee_due_fen).sum::<i64>() + 22_176 + 6_643 + 504 + 511);
+    assert_eq!(
+        due,
+        ia.iter()
+            .filter(|i| i.number == 4 || i.number == 5)
+            .map(|i| i.principal_due_fen + i.interest_due_fen + i.fee_due_fen)
+            .sum::<i64>()
+            + 22_176
+            + 6_643
+            + 504
+            + 511
+    );
     let (s, r) = f
         .repay("a-cure", json!({"kind": "scheduled", "amount": l["due"]["due_now"], "value_date": "2026-11-29", "payer_name": "赵六"}))
         .await;
@@ -349,28 +495,76 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
     app.clock.advance_millis(86_400_000);
     close(app, "2026-11-30", RunOptions::default()).await;
     let la = loan(store, a).await;
-    assert_eq!((la.dpd, la.status.as_str(), la.classification.as_str(), la.collection_bucket.as_str()), (0, "active", "normal", "M0"));
+    assert_eq!(
+        (
+            la.dpd,
+            la.status.as_str(),
+            la.classification.as_str(),
+            la.collection_bucket.as_str()
+        ),
+        (0, "active", "normal", "M0")
+    );
     let cases_a = store.cases_of_loan(a).await.unwrap();
-    assert_eq!((cases_a[0].state.as_str(), cases_a[0].close_reason.as_deref()), ("closed", Some("cured")));
+    assert_eq!(
+        (
+            cases_a[0].state.as_str(),
+            cases_a[0].close_reason.as_deref()
+        ),
+        ("closed", Some("cured"))
+    );
     verify(store).await;
 
     // A manual floor on loan C: asked by one risk reviewer, not decided by the asker,
     // approved by another: 可疑 at once, and kept by the next close.
     let pl = app.token_in_unit("risk_reviewer", None).await;
     let rr = app.token_in_unit("risk_reviewer", None).await;
-    let (s, req) = post(app, &pl, &format!("/api/v1/loans/{c}/classification-requests"), json!({"floor": "doubtful", "reason": "borrower's business closed"})).await;
+    let (s, req) = post(
+        app,
+        &pl,
+        &format!("/api/v1/loans/{c}/classification-requests"),
+        json!({"floor": "doubtful", "reason": "borrower's business closed"}),
+    )
+    .await;
     assert_eq!(s, 201, "{req}");
     let rid = req["id"].as_i64().unwrap();
-    let (s, _) = post(app, &pl, &format!("/api/v1/classification-requests/{rid}/decision"), json!({"approve": true})).await;
+    let (s, _) = post(
+        app,
+        &pl,
+        &format!("/api/v1/classification-requests/{rid}/decision"),
+        json!({"approve": true}),
+    )
+    .await;
     assert_eq!(s, 403, "the asker may not decide");
-    let (s, _) = post(app, &rr, &format!("/api/v1/loans/{c}/classification-requests"), json!({"floor": "loss", "reason": "second request"})).await;
+    let (s, _) = post(
+        app,
+        &rr,
+        &format!("/api/v1/loans/{c}/classification-requests"),
+        json!({"floor": "loss", "reason": "second request"}),
+    )
+    .await;
     assert_eq!(s, 409, "one open request per loan");
-    let (s, r) = post(app, &rr, &format!("/api/v1/classification-requests/{rid}/decision"), json!({"approve": true, "note": "agreed"})).await;
+    let (s, r) = post(
+        app,
+        &rr,
+        &format!("/api/v1/classification-requests/{rid}/decision"),
+        json!({"approve": true, "note": "agreed"}),
+    )
+    .await;
     assert_eq!(s, 204, "{r}");
     assert_eq!(loan(store, c).await.classification, "doubtful");
     // Loan A restructured on 11-30: 关注 through its observation period (a year here).
-    let (s, r) = post(app, &rr, &format!("/api/v1/loans/{a}/restructuring"), json!({"restructured_on": "2026-11-30", "note": "terms extended"})).await;
-    assert_eq!((s, r["observation_ends_on"].as_str()), (201, Some("2027-11-30")), "{r}");
+    let (s, r) = post(
+        app,
+        &rr,
+        &format!("/api/v1/loans/{a}/restructuring"),
+        json!({"restructured_on": "2026-11-30", "note": "terms extended"}),
+    )
+    .await;
+    assert_eq!(
+        (s, r["observation_ends_on"].as_str()),
+        (201, Some("2027-11-30")),
+        "{r}"
+    );
     assert_eq!(loan(store, a).await.classification, "special_mention");
     app.clock.advance_millis(86_400_000);
     close(app, "2026-12-01", RunOptions::default()).await;
@@ -387,7 +581,12 @@ async fn close_matches_hand_computed_figures(db: &TestDb) {
         .json::<Value>()
         .await
         .unwrap();
-    let sources: Vec<&str> = sh["classification"].as_array().unwrap_or_else(|| panic!("{sh}")).iter().map(|h| h["source"].as_str().unwrap()).collect();
+    let sources: Vec<&str> = sh["classification"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{sh}"))
+        .iter()
+        .map(|h| h["source"].as_str().unwrap())
+        .collect();
     assert_eq!(sources, ["cob", "cob", "restructuring"], "{sh}");
     assert_eq!(sh["cases"][0]["close_reason"], "cured");
     verify(store).await;
@@ -441,16 +640,45 @@ async fn crash_and_rerun_equal_one_clean_run_and_duckdb_agrees(db: &TestDb) {
         chunk_size: 40,
         ..app.state.settings().cob.clone()
     };
-    let clean = close_with(twin.state.store(), &settings, &twin, "2026-11-28", RunOptions::default()).await;
+    let clean = close_with(
+        twin.state.store(),
+        &settings,
+        &twin,
+        "2026-11-28",
+        RunOptions::default(),
+    )
+    .await;
     assert!(clean.done);
     assert!(clean.run.chunks_total >= 10, "{:?}", clean.run);
 
     // Here: three chunks, then a worker dies in the middle of its chunk (its transaction
     // is dropped, its chunk stays claimed) …
     let store = app.state.store().clone();
-    let o = close_with(&store, &settings, &app, "2026-11-28", RunOptions { worker: "w1".into(), max_chunks: Some(3), ..Default::default() }).await;
+    let o = close_with(
+        &store,
+        &settings,
+        &app,
+        "2026-11-28",
+        RunOptions {
+            worker: "w1".into(),
+            max_chunks: Some(3),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!((o.chunks, o.done), (3, false));
-    let o = close_with(&store, &settings, &app, "2026-11-28", RunOptions { worker: "w2".into(), crash_in_chunk: Some(1), ..Default::default() }).await;
+    let o = close_with(
+        &store,
+        &settings,
+        &app,
+        "2026-11-28",
+        RunOptions {
+            worker: "w2".into(),
+            crash_in_chunk: Some(1),
+            ..Default::default()
+        },
+    )
+    .await;
     assert_eq!((o.chunks, o.done), (0, false));
     let holders = store.cob_chunk_holders(o.run.id).await.unwrap();
     assert_eq!(holders, vec!["w2".to_owned()]);
@@ -464,17 +692,36 @@ async fn crash_and_rerun_equal_one_clean_run_and_duckdb_agrees(db: &TestDb) {
         let cap = app.state.settings().apr_cap;
         tokio::spawn(async move {
             let now = move || zhudai_domain::clock::Clock::now(clock.as_ref()).timestamp_millis();
-            zhudai_server::cob::run(&s, &set, cap, d("2026-11-28"), d("2026-11-29"), &now, &RunOptions { worker: worker.into(), ..Default::default() }, &mut |_| {})
-                .await
-                .unwrap()
+            zhudai_server::cob::run(
+                &s,
+                &set,
+                cap,
+                d("2026-11-28"),
+                d("2026-11-29"),
+                &now,
+                &RunOptions {
+                    worker: worker.into(),
+                    ..Default::default()
+                },
+                &mut |_| {},
+            )
+            .await
+            .unwrap()
         })
     };
     let (a, b) = (task(s1, set1, "w3"), task(s2, set2, "w4"));
     let (a, b) = (a.await.unwrap(), b.await.unwrap());
     // The one that closes the last chunk finishes the run; the other may stop first.
     assert!(a.done || b.done, "{a:?} {b:?}");
-    assert_eq!(store.cob_run("2026-11-28").await.unwrap().unwrap().state, "done");
-    assert_eq!(3 + a.chunks + b.chunks, clean.run.chunks_total as usize, "every chunk closed once");
+    assert_eq!(
+        store.cob_run("2026-11-28").await.unwrap().unwrap().state,
+        "done"
+    );
+    assert_eq!(
+        3 + a.chunks + b.chunks,
+        clean.run.chunks_total as usize,
+        "every chunk closed once"
+    );
     let mine = dump(&store).await;
     let theirs = dump(twin.state.store()).await;
     assert_eq!(mine.len(), theirs.len());
@@ -482,7 +729,11 @@ async fn crash_and_rerun_equal_one_clean_run_and_duckdb_agrees(db: &TestDb) {
         assert_eq!(m, t);
     }
     verify(&store).await;
-    assert!(clean.run.totals.penalty_fen > 0 && clean.run.totals.cases_opened > 20, "{:?}", clean.run.totals);
+    assert!(
+        clean.run.totals.penalty_fen > 0 && clean.run.totals.cases_opened > 20,
+        "{:?}",
+        clean.run.totals
+    );
 
     // DuckDB computes the tiers, days past due and buckets from the raw rows: the same.
     let dir = tempfile::tempdir().unwrap();
@@ -494,6 +745,9 @@ async fn crash_and_rerun_equal_one_clean_run_and_duckdb_agrees(db: &TestDb) {
     assert_eq!(n, sum.open_loans);
     assert_eq!(check["mismatches"], 0, "{check}");
     let tiers = check["by_tier"].as_object().unwrap();
-    assert!(tiers.len() >= 4, "a book with every kind of arrears: {check}");
+    assert!(
+        tiers.len() >= 4,
+        "a book with every kind of arrears: {check}"
+    );
     twin_db.close().await;
 }

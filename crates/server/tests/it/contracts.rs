@@ -137,7 +137,10 @@ pub async fn to_contract_step(db: &TestDb) -> Journey {
     assert_eq!(s, 201, "{a}");
     j.id = a["id"].as_i64().unwrap();
     let act = format!("/api/v1/applications/{}/actions", j.id);
-    assert_eq!(j.post(&j.cm, &act, json!({"action": "submit"})).await.0, 200);
+    assert_eq!(
+        j.post(&j.cm, &act, json!({"action": "submit"})).await.0,
+        200
+    );
     for (kind, extra) in [
         (
             "id_front",
@@ -158,13 +161,21 @@ pub async fn to_contract_step(db: &TestDb) -> Journey {
         let (s, _) = j
             .post(
                 &verifier,
-                &format!("/api/v1/customers/{}/documents/{doc}/verification", j.customer),
+                &format!(
+                    "/api/v1/customers/{}/documents/{doc}/verification",
+                    j.customer
+                ),
                 json!({"decision": "verified"}),
             )
             .await;
         assert_eq!(s, 200);
     }
-    assert_eq!(j.post(&verifier, &act, json!({"action": "approve"})).await.0, 200);
+    assert_eq!(
+        j.post(&verifier, &act, json!({"action": "approve"}))
+            .await
+            .0,
+        200
+    );
     let (s, r) = j.post(&l1, &act, json!({"action": "approve"})).await;
     assert_eq!(s, 200, "{r}");
     let d = j.application().await;
@@ -173,13 +184,7 @@ pub async fn to_contract_step(db: &TestDb) -> Journey {
         (Some("contract"), Some("approved")),
         "bank_a approves everything now: {d}"
     );
-    j.app_ref = db
-        .store
-        .application(j.id)
-        .await
-        .unwrap()
-        .unwrap()
-        .ref_;
+    j.app_ref = db.store.application(j.id).await.unwrap().unwrap().ref_;
     j
 }
 
@@ -212,7 +217,11 @@ fn thousands(yuan: &str) -> String {
 /// Generates and fully signs the contract; returns its view.
 pub async fn generate_and_sign(j: &Journey) -> Value {
     let (s, c) = j
-        .post(&j.ops, &format!("/api/v1/applications/{}/contract", j.id), json!({}))
+        .post(
+            &j.ops,
+            &format!("/api/v1/applications/{}/contract", j.id),
+            json!({}),
+        )
         .await;
     assert_eq!(s, 201, "{c}");
     let cid = c["id"].as_i64().unwrap();
@@ -260,7 +269,9 @@ async fn a_contract_is_generated_signed_and_disbursed_by_callback(db: &TestDb) {
     assert_eq!(disclosure, &q["snapshot"]["disclosure"]);
     assert_eq!(c["apr"], q["snapshot"]["apr"]);
     // The stored snapshot masks the ID number.
-    let stored_id = c["snapshot"]["values"]["borrower.id_number"].as_str().unwrap();
+    let stored_id = c["snapshot"]["values"]["borrower.id_number"]
+        .as_str()
+        .unwrap();
     assert_ne!(stored_id, j.id_number);
     assert!(stored_id.contains('*'), "{stored_id}");
 
@@ -299,16 +310,13 @@ async fn a_contract_is_generated_signed_and_disbursed_by_callback(db: &TestDb) {
         &interest,
         apr,
     ] {
-        assert!(flat.contains(needle), "`{needle}` is not in the PDF:\n{text}");
+        assert!(
+            flat.contains(needle),
+            "`{needle}` is not in the PDF:\n{text}"
+        );
     }
     // At rest the blob is ciphertext.
-    let key = db
-        .store
-        .contract(cid)
-        .await
-        .unwrap()
-        .unwrap()
-        .pdf_blob_key;
+    let key = db.store.contract(cid).await.unwrap().unwrap().pdf_blob_key;
     let on_disk = std::fs::read(db.data_dir().join("blobs").join(&key)).unwrap();
     assert!(!on_disk.starts_with(b"%PDF"));
     // The clear read of the ID number and the generation are in the audit trail.
@@ -327,28 +335,48 @@ async fn a_contract_is_generated_signed_and_disbursed_by_callback(db: &TestDb) {
         .unwrap()
         .records;
     assert!(
-        records
-            .iter()
-            .any(|r| r.reason.as_deref().unwrap_or("").contains("printed in contract")),
+        records.iter().any(|r| r
+            .reason
+            .as_deref()
+            .unwrap_or("")
+            .contains("printed in contract")),
         "{records:?}"
     );
 
     // Signatures: checked, one per party; completing before all three is refused.
     let sig = format!("/api/v1/contracts/{cid}/signatures");
     let (s, v) = j
-        .post(&j.ops, &sig, json!({"party": "borrower", "method": "click_through"}))
+        .post(
+            &j.ops,
+            &sig,
+            json!({"party": "borrower", "method": "click_through"}),
+        )
         .await;
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["signatures"][0]["signer_name"], "王五");
-    assert_eq!(v["signatures"][0]["evidence_sha256"].as_str().unwrap().len(), 64);
     assert_eq!(
-        j.post(&j.ops, &sig, json!({"party": "borrower", "method": "click_through"}))
-            .await
-            .0,
+        v["signatures"][0]["evidence_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    assert_eq!(
+        j.post(
+            &j.ops,
+            &sig,
+            json!({"party": "borrower", "method": "click_through"})
+        )
+        .await
+        .0,
         409
     );
     let (s, v) = j
-        .post(&j.ops, &sig, json!({"party": "funder", "method": "e_signature"}))
+        .post(
+            &j.ops,
+            &sig,
+            json!({"party": "funder", "method": "e_signature"}),
+        )
         .await;
     assert_eq!(s, 422, "{v}");
     let fields: Vec<&str> = v["errors"]
@@ -357,7 +385,10 @@ async fn a_contract_is_generated_signed_and_disbursed_by_callback(db: &TestDb) {
         .iter()
         .map(|e| e["field"].as_str().unwrap())
         .collect();
-    assert!(fields.contains(&"provider_ref") && fields.contains(&"evidence_sha256"), "{fields:?}");
+    assert!(
+        fields.contains(&"provider_ref") && fields.contains(&"evidence_sha256"),
+        "{fields:?}"
+    );
     let (s, r) = j.post(&j.ops, &act, json!({"action": "complete"})).await;
     assert_eq!(s, 409, "{r}");
     assert!(r["detail"].as_str().unwrap().contains("funder"), "{r}");
@@ -388,20 +419,33 @@ async fn a_contract_is_generated_signed_and_disbursed_by_callback(db: &TestDb) {
 
     // The funder's disbursement callback: signature, amount and date checked.
     let body = json!({"message": "disbursed", "application_ref": j.app_ref, "amount": "30000.00", "disbursed_on": "2026-11-29", "funder_loan_ref": "BA-LN-0001"});
-    assert_eq!(j.callback(&body, "wrong-key-wrong-key-wrong-key-000").await.0, 401);
+    assert_eq!(
+        j.callback(&body, "wrong-key-wrong-key-wrong-key-000")
+            .await
+            .0,
+        401
+    );
     let mut wrong = body.clone();
     wrong["amount"] = json!("29000.00");
     let (s, v) = j.callback(&wrong, KEY).await;
     assert_eq!(s, 422, "{v}");
     assert_eq!(v["errors"][0]["field"], "amount");
-    assert_eq!(j.application().await["node"], "disbursement", "nothing changed");
+    assert_eq!(
+        j.application().await["node"],
+        "disbursement",
+        "nothing changed"
+    );
     let (s, first) = j.callback(&body, KEY).await;
     assert_eq!(s, 200, "{first}");
     assert_eq!(first["duplicate"], false);
     let loan = first["loan_id"].as_i64().unwrap();
     // A repeat answers the first result; another reference for the same application is refused.
     let (s, again) = j.callback(&body, KEY).await;
-    assert_eq!((s, again["duplicate"].as_bool()), (200, Some(true)), "{again}");
+    assert_eq!(
+        (s, again["duplicate"].as_bool()),
+        (200, Some(true)),
+        "{again}"
+    );
     assert_eq!(again["loan_id"], first["loan_id"]);
     assert_eq!(again["disbursement_id"], first["disbursement_id"]);
     let mut other = body.clone();
@@ -442,9 +486,17 @@ async fn a_contract_is_generated_signed_and_disbursed_by_callback(db: &TestDb) {
             ran += 1;
         }
     }
-    assert_eq!(ran, 1, "the simulated disbursement was scheduled on completion");
     assert_eq!(
-        db.store.disbursement_of(j.id).await.unwrap().unwrap().funder_loan_ref,
+        ran, 1,
+        "the simulated disbursement was scheduled on completion"
+    );
+    assert_eq!(
+        db.store
+            .disbursement_of(j.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .funder_loan_ref,
         "BA-LN-0001"
     );
     j.app.stop().await;
@@ -472,7 +524,10 @@ async fn the_simulated_funder_disburses_after_signing(db: &TestDb) {
         .await
         .unwrap();
     let d = j.application().await;
-    assert_eq!((d["node"].as_str(), d["status"].as_str()), (Some("loan"), Some("disbursed")));
+    assert_eq!(
+        (d["node"].as_str(), d["status"].as_str()),
+        (Some("loan"), Some("disbursed"))
+    );
     let disb = db.store.disbursement_of(j.id).await.unwrap().unwrap();
     assert_eq!(disb.source, "simulated");
     assert_eq!(disb.amount_fen, 3_000_000);
@@ -520,7 +575,12 @@ async fn templates_are_versioned_and_checked(db: &TestDb) {
     let v1 = list[0]["body"].as_str().unwrap().to_owned();
     // Only template managers save.
     assert_eq!(
-        post(&ops, json!({"code": "personal_loan", "name": "x", "body": v1})).await.0,
+        post(
+            &ops,
+            json!({"code": "personal_loan", "name": "x", "body": v1})
+        )
+        .await
+        .0,
         403
     );
     // A bad template: each problem with its line, and a suggestion.
@@ -537,13 +597,22 @@ async fn templates_are_versioned_and_checked(db: &TestDb) {
         .map(|e| e["message"].as_str().unwrap().to_owned())
         .collect();
     assert!(
-        messages.iter().any(|m| m.contains("line 2") && m.contains("{{borrower.name}}")),
+        messages
+            .iter()
+            .any(|m| m.contains("line 2") && m.contains("{{borrower.name}}")),
         "{messages:?}"
     );
-    assert!(messages.iter().any(|m| m.contains("{{table:disclosure}}")), "{messages:?}");
+    assert!(
+        messages.iter().any(|m| m.contains("{{table:disclosure}}")),
+        "{messages:?}"
+    );
     // A good edit is version 2; version 1 is unchanged.
     let edited = v1.replace("第五条 提前还款", "第五条 提前还款（无违约金）");
-    let (s, t) = post(&pm, json!({"code": "personal_loan", "name": "个人借款合同", "body": edited})).await;
+    let (s, t) = post(
+        &pm,
+        json!({"code": "personal_loan", "name": "个人借款合同", "body": edited}),
+    )
+    .await;
     assert_eq!((s, t["version"].as_i64()), (201, Some(2)), "{t}");
     let old: Value = c
         .get(app.url("/api/v1/contract-templates/personal_loan/versions/1"))
@@ -570,6 +639,9 @@ async fn templates_are_versioned_and_checked(db: &TestDb) {
     assert_eq!(r.status(), 200);
     let text = pdftotext(&r.bytes().await.unwrap());
     let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(flat.contains("提前还款（无违约金）") && flat.contains("张三（示例）"), "{text}");
+    assert!(
+        flat.contains("提前还款（无违约金）") && flat.contains("张三（示例）"),
+        "{text}"
+    );
     app.stop().await;
 }

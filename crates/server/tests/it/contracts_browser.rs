@@ -52,7 +52,9 @@ async fn wait_for_node(b: &Client, app: &crate::support::TestApp, id: i64, node:
     let mut seen = String::new();
     for i in 0..100 {
         if i > 0 && i % 10 == 0 {
-            b.goto(&app.url(&format!("/applications/{id}"))).await.unwrap();
+            b.goto(&app.url(&format!("/applications/{id}")))
+                .await
+                .unwrap();
         }
         seen = text_of(b, "application-node").await;
         if seen == node {
@@ -164,13 +166,7 @@ async fn an_application_goes_from_submission_to_a_loan_in_the_browser() {
         .await
         .unwrap();
     let url = b.current_url().await.unwrap();
-    let id: i64 = url
-        .path()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let id: i64 = url.path().rsplit('/').next().unwrap().parse().unwrap();
     click(&b, "act-submit").await;
     wait_for_node(&b, &app, id, "doc_review").await;
 
@@ -189,29 +185,40 @@ async fn an_application_goes_from_submission_to_a_loan_in_the_browser() {
         .for_element(Locator::Css("[data-testid=queue-empty]"))
         .await
         .unwrap();
-    b.goto(&app.url(&format!("/applications/{id}"))).await.unwrap();
+    b.goto(&app.url(&format!("/applications/{id}")))
+        .await
+        .unwrap();
     click(&b, "act-approve").await;
     wait_for_node(&b, &app, id, "approval").await;
 
     // 3. Two approvers: level 1, then level 2; the simulated funder approves at once.
     switch_user(&b, &app, "demo_approver_l1").await;
-    b.goto(&app.url(&format!("/applications/{id}"))).await.unwrap();
+    b.goto(&app.url(&format!("/applications/{id}")))
+        .await
+        .unwrap();
     click(&b, "act-approve").await;
     // Still at approval, now waiting for level 2.
     for _ in 0..50 {
-        if b.find(Locator::Css("[data-testid=act-approve]")).await.is_err() {
+        if b.find(Locator::Css("[data-testid=act-approve]"))
+            .await
+            .is_err()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     switch_user(&b, &app, "demo_approver_l2").await;
-    b.goto(&app.url(&format!("/applications/{id}"))).await.unwrap();
+    b.goto(&app.url(&format!("/applications/{id}")))
+        .await
+        .unwrap();
     click(&b, "act-approve").await;
     wait_for_node(&b, &app, id, "contract").await;
 
     // 4. Operations generates the contract and records the three signatures.
     switch_user(&b, &app, "demo_operations").await;
-    b.goto(&app.url(&format!("/applications/{id}"))).await.unwrap();
+    b.goto(&app.url(&format!("/applications/{id}")))
+        .await
+        .unwrap();
     click(&b, "generate-contract").await;
     b.wait()
         .for_element(Locator::Css("[data-testid=contract-status]"))

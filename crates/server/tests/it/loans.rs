@@ -126,7 +126,10 @@ impl Fixture {
 
     pub async fn repay_as(&self, token: &str, key: &str, body: Value) -> (u16, Value) {
         let mut req = reqwest::Client::new()
-            .post(self.app.url(&format!("/api/v1/loans/{}/repayments", self.loan)))
+            .post(
+                self.app
+                    .url(&format!("/api/v1/loans/{}/repayments", self.loan)),
+            )
             .bearer_auth(token)
             .json(&body);
         if !key.is_empty() {
@@ -190,10 +193,21 @@ async fn count(db: &TestDb, table: &str) -> i64 {
 }
 
 async fn opening_is_idempotent_and_balanced(db: &TestDb) {
-    let f = fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     // A second opening returns the same loan and writes nothing.
     let entries = count(db, "journal_entries").await;
-    assert_eq!(open(&f.app, f.application, "100000", "2026-06-15").await, f.loan);
+    assert_eq!(
+        open(&f.app, f.application, "100000", "2026-06-15").await,
+        f.loan
+    );
     assert_eq!(count(db, "journal_entries").await, entries);
     let l = f.detail().await;
     assert_eq!(l["principal"], "100000.00");
@@ -256,7 +270,13 @@ async fn opening_is_idempotent_and_balanced(db: &TestDb) {
         .unwrap();
     assert_eq!(accounts.as_array().unwrap().len(), 17);
     // 5 installments are due by 2026-11-29 and unpaid: the loan shows what is due.
-    assert_eq!(fen(&l["due"]["due_now"]), schedule[..5].iter().map(|p| fen(&p["outstanding"])).sum::<i64>());
+    assert_eq!(
+        fen(&l["due"]["due_now"]),
+        schedule[..5]
+            .iter()
+            .map(|p| fen(&p["outstanding"]))
+            .sum::<i64>()
+    );
     // The list filters by status.
     let list: Value = c
         .get(f.app.url("/api/v1/loans?status=overdue&limit=10"))
@@ -272,7 +292,15 @@ async fn opening_is_idempotent_and_balanced(db: &TestDb) {
 }
 
 async fn concurrent_duplicates_post_once(db: &TestDb) {
-    let f = fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     let due = f.detail().await["schedule"][0]["outstanding"]
         .as_str()
         .unwrap()
@@ -305,17 +333,24 @@ async fn concurrent_duplicates_post_once(db: &TestDb) {
         .unwrap();
     assert_eq!(r.status(), 201);
     assert_eq!(
-        r.headers().get("idempotent-replayed").map(|v| v.to_str().unwrap()),
+        r.headers()
+            .get("idempotent-replayed")
+            .map(|v| v.to_str().unwrap()),
         Some("true")
     );
     // The same key with another body: refused, nothing posted.
-    let (s, p) = f.repay("dup-key-1", body("scheduled", "9999.00", "2026-08-15")).await;
+    let (s, p) = f
+        .repay("dup-key-1", body("scheduled", "9999.00", "2026-08-15"))
+        .await;
     assert_eq!(s, 422, "{p}");
     assert_eq!(p["errors"][0]["field"], "Idempotency-Key");
     assert_eq!(p["errors"][0]["code"], "reused");
     // No key at all: refused.
     let (s, p) = f.repay("", b.clone()).await;
-    assert_eq!((s, p["errors"][0]["field"].as_str()), (422, Some("Idempotency-Key")));
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str()),
+        (422, Some("Idempotency-Key"))
+    );
     assert_eq!(count(db, "repayments").await, 1);
     let l = f.detail().await;
     assert!(l["schedule"][0]["settled_on"] == "2026-07-15");
@@ -335,12 +370,14 @@ async fn accrue_penalty(f: &Fixture, number: i64, fen: i64, on: &str) {
         .execute(&mut *tx)
         .await
         .unwrap();
-    sqlx::query("UPDATE loans SET penalty_outstanding_fen = penalty_outstanding_fen + $1 WHERE id = $2")
-        .bind(fen)
-        .bind(f.loan)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
+    sqlx::query(
+        "UPDATE loans SET penalty_outstanding_fen = penalty_outstanding_fen + $1 WHERE id = $2",
+    )
+    .bind(fen)
+    .bind(f.loan)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
     zhudai_store::loans::entry_insert(
         &mut tx,
         &zhudai_store::loans::NewEntry {
@@ -361,7 +398,15 @@ async fn accrue_penalty(f: &Fixture, number: i64, fen: i64, on: &str) {
 }
 
 async fn allocation_order_and_penalty(db: &TestDb) {
-    let f = fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     let l = f.detail().await;
     let s0 = &l["schedule"][0];
     // Installment 1 overdue with 12.34 yuan of penalty; a partial payment of 1,000 yuan
@@ -369,21 +414,35 @@ async fn allocation_order_and_penalty(db: &TestDb) {
     // penalty, fee, then 887.66 of interest; nothing to principal.
     accrue_penalty(&f, 1, 1234, "2026-07-20").await;
     f.verify_ok().await;
-    let (s, r) = f.repay("alloc-1", body("partial", "1000", "2026-07-20")).await;
+    let (s, r) = f
+        .repay("alloc-1", body("partial", "1000", "2026-07-20"))
+        .await;
     assert_eq!(s, 201, "{r}");
     assert_eq!(
-        (r["penalty"].as_str(), r["fee"].as_str(), r["interest"].as_str(), r["principal"].as_str()),
+        (
+            r["penalty"].as_str(),
+            r["fee"].as_str(),
+            r["interest"].as_str(),
+            r["principal"].as_str()
+        ),
         (Some("12.34"), Some("100.00"), Some("887.66"), Some("0.00"))
     );
     assert_eq!(r["loan_status"], "overdue");
     // The rest of installment 1 as "partial" is refused (it covers what is due) …
     let l = f.detail().await;
     let rest = l["schedule"][0]["outstanding"].as_str().unwrap().to_owned();
-    let (s, p) = f.repay("alloc-2", body("partial", &rest, "2026-07-21")).await;
-    assert_eq!((s, p["errors"][0]["code"].as_str()), (422, Some("servicing.not_below_due")));
+    let (s, p) = f
+        .repay("alloc-2", body("partial", &rest, "2026-07-21"))
+        .await;
+    assert_eq!(
+        (s, p["errors"][0]["code"].as_str()),
+        (422, Some("servicing.not_below_due"))
+    );
     // … and accepted as scheduled, with 50 yuan over held as credit (溢缴款).
     let over = zhudai_domain::money::Fen::new(fen(&json!(rest)) + 5000).to_string();
-    let (s, r) = f.repay("alloc-2", body("scheduled", &over, "2026-07-21")).await;
+    let (s, r) = f
+        .repay("alloc-2", body("scheduled", &over, "2026-07-21"))
+        .await;
     assert_eq!(s, 201, "{r}");
     assert_eq!(r["overpaid"], "50.00");
     assert_eq!(
@@ -396,7 +455,9 @@ async fn allocation_order_and_penalty(db: &TestDb) {
     // The next payment uses the credit first: 50.00 credit + installment − 50.00 cash.
     let inst2 = fen(&l["schedule"][1]["outstanding"]);
     let cash = zhudai_domain::money::Fen::new(inst2 - 5000).to_string();
-    let (s, r) = f.repay("alloc-3", body("scheduled", &cash, "2026-08-15")).await;
+    let (s, r) = f
+        .repay("alloc-3", body("scheduled", &cash, "2026-08-15"))
+        .await;
     assert_eq!(s, 201, "{r}");
     assert_eq!(r["credit_used"], "50.00");
     let l = f.detail().await;
@@ -407,12 +468,18 @@ async fn allocation_order_and_penalty(db: &TestDb) {
     let (s, p) = f
         .repay("alloc-4", json!({"kind": "scheduled", "amount": inst3, "value_date": "2026-09-15", "payer_name": "赵母", "third_party": true}))
         .await;
-    assert_eq!((s, p["errors"][0]["field"].as_str()), (422, Some("payer_relation")));
+    assert_eq!(
+        (s, p["errors"][0]["field"].as_str()),
+        (422, Some("payer_relation"))
+    );
     let (s, r) = f
         .repay("alloc-4", json!({"kind": "scheduled", "amount": inst3, "value_date": "2026-09-15", "payer_name": "赵母", "third_party": true, "payer_relation": "母亲", "channel": "counter"}))
         .await;
     assert_eq!(s, 201, "{r}");
-    assert_eq!((r["third_party"].as_bool(), r["payer_relation"].as_str()), (Some(true), Some("母亲")));
+    assert_eq!(
+        (r["third_party"].as_bool(), r["payer_relation"].as_str()),
+        (Some(true), Some("母亲"))
+    );
     // Days past due: installments 4 and 5 (due 10-15 and 11-15) are unpaid on 11-29.
     let l = f.detail().await;
     assert_eq!(l["dpd"], 45);
@@ -455,7 +522,11 @@ async fn pay_due(f: &Fixture, n: usize, key: &str) {
         let (s, r) = f
             .repay(
                 &format!("{key}-{k}"),
-                body("scheduled", p["outstanding"].as_str().unwrap(), p["due_date"].as_str().unwrap()),
+                body(
+                    "scheduled",
+                    p["outstanding"].as_str().unwrap(),
+                    p["due_date"].as_str().unwrap(),
+                ),
             )
             .await;
         assert_eq!(s, 201, "{r}");
@@ -474,7 +545,9 @@ async fn early_repayments(db: &TestDb, method: &str) {
     let f = fixture(db, "consumer_std", "120000", 24, method, "2026-06-15").await;
     pay_due(&f, 3, method).await;
     // Early partial on 2026-09-20 (after period 3): 30,000 yuan beyond what is due.
-    let (s, r) = f.repay("ep", body("early_partial", "30000", "2026-09-20")).await;
+    let (s, r) = f
+        .repay("ep", body("early_partial", "30000", "2026-09-20"))
+        .await;
     assert_eq!(s, 201, "{r}");
     assert_eq!(r["principal"], "30000.00");
     let l = f.detail().await;
@@ -500,8 +573,13 @@ async fn early_repayments(db: &TestDb, method: &str) {
     assert_eq!(got, want, "{method}: the recalculated schedule");
     // Periods 4 and 5 as scheduled, then settle on 2026-11-29: 14 days after 11-15.
     pay_due_from(&f, 3, 5, "p").await;
-    let (s, p) = f.repay("ef-low", body("early_full", "1000", "2026-11-29")).await;
-    assert_eq!((s, p["errors"][0]["code"].as_str()), (422, Some("servicing.below_payoff")));
+    let (s, p) = f
+        .repay("ef-low", body("early_full", "1000", "2026-11-29"))
+        .await;
+    assert_eq!(
+        (s, p["errors"][0]["code"].as_str()),
+        (422, Some("servicing.below_payoff"))
+    );
     let q = f.detail().await;
     let balance: i64 = q["schedule"].as_array().unwrap()[5..]
         .iter()
@@ -511,21 +589,40 @@ async fn early_repayments(db: &TestDb, method: &str) {
         "principal_fen": balance, "annual_rate": "0.15", "months": 1, "method": method,
         "paid_periods": 0, "days": 14, "kind": "early_full"}]));
     let payoff_ref = results[0]["payoff_fen"].as_i64().unwrap();
-    assert_eq!(fen(&q["due"]["payoff"]), payoff_ref, "{method}: the payoff quote");
+    assert_eq!(
+        fen(&q["due"]["payoff"]),
+        payoff_ref,
+        "{method}: the payoff quote"
+    );
     let amount = zhudai_domain::money::Fen::new(payoff_ref).to_string();
-    let (s, r) = f.repay("ef", body("early_full", &amount, "2026-11-29")).await;
+    let (s, r) = f
+        .repay("ef", body("early_full", &amount, "2026-11-29"))
+        .await;
     assert_eq!(s, 201, "{r}");
     assert_eq!(r["loan_status"], "paid_off");
     let l = f.detail().await;
     assert_eq!(
-        (l["principal_outstanding"].as_str(), l["interest_outstanding"].as_str(), l["fee_outstanding"].as_str()),
+        (
+            l["principal_outstanding"].as_str(),
+            l["interest_outstanding"].as_str(),
+            l["fee_outstanding"].as_str()
+        ),
         (Some("0.00"), Some("0.00"), Some("0.00"))
     );
     assert_eq!(l["closed_on"], "2026-11-29");
-    assert!(l["schedule"].as_array().unwrap().iter().all(|p| p["outstanding"] == "0.00"));
+    assert!(l["schedule"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["outstanding"] == "0.00"));
     // Nothing more can be paid.
-    let (s, p) = f.repay("ef-again", body("scheduled", "1", "2026-11-29")).await;
-    assert_eq!((s, p["errors"][0]["code"].as_str()), (422, Some("servicing.loan_closed")));
+    let (s, p) = f
+        .repay("ef-again", body("scheduled", "1", "2026-11-29"))
+        .await;
+    assert_eq!(
+        (s, p["errors"][0]["code"].as_str()),
+        (422, Some("servicing.loan_closed"))
+    );
     f.verify_ok().await;
 }
 
@@ -536,7 +633,11 @@ async fn pay_due_from(f: &Fixture, from: usize, to: usize, key: &str) {
         let (s, r) = f
             .repay(
                 &format!("{key}-{k}"),
-                body("scheduled", p["outstanding"].as_str().unwrap(), p["due_date"].as_str().unwrap()),
+                body(
+                    "scheduled",
+                    p["outstanding"].as_str().unwrap(),
+                    p["due_date"].as_str().unwrap(),
+                ),
             )
             .await;
         assert_eq!(s, 201, "{r}");
@@ -544,10 +645,20 @@ async fn pay_due_from(f: &Fixture, from: usize, to: usize, key: &str) {
 }
 
 async fn reversal_restores_balances(db: &TestDb) {
-    let f = fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     pay_due(&f, 2, "r").await;
     let before = f.detail().await;
-    let (s, ep) = f.repay("r-ep", body("early_partial", "20000", "2026-08-20")).await;
+    let (s, ep) = f
+        .repay("r-ep", body("early_partial", "20000", "2026-08-20"))
+        .await;
     assert_eq!(s, 201, "{ep}");
     let after = f.detail().await;
     assert_ne!(before["schedule"], after["schedule"]);
@@ -557,13 +668,27 @@ async fn reversal_restores_balances(db: &TestDb) {
     assert_eq!(s, 409);
     let (s, p) = f.reverse(ep["id"].as_i64().unwrap(), "rev-1", "").await;
     assert_eq!((s, p["errors"][0]["field"].as_str()), (422, Some("reason")));
-    let (s, r) = f.reverse(ep["id"].as_i64().unwrap(), "rev-1", "bank returned the transfer").await;
+    let (s, r) = f
+        .reverse(
+            ep["id"].as_i64().unwrap(),
+            "rev-1",
+            "bank returned the transfer",
+        )
+        .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["status"], "reversed");
     // The same reversal again (same key): the same answer; with a new key: refused.
-    let (s, r2) = f.reverse(ep["id"].as_i64().unwrap(), "rev-1", "bank returned the transfer").await;
+    let (s, r2) = f
+        .reverse(
+            ep["id"].as_i64().unwrap(),
+            "rev-1",
+            "bank returned the transfer",
+        )
+        .await;
     assert_eq!((s, r2["id"].clone()), (200, r["id"].clone()));
-    let (s, _) = f.reverse(ep["id"].as_i64().unwrap(), "rev-2", "again").await;
+    let (s, _) = f
+        .reverse(ep["id"].as_i64().unwrap(), "rev-2", "again")
+        .await;
     assert_eq!(s, 409);
     let restored = f.detail().await;
     assert_eq!(restored["schedule"], before["schedule"]);
@@ -604,7 +729,15 @@ async fn reversal_restores_balances(db: &TestDb) {
 }
 
 async fn bad_input_changes_nothing(db: &TestDb) {
-    let f = fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     let before = f.detail().await;
     let lines = count(db, "journal_lines").await;
     let (s, p) = f
@@ -624,10 +757,17 @@ async fn bad_input_changes_nothing(db: &TestDb) {
         (body("scheduled", "100", "2026-06-01"), "value_date"),
         (body("scheduled", "100", "2026-07-15"), "amount"),
         (body("early_full", "100", "2026-07-15"), "amount"),
-        (json!({"kind": "scheduled", "amount": "100", "payer_name": "x", "channel": "pigeon"}), "channel"),
+        (
+            json!({"kind": "scheduled", "amount": "100", "payer_name": "x", "channel": "pigeon"}),
+            "channel",
+        ),
     ] {
         let (s, p) = f.repay("bad-2", b).await;
-        assert_eq!((s, p["errors"][0]["field"].as_str()), (422, Some(field)), "{p}");
+        assert_eq!(
+            (s, p["errors"][0]["field"].as_str()),
+            (422, Some(field)),
+            "{p}"
+        );
     }
     let (s, _) = f.repay("bad-3", json!({"kind": "scheduled"})).await;
     assert_eq!(s, 422);
@@ -636,8 +776,13 @@ async fn bad_input_changes_nothing(db: &TestDb) {
     assert_eq!(count(db, "idempotency_keys").await, 0);
     assert_eq!(f.detail().await["schedule"], before["schedule"]);
     // The key of a refused request is free: the corrected request posts with it.
-    let due = before["schedule"][0]["outstanding"].as_str().unwrap().to_owned();
-    let (s, r) = f.repay("bad-2", body("scheduled", &due, "2026-07-15")).await;
+    let due = before["schedule"][0]["outstanding"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, r) = f
+        .repay("bad-2", body("scheduled", &due, "2026-07-15"))
+        .await;
     assert_eq!(s, 201, "{r}");
     // Unknown loan: 404.
     let r = reqwest::Client::new()
@@ -653,7 +798,15 @@ async fn bad_input_changes_nothing(db: &TestDb) {
 }
 
 async fn scope_and_permissions(db: &TestDb) {
-    let f = fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     let c = reqwest::Client::new();
     // The owner sees the loan; another customer manager (own scope) does not.
     let r = c
@@ -682,7 +835,9 @@ async fn scope_and_permissions(db: &TestDb) {
         .unwrap();
     assert_eq!(list["total"], 0);
     // Reading is not paying: the customer manager may not post; nor see book balances.
-    let (s, _) = f.repay_as(&f.cm, "perm-1", body("scheduled", "1", "2026-07-15")).await;
+    let (s, _) = f
+        .repay_as(&f.cm, "perm-1", body("scheduled", "1", "2026-07-15"))
+        .await;
     assert_eq!(s, 403);
     let r = c
         .get(f.app.url("/api/v1/ledger/accounts"))
@@ -703,17 +858,29 @@ async fn scope_and_permissions(db: &TestDb) {
         .as_str()
         .unwrap()
         .to_owned();
-    let (s, _) = f.repay("perm-2", body("scheduled", &due, "2026-07-15")).await;
+    let (s, _) = f
+        .repay("perm-2", body("scheduled", &due, "2026-07-15"))
+        .await;
     assert_eq!(s, 201);
-    let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log WHERE action IN ('loan.open', 'loan.repayment')")
-        .fetch_one(db.store.reader())
-        .await
-        .unwrap();
+    let n: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action IN ('loan.open', 'loan.repayment')",
+    )
+    .fetch_one(db.store.reader())
+    .await
+    .unwrap();
     assert_eq!(n, 2);
 }
 
 async fn verify_catches_an_altered_line(db: &TestDb) {
-    let f = fixture(db, "consumer_std", "100000", 12, "equal_installment", "2026-06-15").await;
+    let f = fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
     pay_due(&f, 2, "v").await;
     f.verify_ok().await;
     // Someone with database access edits a line (the append-only trigger refuses a
@@ -725,7 +892,9 @@ async fn verify_catches_an_altered_line(db: &TestDb) {
     assert!(refused.is_err(), "journal lines are append-only");
     let drop = match store.backend() {
         zhudai_store::Backend::Sqlite => "DROP TRIGGER journal_lines_no_update",
-        zhudai_store::Backend::Postgres => "DROP TRIGGER journal_lines_append_only ON journal_lines",
+        zhudai_store::Backend::Postgres => {
+            "DROP TRIGGER journal_lines_append_only ON journal_lines"
+        }
     };
     sqlx::query(drop).execute(store.writer()).await.unwrap();
     let (line, entry): (i64, i64) = {
@@ -743,6 +912,9 @@ async fn verify_catches_an_altered_line(db: &TestDb) {
     let rep = store.ledger_verify().await.unwrap();
     assert!(!rep.ok());
     let text = rep.problems.join("\n");
-    assert!(text.contains(&format!("journal entry {entry} does not balance")), "{text}");
+    assert!(
+        text.contains(&format!("journal entry {entry} does not balance")),
+        "{text}"
+    );
     assert!(text.contains(&format!("loan {}", f.loan)), "{text}");
 }

@@ -28,7 +28,9 @@ async fn fill(browser: &Client, id: &str, value: &str) {
 async fn an_operations_officer_posts_a_repayment_on_an_overdue_loan() {
     let db = TestDb::sqlite().await.unwrap();
     let app = demo_app(&db).await;
-    zhudai_server::demo::seed_customers(&app.state).await.unwrap();
+    zhudai_server::demo::seed_customers(&app.state)
+        .await
+        .unwrap();
     let opened = zhudai_server::demo::seed_loans(&app.state).await.unwrap();
     assert!(opened >= 5, "{opened}");
     let driver = Driver::start().await;
@@ -44,7 +46,10 @@ async fn an_operations_officer_posts_a_repayment_on_an_overdue_loan() {
         .await
         .unwrap();
     let table = text(&browser, "[data-testid=loan-table]").await;
-    assert!(table.contains("逾期") && !table.contains("已结清"), "{table}");
+    assert!(
+        table.contains("逾期") && !table.contains("已结清"),
+        "{table}"
+    );
     screenshot(&browser, "loans-list").await;
     browser
         .find(Locator::Css("[data-testid=loan-link]"))
@@ -58,7 +63,10 @@ async fn an_operations_officer_posts_a_repayment_on_an_overdue_loan() {
     let schedule = text(&browser, "[data-testid=loan-schedule]").await;
     assert!(schedule.contains("应还日"), "{schedule}");
     let journal = text(&browser, "[data-testid=loan-journal]").await;
-    assert!(journal.contains("放款") && journal.contains("贷款本金"), "{journal}");
+    assert!(
+        journal.contains("放款") && journal.contains("贷款本金"),
+        "{journal}"
+    );
     let before = browser
         .find_all(Locator::Css("[data-testid=repayment-row]"))
         .await
@@ -109,7 +117,10 @@ async fn an_operations_officer_posts_a_repayment_on_an_overdue_loan() {
         .unwrap();
     assert_eq!(rows.len(), before + 1);
     let last = rows.last().unwrap().text().await.unwrap();
-    assert!(last.contains("部分还款") && last.contains("100.00"), "{last}");
+    assert!(
+        last.contains("部分还款") && last.contains("100.00"),
+        "{last}"
+    );
     let journal = text(&browser, "[data-testid=loan-journal]").await;
     assert!(journal.contains("还款清算户"), "{journal}");
     screenshot(&browser, "loan-page").await;
@@ -117,7 +128,11 @@ async fn an_operations_officer_posts_a_repayment_on_an_overdue_loan() {
     // In English.
     let url = browser.current_url().await.unwrap();
     browser
-        .goto(&format!("{}{}lang=en", url.as_str(), if url.query().is_some() { "&" } else { "?" }))
+        .goto(&format!(
+            "{}{}lang=en",
+            url.as_str(),
+            if url.query().is_some() { "&" } else { "?" }
+        ))
         .await
         .unwrap();
     let facts = text(&browser, "[data-testid=loan-balances]").await;

@@ -37,8 +37,8 @@ mod worker;
 mod workflow;
 // Risk warnings and credit limits (issue #7 items 3 and 4).
 mod limits;
-mod risk_browser;
 mod warnings;
+mod warnings_browser;
 // Worklists, exception alerts, notifications, process analytics (issue #6 items 3–4).
 mod analytics;
 mod notify;

@@ -40,7 +40,10 @@ pub async fn call(
     let r = req.send().await.unwrap();
     let s = r.status().as_u16();
     let text = r.text().await.unwrap();
-    (s, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        s,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 pub async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (u16, Value) {
@@ -122,13 +125,25 @@ pub async fn enabled_rule(app: &TestApp, token: &str, body: Value) {
     let (s, r) = post(app, token, "/api/v1/risk/rules", body).await;
     assert_eq!(s, 201, "{r}");
     assert!(r["compile_error"].is_null(), "{r}");
-    let (s, r) = post(app, token, &format!("/api/v1/risk/rules/{code}/enable"), json!({})).await;
+    let (s, r) = post(
+        app,
+        token,
+        &format!("/api/v1/risk/rules/{code}/enable"),
+        json!({}),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["enabled"], true);
 }
 
 pub async fn events(app: &TestApp, token: &str, events: Value) -> (u16, Value) {
-    post(app, token, "/api/v1/risk/events", json!({ "events": events })).await
+    post(
+        app,
+        token,
+        "/api/v1/risk/events",
+        json!({ "events": events }),
+    )
+    .await
 }
 
 async fn audit_actions(app: &TestApp, action: &str) -> usize {
@@ -168,10 +183,16 @@ async fn rules_that_do_not_compile_cannot_be_enabled(db: &TestDb) {
     assert_eq!(p["errors"][0]["field"], "condition");
     assert_eq!(p["errors"][0]["code"], "E101");
     assert!(
-        p["errors"][0]["message"].as_str().unwrap().contains("customer.agee"),
+        p["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("customer.agee"),
         "{p}"
     );
-    assert_eq!(get(&app, &rm, "/api/v1/risk/rules/age_check").await.1["enabled"], false);
+    assert_eq!(
+        get(&app, &rm, "/api/v1/risk/rules/age_check").await.1["enabled"],
+        false
+    );
     assert_eq!(audit_actions(&app, "risk.rule.enable").await, 0);
 
     // A syntax error and an unknown event type in an aggregate are named too.
@@ -179,43 +200,110 @@ async fn rules_that_do_not_compile_cannot_be_enabled(db: &TestDb) {
         &app,
         &rm,
         "/api/v1/risk/rules",
-        rule("broken", &[], "count(repayment_faild, 30d) >= 3 &&", "low", json!([])),
+        rule(
+            "broken",
+            &[],
+            "count(repayment_faild, 30d) >= 3 &&",
+            "low",
+            json!([]),
+        ),
     )
     .await;
     assert_eq!(s, 201, "{r}");
-    assert!(r["compile_error"]["code"].as_str().unwrap().starts_with('E'), "{r}");
-    assert_eq!(post(&app, &rm, "/api/v1/risk/rules/broken/enable", json!({})).await.0, 422);
+    assert!(
+        r["compile_error"]["code"]
+            .as_str()
+            .unwrap()
+            .starts_with('E'),
+        "{r}"
+    );
+    assert_eq!(
+        post(&app, &rm, "/api/v1/risk/rules/broken/enable", json!({}))
+            .await
+            .0,
+        422
+    );
 
     // Field errors: bad category, unknown event in on_events, unknown role, bad action.
-    let mut bad = rule("bad_fields", &["nope"], "true", "urgent", json!([{"kind": "assign_task", "role": "ghost", "title": "x"}, {"kind": "launch"}]));
+    let mut bad = rule(
+        "bad_fields",
+        &["nope"],
+        "true",
+        "urgent",
+        json!([{"kind": "assign_task", "role": "ghost", "title": "x"}, {"kind": "launch"}]),
+    );
     bad["category"] = json!("weather");
     let (s, p) = post(&app, &rm, "/api/v1/risk/rules", bad).await;
     assert_eq!(s, 422, "{p}");
-    let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    for f in ["category", "severity", "on_events[0]", "actions[0].role", "actions[1]"] {
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in [
+        "category",
+        "severity",
+        "on_events[0]",
+        "actions[0].role",
+        "actions[1]",
+    ] {
         assert!(fields.contains(&f), "{f} in {fields:?}");
     }
     assert_eq!(get(&app, &rm, "/api/v1/risk/rules/bad_fields").await.0, 404);
     // The code is unique.
-    let (s, _) = post(&app, &rm, "/api/v1/risk/rules", rule("age_check", &[], "true", "low", json!([]))).await;
+    let (s, _) = post(
+        &app,
+        &rm,
+        "/api/v1/risk/rules",
+        rule("age_check", &[], "true", "low", json!([])),
+    )
+    .await;
     assert_eq!(s, 409);
 
     // Fix it (with the version edited), enable it.
-    let mut fixed = rule("age_check", &[], "has(customer.age) && customer.age > 60", "low", json!([]));
+    let mut fixed = rule(
+        "age_check",
+        &[],
+        "has(customer.age) && customer.age > 60",
+        "low",
+        json!([]),
+    );
     fixed["version"] = json!(1);
-    let (s, r) = call(&app, &rm, reqwest::Method::PUT, "/api/v1/risk/rules/age_check", Some(fixed.clone())).await;
+    let (s, r) = call(
+        &app,
+        &rm,
+        reqwest::Method::PUT,
+        "/api/v1/risk/rules/age_check",
+        Some(fixed.clone()),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["version"], 2);
     assert!(r["compile_error"].is_null());
     // Editing a stale version is a conflict.
-    let (s, _) = call(&app, &rm, reqwest::Method::PUT, "/api/v1/risk/rules/age_check", Some(fixed)).await;
+    let (s, _) = call(
+        &app,
+        &rm,
+        reqwest::Method::PUT,
+        "/api/v1/risk/rules/age_check",
+        Some(fixed),
+    )
+    .await;
     assert_eq!(s, 409);
     let (s, r) = post(&app, &rm, "/api/v1/risk/rules/age_check/enable", json!({})).await;
     assert_eq!((s, r["enabled"].as_bool()), (200, Some(true)), "{r}");
     // Editing an enabled rule into something that does not compile disables it.
     let mut worse = rule("age_check", &[], "customer.age >", "low", json!([]));
     worse["version"] = json!(2);
-    let (s, r) = call(&app, &rm, reqwest::Method::PUT, "/api/v1/risk/rules/age_check", Some(worse)).await;
+    let (s, r) = call(
+        &app,
+        &rm,
+        reqwest::Method::PUT,
+        "/api/v1/risk/rules/age_check",
+        Some(worse),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     assert_eq!(r["enabled"], false);
     assert!(r["compile_error"].is_object());
@@ -250,15 +338,47 @@ async fn rules_that_do_not_compile_cannot_be_enabled(db: &TestDb) {
     )
     .await;
     assert_eq!(s, 200, "{t}");
-    let outcomes: Vec<&str> = t["rows"].as_array().unwrap().iter().map(|r| r["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> = t["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["outcome"].as_str().unwrap())
+        .collect();
     // Row 4 is 37 days after row 3's neighbours: only itself in the window.
-    assert_eq!(outcomes, ["not_fired", "not_evaluated", "fired", "not_fired", "not_fired"]);
-    assert_eq!(t["rows"][2]["aggregates"]["sum(repayment_failed.amount, 30d)"], "1100.00");
-    assert_eq!(t["rows"][2]["aggregates"]["count(repayment_failed, 30d)"], "2");
+    assert_eq!(
+        outcomes,
+        [
+            "not_fired",
+            "not_evaluated",
+            "fired",
+            "not_fired",
+            "not_fired"
+        ]
+    );
+    assert_eq!(
+        t["rows"][2]["aggregates"]["sum(repayment_failed.amount, 30d)"],
+        "1100.00"
+    );
+    assert_eq!(
+        t["rows"][2]["aggregates"]["count(repayment_failed, 30d)"],
+        "2"
+    );
     assert_eq!(t["fired"], 1);
-    let (s, p) = post(&app, &rm, "/api/v1/risk/rules/test", json!({"condition": "loan.dpd > 3", "rows": [{"type": "overdue", "days": 3}]})).await;
+    let (s, p) = post(
+        &app,
+        &rm,
+        "/api/v1/risk/rules/test",
+        json!({"condition": "loan.dpd > 3", "rows": [{"type": "overdue", "days": 3}]}),
+    )
+    .await;
     assert_eq!(s, 422);
-    assert!(p["errors"][0]["message"].as_str().unwrap().contains("loan.dpd"), "{p}");
+    assert!(
+        p["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("loan.dpd"),
+        "{p}"
+    );
     app.stop().await;
 }
 
@@ -274,7 +394,16 @@ async fn events_fire_rules_and_open_warnings_with_actions(db: &TestDb) {
     let post_loan = app.token_in_unit("post_loan", Some(branch)).await;
     let c = customer(&app, &cm, 11).await;
     let other = customer(&app, &cm, 12).await;
-    let line = open_line(&app, &reviewer, &rm, c, "customer", "50000.00", "2027-11-29").await;
+    let line = open_line(
+        &app,
+        &reviewer,
+        &rm,
+        c,
+        "customer",
+        "50000.00",
+        "2027-11-29",
+    )
+    .await;
     enabled_rule(
         &app,
         &rm,
@@ -298,11 +427,16 @@ async fn events_fire_rules_and_open_warnings_with_actions(db: &TestDb) {
     // Events of another customer do not count for this one; two of hers are in the
     // past beyond the window (40 days ago).
     let old = "2026-10-20T10:00:00+08:00";
-    let (s, r) = events(&app, &rm, json!([
-        {"type": "repayment_failed", "customer_id": other, "occurred_at": old},
-        {"type": "repayment_failed", "customer_id": other, "occurred_at": old},
-        {"type": "repayment_failed", "customer_id": other}
-    ])).await;
+    let (s, r) = events(
+        &app,
+        &rm,
+        json!([
+            {"type": "repayment_failed", "customer_id": other, "occurred_at": old},
+            {"type": "repayment_failed", "customer_id": other, "occurred_at": old},
+            {"type": "repayment_failed", "customer_id": other}
+        ]),
+    )
+    .await;
     assert_eq!(s, 200, "{r}");
     assert!(r["hits"].as_array().unwrap().is_empty(), "{r}");
     // The third failure in 30 days fires: a warning with the high playbook's 24 h.
@@ -320,31 +454,69 @@ async fn events_fire_rules_and_open_warnings_with_actions(db: &TestDb) {
     assert_eq!(warning["customer_id"], c);
     assert_eq!(warning["due_at_ms"].as_i64().unwrap(), now + 24 * HOUR_MS);
     assert_eq!(warning["overdue"], false);
-    assert_eq!(warning["facts"]["aggregates"]["count(repayment_failed, 30d)"], "3");
+    assert_eq!(
+        warning["facts"]["aggregates"]["count(repayment_failed, 30d)"],
+        "3"
+    );
     assert_eq!(warning["facts"]["limit"]["amount"], "50000.00");
-    assert!(warning["notify_roles"].as_array().unwrap().contains(&json!("risk_manager")));
+    assert!(warning["notify_roles"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("risk_manager")));
     // The actions ran: a task for post-loan, the line frozen (with its audit record).
     let actions = warning["actions_taken"].as_array().unwrap();
     assert_eq!(actions.len(), 2);
     assert!(actions.iter().all(|a| a["done"] == true), "{actions:?}");
     assert_eq!(w["tasks"][0]["role"], "post_loan");
-    assert_eq!(w["tasks"][0]["due_at_ms"].as_i64().unwrap(), now + 24 * HOUR_MS);
+    assert_eq!(
+        w["tasks"][0]["due_at_ms"].as_i64().unwrap(),
+        now + 24 * HOUR_MS
+    );
     let (_, l) = get(&app, &reviewer, &format!("/api/v1/risk/limits/{line}")).await;
     assert_eq!(l["line"]["status"], "frozen", "{l}");
-    assert!(l["history"].as_array().unwrap().iter().any(|h| h["action"] == "freeze" && h["actor"] == "system:rule:failed_3x"));
+    assert!(l["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["action"] == "freeze" && h["actor"] == "system:rule:failed_3x"));
     assert_eq!(audit_actions(&app, "risk.warning.open").await, 1);
     assert_eq!(audit_actions(&app, "credit_limit.freeze").await, 1);
     // A draw on the frozen line is refused with a clear problem.
     let mut tx = app.state.store().begin().await.unwrap();
-    let refused = zhudai_server::limits::reserve(&mut tx, c, zhudai_domain::Fen::new(100), "L-1", "loans", app.state.clock().today(), now).await;
+    let refused = zhudai_server::limits::reserve(
+        &mut tx,
+        c,
+        zhudai_domain::Fen::new(100),
+        "L-1",
+        "loans",
+        app.state.clock().today(),
+        now,
+    )
+    .await;
     tx.rollback().await.unwrap();
     let e = refused.unwrap_err().to_problem();
-    assert_eq!((e.status, e.errors[0].code.as_str()), (422, "limit.frozen"), "{e:?}");
+    assert_eq!(
+        (e.status, e.errors[0].code.as_str()),
+        (422, "limit.frozen"),
+        "{e:?}"
+    );
     // The post-loan manager sees the task and marks it done.
     let (s, tasks) = get(&app, &post_loan, "/api/v1/risk/tasks").await;
     assert_eq!(s, 200);
-    let task = tasks.as_array().unwrap().iter().find(|t| t["warning_id"] == wid).unwrap().clone();
-    let (s, t) = post(&app, &post_loan, &format!("/api/v1/risk/tasks/{}/done", task["id"]), json!({"note": "已联系，客户承诺周五还款"})).await;
+    let task = tasks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["warning_id"] == wid)
+        .unwrap()
+        .clone();
+    let (s, t) = post(
+        &app,
+        &post_loan,
+        &format!("/api/v1/risk/tasks/{}/done", task["id"]),
+        json!({"note": "已联系，客户承诺周五还款"}),
+    )
+    .await;
     assert_eq!((s, t["status"].as_str()), (200, Some("done")), "{t}");
     // A fourth failure counts on the open warning: no second warning, no second freeze.
     let (s, r) = events(&app, &rm, failed(c)).await;
@@ -355,14 +527,27 @@ async fn events_fire_rules_and_open_warnings_with_actions(db: &TestDb) {
     assert_eq!(w["warning"]["hits"], 2);
     assert_eq!(audit_actions(&app, "risk.warning.open").await, 1);
     // Filters: by category and severity, and the dashboard counts.
-    let (_, page) = get(&app, &reviewer, "/api/v1/risk/warnings?severity=high&status=open").await;
+    let (_, page) = get(
+        &app,
+        &reviewer,
+        "/api/v1/risk/warnings?severity=high&status=open",
+    )
+    .await;
     assert_eq!(page["total"], 1);
     let (_, page) = get(&app, &reviewer, "/api/v1/risk/warnings?category=fraud").await;
     assert_eq!(page["total"], 0);
-    assert_eq!(get(&app, &reviewer, "/api/v1/risk/warnings?severity=urgent").await.0, 422);
+    assert_eq!(
+        get(&app, &reviewer, "/api/v1/risk/warnings?severity=urgent")
+            .await
+            .0,
+        422
+    );
     let (_, d) = get(&app, &reviewer, "/api/v1/risk/dashboard").await;
     assert_eq!(d["open"], 1);
-    assert_eq!(d["by_type"], json!([{"category": "repayment", "severity": "high", "count": 1}]));
+    assert_eq!(
+        d["by_type"],
+        json!([{"category": "repayment", "severity": "high", "count": 1}])
+    );
     // A customer manager (no risk.read) cannot list warnings.
     assert_eq!(get(&app, &cm, "/api/v1/risk/warnings").await.0, 403);
     app.stop().await;
@@ -373,10 +558,21 @@ async fn warnings_become_overdue_and_are_closed_with_a_note(db: &TestDb) {
     let cm = app.token_in_unit("customer_manager", None).await;
     let rm = app.token_in_unit("risk_manager", None).await;
     let c = customer(&app, &cm, 21).await;
-    let mut r = rule("big_failure", &["repayment_failed"], "has(event.amount) && event.amount >= 5000.00", "critical", json!([]));
+    let mut r = rule(
+        "big_failure",
+        &["repayment_failed"],
+        "has(event.amount) && event.amount >= 5000.00",
+        "critical",
+        json!([]),
+    );
     r["category"] = json!("credit");
     enabled_rule(&app, &rm, r).await;
-    let (_, res) = events(&app, &rm, json!([{"type": "repayment_failed", "customer_id": c, "amount": "8000.00"}])).await;
+    let (_, res) = events(
+        &app,
+        &rm,
+        json!([{"type": "repayment_failed", "customer_id": c, "amount": "8000.00"}]),
+    )
+    .await;
     let wid = res["hits"][0]["warning_id"].as_i64().unwrap();
     // Critical: 4 hours. Five hours later it is overdue, in the list and on the page.
     app.clock.advance_millis(5 * HOUR_MS);
@@ -385,28 +581,90 @@ async fn warnings_become_overdue_and_are_closed_with_a_note(db: &TestDb) {
     let (_, page) = get(&app, &rm, "/api/v1/risk/warnings?overdue=true").await;
     assert_eq!(page["total"], 1, "{page}");
     assert_eq!(page["items"][0]["overdue"], true);
-    assert_eq!(get(&app, &rm, "/api/v1/risk/dashboard").await.1["overdue"], 1);
+    assert_eq!(
+        get(&app, &rm, "/api/v1/risk/dashboard").await.1["overdue"],
+        1
+    );
     app.sign_in("risk_manager").await;
     let html = app.get("/risk/warnings").await.text().await.unwrap();
-    assert!(html.contains(r#"data-testid="warning-overdue""#), "overdue row highlighted");
+    assert!(
+        html.contains(r#"data-testid="warning-overdue""#),
+        "overdue row highlighted"
+    );
     let html = app.get("/risk/dashboard").await.text().await.unwrap();
-    assert!(html.contains("data-segment=\"3\""), "critical segment in the type chart");
+    assert!(
+        html.contains("data-segment=\"3\""),
+        "critical segment in the type chart"
+    );
     // Acknowledge (still overdue until closed), then close: the note is required.
-    let (s, d) = post(&app, &rm, &format!("/api/v1/risk/warnings/{wid}/acknowledge"), json!({"note": "跟进中"})).await;
-    assert_eq!((s, d["warning"]["status"].as_str()), (200, Some("acknowledged")));
+    let (s, d) = post(
+        &app,
+        &rm,
+        &format!("/api/v1/risk/warnings/{wid}/acknowledge"),
+        json!({"note": "跟进中"}),
+    )
+    .await;
+    assert_eq!(
+        (s, d["warning"]["status"].as_str()),
+        (200, Some("acknowledged"))
+    );
     assert_eq!(d["warning"]["overdue"], true);
-    assert_eq!(post(&app, &rm, &format!("/api/v1/risk/warnings/{wid}/acknowledge"), json!({})).await.0, 409);
-    let (s, p) = post(&app, &rm, &format!("/api/v1/risk/warnings/{wid}/close"), json!({"note": "  "})).await;
+    assert_eq!(
+        post(
+            &app,
+            &rm,
+            &format!("/api/v1/risk/warnings/{wid}/acknowledge"),
+            json!({})
+        )
+        .await
+        .0,
+        409
+    );
+    let (s, p) = post(
+        &app,
+        &rm,
+        &format!("/api/v1/risk/warnings/{wid}/close"),
+        json!({"note": "  "}),
+    )
+    .await;
     assert_eq!(s, 422, "{p}");
     assert_eq!(p["errors"][0]["field"], "note");
-    let (s, d) = post(&app, &rm, &format!("/api/v1/risk/warnings/{wid}/close"), json!({"note": "客户已全额还款"})).await;
-    assert_eq!((s, d["warning"]["status"].as_str()), (200, Some("closed")), "{d}");
+    let (s, d) = post(
+        &app,
+        &rm,
+        &format!("/api/v1/risk/warnings/{wid}/close"),
+        json!({"note": "客户已全额还款"}),
+    )
+    .await;
+    assert_eq!(
+        (s, d["warning"]["status"].as_str()),
+        (200, Some("closed")),
+        "{d}"
+    );
     assert_eq!(d["warning"]["overdue"], false);
-    assert_eq!(post(&app, &rm, &format!("/api/v1/risk/warnings/{wid}/close"), json!({"note": "x"})).await.0, 409);
-    assert_eq!(get(&app, &rm, "/api/v1/risk/warnings?overdue=true").await.1["total"], 0);
+    assert_eq!(
+        post(
+            &app,
+            &rm,
+            &format!("/api/v1/risk/warnings/{wid}/close"),
+            json!({"note": "x"})
+        )
+        .await
+        .0,
+        409
+    );
+    assert_eq!(
+        get(&app, &rm, "/api/v1/risk/warnings?overdue=true").await.1["total"],
+        0
+    );
     assert_eq!(audit_actions(&app, "risk.warning.close").await, 1);
     // Closed, the rule and customer are free: the next hit opens a new warning.
-    let (_, res) = events(&app, &rm, json!([{"type": "repayment_failed", "customer_id": c, "amount": "9000.00"}])).await;
+    let (_, res) = events(
+        &app,
+        &rm,
+        json!([{"type": "repayment_failed", "customer_id": c, "amount": "9000.00"}]),
+    )
+    .await;
     assert_eq!(res["hits"][0]["opened"], true);
     assert_ne!(res["hits"][0]["warning_id"].as_i64().unwrap(), wid);
     app.stop().await;
@@ -417,7 +675,18 @@ async fn bad_events_change_nothing_and_duplicates_count_once(db: &TestDb) {
     let cm = app.token_in_unit("customer_manager", None).await;
     let rm = app.token_in_unit("risk_manager", None).await;
     let c = customer(&app, &cm, 31).await;
-    enabled_rule(&app, &rm, rule("any_failure", &["repayment_failed"], "true", "low", json!([]))).await;
+    enabled_rule(
+        &app,
+        &rm,
+        rule(
+            "any_failure",
+            &["repayment_failed"],
+            "true",
+            "low",
+            json!([]),
+        ),
+    )
+    .await;
     let count = || async {
         zhudai_store::sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM risk_events")
             .fetch_one(app.state.store().reader())
@@ -435,8 +704,21 @@ async fn bad_events_change_nothing_and_duplicates_count_once(db: &TestDb) {
         {"type": "repayment_failed", "customer_id": c, "occurred_at": "2027-01-01T00:00:00+08:00"}
     ])).await;
     assert_eq!(s, 422, "{p}");
-    let fields: Vec<&str> = p["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    for f in ["events[1].type", "events[2].amount", "events[2].code", "events[3].days", "events[4].customer_id", "events[5].customer_id", "events[6].occurred_at"] {
+    let fields: Vec<&str> = p["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    for f in [
+        "events[1].type",
+        "events[2].amount",
+        "events[2].code",
+        "events[3].days",
+        "events[4].customer_id",
+        "events[5].customer_id",
+        "events[6].occurred_at",
+    ] {
         assert!(fields.contains(&f), "{f} in {fields:?}");
     }
     assert_eq!(count().await, 0);
@@ -445,13 +727,28 @@ async fn bad_events_change_nothing_and_duplicates_count_once(db: &TestDb) {
     let e = json!([{"type": "repayment_failed", "customer_id": c, "dedupe_key": "bank:txn:42"}]);
     let (_, r1) = events(&app, &rm, e.clone()).await;
     let (_, r2) = events(&app, &rm, e).await;
-    assert_eq!((r1["stored"].as_i64(), r1["evaluations"].as_i64()), (Some(1), Some(1)));
-    assert_eq!((r2["stored"].as_i64(), r2["evaluations"].as_i64()), (Some(0), Some(0)));
+    assert_eq!(
+        (r1["stored"].as_i64(), r1["evaluations"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(
+        (r2["stored"].as_i64(), r2["evaluations"].as_i64()),
+        (Some(0), Some(0))
+    );
     assert_eq!(r1["event_ids"], r2["event_ids"]);
     assert_eq!(count().await, 1);
     // Only holders of risk.event report events.
     let reviewer_without = app.token_in_unit("approver_l1", None).await;
-    assert_eq!(events(&app, &reviewer_without, json!([{"type": "repayment_failed", "customer_id": c}])).await.0, 403);
+    assert_eq!(
+        events(
+            &app,
+            &reviewer_without,
+            json!([{"type": "repayment_failed", "customer_id": c}])
+        )
+        .await
+        .0,
+        403
+    );
     app.stop().await;
 }
 
@@ -461,11 +758,22 @@ async fn rule_errors_and_the_in_process_entry_point(db: &TestDb) {
     let cm = app.token_in_unit("customer_manager", None).await;
     let rm = app.token_in_unit("risk_manager", None).await;
     let c = customer(&app, &cm, 41).await;
-    let mut r = rule("dpd_30", &["overdue"], "loan.days_past_due > 30 && count(overdue, 90d) >= 1", "medium", json!([]));
+    let mut r = rule(
+        "dpd_30",
+        &["overdue"],
+        "loan.days_past_due > 30 && count(overdue, 90d) >= 1",
+        "medium",
+        json!([]),
+    );
     r["stage"] = json!("post_loan");
     enabled_rule(&app, &rm, r).await;
     // Without loan facts the rule cannot decide: a rule error, never a hit.
-    let (s, res) = events(&app, &rm, json!([{"type": "overdue", "customer_id": c, "days": 5}])).await;
+    let (s, res) = events(
+        &app,
+        &rm,
+        json!([{"type": "overdue", "customer_id": c, "days": 5}]),
+    )
+    .await;
     assert_eq!(s, 200, "{res}");
     assert!(res["hits"].as_array().unwrap().is_empty());
     assert_eq!(res["rule_errors"][0]["rule"], "dpd_30");
@@ -511,7 +819,13 @@ async fn rule_errors_and_the_in_process_entry_point(db: &TestDb) {
     // Re-running the day's close is idempotent (dedupe keys).
     let again = evaluate_events(&app.state, &cob, "cob").await.unwrap();
     assert_eq!((again.stored, again.evaluations), (0, 0));
-    let w = app.state.store().risk_warning(report.hits[0].warning_id).await.unwrap().unwrap();
+    let w = app
+        .state
+        .store()
+        .risk_warning(report.hits[0].warning_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(w.stage, "post_loan");
     let facts: Value = serde_json::from_str(&w.facts).unwrap();
     assert_eq!(facts["loan"]["days_past_due"], 45);
@@ -530,7 +844,13 @@ async fn a_partner_signal_suspends_the_funder(db: &TestDb) {
     zhudai_server::demo::seed(&db.store, 1).await.unwrap();
     let app = TestApp::start(db).await;
     let rm = app.token_in_unit("risk_manager", None).await;
-    let p = app.state.store().partner_by_code("bank_a").await.unwrap().unwrap();
+    let p = app
+        .state
+        .store()
+        .partner_by_code("bank_a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(p.status, "admitted");
     let mut r = rule(
         "funder_overdue",
@@ -541,19 +861,42 @@ async fn a_partner_signal_suspends_the_funder(db: &TestDb) {
     );
     r["category"] = json!("partner");
     enabled_rule(&app, &rm, r).await;
-    let (s, res) = events(&app, &rm, json!([{"type": "partner_signal", "partner": "bank_a", "rate": "0.05"}])).await;
+    let (s, res) = events(
+        &app,
+        &rm,
+        json!([{"type": "partner_signal", "partner": "bank_a", "rate": "0.05"}]),
+    )
+    .await;
     assert_eq!(s, 200, "{res}");
     assert!(res["hits"].as_array().unwrap().is_empty());
     let (_, res) = events(&app, &rm, json!([{"type": "partner_signal", "partner": "bank_a", "rate": "0.125", "code": "overdue_rate"}])).await;
     let wid = res["hits"][0]["warning_id"].as_i64().unwrap();
-    let p = app.state.store().partner_by_code("bank_a").await.unwrap().unwrap();
+    let p = app
+        .state
+        .store()
+        .partner_by_code("bank_a")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(p.status, "suspended");
     assert!(p.status_reason.unwrap().contains(&format!("#{wid}")));
     let w = app.state.store().risk_warning(wid).await.unwrap().unwrap();
-    assert_eq!((w.subject_type.as_str(), w.subject_ref.as_str()), ("partner", "bank_a"));
+    assert_eq!(
+        (w.subject_type.as_str(), w.subject_ref.as_str()),
+        ("partner", "bank_a")
+    );
     assert_eq!(audit_actions(&app, "partner.status").await, 1);
     // Unknown partners are refused up front.
-    assert_eq!(events(&app, &rm, json!([{"type": "partner_signal", "partner": "nobody", "rate": "0.5"}])).await.0, 422);
+    assert_eq!(
+        events(
+            &app,
+            &rm,
+            json!([{"type": "partner_signal", "partner": "nobody", "rate": "0.5"}])
+        )
+        .await
+        .0,
+        422
+    );
     app.stop().await;
 }
 
@@ -566,16 +909,35 @@ async fn playbooks_set_the_due_time(db: &TestDb) {
     let (s, books) = get(&app, &reviewer, "/api/v1/risk/playbooks").await;
     assert_eq!(s, 200);
     assert_eq!(books.as_array().unwrap().len(), 4);
-    let medium = books.as_array().unwrap().iter().find(|b| b["severity"] == "medium").unwrap().clone();
+    let medium = books
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["severity"] == "medium")
+        .unwrap()
+        .clone();
     assert_eq!(medium["respond_within_hours"], 72);
     let put = |token: String, body: Value| {
         let app = &app;
-        async move { call(app, &token, reqwest::Method::PUT, "/api/v1/risk/playbooks/medium", Some(body)).await }
+        async move {
+            call(
+                app,
+                &token,
+                reqwest::Method::PUT,
+                "/api/v1/risk/playbooks/medium",
+                Some(body),
+            )
+            .await
+        }
     };
     let body = json!({"respond_within_hours": 2, "notify_roles": ["risk_manager", "post_loan"], "steps": "两小时内电话核实。", "version": medium["version"]});
     // Only risk.manage edits; an unknown role and a bad time are named.
     assert_eq!(put(reviewer.clone(), body.clone()).await.0, 403);
-    let (s, p) = put(rm.clone(), json!({"respond_within_hours": 0, "notify_roles": ["ghost"], "steps": "", "version": 1})).await;
+    let (s, p) = put(
+        rm.clone(),
+        json!({"respond_within_hours": 0, "notify_roles": ["ghost"], "steps": "", "version": 1}),
+    )
+    .await;
     assert_eq!(s, 422, "{p}");
     assert_eq!(p["errors"].as_array().unwrap().len(), 3);
     let (s, p) = put(rm.clone(), body.clone()).await;
@@ -585,16 +947,38 @@ async fn playbooks_set_the_due_time(db: &TestDb) {
     assert_eq!(audit_actions(&app, "risk.playbook.update").await, 1);
     // A medium warning opened now is due in two hours and carries the new steps.
     let c = customer(&app, &cm, 51).await;
-    let mut r = rule("inquiries", &["credit_inquiry"], "event.count >= 5", "medium", json!([]));
+    let mut r = rule(
+        "inquiries",
+        &["credit_inquiry"],
+        "event.count >= 5",
+        "medium",
+        json!([]),
+    );
     r["stage"] = json!("pre_loan");
     r["category"] = json!("credit");
     enabled_rule(&app, &rm, r).await;
     let now = app.state.now_ms();
-    let (_, res) = events(&app, &rm, json!([{"type": "credit_inquiry", "customer_id": c, "count": 7}])).await;
-    let (_, w) = get(&app, &rm, &format!("/api/v1/risk/warnings/{}", res["hits"][0]["warning_id"])).await;
-    assert_eq!(w["warning"]["due_at_ms"].as_i64().unwrap(), now + 2 * HOUR_MS);
+    let (_, res) = events(
+        &app,
+        &rm,
+        json!([{"type": "credit_inquiry", "customer_id": c, "count": 7}]),
+    )
+    .await;
+    let (_, w) = get(
+        &app,
+        &rm,
+        &format!("/api/v1/risk/warnings/{}", res["hits"][0]["warning_id"]),
+    )
+    .await;
+    assert_eq!(
+        w["warning"]["due_at_ms"].as_i64().unwrap(),
+        now + 2 * HOUR_MS
+    );
     assert_eq!(w["warning"]["playbook_steps"], "两小时内电话核实。");
-    assert_eq!(w["warning"]["notify_roles"], json!(["risk_manager", "post_loan"]));
+    assert_eq!(
+        w["warning"]["notify_roles"],
+        json!(["risk_manager", "post_loan"])
+    );
     app.stop().await;
 }
 
@@ -616,9 +1000,18 @@ fn model_json() -> String {
         bad.push(Some(if is_bad { 1.0 } else { 0.0 }));
     }
     let data = Dataset::new(vec![
-        Column { name: "income".into(), data: ColumnData::Numeric(income) },
-        Column { name: "age".into(), data: ColumnData::Numeric(age) },
-        Column { name: "bad".into(), data: ColumnData::Numeric(bad) },
+        Column {
+            name: "income".into(),
+            data: ColumnData::Numeric(income),
+        },
+        Column {
+            name: "age".into(),
+            data: ColumnData::Numeric(age),
+        },
+        Column {
+            name: "bad".into(),
+            data: ColumnData::Numeric(bad),
+        },
     ])
     .unwrap();
     let (model, _) = zhudai_scorecard::train(&data, "bad", &TrainingOptions::default()).unwrap();
@@ -631,14 +1024,25 @@ fn model_json() -> String {
 /// PSI computed here from the model's bins and development counts, independently of the
 /// server's monitor: shares, floored at 1e-4, Σ (a − e)·ln(a/e).
 fn psi_by_hand(model: &Value, feature: &str, values: &[f64]) -> f64 {
-    let f = model["features"].as_array().unwrap().iter().find(|f| f["name"] == feature).unwrap();
+    let f = model["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == feature)
+        .unwrap();
     let bins = f["bins"].as_array().unwrap();
     let uppers: Vec<Option<f64>> = bins.iter().map(|b| b["upper"].as_f64()).collect();
-    let mut dev: Vec<f64> = bins.iter().map(|b| b["dev"]["count"].as_f64().unwrap()).collect();
+    let mut dev: Vec<f64> = bins
+        .iter()
+        .map(|b| b["dev"]["count"].as_f64().unwrap())
+        .collect();
     dev.push(f["missing"]["dev"]["count"].as_f64().unwrap_or(0.0));
     let mut act = vec![0.0; dev.len()];
     for x in values {
-        let i = uppers.iter().position(|u| u.is_none_or(|u| *x <= u)).unwrap();
+        let i = uppers
+            .iter()
+            .position(|u| u.is_none_or(|u| *x <= u))
+            .unwrap();
         act[i] += 1.0;
     }
     let (td, ta): (f64, f64) = (dev.iter().sum(), act.iter().sum());
@@ -657,14 +1061,40 @@ async fn population_stability_opens_a_drift_warning(db: &TestDb) {
     let reviewer = app.token_in_unit("risk_reviewer", None).await;
     let json_text = model_json();
     let model: Value = serde_json::from_str(&json_text).unwrap();
-    assert!(model["features"].as_array().unwrap().iter().any(|f| f["name"] == "income"), "income selected");
+    assert!(
+        model["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["name"] == "income"),
+        "income selected"
+    );
     // A model without development counts cannot be monitored.
     let mut bare = model.clone();
     bare["development"] = Value::Null;
-    assert_eq!(post(&app, &rm, "/api/v1/risk/psi/baselines", json!({"model": bare})).await.0, 422);
-    let (s, b) = post(&app, &rm, "/api/v1/risk/psi/baselines", json!({"model": model})).await;
+    assert_eq!(
+        post(
+            &app,
+            &rm,
+            "/api/v1/risk/psi/baselines",
+            json!({"model": bare})
+        )
+        .await
+        .0,
+        422
+    );
+    let (s, b) = post(
+        &app,
+        &rm,
+        "/api/v1/risk/psi/baselines",
+        json!({"model": model}),
+    )
+    .await;
     assert_eq!(s, 201, "{b}");
-    assert_eq!((b["model_name"].as_str(), b["model_version"].as_str()), (Some("retail"), Some("2026.1")));
+    assert_eq!(
+        (b["model_name"].as_str(), b["model_version"].as_str()),
+        (Some("retail"), Some("2026.1"))
+    );
     // Too few observations: no run.
     let (_, runs) = post(&app, &rm, "/api/v1/risk/psi/run", json!({})).await;
     assert_eq!(runs[0]["outcome"], "too_few");
@@ -680,14 +1110,30 @@ async fn population_stability_opens_a_drift_warning(db: &TestDb) {
         let mut features = serde_json::Map::new();
         features.insert("income".into(), json!(income));
         features.insert("age".into(), json!(20 + rng.below(40)));
-        zhudai_server::warnings::psi::record_observation(&mut tx, "retail", "2026.1", Some(&format!("application:{i}")), now - i * 60_000, 500, &features)
-            .await
-            .unwrap();
-    }
-    // An old observation outside the 30-day window is not counted.
-    zhudai_server::warnings::psi::record_observation(&mut tx, "retail", "2026.1", None, now - 40 * 24 * HOUR_MS, 500, &serde_json::Map::new())
+        zhudai_server::warnings::psi::record_observation(
+            &mut tx,
+            "retail",
+            "2026.1",
+            Some(&format!("application:{i}")),
+            now - i * 60_000,
+            500,
+            &features,
+        )
         .await
         .unwrap();
+    }
+    // An old observation outside the 30-day window is not counted.
+    zhudai_server::warnings::psi::record_observation(
+        &mut tx,
+        "retail",
+        "2026.1",
+        None,
+        now - 40 * 24 * HOUR_MS,
+        500,
+        &serde_json::Map::new(),
+    )
+    .await
+    .unwrap();
     tx.commit().await.unwrap();
     let (s, runs) = post(&app, &rm, "/api/v1/risk/psi/run", json!({})).await;
     assert_eq!(s, 200, "{runs}");
@@ -699,38 +1145,63 @@ async fn population_stability_opens_a_drift_warning(db: &TestDb) {
     let (_, o) = get(&app, &reviewer, "/api/v1/risk/psi").await;
     assert_eq!(o["threshold"], 0.25);
     let run = &o["baselines"][0]["runs"][0];
-    let income = run["results"].as_array().unwrap().iter().find(|r| r["name"] == "income").unwrap();
+    let income = run["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "income")
+        .unwrap();
     let expected = psi_by_hand(&model, "income", &incomes);
     let got = income["psi"].as_f64().unwrap();
-    assert!((got - expected).abs() < 1e-9, "server {got} vs hand {expected}");
+    assert!(
+        (got - expected).abs() < 1e-9,
+        "server {got} vs hand {expected}"
+    );
     assert!(got > 0.25 && income["alert"] == true);
     assert_eq!(run["results"][0]["name"], "score");
     // The drift warning, on the model.
     let (_, w) = get(&app, &reviewer, &format!("/api/v1/risk/warnings/{wid}")).await;
     assert_eq!(w["warning"]["category"], "model_drift");
     assert_eq!(w["warning"]["subject_ref"], "retail:2026.1");
-    assert!(w["warning"]["title"].as_str().unwrap().contains("income"), "{w}");
+    assert!(
+        w["warning"]["title"].as_str().unwrap().contains("income"),
+        "{w}"
+    );
     // Once per business day.
     let (_, again) = post(&app, &rm, "/api/v1/risk/psi/run", json!({})).await;
     assert_eq!(again[0]["outcome"], "already_ran");
     // The dashboard draws PSI over time and the histogram.
     app.sign_in("risk_reviewer").await;
     let html = app.get("/risk/dashboard").await.text().await.unwrap();
-    assert!(html.contains(r#"data-testid="psi-lines""#) && html.contains(r#"data-testid="psi-histogram""#));
+    assert!(
+        html.contains(r#"data-testid="psi-lines""#)
+            && html.contains(r#"data-testid="psi-histogram""#)
+    );
     assert!(html.contains(r#"data-series="income""#));
     // Next day, a population like the development sample: stable, no new warning.
     app.clock.advance_millis(24 * HOUR_MS);
     let rm = app.token_in_unit("risk_manager", None).await;
     let mut tx = app.state.store().begin().await.unwrap();
     let now = app.state.now_ms();
-    zhudai_store::sqlx::query("DELETE FROM score_observations").execute(&mut *tx).await.unwrap();
+    zhudai_store::sqlx::query("DELETE FROM score_observations")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     for i in 0..2000 {
         let mut features = serde_json::Map::new();
         features.insert("income".into(), json!(rng.below(100)));
         features.insert("age".into(), json!(20 + rng.below(40)));
-        zhudai_server::warnings::psi::record_observation(&mut tx, "retail", "2026.1", None, now - i * 1000, 500, &features)
-            .await
-            .unwrap();
+        zhudai_server::warnings::psi::record_observation(
+            &mut tx,
+            "retail",
+            "2026.1",
+            None,
+            now - i * 1000,
+            500,
+            &features,
+        )
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     let (_, runs) = post(&app, &rm, "/api/v1/risk/psi/run", json!({})).await;
@@ -743,16 +1214,32 @@ async fn population_stability_opens_a_drift_warning(db: &TestDb) {
 async fn demo_risk_data_fills_the_pages(db: &TestDb) {
     zhudai_server::demo::seed(&db.store, 1).await.unwrap();
     let app = TestApp::start(db).await;
-    zhudai_server::demo::seed_accounts(&db.store, 1).await.unwrap();
-    zhudai_server::demo::seed_customers(&app.state).await.unwrap();
+    zhudai_server::demo::seed_accounts(&db.store, 1)
+        .await
+        .unwrap();
+    zhudai_server::demo::seed_customers(&app.state)
+        .await
+        .unwrap();
     assert!(zhudai_server::demo_risk::seed(&app.state).await.unwrap());
-    assert!(!zhudai_server::demo_risk::seed(&app.state).await.unwrap(), "once");
+    assert!(
+        !zhudai_server::demo_risk::seed(&app.state).await.unwrap(),
+        "once"
+    );
     let reviewer = app.token_in_unit("risk_reviewer", None).await;
     let (_, rules) = get(&app, &reviewer, "/api/v1/risk/rules").await;
     assert_eq!(rules.as_array().unwrap().len(), 5);
-    assert!(rules.as_array().unwrap().iter().all(|r| r["enabled"] == true && r["compile_error"].is_null()));
+    assert!(rules
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|r| r["enabled"] == true && r["compile_error"].is_null()));
     let (_, page) = get(&app, &reviewer, "/api/v1/risk/warnings").await;
-    let cats: Vec<&str> = page["items"].as_array().unwrap().iter().map(|w| w["rule_code"].as_str().unwrap()).collect();
+    let cats: Vec<&str> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["rule_code"].as_str().unwrap())
+        .collect();
     for c in ["failed_3x_30d", "dpd_over_30", "multi_lender", "psi"] {
         assert!(cats.contains(&c), "{c} in {cats:?}");
     }
