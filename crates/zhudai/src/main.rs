@@ -10,6 +10,7 @@ mod import;
 mod keys;
 // Risk control (issue #7).
 mod model;
+mod bench_risk;
 
 use std::io::Write;
 use std::process::ExitCode;
