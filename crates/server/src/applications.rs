@@ -254,9 +254,9 @@ pub async fn facts(
     })?;
     set("app.months", &|r, s| r.set_int(s, app.months))?;
     let latest = crate::risk::latest_for(state.store(), app.id).await?;
-    let (outcome, grade) = latest
-        .as_ref()
-        .map_or(("pass", "C"), |d| (d.final_outcome.as_str(), d.grade.as_str()));
+    let (outcome, grade) = latest.as_ref().map_or(("pass", "C"), |d| {
+        (d.final_outcome.as_str(), d.grade.as_str())
+    });
     set("decision.outcome", &|r, s| r.set_str(s, outcome))?;
     set("decision.grade", &|r, s| r.set_str(s, grade))?;
     set("funder.approved", &|r, s| r.set_bool(s, false))?;
@@ -338,11 +338,15 @@ pub async fn act(
     // Issue #7: when this step can lead into the automatic decision, decide first (the
     // engine is pure; the facts it reads are gathered here), so the guards after the
     // decision node see its outcome and grade; it is stored only if the step went there.
+    let on = match action {
+        Action::Event { name } => format!("event:{name}"),
+        other => other.name().to_owned(),
+    };
     let pending = if def
         .spec
         .transitions
         .iter()
-        .any(|t| t.from == inst.node && t.to == DECISION_NODE)
+        .any(|t| t.from == inst.node && t.to == DECISION_NODE && t.on == on)
     {
         let p = crate::risk::decide_application(state, &app).await?;
         for (name, value) in [

@@ -81,7 +81,10 @@ pub async fn bound_model(store: &Store, id: i64) -> Result<BoundModel, ApiError>
     let (model, inputs) = check_model(&row.spec, &row.inputs).map_err(|e| {
         ApiError::Internal(format!(
             "stored model {id} no longer loads: {}",
-            e.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ")
+            e.iter()
+                .map(|f| f.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
         ))
     })?;
     let bound = BoundModel {
@@ -108,7 +111,10 @@ pub async fn rule_set(store: &Store, id: i64) -> Result<Arc<RuleSet>, ApiError> 
         ApiError::Internal(format!(
             "stored rule set v{} no longer compiles: {}",
             row.version,
-            p.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            p.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         ))
     })?;
     let rules = Arc::new(rules);
@@ -188,8 +194,8 @@ pub async fn ensure_defaults(store: &Store, now_ms: i64) -> Result<(), ApiError>
         }
     }
     if store.risk_rule_sets().await?.is_empty() {
-        let rules =
-            RuleSet::from_toml(zhudai_risk::DEFAULT_RULES).map_err(|p| ApiError::Internal(format!("{p:?}")))?;
+        let rules = RuleSet::from_toml(zhudai_risk::DEFAULT_RULES)
+            .map_err(|p| ApiError::Internal(format!("{p:?}")))?;
         let mut tx = store.begin().await?;
         let r = zhudai_store::risk::rule_set_insert(
             &mut tx,
@@ -276,7 +282,11 @@ pub async fn gather(
     let blacklisted = store.risk_blacklisted(&keys).await?;
     let since = app.created_at_ms - i64::from(window_days) * 86_400_000;
     let recent_applications = match &customer.id_number_bidx {
-        Some(b) => store.risk_recent_applications(b, since, Some(app.id)).await?,
+        Some(b) => {
+            store
+                .risk_recent_applications(b, since, Some(app.id))
+                .await?
+        }
         None => 0,
     };
     use zhudai_store::customers::IndexedField;
@@ -482,7 +492,10 @@ pub async fn replay(store: &Store, row: &DecisionRow) -> Result<Replay, ApiError
         differences.push(format!("score {} → {}", row.score, d.score));
     }
     if d.probability.to_string() != row.probability {
-        differences.push(format!("probability {} → {}", row.probability, d.probability));
+        differences.push(format!(
+            "probability {} → {}",
+            row.probability, d.probability
+        ));
     }
     if d.grade != row.grade {
         differences.push(format!("grade {} → {}", row.grade, d.grade));
@@ -529,7 +542,11 @@ pub async fn upload_model(
             "metadata.name and metadata.version are required",
         ));
     }
-    let inputs = if inputs.trim().is_empty() { "[]" } else { inputs };
+    let inputs = if inputs.trim().is_empty() {
+        "[]"
+    } else {
+        inputs
+    };
     let now = state.now_ms();
     let status = if state.store().risk_in_force().await?.1.is_none() {
         "champion"
@@ -558,7 +575,10 @@ pub async fn upload_model(
             return Err(ApiError::field(
                 "model",
                 "duplicate",
-                format!("model {} version {} is already stored", meta.name, meta.version),
+                format!(
+                    "model {} version {} is already stored",
+                    meta.name, meta.version
+                ),
             ))
         }
         Err(e) => return Err(e.into()),
@@ -777,7 +797,11 @@ pub async fn test_rules(
     };
     let rows = parse_samples(samples);
     if rows.len() > 1000 {
-        return Err(ApiError::field("samples", "too_many", "test at most 1,000 rows at a time"));
+        return Err(ApiError::field(
+            "samples",
+            "too_many",
+            "test at most 1,000 rows at a time",
+        ));
     }
     let mut out = Vec::new();
     for (i, r) in rows.into_iter().enumerate() {
@@ -879,8 +903,17 @@ pub async fn request_override(
     };
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "risk.override.request", format!("decision:{decision_id}"))
-            .reason(format!("{} → {outcome}: {}", d.final_outcome, reason.trim())),
+        &audit_draft(
+            caller,
+            now,
+            "risk.override.request",
+            format!("decision:{decision_id}"),
+        )
+        .reason(format!(
+            "{} → {outcome}: {}",
+            d.final_outcome,
+            reason.trim()
+        )),
     )
     .await?;
     tx.commit().await?;
@@ -903,14 +936,21 @@ pub async fn decide_override(
         .risk_override(override_id)
         .await?
         .filter(|o| o.decision_id == decision_id)
-        .ok_or_else(|| ApiError::NotFound(format!("no override {override_id} of decision {decision_id}")))?;
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no override {override_id} of decision {decision_id}"
+            ))
+        })?;
     if o.requested_by == caller.user_id {
         return Err(ApiError::Forbidden(
             "two-person rule: you asked for this override, so someone else must decide it".into(),
         ));
     }
     if o.state != "pending" {
-        return Err(ApiError::Conflict(format!("this override was already {}", o.state)));
+        return Err(ApiError::Conflict(format!(
+            "this override was already {}",
+            o.state
+        )));
     }
     let d = state
         .store()
@@ -944,8 +984,15 @@ pub async fn decide_override(
         None => None,
     };
     let mut tx = state.store().begin().await?;
-    if !zhudai_store::risk::override_decide(&mut tx, override_id, state_s, caller.user_id, note, now)
-        .await?
+    if !zhudai_store::risk::override_decide(
+        &mut tx,
+        override_id,
+        state_s,
+        caller.user_id,
+        note,
+        now,
+    )
+    .await?
     {
         return Err(ApiError::Conflict(
             "someone decided this override at the same moment; reload it".into(),
@@ -953,11 +1000,16 @@ pub async fn decide_override(
     }
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "risk.override.decide", format!("decision:{decision_id}"))
-            .reason(format!(
-                "override {override_id} {state_s}: {} → {} ({})",
-                d.final_outcome, o.outcome, o.reason
-            )),
+        &audit_draft(
+            caller,
+            now,
+            "risk.override.decide",
+            format!("decision:{decision_id}"),
+        )
+        .reason(format!(
+            "override {override_id} {state_s}: {} → {} ({})",
+            d.final_outcome, o.outcome, o.reason
+        )),
     )
     .await?;
     if let (Some((a, inst)), Some(facts)) = (moving, facts) {
@@ -1024,7 +1076,11 @@ pub async fn blacklist_add(
         }
     };
     if reason.trim().is_empty() {
-        return Err(ApiError::field("reason", "required", "say why it is listed"));
+        return Err(ApiError::field(
+            "reason",
+            "required",
+            "say why it is listed",
+        ));
     }
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
@@ -1039,8 +1095,13 @@ pub async fn blacklist_add(
     .await?;
     zhudai_store::audit::append(
         &mut tx,
-        &audit_draft(caller, now, "risk.blacklist.add", format!("blacklist:{field}"))
-            .reason(reason.trim().to_owned()),
+        &audit_draft(
+            caller,
+            now,
+            "risk.blacklist.add",
+            format!("blacklist:{field}"),
+        )
+        .reason(reason.trim().to_owned()),
     )
     .await?;
     tx.commit().await?;

@@ -92,18 +92,15 @@ pub async fn model_promote(
     by: i64,
     now_ms: i64,
 ) -> Result<Option<i64>, StoreError> {
-    let previous: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM risk_models WHERE champion = 1")
-            .fetch_optional(&mut *conn)
-            .await?;
+    let previous: Option<i64> = sqlx::query_scalar("SELECT id FROM risk_models WHERE champion = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
     if previous == Some(id) {
         return Ok(previous);
     }
-    sqlx::query(
-        "UPDATE risk_models SET champion = NULL, status = 'challenger' WHERE champion = 1",
-    )
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query("UPDATE risk_models SET champion = NULL, status = 'challenger' WHERE champion = 1")
+        .execute(&mut *conn)
+        .await?;
     sqlx::query(
         "UPDATE risk_models SET champion = 1, status = 'champion', promoted_by = $2, promoted_at_ms = $3 WHERE id = $1",
     )
@@ -480,26 +477,32 @@ where
 
 impl Store {
     pub async fn risk_model(&self, id: i64) -> Result<Option<ModelRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {MODEL_COLUMNS} FROM risk_models WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {MODEL_COLUMNS} FROM risk_models WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(model_row).transpose()
     }
 
     /// Every model, newest first.
     pub async fn risk_models(&self) -> Result<Vec<ModelRow>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {MODEL_COLUMNS} FROM risk_models ORDER BY id DESC"))
-            .fetch_all(self.reader())
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {MODEL_COLUMNS} FROM risk_models ORDER BY id DESC"
+        ))
+        .fetch_all(self.reader())
+        .await?;
         rows.iter().map(model_row).collect()
     }
 
     pub async fn risk_rule_set(&self, id: i64) -> Result<Option<RuleSetRow>, StoreError> {
-        let r = sqlx::query(&format!("SELECT {RULE_COLUMNS} FROM risk_rule_sets WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(self.reader())
-            .await?;
+        let r = sqlx::query(&format!(
+            "SELECT {RULE_COLUMNS} FROM risk_rule_sets WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(self.reader())
+        .await?;
         r.as_ref().map(rule_row).transpose()
     }
 
@@ -519,19 +522,22 @@ impl Store {
             sqlx::query_scalar("SELECT id FROM risk_rule_sets WHERE active = 1")
                 .fetch_optional(self.reader())
                 .await?;
-        let model: Option<i64> = sqlx::query_scalar("SELECT id FROM risk_models WHERE champion = 1")
-            .fetch_optional(self.reader())
-            .await?;
+        let model: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM risk_models WHERE champion = 1")
+                .fetch_optional(self.reader())
+                .await?;
         Ok((rules, model))
     }
 
     /// Ids of the challenger models.
     pub async fn risk_challenger_ids(&self) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM risk_models WHERE status = 'challenger' ORDER BY id",
+        Ok(
+            sqlx::query_scalar(
+                "SELECT id FROM risk_models WHERE status = 'challenger' ORDER BY id",
+            )
+            .fetch_all(self.reader())
+            .await?,
         )
-        .fetch_all(self.reader())
-        .await?)
     }
 
     pub async fn risk_decision(&self, id: i64) -> Result<Option<DecisionRow>, StoreError> {
@@ -605,7 +611,11 @@ impl Store {
 
     /// Scores of decisions made while `model_id` was the champion, and of its challenger
     /// runs (newest `limit` of each), for comparing models on live traffic.
-    pub async fn risk_model_scores(&self, model_id: i64, limit: i64) -> Result<Vec<i64>, StoreError> {
+    pub async fn risk_model_scores(
+        &self,
+        model_id: i64,
+        limit: i64,
+    ) -> Result<Vec<i64>, StoreError> {
         let mut out: Vec<i64> = sqlx::query_scalar(
             "SELECT score FROM risk_decisions WHERE model_id = $1 ORDER BY id DESC LIMIT $2",
         )
@@ -647,13 +657,12 @@ impl Store {
     /// Whether any of the given (field, blind index) pairs is blacklisted.
     pub async fn risk_blacklisted(&self, keys: &[(&str, &str)]) -> Result<bool, StoreError> {
         for (field, bidx) in keys {
-            let hit: Option<i64> = sqlx::query_scalar(
-                "SELECT id FROM risk_blacklist WHERE field = $1 AND bidx = $2",
-            )
-            .bind(*field)
-            .bind(*bidx)
-            .fetch_optional(self.reader())
-            .await?;
+            let hit: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM risk_blacklist WHERE field = $1 AND bidx = $2")
+                    .bind(*field)
+                    .bind(*bidx)
+                    .fetch_optional(self.reader())
+                    .await?;
             if hit.is_some() {
                 return Ok(true);
             }

@@ -21,7 +21,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use zhudai_risk::{Applicant, BoundModel, FeatureValue, InputSpec, Inputs, Policy, RuleSet, Scratch};
+use zhudai_risk::{
+    Applicant, BoundModel, FeatureValue, InputSpec, Inputs, Policy, RuleSet, Scratch,
+};
 use zhudai_scorecard::io::read_dataset;
 use zhudai_scorecard::{Scorecard, TrainingOptions};
 
@@ -200,13 +202,19 @@ pub async fn decisions(
     postgres: Option<String>,
     json: bool,
 ) -> Result<(), Failure> {
-    let build = if cfg!(debug_assertions) { "debug" } else { "release" };
+    let build = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let line = |measure: &str, value: f64, unit: &str, n: u64, note: &str| {
         if json {
             out(&serde_json::json!({"bench": "decisions", "measure": measure, "value": value, "unit": unit, "n": n, "note": note}).to_string());
         } else {
-            out(&format!("{measure:<58} {value:>14.1} {unit:<14} (n = {n}) {note}"));
+            out(&format!(
+                "{measure:<58} {value:>14.1} {unit:<14} (n = {n}) {note}"
+            ));
         }
     };
     if !json {
@@ -284,7 +292,13 @@ pub async fn decisions(
     let csv_s = csv.to_string_lossy().into_owned();
     let mut peer = Vec::new();
     for _ in 0..3 {
-        let o = python(&[&script.to_string_lossy(), &csv_s, &csv_s, "creditability", "bad"])?;
+        let o = python(&[
+            &script.to_string_lossy(),
+            &csv_s,
+            &csv_s,
+            "creditability",
+            "bad",
+        ])?;
         let v: serde_json::Value =
             serde_json::from_str(o.lines().last().unwrap_or_default()).map_err(fail)?;
         peer.push(v["train_seconds"].as_f64().unwrap_or(0.0) * 1e3);
@@ -312,8 +326,13 @@ async fn api(
     use zhudai_domain::clock::{Clock, SystemClock};
     let dir = std::env::temp_dir().join(format!("zhudai-bench-decisions-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(fail)?;
-    let location = zhudai_store::DatabaseLocation::parse(postgres.as_deref(), &dir).map_err(fail)?;
-    let db_name = if postgres.is_some() { "PostgreSQL" } else { "SQLite (synchronous=FULL)" };
+    let location =
+        zhudai_store::DatabaseLocation::parse(postgres.as_deref(), &dir).map_err(fail)?;
+    let db_name = if postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite (synchronous=FULL)"
+    };
     let store = zhudai_store::Store::open(&location, &zhudai_store::StoreOptions::default())
         .await
         .map_err(fail)?;
@@ -464,11 +483,25 @@ async fn api(
             .copied()
             .unwrap_or(0.0)
     };
-    let setup = format!("POST /api/v1/decisions, {db_name}, in-process server, {clients} keep-alive clients");
-    line("API decisions stored per second (201 Created)", n as f64 / wall, "decisions/s", n, &setup);
+    let setup = format!(
+        "POST /api/v1/decisions, {db_name}, in-process server, {clients} keep-alive clients"
+    );
+    line(
+        "API decisions stored per second (201 Created)",
+        n as f64 / wall,
+        "decisions/s",
+        n,
+        &setup,
+    );
     line("API latency p50", pct(0.5), "ms", n, "");
     line("API latency p99", pct(0.99), "ms", n, "");
-    line("decisions in the database (last id)", stored as f64, "rows", n, "");
+    line(
+        "decisions in the database (last id)",
+        stored as f64,
+        "rows",
+        n,
+        "",
+    );
     let errs = errors.load(Ordering::Relaxed);
     line("failed requests", errs as f64, "requests", errs, "");
     if errs > 0 {

@@ -9,8 +9,8 @@ mod config;
 mod import;
 mod keys;
 // Risk control (issue #7).
-mod model;
 mod bench_risk;
+mod model;
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -62,11 +62,7 @@ fn summary(d: &DecisionRow) -> DecisionSummary {
 }
 
 /// Whether the caller may see a decision: an application's inside their data scope.
-pub async fn visible(
-    state: &AppState,
-    caller: &Caller,
-    d: &DecisionRow,
-) -> Result<bool, ApiError> {
+pub async fn visible(state: &AppState, caller: &Caller, d: &DecisionRow) -> Result<bool, ApiError> {
     let Some(app_id) = d.application_id else {
         return Ok(true);
     };
@@ -282,7 +278,11 @@ pub async fn create(
                 .filter(|s| !s.is_empty())
                 .unwrap_or_else(|| "api".into());
             if subject.chars().count() > 200 {
-                return Err(ApiError::field("subject", "too_long", "at most 200 characters"));
+                return Err(ApiError::field(
+                    "subject",
+                    "too_long",
+                    "at most 200 characters",
+                ));
             }
             (
                 svc::Pending {
@@ -378,7 +378,15 @@ pub async fn decide_override(
     ApiJson(b): ApiJson<OverrideDecision>,
 ) -> ApiResult<Response> {
     load_decision(&state, &caller, id).await?;
-    svc::decide_override(&state, &caller, id, override_id, b.approve, b.note.as_deref()).await?;
+    svc::decide_override(
+        &state,
+        &caller,
+        id,
+        override_id,
+        b.approve,
+        b.note.as_deref(),
+    )
+    .await?;
     Ok(recorded(StatusCode::NO_CONTENT.into_response()))
 }
 
@@ -418,7 +426,13 @@ fn model_summary(m: &ModelRow) -> ModelSummary {
 pub async fn models(State(state): State<AppState>) -> ApiResult<ApiJson<Vec<ModelSummary>>> {
     svc::ensure_defaults(state.store(), state.now_ms()).await?;
     Ok(ApiJson(
-        state.store().risk_models().await?.iter().map(model_summary).collect(),
+        state
+            .store()
+            .risk_models()
+            .await?
+            .iter()
+            .map(model_summary)
+            .collect(),
     ))
 }
 
@@ -565,7 +579,12 @@ pub struct Comparison {
 }
 
 pub async fn compare_models(state: &AppState, b: &CompareRequest) -> Result<Comparison, ApiError> {
-    let sample = match b.sample_csv.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let sample = match b
+        .sample_csv
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         Some(csv) => {
             let mut table = zhudai_scorecard::io::read_csv(csv.as_bytes())
                 .map_err(|e| ApiError::field("sample_csv", "invalid", e.to_string()))?;
@@ -617,9 +636,10 @@ pub async fn compare_models(state: &AppState, b: &CompareRequest) -> Result<Comp
                         .chain(std::iter::once(f.missing.dev))
                         .collect();
                     let iv = stats.iter().all(Option::is_some).then(|| {
-                        let (g, bd): (f64, f64) = stats.iter().flatten().fold((0.0, 0.0), |acc, s| {
-                            (acc.0 + (s.count - s.bad) as f64, acc.1 + s.bad as f64)
-                        });
+                        let (g, bd): (f64, f64) =
+                            stats.iter().flatten().fold((0.0, 0.0), |acc, s| {
+                                (acc.0 + (s.count - s.bad) as f64, acc.1 + s.bad as f64)
+                            });
                         stats
                             .iter()
                             .flatten()
@@ -732,7 +752,13 @@ fn rule_view(r: RuleSetRow) -> RuleSetView {
 pub async fn rule_sets(State(state): State<AppState>) -> ApiResult<ApiJson<Vec<RuleSetView>>> {
     svc::ensure_defaults(state.store(), state.now_ms()).await?;
     Ok(ApiJson(
-        state.store().risk_rule_sets().await?.into_iter().map(rule_view).collect(),
+        state
+            .store()
+            .risk_rule_sets()
+            .await?
+            .into_iter()
+            .map(rule_view)
+            .collect(),
     ))
 }
 
@@ -821,7 +847,9 @@ pub async fn test_rule_set(
     State(state): State<AppState>,
     ApiJson(b): ApiJson<RuleSetTest>,
 ) -> ApiResult<ApiJson<Vec<svc::RuleTestRow>>> {
-    Ok(ApiJson(svc::test_rules(&state, &b.source, &b.samples).await?))
+    Ok(ApiJson(
+        svc::test_rules(&state, &b.source, &b.samples).await?,
+    ))
 }
 
 // ------------------------------------------------------------------ blacklist

@@ -149,7 +149,10 @@ pub fn router() -> Router<AppState> {
         .route("/risk/decisions", get(risk::decisions))
         .route("/risk/decisions/{id}", get(risk::decision))
         .route("/risk/decisions/{id}/replay", post(risk::decision_replay))
-        .route("/risk/decisions/{id}/overrides", post(risk::override_request))
+        .route(
+            "/risk/decisions/{id}/overrides",
+            post(risk::override_request),
+        )
         .route(
             "/risk/decisions/{id}/overrides/{override_id}",
             post(risk::override_decide),

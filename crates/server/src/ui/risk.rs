@@ -142,7 +142,14 @@ async fn overview_page(
                 tbody { @for b in &blacklist { tr { td { (b.id) } td { (t.get(&format!("risk.blacklist.{}", b.field))) } td { (b.reason) } td { (shanghai(b.created_at_ms, false)) } } } } }
         }
     };
-    Ok(page(state, &ctx(lang, caller), "risk", &t.get("module.risk.title"), content).into_response())
+    Ok(page(
+        state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("module.risk.title"),
+        content,
+    )
+    .into_response())
 }
 
 /// GET `/risk`.
@@ -242,7 +249,14 @@ pub async fn decisions(
             }
         }
     };
-    Ok(page(&state, &ctx(lang, caller), "risk", &t.get("risk.decisions"), content).into_response())
+    Ok(page(
+        &state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.decisions"),
+        content,
+    )
+    .into_response())
 }
 
 async fn decision_page(
@@ -353,7 +367,14 @@ async fn decision_page(
             table.table data-testid="decision-input" { tbody { @for (k, v) in &input_rows { tr { th { code { (k) } } td { (v) } } } } }
         }
     };
-    Ok(page(state, &ctx(lang, caller), "risk", &t.get("risk.decision"), content).into_response())
+    Ok(page(
+        state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.decision"),
+        content,
+    )
+    .into_response())
 }
 
 /// `a.b` → value rows of a JSON object.
@@ -363,7 +384,11 @@ fn flatten(v: &serde_json::Value) -> Vec<(String, String)> {
         match v {
             serde_json::Value::Object(m) => {
                 for (k, x) in m {
-                    let p = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
                     walk(&p, x, out);
                 }
             }
@@ -501,7 +526,14 @@ async fn models_page(
             }
         }
     };
-    Ok(page(state, &ctx(lang, caller), "risk", &t.get("risk.models"), content).into_response())
+    Ok(page(
+        state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.models"),
+        content,
+    )
+    .into_response())
 }
 
 /// GET `/risk/models`.
@@ -530,7 +562,11 @@ pub async fn upload(
     caller: Caller,
     Form(f): Form<UploadForm>,
 ) -> Result<Response, ApiError> {
-    let inputs = if f.inputs.trim().is_empty() { "[]".to_owned() } else { f.inputs.clone() };
+    let inputs = if f.inputs.trim().is_empty() {
+        "[]".to_owned()
+    } else {
+        f.inputs.clone()
+    };
     let note = Some(f.note.trim()).filter(|n| !n.is_empty());
     match svc::upload_model(&state, &caller, &f.model, &inputs, note).await {
         Ok(id) => Ok(done(&format!("/risk/models/{id}"))),
@@ -595,7 +631,14 @@ pub async fn model(
             }
         }
     };
-    Ok(page(&state, &ctx(lang, caller), "risk", &t.get("risk.model"), content).into_response())
+    Ok(page(
+        &state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.model"),
+        content,
+    )
+    .into_response())
 }
 
 /// POST `/risk/models/{id}/promote`.
@@ -718,7 +761,14 @@ async fn compare_page(
             }
         }
     };
-    Ok(page(state, &ctx(lang, caller), "risk", &t.get("risk.compare"), content).into_response())
+    Ok(page(
+        state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.compare"),
+        content,
+    )
+    .into_response())
 }
 
 /// GET `/risk/models/compare?a=&b=`.
@@ -780,7 +830,11 @@ async fn rules_page(
     } else {
         form.source.clone()
     };
-    let samples = if form.samples.is_empty() { SAMPLE_ROWS.to_owned() } else { form.samples.clone() };
+    let samples = if form.samples.is_empty() {
+        SAMPLE_ROWS.to_owned()
+    } else {
+        form.samples.clone()
+    };
     let csrf = caller.csrf.clone().unwrap_or_default();
     let fields = zhudai_risk::applicant::FIELDS;
     let content = html! {
@@ -839,7 +893,14 @@ async fn rules_page(
             }
         }
     };
-    Ok(page(state, &ctx(lang, caller), "risk", &t.get("risk.rules"), content).into_response())
+    Ok(page(
+        state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.rules"),
+        content,
+    )
+    .into_response())
 }
 
 /// GET `/risk/rules`.
@@ -877,7 +938,9 @@ pub async fn rules_submit(
         }
         "save" | "enable" => {
             if !caller.can("risk.manage") {
-                return Err(ApiError::Forbidden("saving rules needs `risk.manage`".into()));
+                return Err(ApiError::Forbidden(
+                    "saving rules needs `risk.manage`".into(),
+                ));
             }
             let (id, _) = svc::save_rules(&state, &caller, &f.source, act == "enable").await?;
             Ok(done(&format!("/risk/rules/{id}")))
@@ -914,7 +977,14 @@ pub async fn rule_set(
             }
         }
     };
-    Ok(page(&state, &ctx(lang, caller), "risk", &t.get("risk.rules"), content).into_response())
+    Ok(page(
+        &state,
+        &ctx(lang, caller),
+        "risk",
+        &t.get("risk.rules"),
+        content,
+    )
+    .into_response())
 }
 
 /// POST `/risk/rules/{id}/enable`.

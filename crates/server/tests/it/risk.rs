@@ -10,10 +10,7 @@ use crate::support::TestApp;
 use serde_json::{json, Value};
 use zhudai_store::testing::TestDb;
 
-zhudai_store::on_both!(
-    origination_decides_and_replays,
-    rules_models_and_overrides
-);
+zhudai_store::on_both!(origination_decides_and_replays, rules_models_and_overrides);
 
 struct Ctx<'a> {
     app: &'a TestApp,
@@ -96,7 +93,10 @@ async fn through_review(
     assert_eq!(s, 201, "{a}");
     let id = a["id"].as_i64().unwrap();
     let act = format!("/api/v1/applications/{id}/actions");
-    assert_eq!(x.post(&p.cm, &act, json!({"action": "submit"})).await.0, 200);
+    assert_eq!(
+        x.post(&p.cm, &act, json!({"action": "submit"})).await.0,
+        200
+    );
     for (kind, extra) in [
         (
             "id_front",
@@ -157,7 +157,10 @@ async fn origination_decides_and_replays(db: &TestDb) {
     let d = decision_of(&x, &p.risk, id).await;
     assert_eq!(d["outcome"], "approve", "{d}");
     assert_eq!(d["final_outcome"], "approve");
-    assert_eq!((d["score"].as_i64(), d["grade"].as_str()), (Some(524), Some("C")));
+    assert_eq!(
+        (d["score"].as_i64(), d["grade"].as_str()),
+        (Some(524), Some("C"))
+    );
     assert_eq!(d["limit"], "24000.00");
     assert_eq!(d["price_band"], "P3");
     assert_eq!(d["input"]["applicant"]["age"], 41);
@@ -169,16 +172,26 @@ async fn origination_decides_and_replays(db: &TestDb) {
     assert!(reasons.iter().all(|r| r["kind"] == "score_factor"), "{d}");
     // The term asked for is a real factor (12 months: 19 points below 6 months); facts
     // zhudai does not collect are named as not provided.
-    let term = reasons.iter().find(|r| r["code"] == "duration_in_month").unwrap();
+    let term = reasons
+        .iter()
+        .find(|r| r["code"] == "duration_in_month")
+        .unwrap();
     assert_eq!(term["points_below_best"], 19);
     assert_eq!(term["zh"], "借款期限（月）：(10, 15]（评分 −19）");
-    assert_eq!(reasons[0]["en"], "Checking account status: not provided (−26 points)");
+    assert_eq!(
+        reasons[0]["en"],
+        "Checking account status: not provided (−26 points)"
+    );
     let (_, a) = x.get(&p.cm, &format!("/api/v1/applications/{id}")).await;
     assert_eq!(a["waiting_for_role"], "approver_l1", "approve: one level");
     // The decision's step and the decision share a transaction; it is audited.
     let did = d["id"].as_i64().unwrap();
     let (s, rp) = x
-        .post(&p.risk, &format!("/api/v1/decisions/{did}/replay"), json!({}))
+        .post(
+            &p.risk,
+            &format!("/api/v1/decisions/{did}/replay"),
+            json!({}),
+        )
         .await;
     assert_eq!(s, 200, "{rp}");
     assert_eq!(rp["same"], true, "{rp}");
@@ -196,10 +209,18 @@ async fn origination_decides_and_replays(db: &TestDb) {
     assert!(d2["reasons"][0]["zh"].as_str().unwrap().contains("手机号"));
     let (_, a2) = x.get(&p.cm, &format!("/api/v1/applications/{id2}")).await;
     assert_eq!(a2["waiting_for_role"], "approver_l1");
-    let run = db.store.instance_of("application", id2).await.unwrap().unwrap();
+    let run = db
+        .store
+        .instance_of("application", id2)
+        .await
+        .unwrap()
+        .unwrap();
     let st: zhudai_workflow::InstanceState = serde_json::from_str(&run.state).unwrap();
     assert_eq!(
-        st.levels.iter().map(|l| l.role.as_str()).collect::<Vec<_>>(),
+        st.levels
+            .iter()
+            .map(|l| l.role.as_str())
+            .collect::<Vec<_>>(),
         ["approver_l1", "approver_l2"],
         "refer lifts 30,000 yuan to two levels"
     );
@@ -255,7 +276,9 @@ async fn origination_decides_and_replays(db: &TestDb) {
     assert!(e.to_string().contains("agee"), "{e}");
     // Deciding needs risk.manage; reading needs risk.read.
     assert_eq!(
-        x.post(&p.cm, "/api/v1/decisions", json!({"application_id": id})).await.0,
+        x.post(&p.cm, "/api/v1/decisions", json!({"application_id": id}))
+            .await
+            .0,
         403
     );
     assert_eq!(x.get(&p.cm, "/api/v1/decisions").await.0, 403);
@@ -284,15 +307,25 @@ async fn rules_models_and_overrides(db: &TestDb) {
     let source = rule_sets[0]["source"].as_str().unwrap().to_owned();
 
     // A rule naming an unknown field cannot be saved or enabled; the error names it.
-    let broken = source.replace("when = \"applicant.blacklisted\"", "when = \"applicant.blacklistd\"");
+    let broken = source.replace(
+        "when = \"applicant.blacklisted\"",
+        "when = \"applicant.blacklistd\"",
+    );
     for enable in [false, true] {
         let (s, e) = x
-            .post(&p.risk, "/api/v1/rule-sets", json!({"source": broken, "enable": enable}))
+            .post(
+                &p.risk,
+                "/api/v1/rule-sets",
+                json!({"source": broken, "enable": enable}),
+            )
             .await;
         assert_eq!(s, 422, "{e}");
         assert_eq!(e["errors"][0]["field"], "rules.blacklist.when");
         assert!(
-            e["errors"][0]["message"].as_str().unwrap().contains("did you mean `applicant.blacklisted`"),
+            e["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("did you mean `applicant.blacklisted`"),
             "{e}"
         );
     }
@@ -301,7 +334,15 @@ async fn rules_models_and_overrides(db: &TestDb) {
         .post(&p.risk, "/api/v1/rule-sets", json!({"source": source.replace("when = \"applicant.blacklisted\"", "when = \"applicant.blacklisted &&\"")}))
         .await;
     assert_eq!(s, 422, "{e}");
-    assert_eq!(x.get(&p.risk, "/api/v1/rule-sets").await.1.as_array().unwrap().len(), 1);
+    assert_eq!(
+        x.get(&p.risk, "/api/v1/rule-sets")
+            .await
+            .1
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Test a stricter version on sample rows (CSV and JSON) before saving.
     let stricter = source.replace(
@@ -335,7 +376,11 @@ async fn rules_models_and_overrides(db: &TestDb) {
     // one still replays with v1.
     let applicant = json!({"app": {"amount": "30000", "months": 12}, "applicant": {"age": 41, "recent_applications": 2}});
     let (_, d1) = x
-        .post(&p.risk, "/api/v1/decisions", json!({"applicant": applicant}))
+        .post(
+            &p.risk,
+            "/api/v1/decisions",
+            json!({"applicant": applicant}),
+        )
         .await;
     assert_eq!(d1["outcome"], "approve", "{d1}");
     let (s, saved) = x
@@ -343,41 +388,69 @@ async fn rules_models_and_overrides(db: &TestDb) {
         .await;
     assert_eq!((s, &saved["version"]), (201, &json!(2)), "{saved}");
     let (s, _) = x
-        .post(&p.risk, &format!("/api/v1/rule-sets/{}/enable", saved["id"]), json!({}))
+        .post(
+            &p.risk,
+            &format!("/api/v1/rule-sets/{}/enable", saved["id"]),
+            json!({}),
+        )
         .await;
     assert_eq!(s, 204);
     let (_, d2) = x
-        .post(&p.risk, "/api/v1/decisions", json!({"applicant": applicant}))
+        .post(
+            &p.risk,
+            "/api/v1/decisions",
+            json!({"applicant": applicant}),
+        )
         .await;
     assert_eq!(d2["outcome"], "reject", "{d2}");
     assert_eq!(d2["rule_set_id"], saved["id"]);
     let (_, rp) = x
-        .post(&p.risk, &format!("/api/v1/decisions/{}/replay", d1["id"]), json!({}))
+        .post(
+            &p.risk,
+            &format!("/api/v1/decisions/{}/replay", d1["id"]),
+            json!({}),
+        )
         .await;
-    assert_eq!((&rp["same"], &rp["outcome"]), (&json!(true), &json!("approve")), "{rp}");
+    assert_eq!(
+        (&rp["same"], &rp["outcome"]),
+        (&json!(true), &json!("approve")),
+        "{rp}"
+    );
 
     // A challenger model: the default with the age feature mapped away and a new version.
     let (_, models) = x.get(&p.risk, "/api/v1/models").await;
     assert_eq!(models.as_array().unwrap().len(), 1);
     let champion_id = models[0]["id"].as_i64().unwrap();
     assert_eq!(models[0]["status"], "champion");
-    let (_, m) = x.get(&p.risk, &format!("/api/v1/models/{champion_id}")).await;
+    let (_, m) = x
+        .get(&p.risk, &format!("/api/v1/models/{champion_id}"))
+        .await;
     let mut spec = m["model"].clone();
     spec["metadata"]["version"] = json!("2026.2");
     let inputs = json!([{"feature": "duration_in_month", "from": "app.months"}]);
     // Bad mappings are named.
     let (s, e) = x
-        .post(&p.risk, "/api/v1/models", json!({"model": spec, "inputs": [{"feature": "nope"}]}))
+        .post(
+            &p.risk,
+            "/api/v1/models",
+            json!({"model": spec, "inputs": [{"feature": "nope"}]}),
+        )
         .await;
     assert_eq!(s, 422);
     assert_eq!(e["errors"][0]["field"], "inputs.nope");
     let (s, up) = x
-        .post(&p.risk, "/api/v1/models", json!({"model": spec, "inputs": inputs, "note": "no age"}))
+        .post(
+            &p.risk,
+            "/api/v1/models",
+            json!({"model": spec, "inputs": inputs, "note": "no age"}),
+        )
         .await;
     assert_eq!(s, 201, "{up}");
     let challenger = up["id"].as_i64().unwrap();
     assert_eq!(
-        x.post(&p.risk, "/api/v1/models", json!({"model": spec})).await.0,
+        x.post(&p.risk, "/api/v1/models", json!({"model": spec}))
+            .await
+            .0,
         422,
         "same name and version twice"
     );
@@ -391,20 +464,39 @@ async fn rules_models_and_overrides(db: &TestDb) {
     // Compare with a labelled sample.
     let sample = "duration_in_month,age_in_years,creditability\n6,50,good\n48,20,bad\n12,35,good\n36,22,bad\n";
     let (s, cmp) = x
-        .post(&p.risk, "/api/v1/models/compare", json!({"a": champion_id, "b": challenger, "sample_csv": sample}))
+        .post(
+            &p.risk,
+            "/api/v1/models/compare",
+            json!({"a": champion_id, "b": challenger, "sample_csv": sample}),
+        )
         .await;
     assert_eq!(s, 200, "{cmp}");
     assert_eq!(cmp["a"]["auc"], 1.0);
     assert_eq!(cmp["a"]["dev_rows"], 1000);
-    assert!(cmp["a"]["features"][0]["iv"].as_f64().unwrap() > 0.6, "{cmp}");
+    assert!(
+        cmp["a"]["features"][0]["iv"].as_f64().unwrap() > 0.6,
+        "{cmp}"
+    );
     assert!(!cmp["b"]["live_scores"].as_array().unwrap().is_empty());
     // Promote (risk.manage only), then the challenger decides.
     assert_eq!(
-        x.post(&p.cm, &format!("/api/v1/models/{challenger}/promote"), json!({})).await.0,
+        x.post(
+            &p.cm,
+            &format!("/api/v1/models/{challenger}/promote"),
+            json!({})
+        )
+        .await
+        .0,
         403
     );
     assert_eq!(
-        x.post(&p.risk, &format!("/api/v1/models/{challenger}/promote"), json!({})).await.0,
+        x.post(
+            &p.risk,
+            &format!("/api/v1/models/{challenger}/promote"),
+            json!({})
+        )
+        .await
+        .0,
         204
     );
     let (_, models) = x.get(&p.risk, "/api/v1/models").await;
@@ -417,28 +509,62 @@ async fn rules_models_and_overrides(db: &TestDb) {
             .unwrap()["status"]
             .clone()
     };
-    assert_eq!((status(challenger), status(champion_id)), (json!("champion"), json!("challenger")));
+    assert_eq!(
+        (status(challenger), status(champion_id)),
+        (json!("champion"), json!("challenger"))
+    );
     let (_, d4) = x
         .post(&p.risk, "/api/v1/decisions", json!({"applicant": {"app": {"amount": "30000", "months": 12}, "applicant": {"age": 41}}}))
         .await;
-    assert_eq!((d4["model_id"].as_i64(), d4["score"].as_i64()), (Some(challenger), Some(518)));
+    assert_eq!(
+        (d4["model_id"].as_i64(), d4["score"].as_i64()),
+        (Some(challenger), Some(518))
+    );
     // The champion cannot be retired; the old champion can.
     assert_eq!(
-        x.post(&p.risk, &format!("/api/v1/models/{challenger}/status"), json!({"status": "retired"})).await.0,
+        x.post(
+            &p.risk,
+            &format!("/api/v1/models/{challenger}/status"),
+            json!({"status": "retired"})
+        )
+        .await
+        .0,
         409
     );
     assert_eq!(
-        x.post(&p.risk, &format!("/api/v1/models/{champion_id}/status"), json!({"status": "retired"})).await.0,
+        x.post(
+            &p.risk,
+            &format!("/api/v1/models/{champion_id}/status"),
+            json!({"status": "retired"})
+        )
+        .await
+        .0,
         204
     );
     // Back to the default champion for the workflow part.
-    x.post(&p.risk, &format!("/api/v1/models/{champion_id}/status"), json!({"status": "challenger"})).await;
+    x.post(
+        &p.risk,
+        &format!("/api/v1/models/{champion_id}/status"),
+        json!({"status": "challenger"}),
+    )
+    .await;
     assert_eq!(
-        x.post(&p.risk, &format!("/api/v1/models/{champion_id}/promote"), json!({})).await.0,
+        x.post(
+            &p.risk,
+            &format!("/api/v1/models/{champion_id}/promote"),
+            json!({})
+        )
+        .await
+        .0,
         204
     );
     // v1 rules again.
-    x.post(&p.risk, &format!("/api/v1/rule-sets/{}/enable", rule_sets[0]["id"]), json!({})).await;
+    x.post(
+        &p.risk,
+        &format!("/api/v1/rule-sets/{}/enable", rule_sets[0]["id"]),
+        json!({}),
+    )
+    .await;
 
     // Overrides: an application approved by the engine, overridden to reject by two
     // people, is rejected while it waits for approval.
@@ -452,12 +578,22 @@ async fn rules_models_and_overrides(db: &TestDb) {
         .await;
     assert_eq!(s, 422, "{e}");
     let (s, o) = x
-        .post(&p.risk, &path, json!({"outcome": "reject", "reason": "fraud suspected by the call centre"}))
+        .post(
+            &p.risk,
+            &path,
+            json!({"outcome": "reject", "reason": "fraud suspected by the call centre"}),
+        )
         .await;
     assert_eq!(s, 201, "{o}");
     let oid = o["id"].as_i64().unwrap();
     assert_eq!(
-        x.post(&p.risk2, &path, json!({"outcome": "refer", "reason": "another one"})).await.0,
+        x.post(
+            &p.risk2,
+            &path,
+            json!({"outcome": "refer", "reason": "another one"})
+        )
+        .await
+        .0,
         409,
         "one pending override per decision"
     );
@@ -465,16 +601,38 @@ async fn rules_models_and_overrides(db: &TestDb) {
     let (s, e) = x.post(&p.risk, &decide, json!({"approve": true})).await;
     assert_eq!(s, 403, "the requester cannot approve: {e}");
     assert!(e["detail"].as_str().unwrap().contains("two-person"));
-    assert_eq!(x.post(&p.risk2, &decide, json!({"approve": true})).await.0, 204);
-    assert_eq!(x.post(&p.risk2, &decide, json!({"approve": true})).await.0, 409);
+    assert_eq!(
+        x.post(&p.risk2, &decide, json!({"approve": true})).await.0,
+        204
+    );
+    assert_eq!(
+        x.post(&p.risk2, &decide, json!({"approve": true})).await.0,
+        409
+    );
     let d = decision_of(&x, &p.risk, id).await;
-    assert_eq!((d["outcome"].as_str(), d["final_outcome"].as_str()), (Some("approve"), Some("reject")));
+    assert_eq!(
+        (d["outcome"].as_str(), d["final_outcome"].as_str()),
+        (Some("approve"), Some("reject"))
+    );
     assert_eq!(d["overrides"][0]["state"], "approved");
     let (_, a) = x.get(&p.cm, &format!("/api/v1/applications/{id}")).await;
-    assert_eq!((a["status"].as_str(), a["node"].as_str()), (Some("rejected"), Some("rejected")), "{a}");
+    assert_eq!(
+        (a["status"].as_str(), a["node"].as_str()),
+        (Some("rejected"), Some("rejected")),
+        "{a}"
+    );
     // Replay still reproduces the engine's own decision.
-    let (_, rp) = x.post(&p.risk, &format!("/api/v1/decisions/{did}/replay"), json!({})).await;
-    assert_eq!((&rp["same"], &rp["outcome"]), (&json!(true), &json!("approve")));
+    let (_, rp) = x
+        .post(
+            &p.risk,
+            &format!("/api/v1/decisions/{did}/replay"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (&rp["same"], &rp["outcome"]),
+        (&json!(true), &json!("approve"))
+    );
     let n: i64 = zhudai_store::sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_log WHERE action IN ('risk.override.request', 'risk.override.decide', 'risk.model.promote', 'risk.rules.save', 'risk.rules.enable', 'risk.model.upload')",
     )

@@ -58,7 +58,10 @@ async fn a_risk_reviewer_reads_a_decision_and_cannot_enable_a_broken_rule() {
     assert!(in_force.contains("german-credit-default"), "{in_force}");
     browser.goto(&app.url("/risk/decisions")).await.unwrap();
     let table = text(&browser, "[data-testid=decision-table]").await;
-    assert!(table.contains("walk-in-7") && table.contains("拒绝"), "{table}");
+    assert!(
+        table.contains("walk-in-7") && table.contains("拒绝"),
+        "{table}"
+    );
 
     // The decision page: outcome, score and the reasons in plain Chinese.
     browser
@@ -123,7 +126,10 @@ async fn a_risk_reviewer_reads_a_decision_and_cannot_enable_a_broken_rule() {
     screenshot(&browser, "risk-rules-broken-en").await;
     // Nothing was saved: still one version, the default, enabled.
     let versions = text(&browser, "[data-testid=rule-set-table]").await;
-    assert!(versions.contains("v1") && !versions.contains("v2"), "{versions}");
+    assert!(
+        versions.contains("v1") && !versions.contains("v2"),
+        "{versions}"
+    );
     assert_eq!(db.store.risk_rule_sets().await.unwrap().len(), 1);
 
     // Testing the fixed text on the sample rows shows which rules fire.
