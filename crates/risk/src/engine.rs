@@ -372,7 +372,7 @@ impl Policy {
         a: &Applicant,
         score: i64,
         scratch: &mut Scratch,
-    ) -> Result<(Vec<String>, Vec<(String, String)>), DecideError> {
+    ) -> Result<RulesOnly, DecideError> {
         let slots = slots().ok_or_else(|| DecideError::Internal("applicant schema".into()))?;
         fill(&mut scratch.record, &slots, a, score)
             .map_err(|_| DecideError::Amount(a.app.amount.to_string()))?;
@@ -388,3 +388,6 @@ impl Policy {
         Ok((fired, errors))
     }
 }
+
+/// Codes of the rules that fired, and (code, why) of those that could not be evaluated.
+pub type RulesOnly = (Vec<String>, Vec<(String, String)>);

@@ -338,11 +338,15 @@ pub async fn act(
     // Issue #7: when this step can lead into the automatic decision, decide first (the
     // engine is pure; the facts it reads are gathered here), so the guards after the
     // decision node see its outcome and grade; it is stored only if the step went there.
+    let on = match action {
+        Action::Event { name } => format!("event:{name}"),
+        other => other.name().to_owned(),
+    };
     let pending = if def
         .spec
         .transitions
         .iter()
-        .any(|t| t.from == inst.node && t.to == DECISION_NODE)
+        .any(|t| t.from == inst.node && t.to == DECISION_NODE && t.on == on)
     {
         let p = crate::risk::decide_application(state, &app).await?;
         for (name, value) in [

