@@ -682,14 +682,12 @@ pub async fn request_adjustment(
 ) -> ApiResult<AdjustmentView> {
     let (customer, _) = crate::customers::load_in_scope(state, caller, req.customer_id).await?;
     let mut errors = Vec::new();
-    let scope = match req.scope.as_deref().unwrap_or("customer") {
-        s => match LimitScope::parse(s) {
-            Some(sc) => Some(sc),
-            None => {
-                errors.push(FieldError::new("scope", "invalid", "use customer or group"));
-                None
-            }
-        },
+    let scope = match LimitScope::parse(req.scope.as_deref().unwrap_or("customer")) {
+        Some(sc) => Some(sc),
+        None => {
+            errors.push(FieldError::new("scope", "invalid", "use customer or group"));
+            None
+        }
     };
     if scope == Some(LimitScope::Group) && customer.kind != "enterprise" {
         errors.push(FieldError::new(

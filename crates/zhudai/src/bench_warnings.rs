@@ -400,7 +400,7 @@ pub fn warnings(
                 Err(_) => errors += 1,
             }
         }
-        if (i as u64) % sample_every == 0 && sample.len() < 20_000 {
+        if (i as u64).is_multiple_of(sample_every) && sample.len() < 20_000 {
             let (age, region) = people.get(e.customer as usize).copied().unwrap_or((30, 0));
             sample.push((
                 e.ty,

@@ -170,13 +170,13 @@ pub fn stacked_rows(aria_label: &str, legend: &[String], rows: &[(String, Vec<i6
                 @let y = i as i64 * row_h + 4;
                 @let total: i64 = values.iter().map(|v| (*v).max(0)).sum();
                 text x=(label_w - 8) y=(y + 16) text-anchor="end" class="chart-label" { (label) }
-                @let mut x = label_w;
+                @let widths: Vec<i64> = values.iter().map(|v| (*v).max(0) * bar_w / max).collect();
                 @for (k, v) in values.iter().enumerate() {
-                    @let w = (*v).max(0) * bar_w / max;
+                    @let w = widths[k];
+                    @let x = label_w + widths[..k].iter().sum::<i64>();
                     @if w > 0 {
                         rect x=(x) y=(y) width=(w) height="20" class=(format!("chart-seg-{k}")) data-segment=(k) { title { (legend.get(k).cloned().unwrap_or_default()) ": " (v) } }
                     }
-                    @let _ = { x += w; };
                 }
                 text x=(label_w + total * bar_w / max + 6) y=(y + 15) class="chart-value" { (total) }
             }
@@ -219,7 +219,7 @@ pub fn lines(
     };
     let y_of = |v: f64| top + plot_h - (v.clamp(0.0, max) / max) * plot_h;
     let legend_y = top + plot_h + 38.0;
-    let height = legend_y + 8.0 + 16.0 * ((series.len() + 2) / 3) as f64;
+    let height = legend_y + 8.0 + 16.0 * series.len().div_ceil(3) as f64;
     let width = left + plot_w + 20.0;
     html! {
         svg.chart role="img" aria-label=(aria_label) viewBox=(format!("0 0 {width:.0} {height:.0}")) width=(format!("{width:.0}")) height=(format!("{height:.0}")) {

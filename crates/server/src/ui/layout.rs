@@ -42,7 +42,7 @@ pub fn page(state: &AppState, ctx: &Ctx, active: &str, title: &str, content: Mar
                     @match &ctx.caller {
                         Some(c) => {
                             // Notifications (issue #6 item 3): the bell with the unread count.
-                            (crate::ui::notifications::bell(&t))
+                            (crate::ui::notifications::bell(t))
                             a.user href="/account" data-testid="current-user" { (c.display_name) }
                             form.inline method="post" action="/logout" {
                                 input type="hidden" name=(CSRF_FIELD) value=(c.csrf.clone().unwrap_or_default());

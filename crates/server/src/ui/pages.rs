@@ -144,7 +144,7 @@ async fn admin_content(
     // Managers receive the exception alerts of their units (issue #6 item 3).
     let mut managers = Vec::with_capacity(units.len());
     for u in &units {
-        managers.push(crate::ui::notifications::manager_cell(state, &t, caller, u.id).await?);
+        managers.push(crate::ui::notifications::manager_cell(state, t, caller, u.id).await?);
     }
     let name_of = |id: Option<i64>| {
         id.and_then(|id| units.iter().find(|u| u.id == id))

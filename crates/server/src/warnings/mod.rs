@@ -1909,7 +1909,7 @@ pub async fn task_done(
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no task has id {id}")))?;
     find(state, caller, t.warning_id).await?;
-    if !caller.roles.iter().any(|r| *r == t.role) && !caller.can("risk.manage") {
+    if !caller.roles.contains(&t.role) && !caller.can("risk.manage") {
         return Err(ApiError::Forbidden(format!(
             "the task is for the role `{}`",
             t.role
