@@ -133,10 +133,10 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/risk/models/{id}", P("risk.read")),
     (Method::POST, "/risk/models/{id}/promote", P("risk.manage")),
     (Method::POST, "/risk/models/{id}/status", P("risk.manage")),
-    (Method::GET, "/risk/rules", P("risk.read")),
-    (Method::POST, "/risk/rules", P("risk.read")),
-    (Method::GET, "/risk/rules/{id}", P("risk.read")),
-    (Method::POST, "/risk/rules/{id}/enable", P("risk.manage")),
+    (Method::GET, "/risk/policy-rules", P("risk.read")),
+    (Method::POST, "/risk/policy-rules", P("risk.read")),
+    (Method::GET, "/risk/policy-rules/{id}", P("risk.read")),
+    (Method::POST, "/risk/policy-rules/{id}/enable", P("risk.manage")),
     // --- end credit decisions ---
     // Workflow
     (Method::GET, "/api/v1/workflows", P("workflow.read")),

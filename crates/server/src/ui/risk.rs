@@ -70,7 +70,7 @@ fn nav(t: &crate::ui::i18n::Bundle) -> Markup {
             a href="/risk" { (t.get("risk.overview")) } " · "
             a href="/risk/decisions" { (t.get("risk.decisions")) } " · "
             a href="/risk/models" { (t.get("risk.models")) } " · "
-            a href="/risk/rules" { (t.get("risk.rules")) }
+            a href="/risk/policy-rules" { (t.get("risk.rules")) }
         }
     }
 }
@@ -117,7 +117,7 @@ async fn overview_page(
                 p { (t.get("risk.champion")) ": "
                     @if let Some(m) = &champion { a href=(format!("/risk/models/{}", m.id)) { (m.name) " v" (m.version) } } @else { "—" } }
                 p { (t.get("risk.rule_set")) ": "
-                    @if let Some(r) = &rules { a href=(format!("/risk/rules/{}", r.id)) { (r.name) " v" (r.version) } } @else { "—" } }
+                    @if let Some(r) = &rules { a href=(format!("/risk/policy-rules/{}", r.id)) { (r.name) " v" (r.version) } } @else { "—" } }
             }
             section.card {
                 h2 { (t.get("risk.recent_outcomes")) }
@@ -290,7 +290,7 @@ async fn decision_page(
                 tr { th { (t.get("risk.limit")) } td { (Fen::new(row.limit_fen)) } }
                 tr { th { (t.get("risk.price_band")) } td { (row.price_band) } }
                 tr { th { (t.get("risk.model")) } td { @if let Some(m) = &model { a href=(format!("/risk/models/{}", m.id)) { (m.name) " v" (m.version) } } } }
-                tr { th { (t.get("risk.rule_set")) } td { @if let Some(r) = &rules { a href=(format!("/risk/rules/{}", r.id)) { (r.name) " v" (r.version) } } } }
+                tr { th { (t.get("risk.rule_set")) } td { @if let Some(r) = &rules { a href=(format!("/risk/policy-rules/{}", r.id)) { (r.name) " v" (r.version) } } } }
                 tr { th { (t.get("risk.input_digest")) } td { code { (row.input_digest) } } }
                 tr { th { (t.get("risk.created")) } td { (shanghai(row.created_at_ms, false)) } }
                 @if let Some(a) = row.application_id { tr { th { (t.get("risk.application")) } td { a href=(format!("/applications/{a}")) { "#" (a) } } } }
@@ -843,7 +843,7 @@ async fn rules_page(
             table.table data-testid="rule-set-table" {
                 thead { tr { th { (t.get("risk.version")) } th { (t.get("risk.name")) } th { (t.get("risk.state")) } th { (t.get("risk.created")) } } }
                 tbody { @for v in &versions { tr {
-                    td { a href=(format!("/risk/rules/{}", v.id)) { "v" (v.version) } }
+                    td { a href=(format!("/risk/policy-rules/{}", v.id)) { "v" (v.version) } }
                     td { (v.name) }
                     td { @if v.active { span.badge.badge-ok { (t.get("risk.enabled")) } } }
                     td { (shanghai(v.created_at_ms, false)) }
@@ -864,16 +864,16 @@ async fn rules_page(
                     }
                 }
             }
-            form method="post" action="/risk/rules" {
+            form method="post" action="/risk/policy-rules" {
                 input type="hidden" name=(CSRF_FIELD) value=(csrf);
                 textarea name="source" rows="24" style="width:100%;font-family:monospace" aria-label=(t.get("risk.rules.source")) data-testid="rules-source" { (source) }
                 div.field { label for="rules-samples" { (t.get("risk.rules.samples")) }
                     textarea #rules-samples name="samples" rows="5" style="width:100%;font-family:monospace" { (samples) } }
                 button type="submit" data-testid="rules-check" { (t.get("risk.rules.check")) }
-                " " button.secondary type="submit" formaction="/risk/rules?do=test" data-testid="rules-test" { (t.get("risk.rules.test")) }
+                " " button.secondary type="submit" formaction="/risk/policy-rules?do=test" data-testid="rules-test" { (t.get("risk.rules.test")) }
                 @if caller.can("risk.manage") {
-                    " " button.secondary type="submit" formaction="/risk/rules?do=save" data-testid="rules-save" { (t.get("risk.rules.save")) }
-                    " " button type="submit" formaction="/risk/rules?do=enable" data-testid="rules-enable" { (t.get("risk.rules.save_enable")) }
+                    " " button.secondary type="submit" formaction="/risk/policy-rules?do=save" data-testid="rules-save" { (t.get("risk.rules.save")) }
+                    " " button type="submit" formaction="/risk/policy-rules?do=enable" data-testid="rules-enable" { (t.get("risk.rules.save_enable")) }
                 }
             }
         }
@@ -903,7 +903,7 @@ async fn rules_page(
     .into_response())
 }
 
-/// GET `/risk/rules`.
+/// GET `/risk/policy-rules`.
 pub async fn rules(
     State(state): State<AppState>,
     lang: Lang,
@@ -912,7 +912,7 @@ pub async fn rules(
     rules_page(&state, lang, caller, &RulesForm::default(), None, None).await
 }
 
-/// POST `/risk/rules[?do=test|save|enable]`: check, test on the samples, save as a new
+/// POST `/risk/policy-rules[?do=test|save|enable]`: check, test on the samples, save as a new
 /// version, or save and enable. A broken rule is never saved.
 pub async fn rules_submit(
     State(state): State<AppState>,
@@ -943,13 +943,13 @@ pub async fn rules_submit(
                 ));
             }
             let (id, _) = svc::save_rules(&state, &caller, &f.source, act == "enable").await?;
-            Ok(done(&format!("/risk/rules/{id}")))
+            Ok(done(&format!("/risk/policy-rules/{id}")))
         }
         _ => rules_page(&state, lang, caller, &f, Some(&problems), None).await,
     }
 }
 
-/// GET `/risk/rules/{id}`.
+/// GET `/risk/policy-rules/{id}`.
 pub async fn rule_set(
     State(state): State<AppState>,
     lang: Lang,
@@ -970,7 +970,7 @@ pub async fn rule_set(
             p { (t.get("risk.digest")) ": " code { (r.digest) } }
             pre style="white-space:pre-wrap" { (r.source) }
             @if !r.active && caller.can("risk.manage") {
-                form method="post" action=(format!("/risk/rules/{id}/enable")) {
+                form method="post" action=(format!("/risk/policy-rules/{id}/enable")) {
                     input type="hidden" name=(CSRF_FIELD) value=(csrf);
                     button type="submit" data-testid="rule-set-enable" { (t.get("risk.rules.enable")) }
                 }
@@ -987,12 +987,12 @@ pub async fn rule_set(
     .into_response())
 }
 
-/// POST `/risk/rules/{id}/enable`.
+/// POST `/risk/policy-rules/{id}/enable`.
 pub async fn rule_set_enable(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     svc::enable_rules(&state, &caller, id).await?;
-    Ok(done(&format!("/risk/rules/{id}")))
+    Ok(done(&format!("/risk/policy-rules/{id}")))
 }

@@ -93,7 +93,7 @@ async fn a_risk_reviewer_reads_a_decision_and_cannot_enable_a_broken_rule() {
     );
 
     // Rules: break one and try to save and enable it.
-    browser.goto(&app.url("/risk/rules")).await.unwrap();
+    browser.goto(&app.url("/risk/policy-rules")).await.unwrap();
     let source = browser
         .wait()
         .for_element(Locator::Css("[data-testid=rules-source]"))
