@@ -136,7 +136,11 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::GET, "/risk/policy-rules", P("risk.read")),
     (Method::POST, "/risk/policy-rules", P("risk.read")),
     (Method::GET, "/risk/policy-rules/{id}", P("risk.read")),
-    (Method::POST, "/risk/policy-rules/{id}/enable", P("risk.manage")),
+    (
+        Method::POST,
+        "/risk/policy-rules/{id}/enable",
+        P("risk.manage"),
+    ),
     // --- end credit decisions ---
     // Workflow
     (Method::GET, "/api/v1/workflows", P("workflow.read")),

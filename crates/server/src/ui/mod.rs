@@ -202,9 +202,15 @@ pub fn router() -> Router<AppState> {
         .route("/risk/models/{id}", get(risk::model))
         .route("/risk/models/{id}/promote", post(risk::promote))
         .route("/risk/models/{id}/status", post(risk::model_status))
-        .route("/risk/policy-rules", get(risk::rules).post(risk::rules_submit))
+        .route(
+            "/risk/policy-rules",
+            get(risk::rules).post(risk::rules_submit),
+        )
         .route("/risk/policy-rules/{id}", get(risk::rule_set))
-        .route("/risk/policy-rules/{id}/enable", post(risk::rule_set_enable))
+        .route(
+            "/risk/policy-rules/{id}/enable",
+            post(risk::rule_set_enable),
+        )
         // --- end credit decisions ---
         // Risk warnings and credit limits (issue #7 items 3 and 4). /risk/decisions and
         // /risk/models belong to the credit decision pages.
