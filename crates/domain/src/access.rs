@@ -492,6 +492,10 @@ pub const SEED_ROLES: &[RoleSeed] = &[
             "loan.read",
             // Risk warnings (issue #7).
             "risk.event",
+            // Daily close (issue #8 items 3–7): manual floors, restructuring, their approval.
+            "loan.classify",
+            "loan.classify.approve",
+            "report.read",
         ],
         clear_fields: &[],
     },

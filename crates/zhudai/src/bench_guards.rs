@@ -103,14 +103,16 @@ fn conditions(def: &Definition) -> Vec<(&str, &Condition)> {
     v
 }
 
-/// The hand-written peer: the origination flow's five conditions in Rust.
+/// The hand-written peer: the origination flow's five conditions in Rust (a referred
+/// decision needs one approval level more than its amount would).
 fn plain_eval(p: &Plain) -> u32 {
     let de = matches!(p.grade, "D" | "E");
+    let refer = p.outcome == "refer";
     u32::from(p.documents_complete)
         + u32::from(p.outcome == "reject")
         + u32::from(p.funder_approved)
-        + u32::from(p.amount_cents <= 5_000_000 && !de)
-        + u32::from(p.amount_cents <= 20_000_000 && !de)
+        + u32::from(p.amount_cents <= 5_000_000 && !de && !refer)
+        + u32::from(p.amount_cents <= 20_000_000 && !de && !(refer && p.amount_cents > 5_000_000))
 }
 
 /// Runs `round` (which evaluates `per_round` conditions) for `seconds`: (evaluations,

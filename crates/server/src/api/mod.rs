@@ -71,10 +71,8 @@ use utoipa_axum::routes;
         (name = "contracts", description = "Versioned contract templates; contracts generated as PDF with the frozen cost disclosure, content hash, signatures; disbursement (issue #6)"),
         // Loans and the ledger (issue #8).
         (name = "loans", description = "Loans, their schedules and repayments (idempotent), reversals, the double-entry ledger and its balances"),
-        // Credit decisions (issue #7).
-        (name = "risk", description = "Credit decisions with reason codes, replay and two-person overrides; scorecard models (champion/challenger); policy rule sets; the blacklist"),
-        // Risk warnings and credit limits (issue #7 items 3 and 4).
-        (name = "risk", description = "Risk control: warning rules (tested, compiled, enabled), risk events, warnings with their tasks and playbooks, population stability (PSI), credit lines with maker-checker changes"),
+        // Credit decisions, risk warnings and credit limits (issue #7).
+        (name = "risk", description = "Risk control: credit decisions with reason codes, replay and two-person overrides; scorecard models (champion/challenger); policy rule sets; the blacklist; warning rules (tested, compiled, enabled), risk events, warnings with their tasks and playbooks, population stability (PSI); credit lines with maker-checker changes"),
         // Daily close, collections, reconciliation, reports (issue #8 items 3–7).
         (name = "cob", description = "The daily close of business: runs, a loan's classification and bucket history, manual floors (maker-checker), restructuring, guarantee payouts"),
         (name = "collections", description = "Collection cases: queues by bucket and assignee, contact log with compliance guards, agencies and commission, closure"),

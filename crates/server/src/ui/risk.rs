@@ -64,15 +64,9 @@ fn message_of(e: ApiError) -> Result<Vec<FieldError>, ApiError> {
     }
 }
 
-fn nav(t: &crate::ui::i18n::Bundle) -> Markup {
-    html! {
-        p.muted {
-            a href="/risk" { (t.get("risk.overview")) } " · "
-            a href="/risk/decisions" { (t.get("risk.decisions")) } " · "
-            a href="/risk/models" { (t.get("risk.models")) } " · "
-            a href="/risk/policy-rules" { (t.get("risk.rules")) }
-        }
-    }
+/// The risk module's tabs (shared with the warning and limit pages).
+fn nav(t: &crate::ui::i18n::Bundle, active: &str) -> Markup {
+    crate::ui::warnings::tabs(t, active)
 }
 
 // ------------------------------------------------------------------ overview
@@ -110,7 +104,7 @@ async fn overview_page(
     let csrf = caller.csrf.clone().unwrap_or_default();
     let can_manage = caller.can("risk.manage");
     let content = html! {
-        (nav(t))
+        (nav(t, "credit"))
         div.grid {
             section.card data-testid="risk-in-force" {
                 h2 { (t.get("risk.in_force")) }
@@ -219,7 +213,7 @@ pub async fn decisions(
         }
     }
     let content = html! {
-        (nav(t))
+        (nav(t, "decisions"))
         section.card {
             form.inline method="get" action="/risk/decisions" {
                 label for="f-outcome" { (t.get("risk.outcome")) } " "
@@ -278,7 +272,7 @@ async fn decision_page(
     let reasons = d.reasons.as_array().cloned().unwrap_or_default();
     let input_rows: Vec<(String, String)> = flatten(&d.input);
     let content = html! {
-        (nav(t))
+        (nav(t, "decisions"))
         section.card data-testid="decision-summary" {
             h2 { (t.get("risk.decision")) " #" (row.id) " · " (row.subject) }
             p { (outcome_badge(t, &row.final_outcome))
@@ -489,7 +483,7 @@ async fn models_page(
     let models = state.store().risk_models().await?;
     let csrf = caller.csrf.clone().unwrap_or_default();
     let content = html! {
-        (nav(t))
+        (nav(t, "models"))
         section.card {
             table.table data-testid="model-table" {
                 thead { tr { th { "#" } th { (t.get("risk.model")) } th { (t.get("risk.state")) } th.num { (t.get("risk.features")) } th { (t.get("risk.created")) } } }
@@ -597,7 +591,7 @@ pub async fn model(
     let zh = lang == Lang::ZhCn;
     let csrf = caller.csrf.clone().unwrap_or_default();
     let content = html! {
-        (nav(t))
+        (nav(t, "models"))
         section.card {
             h2 { (row.name) " v" (row.version) " " span.badge data-status=(row.status) { (t.get(&format!("risk.status.{}", row.status))) } }
             @if let Some(d) = &spec.metadata.description { p.muted { (d) } }
@@ -715,7 +709,7 @@ async fn compare_page(
     let csrf = caller.csrf.clone().unwrap_or_default();
     let fmt = |x: Option<f64>| x.map_or_else(|| "—".to_owned(), |v| format!("{v:.4}"));
     let content = html! {
-        (nav(t))
+        (nav(t, "models"))
         (errors_box(&errors))
         @if let Some(c) = &cmp {
             section.card data-testid="model-compare" {
@@ -838,7 +832,7 @@ async fn rules_page(
     let csrf = caller.csrf.clone().unwrap_or_default();
     let fields = zhudai_risk::applicant::FIELDS;
     let content = html! {
-        (nav(t))
+        (nav(t, "policy_rules"))
         section.card {
             table.table data-testid="rule-set-table" {
                 thead { tr { th { (t.get("risk.version")) } th { (t.get("risk.name")) } th { (t.get("risk.state")) } th { (t.get("risk.created")) } } }
@@ -964,7 +958,7 @@ pub async fn rule_set(
         .ok_or_else(|| ApiError::NotFound(format!("no rule set has id {id}")))?;
     let csrf = caller.csrf.clone().unwrap_or_default();
     let content = html! {
-        (nav(t))
+        (nav(t, "policy_rules"))
         section.card data-testid="rule-set" {
             h2 { (r.name) " v" (r.version) " " @if r.active { span.badge.badge-ok data-testid="rule-set-enabled" { (t.get("risk.enabled")) } } }
             p { (t.get("risk.digest")) ": " code { (r.digest) } }

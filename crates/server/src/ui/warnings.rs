@@ -36,6 +36,11 @@ pub fn tabs(t: &Bundle, active: &str) -> Markup {
         ("rules", "/risk/rules"),
         ("playbooks", "/risk/playbooks"),
         ("limits", "/risk/limits"),
+        // Credit decisions (ui::risk).
+        ("credit", "/risk"),
+        ("decisions", "/risk/decisions"),
+        ("models", "/risk/models"),
+        ("policy_rules", "/risk/policy-rules"),
     ];
     html! {
         nav.filters data-testid="risk-tabs" {

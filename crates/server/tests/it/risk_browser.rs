@@ -52,8 +52,17 @@ async fn a_risk_reviewer_reads_a_decision_and_cannot_enable_a_broken_rule() {
     let browser = driver.browser(&db.dir.path().join("chrome-profile")).await;
     demo_sign_in(&browser, &app, "demo_risk_reviewer").await;
 
-    // The module link leads to the overview; the decisions list shows it.
+    // The module link leads to the risk dashboard, whose tab leads to the credit-decision
+    // overview; the decisions list shows it.
     browser.goto(&app.url("/m/risk")).await.unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=risk-tabs] a[href='/risk']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     let in_force = text(&browser, "[data-testid=risk-in-force]").await;
     assert!(in_force.contains("german-credit-default"), "{in_force}");
     browser.goto(&app.url("/risk/decisions")).await.unwrap();
