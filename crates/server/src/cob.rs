@@ -179,6 +179,7 @@ pub async fn run(
         counts: CloseCounts::default(),
     };
     on_progress(&progress);
+    let warn = warnings_enabled(store).await.map_err(CobError::Hook)?;
     let mut mine = CloseCounts::default();
     let mut chunks = 0_usize;
     loop {
@@ -211,7 +212,7 @@ pub async fn run(
             Journal::Bulk,
         )
         .await?;
-        risk_warning_hook(&mut tx, date, chunk.first_loan_id, chunk.last_loan_id)
+        risk_warning_hook(&mut tx, date, now(), today, warn)
             .await
             .map_err(CobError::Hook)?;
         if opts.crash_in_chunk == Some(chunks + 1) {
@@ -276,23 +277,69 @@ async fn after_run(store: &Store, run: &RunRow) {
     }
 }
 
-/// INTEGRATION POINT — risk warnings (issue #7, branch `warnings`).
+/// The risk-warning rules of the daily close (issue #8 item 3, issue #7 item 3).
 ///
-/// Called inside every chunk's transaction of the daily close, after the loans of loan
-/// ids `first..=last` were closed for `business_date` and before the chunk commits. The
-/// temporary table `cob_work` holds one row per loan the close touched, with its facts
-/// before and after (`old_dpd`/`new_dpd`, `old_class`/`new_class`,
-/// `old_bucket`/`new_bucket`, `penalty_fen`, `payout`, …). The risk-warning engine
-/// evaluates its rules here, set-based, and writes its warnings in the same transaction
-/// (so a crash re-runs them with the chunk, never twice). An error fails the chunk,
-/// which is retried. Today it does nothing.
+/// Called inside every chunk's transaction of the daily close (and of the on-demand close
+/// of one loan), after the loans were closed for `business_date` and before the chunk
+/// commits. Each loan the close moved into a later collection bucket while past due
+/// becomes an `overdue` event (days past due, the overdue amount, the loan's facts) for
+/// the enabled warning rules; warnings and their actions are written in the same
+/// transaction, so a crash re-runs them with the chunk, and the event's dedupe key (loan
+/// and day) keeps a re-run from counting twice. `enabled` is false when no enabled rule
+/// reacts to `overdue` events: then nothing is read or written.
 pub async fn risk_warning_hook(
-    _conn: &mut AnyConnection,
-    _business_date: NaiveDate,
-    _first: i64,
-    _last: i64,
-) -> Result<(), String> {
-    Ok(())
+    conn: &mut AnyConnection,
+    business_date: NaiveDate,
+    now_ms: i64,
+    today: NaiveDate,
+    enabled: bool,
+) -> Result<usize, String> {
+    if !enabled {
+        return Ok(0);
+    }
+    let moves = st::overdue_moves(conn).await.map_err(|e| e.to_string())?;
+    if moves.is_empty() {
+        return Ok(0);
+    }
+    // The end of the business day in China (UTC+8), never after now.
+    let end_of_day = business_date
+        .and_hms_opt(15, 59, 59)
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(now_ms)
+        .min(now_ms);
+    let events: Vec<crate::warnings::RiskEvent> = moves
+        .iter()
+        .map(|m| crate::warnings::RiskEvent {
+            event_type: "overdue".into(),
+            customer_id: Some(m.customer_id),
+            loan_ref: Some(m.loan_ref.clone()),
+            occurred_at_ms: end_of_day,
+            amount_fen: Some(m.outstanding_fen),
+            days: Some(m.dpd),
+            code: None,
+            loan: Some(crate::warnings::engine::LoanFacts {
+                principal_fen: Some(m.principal_fen),
+                outstanding_fen: Some(m.outstanding_fen),
+                days_past_due: Some(m.dpd),
+                product: Some(m.product_code.clone()),
+                funder: Some(m.funder_code.clone()),
+                status: Some(m.status.clone()),
+            }),
+            dedupe_key: Some(format!("cob:{}:{}:{}", m.loan_id, business_date, m.bucket)),
+            ..Default::default()
+        })
+        .collect();
+    let report = crate::warnings::evaluate_close_events(conn, now_ms, today, &events)
+        .await
+        .map_err(|e| format!("risk-warning rules: {e}"))?;
+    Ok(report.hits.len())
+}
+
+/// Whether the close should report `overdue` events (an enabled rule reacts to them).
+pub async fn warnings_enabled(store: &Store) -> Result<bool, String> {
+    crate::warnings::any_rule_on(store, "overdue")
+        .await
+        .map_err(|e| format!("risk-warning rules: {e}"))
 }
 
 /// Closes one loan through `through` (normally the day before a repayment's value date)
@@ -315,9 +362,23 @@ pub async fn close_loan_through(
         "cob:loan",
     );
     let counts = st::close_range(conn, loan_id, loan_id, &p, Journal::PerEntry).await?;
-    risk_warning_hook(conn, through, loan_id, loan_id)
+    if counts.loans_closed > 0 {
+        // On the transaction's own connection: with every pool connection in a
+        // transaction (concurrent repayments on PostgreSQL), asking the pool for another
+        // would wait forever.
+        let warn = crate::warnings::any_rule_on_in(conn, "overdue")
+            .await
+            .map_err(|e| ApiError::Internal(format!("risk-warning rules: {e}")))?;
+        risk_warning_hook(
+            conn,
+            through,
+            state.now_ms(),
+            state.clock().today(),
+            warn,
+        )
         .await
         .map_err(ApiError::Internal)?;
+    }
     Ok(counts)
 }
 

@@ -94,6 +94,11 @@ pub fn app(state: AppState) -> Router {
         .layer(
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(http::observe::observe))
+                // Acknowledge a write only once it is on disk (group commit on SQLite).
+                .layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    http::durable::ack_when_durable,
+                ))
                 .layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     auth::authorize,

@@ -187,7 +187,10 @@ pub async fn ensure_defaults(store: &Store, now_ms: i64) -> Result<(), ApiError>
         )
         .await;
         match r {
-            Ok(_) => tx.commit().await?,
+            Ok(_) => {
+                monitor(&mut tx, zhudai_risk::DEFAULT_MODEL, "system", now_ms).await?;
+                tx.commit().await?
+            }
             // Another instance installed it at the same moment.
             Err(e) if e.violation().is_some() => tx.rollback().await?,
             Err(e) => return Err(e.into()),
@@ -345,6 +348,57 @@ pub struct Pending {
     pub decision: Decision,
     pub model_id: i64,
     pub rule_set_id: i64,
+    /// What population stability monitoring records of it (see [`observation`]).
+    pub observation: Option<Observation>,
+}
+
+/// A scored application as population stability sees it: the champion's name and
+/// version and the feature values it scored (`crate::warnings::psi`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    pub model_name: String,
+    pub model_version: String,
+    pub features: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The champion's view of `a` for stability monitoring: each model feature with the
+/// value the champion scored (numbers, texts, or null for missing).
+pub fn observation(policy: &Policy, a: &Applicant) -> Observation {
+    let champion = &policy.champion;
+    let mut row = Vec::new();
+    champion.inputs.row(a, &mut row);
+    let mut features = serde_json::Map::new();
+    for (name, v) in champion.model.feature_names().zip(&row) {
+        let value = match v {
+            zhudai_risk::inputs::RowValue::Missing => serde_json::Value::Null,
+            zhudai_risk::inputs::RowValue::Number(x) => serde_json::Number::from_f64(*x)
+                .map_or(serde_json::Value::Null, serde_json::Value::Number),
+            zhudai_risk::inputs::RowValue::Text(t) => serde_json::Value::String(t.clone()),
+        };
+        features.insert(name.to_owned(), value);
+    }
+    let meta = &champion.model.spec().metadata;
+    Observation {
+        model_name: meta.name.clone(),
+        model_version: meta.version.clone(),
+        features,
+    }
+}
+
+/// Registers `model_json` for population stability monitoring when it carries its
+/// development distributions (a model without them cannot be monitored; that is not an
+/// error here). Registering the same version again keeps the first baseline.
+async fn monitor(
+    tx: &mut AnyConnection,
+    model_json: &str,
+    by: &str,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    if crate::warnings::psi::check_model(model_json).is_err() {
+        return Ok(());
+    }
+    crate::warnings::psi::register_baseline(tx, model_json, by, now_ms).await?;
+    Ok(())
 }
 
 /// Decides for an application with the policy in force (nothing stored).
@@ -357,6 +411,7 @@ pub async fn decide_application(
     let applicant = gather(state, app, policy.rules.spec.recent_applications_days).await?;
     let decision = run(&policy, &applicant)?;
     Ok(Pending {
+        observation: Some(observation(&policy, &applicant)),
         applicant,
         decision,
         model_id: policy.champion.id,
@@ -428,6 +483,20 @@ pub async fn store_in(
         p.applicant.digest()
     ));
     zhudai_store::audit::append(tx, &draft).await?;
+    // Population stability (issue #7 item 3): every stored decision is an observation
+    // of the champion's score and features, in the decision's transaction.
+    if let Some(o) = &p.observation {
+        crate::warnings::psi::record_observation(
+            tx,
+            &o.model_name,
+            &o.model_version,
+            Some(&format!("decision:{id}")),
+            now_ms,
+            d.score,
+            &o.features,
+        )
+        .await?;
+    }
     Ok(id)
 }
 
@@ -614,6 +683,7 @@ pub async fn promote(state: &AppState, caller: &Caller, id: i64) -> Result<(), A
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
     let previous = zhudai_store::risk::model_promote(&mut tx, id, caller.user_id, now).await?;
+    monitor(&mut tx, &row.spec, &caller.username, now).await?;
     zhudai_store::audit::append(
         &mut tx,
         &audit_draft(caller, now, "risk.model.promote", format!("model:{id}")).reason(format!(
@@ -1106,4 +1176,41 @@ pub async fn blacklist_add(
     .await?;
     tx.commit().await?;
     Ok(added)
+}
+
+/// Removes a blacklist entry (listed by mistake, or the reason has lapsed). A reason is
+/// required; the removal is audited with the entry's field, and the audit trail keeps
+/// when it was listed and by whom.
+pub async fn blacklist_remove(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    reason: &str,
+) -> Result<(), ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty() {
+        return Err(ApiError::field(
+            "reason",
+            "required",
+            "say why it is removed",
+        ));
+    }
+    let now = state.now_ms();
+    let mut tx = state.store().begin().await?;
+    let field = zhudai_store::risk::blacklist_delete(&mut *tx, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no blacklist entry has id {id}")))?;
+    zhudai_store::audit::append(
+        &mut tx,
+        &audit_draft(
+            caller,
+            now,
+            "risk.blacklist.remove",
+            format!("blacklist:{id}"),
+        )
+        .reason(format!("{field}: {reason}")),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -741,6 +741,56 @@ async fn observations(conn: &mut AnyConnection, p: &CloseParams) -> Result<(), S
     Ok(())
 }
 
+/// A loan the close just moved into a later collection bucket while past due: what the
+/// risk-warning engine hears as an `overdue` event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverdueMove {
+    pub loan_id: i64,
+    pub loan_ref: String,
+    pub customer_id: i64,
+    pub dpd: i64,
+    pub bucket: String,
+    pub principal_fen: i64,
+    /// Principal, interest, fee and penalty outstanding after the close.
+    pub outstanding_fen: i64,
+    pub product_code: String,
+    pub funder_code: String,
+    pub status: String,
+}
+
+/// The loans of the current [`close_range`] (same transaction: `cob_work` lives until it
+/// ends) that entered a new bucket past due, in loan id order.
+pub async fn overdue_moves(conn: &mut AnyConnection) -> Result<Vec<OverdueMove>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT w.loan_id, l.ref, l.customer_id, w.new_dpd, w.new_bucket, l.principal_fen,
+                l.principal_outstanding_fen + l.interest_outstanding_fen + l.fee_outstanding_fen
+                  + l.penalty_outstanding_fen AS outstanding,
+                l.product_code, l.funder_code, l.status
+           FROM cob_work w JOIN loans l ON l.id = w.loan_id
+          WHERE w.new_dpd > 0 AND w.new_bucket <> COALESCE(w.old_bucket, '')
+          ORDER BY w.loan_id",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(OverdueMove {
+                loan_id: r.try_get(0)?,
+                loan_ref: r.try_get(1)?,
+                customer_id: r.try_get(2)?,
+                dpd: r.try_get(3)?,
+                bucket: r.try_get(4)?,
+                principal_fen: r.try_get(5)?,
+                outstanding_fen: r.try_get(6)?,
+                product_code: r.try_get(7)?,
+                funder_code: r.try_get(8)?,
+                status: r.try_get(9)?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(StoreError::from)
+}
+
 /// Due dates of a loan's periods (installment 1 onwards).
 pub async fn due_dates(
     conn: &mut AnyConnection,

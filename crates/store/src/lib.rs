@@ -54,5 +54,5 @@ pub mod warnings;
 /// Re-exported so upper layers name the same sqlx types the store uses.
 pub use sqlx;
 
-pub use db::{Backend, DatabaseLocation, SqliteSync, Store, StoreOptions};
+pub use db::{track_writes, Backend, DatabaseLocation, SqliteSync, Store, StoreOptions};
 pub use error::{StoreError, Violation};

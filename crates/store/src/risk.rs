@@ -475,6 +475,19 @@ where
     Ok(r.rows_affected() == 1)
 }
 
+/// Removes an entry; returns its field, or `None` when no entry has that id.
+pub async fn blacklist_delete<'c, E>(exec: E, id: i64) -> Result<Option<String>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
+    let field: Option<String> =
+        sqlx::query_scalar("DELETE FROM risk_blacklist WHERE id = $1 RETURNING field")
+            .bind(id)
+            .fetch_optional(exec)
+            .await?;
+    Ok(field)
+}
+
 impl Store {
     pub async fn risk_model(&self, id: i64) -> Result<Option<ModelRow>, StoreError> {
         let r = sqlx::query(&format!(

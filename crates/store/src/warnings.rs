@@ -918,6 +918,17 @@ fn baseline_row(r: &AnyRow) -> Result<BaselineRow, StoreError> {
     })
 }
 
+/// The enabled rules, read on the caller's connection (inside a transaction that must
+/// not wait for a second pool connection).
+pub async fn rules_enabled(conn: &mut AnyConnection) -> Result<Vec<RuleRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {RULE_COLUMNS} FROM risk_rules WHERE enabled = 1 ORDER BY id"
+    ))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(rule_row).collect()
+}
+
 impl Store {
     /// Every rule, by code.
     pub async fn risk_rules(&self) -> Result<Vec<RuleRow>, StoreError> {

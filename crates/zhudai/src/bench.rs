@@ -133,10 +133,11 @@ pub enum BenchWhat {
         /// Concurrent HTTP clients, each carrying one application at a time
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=256))]
         clients: u32,
-        /// SQLite durability: `full` (the default of `serve`: every commit fsynced) or
-        /// `normal` (WAL commits not fsynced; survives a crash of the process, not of the
+        /// SQLite durability: `group` (the default of `serve`: no response before its
+        /// commit is fsynced, concurrent requests share fsyncs), `full` (every commit
+        /// fsynced) or `normal` (not fsynced; survives a crash of the process, not of the
         /// machine)
-        #[arg(long, default_value = "full", value_parser = ["full", "normal"])]
+        #[arg(long, default_value = "group", value_parser = ["group", "full", "normal"])]
         sqlite_synchronous: String,
         /// One JSON object per line instead of a table
         #[arg(long)]
@@ -163,6 +164,76 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+    // --- Post-loan (issue #8): see bench_book.rs ---
+    /// Fills the configured database with a synthetic loan book: customers with valid
+    /// identifiers (through the bulk import, encrypted), loans across the active products,
+    /// methods and funders with their schedules, repayment histories (on time, late,
+    /// stopped), some loans repaid. Reproducible from the seed. Seeds the demo company
+    /// (products, funders) first when the database is empty
+    Generate {
+        /// Open loans on the book at --as-of
+        #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=20_000_000))]
+        loans: u64,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The business day the book is as of, YYYY-MM-DD (default: yesterday)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        as_of: Option<String>,
+        /// Additional loans already repaid in full, per cent of --loans
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=100))]
+        closed_pct: u64,
+        /// Loans per transaction
+        #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch: u64,
+        /// The user who owns the generated customers and loans (default: the demo
+        /// customer manager, created on a fresh demo database)
+        #[arg(long)]
+        owner: Option<String>,
+        /// One JSON object instead of a sentence
+        #[arg(long)]
+        json: bool,
+    },
+    /// Times the first daily close of --date on the configured database (normally right
+    /// after `zhudai bench generate`), then exports the rows and has DuckDB recompute days
+    /// past due, tier and bucket for every open loan in the same run; fails if they differ
+    Cob {
+        /// The business day to close, YYYY-MM-DD (the book's --as-of)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        date: String,
+        /// Loan ids per chunk (default: the `cob_chunk_size` setting)
+        #[arg(long)]
+        chunk_size: Option<i64>,
+        /// Skip the DuckDB comparison (needs python3 with duckdb otherwise)
+        #[arg(long)]
+        no_duckdb: bool,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Repayments posted per second through POST /api/v1/loans/{id}/repayments (each with
+    /// its own idempotency key, allocation, journal entry, audit record) against an
+    /// in-process server on a fresh SQLite database holding a generated, closed book;
+    /// `ledger verify` must pass afterwards
+    Repayments {
+        /// Open loans in the generated book
+        #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u64).range(1..=2_000_000))]
+        loans: u64,
+        /// Seconds to post for
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+        seconds: u64,
+        /// Concurrent HTTP clients
+        #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=256))]
+        clients: u32,
+        /// SQLite durability: `group` (the default of `serve`: no response before its
+        /// commit is fsynced, concurrent requests share fsyncs), `full` (every commit
+        /// fsynced) or `normal` (not fsynced; survives a crash of the process, not of the
+        /// machine)
+        #[arg(long, default_value = "group", value_parser = ["group", "full", "normal"])]
+        sqlite_synchronous: String,
+        /// One JSON object per line instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     // --- Credit decisions (issue #7): see bench_risk.rs ---
     /// Credit decisions per second in-process (20-feature scorecard, 20 rules) and through
     /// POST /api/v1/decisions with persistence, and scorecard training time on German
@@ -181,6 +252,15 @@ pub enum BenchWhat {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `--sqlite-synchronous` of the benchmarks.
+fn sync_mode(s: &str) -> zhudai_store::SqliteSync {
+    match s {
+        "full" => zhudai_store::SqliteSync::Full,
+        "normal" => zhudai_store::SqliteSync::Normal,
+        _ => zhudai_store::SqliteSync::Group,
+    }
 }
 
 /// One measured figure.
@@ -418,7 +498,7 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             crate::bench_origination::origination(
                 applications,
                 clients,
-                sqlite_synchronous == "normal",
+                sync_mode(&sqlite_synchronous),
                 json,
             )
             .await
@@ -434,6 +514,50 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             searches,
             no_reimport,
         } => crate::import::bench_import(config, rows, searches, !no_reimport).await,
+        // Post-loan (issue #8).
+        BenchWhat::Generate {
+            loans,
+            seed,
+            as_of,
+            closed_pct,
+            batch,
+            owner,
+            json,
+        } => {
+            crate::bench_book::generate(
+                config,
+                loans,
+                seed,
+                as_of,
+                closed_pct,
+                batch as usize,
+                owner,
+                json,
+            )
+            .await
+        }
+        BenchWhat::Cob {
+            date,
+            chunk_size,
+            no_duckdb,
+            json,
+        } => crate::bench_book::cob(config, date, chunk_size, !no_duckdb, json).await,
+        BenchWhat::Repayments {
+            loans,
+            seconds,
+            clients,
+            sqlite_synchronous,
+            json,
+        } => {
+            crate::bench_book::repayments(
+                loans,
+                seconds,
+                clients,
+                sync_mode(&sqlite_synchronous),
+                json,
+            )
+            .await
+        }
         // Risk warnings (issue #7 item 3).
         BenchWhat::Warnings {
             events,

@@ -1,6 +1,6 @@
 //! `zhudai bench origination` (issue #6): applications carried from submission to loan
 //! per second through the HTTP API, with persistence and audit, on a fresh SQLite
-//! database (synchronous=FULL) in a temporary directory, against an in-process server.
+//! database (group commit by default, `--sqlite-synchronous`) in a temporary directory, against an in-process server.
 //!
 //! Set-up (not timed): the demo company, a funder (`bank_a`, simulated: it approves at
 //! once) holding a callback key, staff users, and for each application a customer whose
@@ -218,7 +218,7 @@ async fn carry(
 pub async fn origination(
     applications: u64,
     clients: u32,
-    sync_normal: bool,
+    sync: zhudai_store::SqliteSync,
     json: bool,
 ) -> Result<(), Failure> {
     use zhudai_domain::clock::{Clock, SystemClock};
@@ -226,11 +226,7 @@ pub async fn origination(
     std::fs::create_dir_all(&dir).map_err(|e| fail(&e))?;
     let location = zhudai_store::DatabaseLocation::SqliteFile(dir.join("zhudai.db"));
     let opts = zhudai_store::StoreOptions {
-        sqlite_sync: if sync_normal {
-            zhudai_store::SqliteSync::Normal
-        } else {
-            zhudai_store::SqliteSync::Full
-        },
+        sqlite_sync: sync,
         ..zhudai_store::StoreOptions::default()
     };
     let store = zhudai_store::Store::open(&location, &opts)
@@ -424,7 +420,7 @@ pub async fn origination(
         "zhudai bench origination · {} build · {} CPU(s) · {applications} applications · {clients} keep-alive client(s) · in-process server · SQLite synchronous={} in a temporary directory · font {} (face {})",
         if cfg!(debug_assertions) { "debug" } else { "release" },
         std::thread::available_parallelism().map_or(1, |n| n.get()),
-        if sync_normal { "NORMAL" } else { "FULL" },
+        sync.as_str(),
         font.path.display(),
         font.index,
     );

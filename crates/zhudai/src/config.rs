@@ -44,7 +44,9 @@ pub struct Config {
     /// Requests running longer are stopped with 408.
     #[serde(default = "defaults::request_timeout_secs")]
     pub request_timeout_secs: u64,
-    /// `full` (default: an acknowledged write survives power loss) or `normal`.
+    /// `group` (default: an acknowledged write survives power loss; concurrent requests
+    /// share one fsync), `full` (every commit fsynced) or `normal` (survives a process
+    /// crash, not a power cut).
     #[serde(default)]
     pub sqlite_synchronous: SqliteSync,
     /// Database connection pool size.
@@ -416,7 +418,7 @@ impl Config {
             self.log_level,
             self.body_limit_bytes,
             self.request_timeout_secs,
-            match self.sqlite_synchronous { SqliteSync::Full => "full", SqliteSync::Normal => "normal" },
+            self.sqlite_synchronous.as_str(),
             self.max_connections,
             self.worker,
             self.apr_cap,

@@ -2,6 +2,8 @@
 
 mod audit;
 mod bench;
+// Post-loan benchmarks (issue #8).
+mod bench_book;
 // Contracts and disbursement (issue #6).
 mod bench_origination;
 // Workflow guards benchmark (issue #6).

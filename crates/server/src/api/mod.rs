@@ -259,6 +259,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(risk::enable_rule_set))
         .routes(routes!(risk::test_rule_set))
         .routes(routes!(risk::blacklist, risk::blacklist_add))
+        .routes(routes!(risk::blacklist_remove))
         // --- end credit decisions ---
         // --- Risk warnings and credit limits (issue #7 items 3 and 4) ---
         .routes(routes!(warnings::rule_list, warnings::rule_create))

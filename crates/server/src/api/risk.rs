@@ -286,6 +286,7 @@ pub async fn create(
             }
             (
                 svc::Pending {
+                    observation: Some(svc::observation(&policy, &applicant)),
                     applicant,
                     decision,
                     model_id: policy.champion.id,
@@ -908,4 +909,25 @@ pub async fn blacklist_add(
     Ok(recorded(
         (StatusCode::CREATED, axum::Json(BlacklistAdded { added })).into_response(),
     ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BlacklistRemoval {
+    /// Why the entry is removed (audited).
+    pub reason: String,
+}
+
+/// Remove a blacklist entry, with a reason (audited).
+#[utoipa::path(post, path = "/api/v1/blacklist/{id}/removal", tag = "risk", operation_id = "blacklist_remove",
+    params(("id" = i64, Path)), request_body = BlacklistRemoval,
+    responses((status = 204), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn blacklist_remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<i64>,
+    ApiJson(b): ApiJson<BlacklistRemoval>,
+) -> ApiResult<Response> {
+    svc::blacklist_remove(&state, &caller, id, &b.reason).await?;
+    Ok(recorded(StatusCode::NO_CONTENT.into_response()))
 }

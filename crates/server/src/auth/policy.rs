@@ -111,8 +111,18 @@ pub const POLICY: &[(Method, &str, Access)] = &[
     (Method::POST, "/api/v1/rule-sets/test", P("risk.read")),
     (Method::GET, "/api/v1/blacklist", P("risk.read")),
     (Method::POST, "/api/v1/blacklist", P("risk.manage")),
+    (
+        Method::POST,
+        "/api/v1/blacklist/{id}/removal",
+        P("risk.manage"),
+    ),
     (Method::GET, "/risk", P("risk.read")),
     (Method::POST, "/risk/blacklist", P("risk.manage")),
+    (
+        Method::POST,
+        "/risk/blacklist/{id}/remove",
+        P("risk.manage"),
+    ),
     (Method::GET, "/risk/decisions", P("risk.read")),
     (Method::GET, "/risk/decisions/{id}", P("risk.read")),
     (Method::POST, "/risk/decisions/{id}/replay", P("risk.read")),

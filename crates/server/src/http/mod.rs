@@ -1,6 +1,7 @@
 //! Cross-cutting HTTP plumbing: request ids, access logs and metrics, uniform error
 //! bodies, timeouts and graceful shutdown.
 
+pub mod durable;
 pub mod observe;
 pub mod request_id;
 pub mod shutdown;

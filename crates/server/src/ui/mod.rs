@@ -183,6 +183,7 @@ pub fn router() -> Router<AppState> {
         // --- Credit decisions (issue #7) ---
         .route("/risk", get(risk::overview))
         .route("/risk/blacklist", post(risk::blacklist_add))
+        .route("/risk/blacklist/{id}/remove", post(risk::blacklist_remove))
         .route("/risk/decisions", get(risk::decisions))
         .route("/risk/decisions/{id}", get(risk::decision))
         .route("/risk/decisions/{id}/replay", post(risk::decision_replay))

@@ -132,8 +132,16 @@ async fn overview_page(
                     button type="submit" { (t.get("risk.blacklist.add")) }
                 }
             }
-            table.table { thead { tr { th { "#" } th { (t.get("risk.blacklist.field")) } th { (t.get("risk.reason")) } th { (t.get("risk.created")) } } }
-                tbody { @for b in &blacklist { tr { td { (b.id) } td { (t.get(&format!("risk.blacklist.{}", b.field))) } td { (b.reason) } td { (shanghai(b.created_at_ms, false)) } } } } }
+            table.table { thead { tr { th { "#" } th { (t.get("risk.blacklist.field")) } th { (t.get("risk.reason")) } th { (t.get("risk.created")) } @if can_manage { th { (t.get("risk.blacklist.remove")) } } } }
+                tbody { @for b in &blacklist { tr data-testid="blacklist-row" { td { (b.id) } td { (t.get(&format!("risk.blacklist.{}", b.field))) } td { (b.reason) } td { (shanghai(b.created_at_ms, false)) }
+                    @if can_manage { td {
+                        form.inline method="post" action=(format!("/risk/blacklist/{}/remove", b.id)) {
+                            input type="hidden" name=(CSRF_FIELD) value=(csrf);
+                            input name="reason" required placeholder=(t.get("risk.blacklist.remove_reason")) aria-label=(t.get("risk.blacklist.remove_reason"));
+                            button.secondary type="submit" { (t.get("risk.blacklist.remove")) }
+                        }
+                    } }
+                } } } }
         }
     };
     Ok(page(
@@ -171,6 +179,30 @@ pub async fn blacklist_add(
 ) -> Result<Response, ApiError> {
     match svc::blacklist_add(&state, &caller, &f.field, &f.value, &f.reason).await {
         Ok(_) => Ok(done("/risk")),
+        Err(e) => {
+            let errors = message_of(e)?;
+            let mut r = overview_page(&state, lang, caller, &errors).await?;
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct BlacklistRemoveForm {
+    reason: String,
+}
+
+/// POST `/risk/blacklist/{id}/remove`.
+pub async fn blacklist_remove(
+    State(state): State<AppState>,
+    lang: Lang,
+    caller: Caller,
+    Path(id): Path<i64>,
+    Form(f): Form<BlacklistRemoveForm>,
+) -> Result<Response, ApiError> {
+    match svc::blacklist_remove(&state, &caller, id, &f.reason).await {
+        Ok(()) => Ok(done("/risk")),
         Err(e) => {
             let errors = message_of(e)?;
             let mut r = overview_page(&state, lang, caller, &errors).await?;

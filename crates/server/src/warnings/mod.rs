@@ -505,9 +505,17 @@ type Compiled = (Arc<RuleSet>, Arc<Vec<(String, RuleProblem)>>);
 
 /// The enabled rules compiled into one set, cached by the digest of their texts (rules
 /// are compiled once per rule-set version, not per event or per call).
-async fn enabled_set(state: &AppState) -> ApiResult<Compiled> {
+async fn enabled_set(store: &zhudai_store::Store) -> ApiResult<Compiled> {
+    compiled(store.risk_rules_enabled().await?)
+}
+
+/// [`enabled_set`] read on the caller's connection (inside its transaction).
+async fn enabled_set_in(conn: &mut AnyConnection) -> ApiResult<Compiled> {
+    compiled(sw::rules_enabled(conn).await?)
+}
+
+fn compiled(rows: Vec<RuleRow>) -> ApiResult<Compiled> {
     static CACHE: OnceLock<Mutex<HashMap<String, Compiled>>> = OnceLock::new();
-    let rows = state.store().risk_rules_enabled().await?;
     let mut h = Sha256::new();
     for r in &rows {
         h.update(r.id.to_le_bytes());
@@ -945,13 +953,83 @@ pub async fn evaluate_events(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let (set, problems) = enabled_set(state).await?;
+    let compiled = enabled_set(state.store()).await?;
+    let mut tx = state.store().begin().await?;
+    let report = evaluate_in(
+        &mut tx,
+        &compiled,
+        now,
+        state.clock().today(),
+        events,
+        source,
+    )
+    .await?;
+    tx.commit().await.map_err(StoreError::from)?;
+    metrics::counter!("zhudai_risk_events_total").increment(report.stored as u64);
+    metrics::counter!("zhudai_risk_rule_evaluations_total").increment(report.evaluations);
+    metrics::counter!("zhudai_risk_rule_errors_total").increment(report.rule_errors.len() as u64);
+    Ok(report)
+}
+
+/// Whether any enabled rule reacts to events of `event_type` (the daily close asks
+/// before it builds events).
+pub async fn any_rule_on(store: &zhudai_store::Store, event_type: &str) -> ApiResult<bool> {
+    let (set, _) = enabled_set(store).await?;
+    Ok(reacts(&set, event_type))
+}
+
+/// [`any_rule_on`] on the caller's connection (inside its transaction).
+pub async fn any_rule_on_in(conn: &mut AnyConnection, event_type: &str) -> ApiResult<bool> {
+    let (set, _) = enabled_set_in(conn).await?;
+    Ok(reacts(&set, event_type))
+}
+
+fn reacts(set: &RuleSet, event_type: &str) -> bool {
+    set
+        .rules()
+        .iter()
+        .any(|r| r.spec.on_events.iter().any(|e| e == event_type))
+}
+
+/// The post-loan events of a daily-close chunk, evaluated inside the chunk's transaction
+/// (`conn`): a crash re-runs them with the chunk, and a `dedupe_key` per loan and day
+/// keeps a re-run from counting twice. The events must be well-formed (the close builds
+/// them; their customers exist by foreign key).
+pub async fn evaluate_close_events(
+    conn: &mut AnyConnection,
+    now_ms: i64,
+    today: NaiveDate,
+    events: &[RiskEvent],
+) -> ApiResult<EvaluationReport> {
+    let mut errors = Vec::new();
+    for (i, e) in events.iter().enumerate() {
+        check_event(i, e, now_ms, &mut errors);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
+    let compiled = enabled_set_in(conn).await?;
+    let report = evaluate_in(conn, &compiled, now_ms, today, events, "cob").await?;
+    metrics::counter!("zhudai_risk_events_total").increment(report.stored as u64);
+    metrics::counter!("zhudai_risk_rule_evaluations_total").increment(report.evaluations);
+    Ok(report)
+}
+
+/// The body of [`evaluate_events`] inside the caller's transaction, on checked events.
+async fn evaluate_in(
+    tx: &mut AnyConnection,
+    compiled: &Compiled,
+    now: i64,
+    today: NaiveDate,
+    events: &[RiskEvent],
+    source: &str,
+) -> ApiResult<EvaluationReport> {
+    let (set, problems) = compiled;
     let mut report = EvaluationReport {
         events: events.len(),
         skipped_rules: problems.iter().map(|(c, _)| c.clone()).collect(),
         ..Default::default()
     };
-    let mut tx = state.store().begin().await?;
     // 1. Store the events.
     let mut batch: Vec<(usize, i64)> = Vec::new();
     for (i, e) in events.iter().enumerate() {
@@ -967,7 +1045,7 @@ pub async fn evaluate_events(
         .to_string();
         let rate = e.rate.map(|r| r.to_string());
         let (id, new) = sw::event_insert(
-            &mut tx,
+            &mut *tx,
             &sw::NewEvent {
                 event_type: &e.event_type,
                 customer_id: e.customer_id,
@@ -1012,13 +1090,12 @@ pub async fn evaluate_events(
     let mut out: Vec<Outcome> = Vec::new();
     let mut drafts: Vec<AuditDraft> = Vec::new();
     let window = set.max_window_ms();
-    let today = state.clock().today();
     for (_, (subject, items)) in subjects {
         // The subject's facts, once.
         let (customer, customer_name, limit) = match &subject {
             Subject::Customer(c) => {
-                let row = sw::customer_facts(&mut tx, *c).await?;
-                let line = zhudai_store::limits::limit_current(&mut tx, "customer", *c).await?;
+                let row = sw::customer_facts(&mut *tx, *c).await?;
+                let line = zhudai_store::limits::limit_current(&mut *tx, "customer", *c).await?;
                 (
                     row.as_ref().map(|r| CustomerFacts {
                         kind: r.kind.clone(),
@@ -1052,8 +1129,8 @@ pub async fn evaluate_events(
         // Earlier events inside the longest window, and the batch's own events, in order.
         let from = min_t.saturating_sub(window).saturating_sub(1);
         let rows = match &subject {
-            Subject::Customer(c) => sw::customer_events(&mut tx, *c, from, max_t).await?,
-            Subject::Partner(p) => sw::partner_events(&mut tx, p, from, max_t).await?,
+            Subject::Customer(c) => sw::customer_events(&mut *tx, *c, from, max_t).await?,
+            Subject::Partner(p) => sw::partner_events(&mut *tx, p, from, max_t).await?,
             Subject::Sample(_) => Vec::new(),
         };
         for row in &rows {
@@ -1100,7 +1177,7 @@ pub async fn evaluate_events(
                     }),
                     Ok(true) => {
                         let hit = open_or_hit(
-                            &mut tx,
+                            &mut *tx,
                             &rule.spec,
                             &subject,
                             customer_name.as_deref(),
@@ -1120,12 +1197,8 @@ pub async fn evaluate_events(
         }
     }
     for d in &drafts {
-        zhudai_store::audit::append(&mut tx, d).await?;
+        zhudai_store::audit::append(&mut *tx, d).await?;
     }
-    tx.commit().await.map_err(StoreError::from)?;
-    metrics::counter!("zhudai_risk_events_total").increment(report.stored as u64);
-    metrics::counter!("zhudai_risk_rule_evaluations_total").increment(report.evaluations);
-    metrics::counter!("zhudai_risk_rule_errors_total").increment(report.rule_errors.len() as u64);
     Ok(report)
 }
 

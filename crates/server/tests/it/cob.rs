@@ -15,6 +15,7 @@ use zhudai_store::Store;
 zhudai_store::on_both!(
     close_matches_hand_computed_figures,
     crash_and_rerun_equal_one_clean_run_and_duckdb_agrees,
+    close_reports_overdue_loans_to_the_warning_rules,
 );
 
 pub fn d(s: &str) -> NaiveDate {
@@ -750,4 +751,111 @@ async fn crash_and_rerun_equal_one_clean_run_and_duckdb_agrees(db: &TestDb) {
         "a book with every kind of arrears: {check}"
     );
     twin_db.close().await;
+}
+
+/// The close hands each loan that entered a later bucket past due to the risk-warning
+/// rules as an `overdue` event (issue #8 item 3): the rule fires once, in the chunk's
+/// transaction; closing the day again (or the next day, same bucket) adds nothing, and
+/// a loan still current raises nothing.
+async fn close_reports_overdue_loans_to_the_warning_rules(db: &TestDb) {
+    // Never paid since 2026-06-15: the first installment fell due 07-15, 136 days before
+    // 11-28 (M5).
+    let f = crate::loans::fixture(
+        db,
+        "consumer_std",
+        "100000",
+        12,
+        "equal_installment",
+        "2026-06-15",
+    )
+    .await;
+    let app = &f.app;
+    let store = app.state.store();
+    // A loan disbursed 11-01: nothing due yet, so no event.
+    open_loan(
+        app,
+        &f.cm,
+        "11010519870303007",
+        "consumer_std",
+        "50000",
+        12,
+        "equal_principal",
+        "2026-11-01",
+        "cfc_b",
+    )
+    .await;
+    let rm = app.token_in_unit("risk_manager", None).await;
+    crate::warnings::enabled_rule(
+        app,
+        &rm,
+        crate::warnings::rule(
+            "cob_dpd_90",
+            &["overdue"],
+            "event.days > 90 && loan.days_past_due == event.days && loan.outstanding > 1000",
+            "critical",
+            json!([]),
+        ),
+    )
+    .await;
+    let out = close(app, "2026-11-28", RunOptions::default()).await;
+    assert!(out.done && !out.already_done);
+    let customer: i64 = sqlx::query_scalar("SELECT customer_id FROM loans WHERE id = $1")
+        .bind(f.loan)
+        .fetch_one(store.reader())
+        .await
+        .unwrap();
+    let events = |store: Store| async move {
+        sqlx::query("SELECT event_type, customer_id, days, source FROM risk_events ORDER BY id")
+            .fetch_all(store.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    r.get::<i64, _>(1),
+                    r.get::<i64, _>(2),
+                    r.get::<String, _>(3),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        events(store.clone()).await,
+        [("overdue".to_owned(), customer, 136, "cob".to_owned())]
+    );
+    let warnings = |store: Store| async move {
+        sqlx::query("SELECT rule_code, customer_id, hits, status FROM risk_warnings ORDER BY id")
+            .fetch_all(store.reader())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r.get::<String, _>(0),
+                    r.get::<i64, _>(1),
+                    r.get::<i64, _>(2),
+                    r.get::<String, _>(3),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let opened = vec![("cob_dpd_90".to_owned(), customer, 1, "open".to_owned())];
+    assert_eq!(warnings(store.clone()).await, opened);
+    // The same day again: done before, nothing evaluated twice.
+    assert!(
+        close(app, "2026-11-28", RunOptions::default())
+            .await
+            .already_done
+    );
+    // The next day: 137 days, still M5: no new event, the warning unchanged.
+    app.clock.set(
+        chrono::DateTime::parse_from_rfc3339("2026-11-30T02:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc),
+    );
+    assert!(close(app, "2026-11-29", RunOptions::default()).await.done);
+    assert_eq!(events(store.clone()).await.len(), 1);
+    assert_eq!(warnings(store.clone()).await, opened);
+    verify(store).await;
 }

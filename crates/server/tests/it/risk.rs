@@ -243,6 +243,38 @@ async fn origination_decides_and_replays(db: &TestDb) {
     assert_eq!(d3["reasons"][0]["code"], "blacklist");
     let (_, a3) = x.get(&p.cm, &format!("/api/v1/applications/{id3}")).await;
     assert_eq!(a3["status"], "rejected");
+    // The entry can be removed again, with a reason (audited); without one nothing changes.
+    let (_, list) = x.get(&p.risk, "/api/v1/blacklist").await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    let entry = list[0]["id"].as_i64().unwrap();
+    let removal = format!("/api/v1/blacklist/{entry}/removal");
+    let (s, e) = x.post(&p.risk, &removal, json!({"reason": " "})).await;
+    assert_eq!(
+        (s, e["errors"][0]["field"].as_str()),
+        (422, Some("reason")),
+        "{e}"
+    );
+    assert_eq!(x.get(&p.risk, "/api/v1/blacklist").await.1, list);
+    assert_eq!(
+        x.post(&p.cm, &removal, json!({"reason": "误录"})).await.0,
+        403
+    );
+    assert_eq!(
+        x.post(&p.risk, &removal, json!({"reason": "误录"})).await.0,
+        204
+    );
+    assert_eq!(x.get(&p.risk, "/api/v1/blacklist").await.1, json!([]));
+    assert_eq!(
+        x.post(&p.risk, &removal, json!({"reason": "误录"})).await.0,
+        404
+    );
+    let removed: String = zhudai_store::sqlx::query_scalar(
+        "SELECT reason FROM audit_log WHERE action = 'risk.blacklist.remove'",
+    )
+    .fetch_one(db.store.reader())
+    .await
+    .unwrap();
+    assert_eq!(removed, "id_number: 误录");
 
     // 4. A raw applicant through the API: a minor is rejected, and the replay agrees.
     let (s, raw) = x
@@ -264,6 +296,40 @@ async fn origination_decides_and_replays(db: &TestDb) {
         )
         .await;
     assert_eq!(rp["same"], true, "{rp}");
+    // Population stability: the decision is an observation of the champion (its score
+    // and every model feature), and the default champion is monitored against its
+    // development sample.
+    let obs = zhudai_store::sqlx::query(
+        "SELECT model_name, score, features FROM score_observations WHERE subject = $1",
+    )
+    .bind(format!("decision:{}", raw["id"]))
+    .fetch_all(db.store.reader())
+    .await
+    .unwrap();
+    assert_eq!(obs.len(), 1);
+    use zhudai_store::sqlx::Row;
+    assert_eq!(obs[0].get::<String, _>(0), "german-credit-default");
+    assert_eq!(Some(obs[0].get::<i64, _>(1)), raw["score"].as_i64());
+    let features: serde_json::Map<String, Value> =
+        serde_json::from_str(&obs[0].get::<String, _>(2)).unwrap();
+    let model = zhudai_scorecard::Scorecard::from_json(zhudai_risk::DEFAULT_MODEL).unwrap();
+    assert_eq!(
+        features
+            .keys()
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>(),
+        model
+            .feature_names()
+            .map(str::to_owned)
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+    let baselines: i64 = zhudai_store::sqlx::query_scalar(
+        "SELECT COUNT(*) FROM psi_baselines WHERE model_name = 'german-credit-default'",
+    )
+    .fetch_one(db.store.reader())
+    .await
+    .unwrap();
+    assert_eq!(baselines, 1);
     // A typo in the applicant is named.
     let (s, e) = x
         .post(
