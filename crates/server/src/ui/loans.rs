@@ -233,6 +233,7 @@ async fn loan_page(
         div.grid {
             section.card data-testid="loan-facts" {
                 h2 { (t.get("loans.loan")) " #" (l.id) " " (status_badge(t, &l.status)) }
+                p { a href=(format!("/loans/{}/servicing", l.id)) data-testid="servicing-link" { (t.get("servicing.title")) } }
                 dl.facts {
                     dt { (t.get("loans.customer")) } dd { a href=(format!("/customers/{}", l.customer_id)) { "#" (l.customer_id) } }
                     dt { (t.get("loans.application")) } dd { a href=(format!("/applications/{}", l.application_id)) { "#" (l.application_id) } }
