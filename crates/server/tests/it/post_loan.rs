@@ -6,7 +6,6 @@
 //! closed one.
 
 use crate::support::TestApp;
-use chrono::TimeZone;
 use zhudai_store::testing::TestDb;
 
 zhudai_store::on_both!(post_loan_pages_work_over_http);
@@ -42,10 +41,12 @@ async fn send(rb: reqwest::RequestBuilder) -> (u16, String, String) {
 }
 
 fn shanghai(h: u32, m: u32) -> chrono::DateTime<chrono::Utc> {
-    chrono::Utc
-        .with_ymd_and_hms(2026, 11, 29, h - 8, m, 0)
-        .single()
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
         .unwrap()
+        .and_hms_opt(h, m, 0)
+        .unwrap()
+        .and_utc()
+        - chrono::Duration::hours(8)
 }
 
 async fn post_loan_pages_work_over_http(db: &TestDb) {

@@ -32,6 +32,17 @@ async fn fill(browser: &Client, id: &str, value: &str) {
     e.send_keys(value).await.unwrap();
 }
 
+/// Sets a date input's value (typing into one follows the browser's locale).
+async fn set_date(browser: &Client, id: &str, value: &str) {
+    browser
+        .execute(
+            "document.getElementById(arguments[0]).value = arguments[1];",
+            vec![id.into(), value.into()],
+        )
+        .await
+        .unwrap();
+}
+
 async fn click(browser: &Client, css: &str) {
     browser
         .wait()
@@ -41,6 +52,33 @@ async fn click(browser: &Client, css: &str) {
         .click()
         .await
         .unwrap();
+}
+
+/// Clicks something that loads a new page and waits for that page.
+async fn go(browser: &Client, css: &str) {
+    browser
+        .execute("window.__old_page = true;", vec![])
+        .await
+        .unwrap();
+    click(browser, css).await;
+    wait_new_page(browser).await;
+}
+
+async fn wait_new_page(browser: &Client) {
+    for _ in 0..200 {
+        let fresh = browser
+            .execute(
+                "return window.__old_page === undefined && document.readyState === 'complete';",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if fresh.as_bool() == Some(true) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no new page after 10 s");
 }
 
 async fn count(browser: &Client, css: &str) -> usize {
@@ -68,11 +106,12 @@ async fn contacts_in_db(app: &crate::support::TestApp, case: i64) -> i64 {
 
 /// Shanghai wall-clock time on the test's business day.
 fn at_shanghai(h: u32, m: u32) -> chrono::DateTime<chrono::Utc> {
-    use chrono::TimeZone;
-    chrono::Utc
-        .with_ymd_and_hms(2026, 11, 29, h - 8, m, 0)
-        .single()
+    chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
         .unwrap()
+        .and_hms_opt(h, m, 0)
+        .unwrap()
+        .and_utc()
+        - chrono::Duration::hours(8)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -94,15 +133,15 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
         .await
         .contains("还没有执行过日终"));
     // A day in the future is refused on the field.
-    fill(&browser, "cob-date", "2026-12-31").await;
-    click(&browser, "[data-testid=cob-run]").await;
+    set_date(&browser, "cob-date", "2026-12-31").await;
+    go(&browser, "[data-testid=cob-run]").await;
     let err = text(&browser, "[data-testid=error-business_date]").await;
     assert!(
         err.contains("2026-12-31") && err.contains("今天或更早"),
         "{err}"
     );
-    fill(&browser, "cob-date", "2026-11-28").await;
-    click(&browser, "[data-testid=cob-run]").await;
+    set_date(&browser, "cob-date", "2026-11-28").await;
+    go(&browser, "[data-testid=cob-run]").await;
     let notice = text(&browser, "[data-testid=notice]").await;
     assert!(
         notice.contains("已提交日终") && notice.contains("2026-11-28"),
@@ -195,7 +234,7 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
         .unwrap()
         .parse()
         .unwrap();
-    click(&browser, "[data-testid=case-link]").await;
+    go(&browser, "[data-testid=case-link]").await;
     let facts = text(&browser, "[data-testid=case-facts]").await;
     let case = app.state.store().case(case_id).await.unwrap().unwrap();
     assert!(facts.contains(&case.loan_ref), "{facts}");
@@ -209,25 +248,25 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
         &format!("#as-user option[value='{}']", collector.id),
     )
     .await;
-    click(&browser, "[data-testid=assign-submit]").await;
+    go(&browser, "[data-testid=assign-submit]").await;
     let notice = text(&browser, "[data-testid=notice]").await;
     assert!(notice.contains("已分配"), "{notice}");
     assert_eq!(
         text(&browser, "[data-testid=case-assignee]").await,
-        "演示·催收员"
+        collector.display_name
     );
 
     // --- The collector sees the case in the queue and logs contacts.
     switch_user(&browser, &app, "demo_collector").await;
     browser.goto(&app.url("/m/collections")).await.unwrap();
     assert_eq!(count(&browser, "[data-testid=case-row]").await, 1);
-    click(&browser, "[data-testid=case-link]").await;
+    go(&browser, "[data-testid=case-link]").await;
     assert_eq!(count(&browser, "[data-testid=contact-row]").await, 0);
 
     // A promise to pay without an amount: the field says why; nothing is saved.
     click(&browser, "#ct-outcome option[value=promise_to_pay]").await;
-    fill(&browser, "ct-date", "2026-12-05").await;
-    click(&browser, "[data-testid=contact-submit]").await;
+    set_date(&browser, "ct-date", "2026-12-05").await;
+    go(&browser, "[data-testid=contact-submit]").await;
     let err = text(&browser, "[data-testid=error-promised_amount]").await;
     assert!(err.contains("大于 0 的金额"), "{err}");
     assert!(text(&browser, "[data-testid=contact-errors]")
@@ -236,13 +275,14 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
     assert_eq!(count(&browser, "[data-testid=contact-row]").await, 0);
     assert_eq!(contacts_in_db(&app, case_id).await, 0);
 
-    // After hours (22:30 in Shanghai): refused with the hours named; nothing is saved.
-    app.clock.set(at_shanghai(22, 30));
+    // Before hours (07:30 in Shanghai; earlier than the session's last use, which keeps
+    // it alive): refused with the hours named; nothing is saved.
+    app.clock.set(at_shanghai(7, 30));
     fill(&browser, "ct-amount", "500.00").await;
-    click(&browser, "[data-testid=contact-submit]").await;
+    go(&browser, "[data-testid=contact-submit]").await;
     let err = text(&browser, "[data-testid=error-at]").await;
     assert!(
-        err.contains("22:30") && err.contains("08:00–21:00") && err.contains("未保存"),
+        err.contains("07:30") && err.contains("08:00–21:00") && err.contains("未保存"),
         "{err}"
     );
     assert_eq!(count(&browser, "[data-testid=contact-row]").await, 0);
@@ -250,7 +290,7 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
 
     // Back in office hours the same promise is saved and shown.
     app.clock.set(at_shanghai(10, 0));
-    click(&browser, "[data-testid=contact-submit]").await;
+    go(&browser, "[data-testid=contact-submit]").await;
     let notice = text(&browser, "[data-testid=notice]").await;
     assert!(notice.contains("联系记录已保存"), "{notice}");
     let rows = browser
@@ -272,12 +312,12 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
     // Two more contacts reach the daily limit of three; the fourth is refused.
     for _ in 0..2 {
         click(&browser, "#ct-outcome option[value=no_answer]").await;
-        click(&browser, "[data-testid=contact-submit]").await;
+        go(&browser, "[data-testid=contact-submit]").await;
         text(&browser, "[data-testid=notice]").await;
     }
     assert_eq!(count(&browser, "[data-testid=contact-row]").await, 3);
     click(&browser, "#ct-outcome option[value=no_answer]").await;
-    click(&browser, "[data-testid=contact-submit]").await;
+    go(&browser, "[data-testid=contact-submit]").await;
     let err = text(&browser, "[data-testid=error-at]").await;
     assert!(err.contains("每日上限") && err.contains('3'), "{err}");
     assert_eq!(count(&browser, "[data-testid=contact-row]").await, 3);
@@ -299,7 +339,7 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
     assert!(json["loans"].as_i64().unwrap() >= 4, "{json}");
     switch_user(&browser, &app, "demo_post_loan").await;
     browser.goto(&app.url("/m/reports")).await.unwrap();
-    click(&browser, "[data-testid=report-portfolio]").await;
+    go(&browser, "[data-testid=report-portfolio]").await;
     assert_eq!(
         text(&browser, "[data-testid=kpi-loans]").await,
         json["loans"].as_i64().unwrap().to_string()
@@ -439,7 +479,7 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
         .send_keys(csv.to_str().unwrap())
         .await
         .unwrap();
-    click(&browser, "[data-testid=recon-submit]").await;
+    go(&browser, "[data-testid=recon-submit]").await;
     assert_eq!(text(&browser, "[data-testid=file-lines]").await, "1");
     let missing = text(&browser, "[data-testid=break-row][data-kind=missing]").await;
     assert!(
@@ -470,12 +510,17 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
         .send_keys("资金方确认为误报")
         .await
         .unwrap();
+    browser
+        .execute("window.__old_page = true;", vec![])
+        .await
+        .unwrap();
     form.find(Locator::Css("[data-testid=resolve]"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
+    wait_new_page(&browser).await;
     let notice = text(&browser, "[data-testid=notice]").await;
     assert!(notice.contains("差异已处理"), "{notice}");
     assert_eq!(
@@ -493,7 +538,7 @@ async fn post_loan_pages_close_collect_report_and_reconcile() {
         .goto(&app.url(&format!("/loans/{}", case.loan_id)))
         .await
         .unwrap();
-    click(&browser, "[data-testid=servicing-link]").await;
+    go(&browser, "[data-testid=servicing-link]").await;
     let history = text(&browser, "[data-testid=bucket-history]").await;
     assert!(
         history.contains("2026-11-28") && history.contains("M0"),
