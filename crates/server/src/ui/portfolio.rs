@@ -163,7 +163,7 @@ pub async fn portfolio(
             (
                 tier_name(lang, &s.key),
                 s.principal_fen,
-                format!("{} · {}", yuan(s.principal_fen), s.loans),
+                yuan(s.principal_fen),
             )
         })
         .collect();
@@ -360,4 +360,21 @@ pub async fn portfolio_xlsx(
         );
         r
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_in_basis_points_round_half_up() {
+        assert_eq!(ratio_bp(1, 3), Some(3333));
+        assert_eq!(ratio_bp(2, 3), Some(6667));
+        assert_eq!(ratio_bp(4_500_000, 46_226_676), Some(973));
+        assert_eq!(ratio_bp(1, 0), None);
+        assert_eq!(ratio_bp(i64::MAX, i64::MAX), Some(10_000));
+        assert_eq!(bp_text(973), "9.73 %");
+        assert_eq!(bp_text(10_000), "100.00 %");
+        assert_eq!(bp_text(5), "0.05 %");
+    }
 }

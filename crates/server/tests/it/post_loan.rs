@@ -184,6 +184,9 @@ async fn post_loan_pages_work_over_http(db: &TestDb) {
         "{html}"
     );
     assert!(html.contains("aria-label=\"五级分类本金余额\""));
+    let (s, html) = page(&pl, app, "/reports/portfolio?lang=en").await;
+    assert_eq!(s, 200);
+    assert!(html.contains("Principal by five-tier class") && html.contains("Roll-rate matrix"));
     let (s, html) = page(&pl, app, "/reports/portfolio?from=2026-13-01").await;
     assert_eq!(s, 422);
     assert!(html.contains("请填写日期"));
