@@ -156,6 +156,54 @@ async fn post_loan_pages_work_over_http(db: &TestDb) {
     ))
     .await;
     assert_eq!(s, 422, "{html}");
+    let collector = app.user_in_unit("collector", Some(co)).await;
+    let collector = store.user_by_username(&collector).await.unwrap().unwrap();
+    let (s, loc, _) = send(form(
+        &pl,
+        app,
+        &format!("{path}/assign"),
+        &[("user_id", &collector.id.to_string())],
+    ))
+    .await;
+    assert_eq!(
+        (s, loc.as_str()),
+        (303, format!("{path}?done=assign").as_str())
+    );
+    assert_eq!(
+        store.case(case.id).await.unwrap().unwrap().assignee_user_id,
+        Some(collector.id)
+    );
+    let agency = format!("{path}/agency");
+    let (s, _, _) = send(form(
+        &pl,
+        app,
+        &agency,
+        &[("agency_code", "ca_e"), ("commission_rate", "0.15")],
+    ))
+    .await;
+    assert_eq!(s, 303);
+    let (_, html) = page(&pl, app, &path).await;
+    assert!(
+        html.contains("data-testid=\"agency-row\"><td>ca_e"),
+        "{html}"
+    );
+    let (s, _, html) = send(form(
+        &pl,
+        app,
+        &agency,
+        &[("agency_code", "ca_e"), ("commission_rate", "0.15")],
+    ))
+    .await;
+    assert_eq!(s, 409);
+    assert!(html.contains("with an agency already"), "{html}");
+    let (s, _, _) = send(form(&pl, app, &format!("{path}/agency/end"), &[])).await;
+    assert_eq!(s, 303);
+    assert!(store
+        .assignments_of(case.id, "2026-11-29")
+        .await
+        .unwrap()
+        .iter()
+        .all(|a| !a.active));
     let (s, _, _) = send(form(
         &pl,
         app,
@@ -165,6 +213,22 @@ async fn post_loan_pages_work_over_http(db: &TestDb) {
     .await;
     assert_eq!(s, 422);
     assert_eq!(store.case(case.id).await.unwrap().unwrap().state, "open");
+    let (s, _, _) = send(form(
+        &pl,
+        app,
+        &format!("{path}/close"),
+        &[("reason", "other"), ("note", "借款人协商分期，转入重组")],
+    ))
+    .await;
+    assert_eq!(s, 303);
+    assert_eq!(store.case(case.id).await.unwrap().unwrap().state, "closed");
+    let (_, html) = page(&pl, app, &path).await;
+    assert!(
+        html.contains("已结案") && !html.contains("data-testid=\"contact-form\""),
+        "{html}"
+    );
+    assert_eq!(send(form(&pl, app, &contact, &no_answer)).await.0, 409);
+    assert_eq!(contacts(case.id).await, 3);
 
     // The portfolio report: one loan, 100,000 yuan less nothing repaid, in M5 and 次级
     // or worse.
