@@ -115,7 +115,10 @@ pub async fn list(
                 button type="submit" { (t.get("loans.filter.apply")) }
             }
             @for e in &errors { p.field-error role="alert" { (e.field) ": " (e.message) } }
-            p.muted data-testid="loan-count" { (t.get("loans.total")) " " (total) }
+            p.muted data-testid="loan-count" { (t.get("loans.total")) " " (total)
+                " · " a href="/cob" { (t.get("cob.title")) }
+                @if caller.can("funder.reconcile") { " · " a href="/reconciliation" { (t.get("recon.title")) } }
+            }
             @if rows.is_empty() { p.muted { (t.get("loans.none")) } }
             @else {
                 table.table data-testid="loan-table" {
