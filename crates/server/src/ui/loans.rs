@@ -115,7 +115,10 @@ pub async fn list(
                 button type="submit" { (t.get("loans.filter.apply")) }
             }
             @for e in &errors { p.field-error role="alert" { (e.field) ": " (e.message) } }
-            p.muted data-testid="loan-count" { (t.get("loans.total")) " " (total) }
+            p.muted data-testid="loan-count" { (t.get("loans.total")) " " (total)
+                " · " a href="/cob" { (t.get("cob.title")) }
+                @if caller.can("funder.reconcile") { " · " a href="/reconciliation" { (t.get("recon.title")) } }
+            }
             @if rows.is_empty() { p.muted { (t.get("loans.none")) } }
             @else {
                 table.table data-testid="loan-table" {
@@ -233,6 +236,7 @@ async fn loan_page(
         div.grid {
             section.card data-testid="loan-facts" {
                 h2 { (t.get("loans.loan")) " #" (l.id) " " (status_badge(t, &l.status)) }
+                p { a href=(format!("/loans/{}/servicing", l.id)) data-testid="servicing-link" { (t.get("servicing.title")) } }
                 dl.facts {
                     dt { (t.get("loans.customer")) } dd { a href=(format!("/customers/{}", l.customer_id)) { "#" (l.customer_id) } }
                     dt { (t.get("loans.application")) } dd { a href=(format!("/applications/{}", l.application_id)) { "#" (l.application_id) } }

@@ -33,6 +33,11 @@ pub mod warnings;
 pub mod analytics;
 pub mod notifications;
 pub mod worklists;
+// Daily close, collections, reconciliation and portfolio reports (issue #8 items 3–6).
+pub mod cob;
+pub mod collections;
+pub mod portfolio;
+pub mod reconciliation;
 
 use crate::state::AppState;
 use axum::routing::{get, post};
@@ -280,4 +285,52 @@ pub fn router() -> Router<AppState> {
             post(notifications::set_manager),
         )
         .route("/workflows/analytics", get(analytics::page_handler))
+        // Daily close, collections, reconciliation and portfolio reports (issue #8)
+        .route("/cob", get(cob::runs))
+        .route("/cob/run", post(cob::run_submit))
+        .route("/loans/{id}/servicing", get(cob::servicing))
+        .route(
+            "/loans/{id}/classification-requests",
+            post(cob::floor_submit),
+        )
+        .route(
+            "/classification-requests/{id}/decision",
+            post(cob::floor_decide),
+        )
+        .route("/collections", get(collections::queue))
+        .route("/collections/cases/{id}", get(collections::case))
+        .route(
+            "/collections/cases/{id}/contacts",
+            post(collections::contact_submit),
+        )
+        .route(
+            "/collections/cases/{id}/assign",
+            post(collections::assign_submit),
+        )
+        .route(
+            "/collections/cases/{id}/agency",
+            post(collections::agency_submit),
+        )
+        .route(
+            "/collections/cases/{id}/agency/end",
+            post(collections::agency_end_submit),
+        )
+        .route(
+            "/collections/cases/{id}/close",
+            post(collections::close_submit),
+        )
+        .route(
+            "/reconciliation",
+            get(reconciliation::list)
+                .post(reconciliation::upload)
+                .layer(axum::extract::DefaultBodyLimit::max(9 * 1024 * 1024)),
+        )
+        .route("/reconciliation/files/{id}", get(reconciliation::file))
+        .route(
+            "/reconciliation/breaks/{id}/resolve",
+            post(reconciliation::resolve),
+        )
+        .route("/reports", get(portfolio::index))
+        .route("/reports/portfolio", get(portfolio::portfolio))
+        .route("/reports/portfolio.xlsx", get(portfolio::portfolio_xlsx))
 }

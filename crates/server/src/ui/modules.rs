@@ -50,7 +50,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "collections",
         group: "business",
-        status: Status::Planned(8),
+        status: Status::Available,
         plan_items: 3,
     },
     Module {
@@ -88,7 +88,7 @@ pub const MODULES: &[Module] = &[
     Module {
         key: "reports",
         group: "management",
-        status: Status::Planned(0),
+        status: Status::Available,
         plan_items: 2,
     },
     Module {

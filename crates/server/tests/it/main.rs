@@ -44,3 +44,6 @@ mod analytics;
 mod notify;
 mod worklists;
 mod worklists_browser;
+// Post-loan pages: daily close, collections, reports, reconciliation (issue #8).
+mod post_loan;
+mod post_loan_browser;
