@@ -369,15 +369,9 @@ pub async fn close_loan_through(
         let warn = crate::warnings::any_rule_on_in(conn, "overdue")
             .await
             .map_err(|e| ApiError::Internal(format!("risk-warning rules: {e}")))?;
-        risk_warning_hook(
-            conn,
-            through,
-            state.now_ms(),
-            state.clock().today(),
-            warn,
-        )
-        .await
-        .map_err(ApiError::Internal)?;
+        risk_warning_hook(conn, through, state.now_ms(), state.clock().today(), warn)
+            .await
+            .map_err(ApiError::Internal)?;
     }
     Ok(counts)
 }

@@ -101,18 +101,35 @@ pub async fn install(
     Ok((def.spec.code.clone(), version))
 }
 
-/// Installs the default origination flow as version 1 when no version exists.
+/// Installs the default origination flow as version 1 when no version exists, and the
+/// bundled flow as a new version when a newer release ships a changed one and the latest
+/// version is still the system's (nobody edited the flow since). An edited flow belongs
+/// to its editor and is left alone. Running instances stay on their version either way.
 pub async fn ensure_defaults(store: &Store, now_ms: i64) -> Result<(), ApiError> {
-    if store.definition_latest("origination").await?.is_none() {
-        match install(store, zhudai_workflow::ORIGINATION, None, now_ms).await {
-            Ok(_) => {}
-            // Two instances starting at once: the other one installed it.
-            Err(ApiError::Internal(_))
-                if store.definition_latest("origination").await?.is_some() => {}
-            Err(e) => return Err(e),
-        }
+    let bundled = digest(zhudai_workflow::ORIGINATION);
+    let stale = match store.definition_latest("origination").await? {
+        None => true,
+        Some(latest) => latest.created_by.is_none() && latest.digest != bundled,
+    };
+    if !stale {
+        return Ok(());
     }
-    Ok(())
+    match install(store, zhudai_workflow::ORIGINATION, None, now_ms).await {
+        Ok((_, version)) => {
+            tracing::info!(version, "installed the bundled origination flow");
+            Ok(())
+        }
+        // Two instances starting at once: the other one installed it.
+        Err(ApiError::Internal(_))
+            if store
+                .definition_latest("origination")
+                .await?
+                .is_some_and(|l| l.digest == bundled) =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 fn state_json(st: &InstanceState) -> Result<String, ApiError> {

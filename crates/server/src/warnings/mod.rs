@@ -985,8 +985,7 @@ pub async fn any_rule_on_in(conn: &mut AnyConnection, event_type: &str) -> ApiRe
 }
 
 fn reacts(set: &RuleSet, event_type: &str) -> bool {
-    set
-        .rules()
+    set.rules()
         .iter()
         .any(|r| r.spec.on_events.iter().any(|e| e == event_type))
 }

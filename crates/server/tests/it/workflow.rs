@@ -14,7 +14,8 @@ use zhudai_workflow::Action;
 zhudai_store::on_both!(
     definitions_are_versioned_and_checked,
     simultaneous_approvals_give_one_outcome,
-    time_limits_remind_escalate_and_return
+    time_limits_remind_escalate_and_return,
+    a_new_release_upgrades_the_untouched_default_flow
 );
 
 async fn definitions_are_versioned_and_checked(db: &TestDb) {
@@ -342,4 +343,59 @@ async fn time_limits_remind_escalate_and_return(db: &TestDb) {
         wf::SlaReport::default()
     );
     app.stop().await;
+}
+
+/// A release that ships a changed origination flow installs it as a new version when
+/// the latest version is still the system's; a flow an administrator edited is left
+/// alone; an unchanged flow is not installed twice.
+async fn a_new_release_upgrades_the_untouched_default_flow(db: &TestDb) {
+    let store = &db.store;
+    // An older release's flow (different text) installed by the system.
+    let older = zhudai_workflow::ORIGINATION.replacen("name = ", "# an older release\nname = ", 1);
+    assert_ne!(older, zhudai_workflow::ORIGINATION);
+    zhudai_server::workflow::install(store, &older, None, 1)
+        .await
+        .unwrap();
+    zhudai_server::workflow::ensure_defaults(store, 2)
+        .await
+        .unwrap();
+    let latest = store
+        .definition_latest("origination")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(latest.version, 2);
+    assert_eq!(
+        latest.digest,
+        zhudai_server::workflow::digest(zhudai_workflow::ORIGINATION)
+    );
+    // Again: nothing new.
+    zhudai_server::workflow::ensure_defaults(store, 3)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .definition_latest("origination")
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        2
+    );
+    // An administrator's edit (created_by set) is never replaced by the bundled flow.
+    let app = TestApp::start(db).await;
+    let admin = app.user_with_role("sysadmin").await;
+    let admin_id = store.user_by_username(&admin).await.unwrap().unwrap().id;
+    zhudai_server::workflow::install(store, &older, Some(admin_id), 4)
+        .await
+        .unwrap();
+    zhudai_server::workflow::ensure_defaults(store, 5)
+        .await
+        .unwrap();
+    let latest = store
+        .definition_latest("origination")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((latest.version, latest.created_by), (3, Some(admin_id)));
 }
