@@ -408,6 +408,17 @@ pub async fn act(
     if acted.node == "routing" && acted.finished.is_none() {
         if let Some(app) = state.store().application(id).await? {
             route(state, &app).await?;
+            // A funder that decided at once moved the flow on: answer with where the
+            // application is now, not where this action left it.
+            let inst = instance(state, &app).await?;
+            if inst.version != acted.version {
+                return Ok(wf::Acted {
+                    node: inst.node,
+                    finished: inst.outcome.filter(|_| inst.status != "running"),
+                    version: inst.version,
+                    visited: acted.visited,
+                });
+            }
         }
     }
     Ok(acted)

@@ -7,7 +7,8 @@
 //!   the same run (load and query timed separately), with the disagreements counted;
 //! - `zhudai bench repayments`: repayments posted per second through
 //!   `POST /api/v1/loans/{id}/repayments` (idempotency key, allocation, journal entry,
-//!   audit record, on-demand close) against an in-process server on a fresh SQLite
+//!   audit record, on-demand close; a partial payment on an overdue loan, an early
+//!   partial repayment with the schedule recalculated on a current one) against an in-process server on a fresh SQLite
 //!   database holding a generated book.
 
 use crate::cli::Failure;
@@ -388,6 +389,11 @@ async fn repayments_in(
     .await?;
     let settings = zhudai_server::ServerSettings {
         data_dir: dir.to_path_buf(),
+        // The benchmark's staff have no authenticator; two-factor is not what is measured.
+        auth: zhudai_server::auth::login::AuthPolicy {
+            enforce_2fa: false,
+            ..Default::default()
+        },
         ..Default::default()
     };
     let now_fn = || SystemClock.now().timestamp_millis();
@@ -406,12 +412,33 @@ async fn repayments_in(
     )
     .await
     .map_err(|e| Failure::Runtime(e.to_string()))?;
-    let ids: Vec<i64> = zhudai_store::sqlx::query_scalar(
-        "SELECT id FROM loans WHERE status IN ('active', 'overdue') ORDER BY id",
+    // Overdue loans take a partial payment of what is due; current ones an early partial
+    // repayment (the schedule is recalculated).
+    // (Loans with an installment falling due today are left out: they take a scheduled
+    // payment of that installment, not 10 yuan.)
+    let ids: Vec<(i64, &'static str)> = zhudai_store::sqlx::query_as::<_, (i64, String)>(
+        "SELECT l.id, l.status FROM loans l
+          WHERE l.status = 'overdue'
+             OR (l.status = 'active' AND NOT EXISTS (SELECT 1 FROM loan_installments i
+                  WHERE i.loan_id = l.id AND i.settled_on IS NULL AND i.due_date <= $1))
+          ORDER BY l.id",
     )
+    .bind(today.format("%Y-%m-%d").to_string())
     .fetch_all(store.reader())
     .await
-    .map_err(|e| fail(&e))?;
+    .map_err(|e| fail(&e))?
+    .into_iter()
+    .map(|(id, status)| {
+        (
+            id,
+            if status == "overdue" {
+                "partial"
+            } else {
+                "early_partial"
+            },
+        )
+    })
+    .collect();
     if ids.is_empty() {
         return Err(Failure::Runtime(
             "the generated book has no open loan".into(),
@@ -456,14 +483,14 @@ async fn repayments_in(
             let mut i = c as usize;
             while Instant::now() < deadline {
                 // Each client walks its own share of the loans: small partial payments.
-                let loan = ids[i % ids.len()];
+                let (loan, kind) = ids[i % ids.len()];
                 i += clients as usize;
                 let t0 = Instant::now();
                 let r = client
                     .post(format!("{base}/api/v1/loans/{loan}/repayments"))
                     .bearer_auth(token.as_str())
                     .header("Idempotency-Key", format!("bench-{c}-{i}"))
-                    .json(&serde_json::json!({"kind": "partial", "amount": "10.00", "payer_name": "借款人"}))
+                    .json(&serde_json::json!({"kind": kind, "amount": "10.00", "payer_name": "借款人"}))
                     .send()
                     .await;
                 match r {

@@ -178,6 +178,8 @@ pub async fn to_contract_step(db: &TestDb) -> Journey {
     );
     let (s, r) = j.post(&l1, &act, json!({"action": "approve"})).await;
     assert_eq!(s, 200, "{r}");
+    // The answer says where the application is after the simulated funder decided.
+    assert_eq!(r["node"], "contract", "{r}");
     let d = j.application().await;
     assert_eq!(
         (d["node"].as_str(), d["status"].as_str()),
