@@ -354,6 +354,18 @@ pub async fn close_loan_through(
     loan_id: i64,
     through: NaiveDate,
 ) -> Result<CloseCounts, ApiError> {
+    // Closed through that day already (the nightly close, or an earlier write today):
+    // nothing to do, one lookup.
+    let closed: Option<String> =
+        zhudai_store::sqlx::query_scalar("SELECT last_closed_on FROM loans WHERE id = $1")
+            .bind(loan_id)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(zhudai_store::StoreError::from)?
+            .flatten();
+    if closed.is_some_and(|d| d.as_str() >= through.format("%Y-%m-%d").to_string().as_str()) {
+        return Ok(CloseCounts::default());
+    }
     let p = params(
         &state.settings().cob,
         state.settings().apr_cap,

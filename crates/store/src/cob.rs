@@ -236,6 +236,18 @@ pub async fn close_range(
     .execute(&mut *conn)
     .await?;
     exec(conn, "DELETE FROM cob_work WHERE skip = 1").await?;
+    // Nothing in the range needs the close (a current loan with nothing due, or closed
+    // through the date already): the remaining statements would find no rows.
+    let work: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM cob_work")
+        .fetch_one(&mut *conn)
+        .await?;
+    if work == 0 {
+        let repaid = close_cases_of_settled_loans(conn, p, first, last).await?;
+        return Ok(CloseCounts {
+            cases_closed: repaid as i64,
+            ..CloseCounts::default()
+        });
+    }
     // 3. Delinquency, status, bucket, tier.
     sqlx::query(&format!(
         "UPDATE cob_work SET
@@ -422,23 +434,8 @@ pub async fn close_range(
     .execute(&mut *conn)
     .await?
     .rows_affected();
-    let repaid = sqlx::query(
-        "UPDATE collection_cases SET state = 'closed', open_flag = NULL, closed_on = $1,
-            close_reason = CASE WHEN l.status = 'written_off' THEN 'written_off' ELSE 'paid_off' END,
-            closed_by = $2, updated_at_ms = $3, version = collection_cases.version + 1
-           FROM loans l
-          WHERE l.id = collection_cases.loan_id AND collection_cases.open_flag = 1
-            AND collection_cases.loan_id BETWEEN $4 AND $5 AND l.status IN ('paid_off', 'written_off')",
-    )
-    .bind(&d)
-    .bind(&p.actor)
-    .bind(p.now_ms)
-    .bind(first)
-    .bind(last)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if cured + repaid > 0 {
+    let repaid = close_cases_of_settled_loans(conn, p, first, last).await?;
+    if cured > 0 && repaid == 0 {
         end_agency_assignments_of_closed_cases(conn, &d, first, last, &p.actor).await?;
     }
     // Restructured loans: a past-due day restarts the observation; a finished one ends.
@@ -478,6 +475,37 @@ pub async fn close_range(
         payouts: row.try_get("payouts")?,
         payout_fen: row.try_get("payout_fen")?,
     })
+}
+
+/// Closes the open collection cases of the range's loans that were repaid or written off
+/// (they are not in `cob_work`), and ends their agency assignments. Returns how many.
+async fn close_cases_of_settled_loans(
+    conn: &mut AnyConnection,
+    p: &CloseParams,
+    first: i64,
+    last: i64,
+) -> Result<u64, StoreError> {
+    let d = p.date();
+    let repaid = sqlx::query(
+        "UPDATE collection_cases SET state = 'closed', open_flag = NULL, closed_on = $1,
+            close_reason = CASE WHEN l.status = 'written_off' THEN 'written_off' ELSE 'paid_off' END,
+            closed_by = $2, updated_at_ms = $3, version = collection_cases.version + 1
+           FROM loans l
+          WHERE l.id = collection_cases.loan_id AND collection_cases.open_flag = 1
+            AND collection_cases.loan_id BETWEEN $4 AND $5 AND l.status IN ('paid_off', 'written_off')",
+    )
+    .bind(&d)
+    .bind(&p.actor)
+    .bind(p.now_ms)
+    .bind(first)
+    .bind(last)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if repaid > 0 {
+        end_agency_assignments_of_closed_cases(conn, &d, first, last, &p.actor).await?;
+    }
+    Ok(repaid)
 }
 
 async fn bulk_journal(conn: &mut AnyConnection, p: &CloseParams) -> Result<(), StoreError> {
