@@ -18,6 +18,25 @@ async fn text(browser: &Client, css: &str) -> String {
         .unwrap()
 }
 
+/// The text of `css` once it satisfies `ready`: the element may be on the page before a
+/// form post's answer replaces the page (an empty error span, say), so poll, and ignore
+/// the stale element of the page being replaced.
+async fn text_when(browser: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = browser.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ready(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never became ready; last text: {last:?}");
+}
+
 async fn fill(browser: &Client, id: &str, value: &str) {
     let e = browser.find(Locator::Id(id)).await.unwrap();
     e.clear().await.unwrap();
@@ -90,7 +109,7 @@ async fn an_operations_officer_posts_a_repayment_on_an_overdue_loan() {
         .click()
         .await
         .unwrap();
-    let err = text(&browser, "[data-testid=error-amount]").await;
+    let err = text_when(&browser, "[data-testid=error-amount]", |t| !t.is_empty()).await;
     assert!(!err.is_empty(), "the amount field explains the problem");
     assert_eq!(
         browser
