@@ -24,6 +24,24 @@ async fn click(browser: &Client, css: &str) {
         .unwrap();
 }
 
+/// The text of `css` once it satisfies `ready` (the element may already be on the page
+/// the click is replacing: poll, and ignore the replaced page's stale elements).
+async fn text_when(browser: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = browser.find(Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ready(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never became ready; last text: {last:?}");
+}
+
 async fn text(browser: &Client, css: &str) -> String {
     match browser.wait().for_element(Locator::Css(css)).await {
         Ok(e) => e.text().await.unwrap(),
@@ -107,7 +125,7 @@ async fn a_product_manager_creates_a_product_and_quotes_it() {
     let cap = text(&browser, "[data-testid=cap-explanation]").await;
     assert!(cap.contains("≤ 0.24"), "{cap}");
     click(&browser, "[data-testid=to-active]").await;
-    let status = text(&browser, "[data-testid=product-status]").await;
+    let status = text_when(&browser, "[data-testid=product-status]", |t| t != "Draft").await;
     assert_eq!(status, "Active");
 
     // Quote it.
