@@ -408,6 +408,12 @@ async fn an_administrator_manages_users_and_enrols_two_factor() {
         .click()
         .await
         .unwrap();
+    // Signed in (navigating away before the answer would cancel the sign-in).
+    browser
+        .wait()
+        .for_element(Locator::Css("[data-testid=current-user]"))
+        .await
+        .unwrap();
 
     // Users: a bad form comes back with the fields marked, a good one creates the user.
     browser.goto(&app.url("/m/admin")).await.unwrap();
