@@ -347,23 +347,17 @@ pub async fn warnings_enabled(store: &Store) -> Result<bool, String> {
 /// interest accrued to that day, days past due, tier, bucket, case and payout as the
 /// nightly close would have left them. Nothing happens when the loan is closed through
 /// that day already; the nightly close later skips it. The repayment path calls this
-/// after locking the loan.
+/// after locking the loan, passing the locked row's `last_closed_on`.
 pub async fn close_loan_through(
     conn: &mut AnyConnection,
     state: &AppState,
     loan_id: i64,
+    last_closed_on: Option<&str>,
     through: NaiveDate,
 ) -> Result<CloseCounts, ApiError> {
     // Closed through that day already (the nightly close, or an earlier write today):
-    // nothing to do, one lookup.
-    let closed: Option<String> =
-        zhudai_store::sqlx::query_scalar("SELECT last_closed_on FROM loans WHERE id = $1")
-            .bind(loan_id)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(zhudai_store::StoreError::from)?
-            .flatten();
-    if closed.is_some_and(|d| d.as_str() >= through.format("%Y-%m-%d").to_string().as_str()) {
+    // nothing to do.
+    if last_closed_on.is_some_and(|d| d >= through.format("%Y-%m-%d").to_string().as_str()) {
         return Ok(CloseCounts::default());
     }
     let p = params(
@@ -394,10 +388,11 @@ pub async fn close_before(
     conn: &mut AnyConnection,
     state: &AppState,
     loan_id: i64,
+    last_closed_on: Option<&str>,
     value_date: NaiveDate,
 ) -> Result<CloseCounts, ApiError> {
     match value_date.pred_opt() {
-        Some(d) => close_loan_through(conn, state, loan_id, d).await,
+        Some(d) => close_loan_through(conn, state, loan_id, last_closed_on, d).await,
         None => Ok(CloseCounts::default()),
     }
 }

@@ -669,9 +669,15 @@ pub async fn repay(
     // Daily close (issue #8 items 3–7): the loan is brought up to the day before the
     // value date (penalty interest, days past due, tier, bucket) so the repayment never
     // meets it stale; a loan closed through that day already is left as it is.
-    let loan = if crate::cob::close_before(&mut tx, state, loan.id, value_date)
-        .await?
-        .loans_closed
+    let loan = if crate::cob::close_before(
+        &mut tx,
+        state,
+        loan.id,
+        loan.last_closed_on.as_deref(),
+        value_date,
+    )
+    .await?
+    .loans_closed
         > 0
     {
         st::loan_get(&mut *tx, loan.id)

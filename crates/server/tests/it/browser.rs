@@ -138,6 +138,29 @@ pub async fn sign_in_with(
 }
 
 /// Saves a screenshot under target/screenshots for people to look at.
+/// The text of `css` once it satisfies `ready`: the element may already be on the page
+/// a click or form post is replacing (an empty error span, an old status), so poll, and
+/// ignore the replaced page's stale elements.
+pub async fn text_when(
+    browser: &fantoccini::Client,
+    css: &str,
+    ready: impl Fn(&str) -> bool,
+) -> String {
+    let mut last = String::new();
+    for _ in 0..100 {
+        if let Ok(e) = browser.find(fantoccini::Locator::Css(css)).await {
+            if let Ok(t) = e.text().await {
+                if ready(&t) {
+                    return t;
+                }
+                last = t;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{css} never became ready; last text: {last:?}");
+}
+
 pub async fn screenshot(browser: &fantoccini::Client, name: &str) {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
     std::fs::create_dir_all(&dir).unwrap();

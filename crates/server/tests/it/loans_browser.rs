@@ -3,7 +3,7 @@
 //! balances, posts a partial repayment with the form (a bad amount first comes back with
 //! the field explained and nothing posted), and sees it in the repayments and the journal.
 
-use crate::browser::{demo_app, demo_sign_in, screenshot, Driver};
+use crate::browser::{demo_app, demo_sign_in, screenshot, text_when, Driver};
 use fantoccini::{Client, Locator};
 use zhudai_store::testing::TestDb;
 
@@ -16,25 +16,6 @@ async fn text(browser: &Client, css: &str) -> String {
         .text()
         .await
         .unwrap()
-}
-
-/// The text of `css` once it satisfies `ready`: the element may be on the page before a
-/// form post's answer replaces the page (an empty error span, say), so poll, and ignore
-/// the stale element of the page being replaced.
-async fn text_when(browser: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
-    let mut last = String::new();
-    for _ in 0..100 {
-        if let Ok(e) = browser.find(Locator::Css(css)).await {
-            if let Ok(t) = e.text().await {
-                if ready(&t) {
-                    return t;
-                }
-                last = t;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{css} never became ready; last text: {last:?}");
 }
 
 async fn fill(browser: &Client, id: &str, value: &str) {

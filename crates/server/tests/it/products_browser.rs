@@ -2,7 +2,7 @@
 //! APR-cap refusal as a field message on a too-expensive one, activates the product and
 //! runs a quote whose disclosure and chart are shown.
 
-use crate::browser::{screenshot, Driver};
+use crate::browser::{screenshot, text_when, Driver};
 use crate::support::TestApp;
 use fantoccini::{Client, Locator};
 use zhudai_store::testing::TestDb;
@@ -22,24 +22,6 @@ async fn click(browser: &Client, css: &str) {
         .click()
         .await
         .unwrap();
-}
-
-/// The text of `css` once it satisfies `ready` (the element may already be on the page
-/// the click is replacing: poll, and ignore the replaced page's stale elements).
-async fn text_when(browser: &Client, css: &str, ready: impl Fn(&str) -> bool) -> String {
-    let mut last = String::new();
-    for _ in 0..100 {
-        if let Ok(e) = browser.find(Locator::Css(css)).await {
-            if let Ok(t) = e.text().await {
-                if ready(&t) {
-                    return t;
-                }
-                last = t;
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{css} never became ready; last text: {last:?}");
 }
 
 async fn text(browser: &Client, css: &str) -> String {
