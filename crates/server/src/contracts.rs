@@ -1198,7 +1198,7 @@ pub struct DisbursedResult {
 
 /// Opens the loan of a disbursement inside its transaction (the loan ledger, issue #8).
 async fn open_loan(
-    tx: &mut zhudai_store::sqlx::Transaction<'static, zhudai_store::sqlx::Any>,
+    tx: &mut zhudai_store::writer::WriteTx,
     state: &AppState,
     d: &DisbursedInput,
     app: &ApplicationRow,

@@ -42,7 +42,7 @@ const DATE: &str = "%Y-%m-%d";
 /// disbursement journal entry, inside the caller's transaction. Idempotent per
 /// application (a second call returns the same loan id).
 pub async fn open_from_application(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut zhudai_store::writer::WriteTx,
     state: &crate::state::AppState,
     d: &Disbursement,
     now_ms: i64,
@@ -459,7 +459,7 @@ enum Claimed {
 }
 
 async fn claim(
-    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    tx: &mut zhudai_store::writer::WriteTx,
     scope: &str,
     key: &str,
     digest: &str,
@@ -668,25 +668,33 @@ pub async fn repay(
     }
     // Daily close (issue #8 items 3–7): the loan is brought up to the day before the
     // value date (penalty interest, days past due, tier, bucket) so the repayment never
-    // meets it stale; a loan closed through that day already is left as it is.
-    let loan = if crate::cob::close_before(
-        &mut tx,
-        state,
-        loan.id,
-        loan.last_closed_on.as_deref(),
-        value_date,
-    )
-    .await?
-    .loans_closed
-        > 0
-    {
-        st::loan_get(&mut *tx, loan.id)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?
-    } else {
-        loan
-    };
+    // meets it stale. A loan closed through that day already, or one the close would not
+    // touch (current, nothing due before that day: most of a book), is left as it is
+    // without running the close's statements.
     let rows = st::installments_of(&mut *tx, loan.id).await?;
+    let stale = value_date
+        .pred_opt()
+        .is_some_and(|through| zhudai_store::cob::loan_needs_close(&loan, &rows, through));
+    let (loan, rows) = if stale
+        && crate::cob::close_before(
+            &mut tx,
+            state,
+            loan.id,
+            loan.last_closed_on.as_deref(),
+            value_date,
+        )
+        .await?
+        .loans_closed
+            > 0
+    {
+        let loan = st::loan_get(&mut *tx, loan.id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?;
+        let rows = st::installments_of(&mut *tx, loan.id).await?;
+        (loan, rows)
+    } else {
+        (loan, rows)
+    };
     let insts = domain_installments(&rows)?;
     let terms = terms_of(&loan)?;
     let posting = servicing::post(
@@ -760,10 +768,18 @@ pub async fn repay(
         prior_state: &prior,
         created_by: &caller.username,
     };
-    let rid = st::repayment_insert(&mut tx, &new, now).await?;
+    let row = st::repayment_insert(&mut tx, &new, now).await?;
+    let rid = row.id;
+    let mut updated = Vec::with_capacity(posting.changes.len());
+    let mut allocations = Vec::with_capacity(posting.changes.len());
     for ch in &posting.changes {
-        let old = &rows[ch.index];
-        let after = &posting.after[ch.index];
+        let old = rows
+            .get(ch.index)
+            .ok_or_else(|| ApiError::Internal("posting names an unknown installment".into()))?;
+        let after = posting
+            .after
+            .get(ch.index)
+            .ok_or_else(|| ApiError::Internal("posting names an unknown installment".into()))?;
         let mut row = old.clone();
         row.principal_due_fen = after.due.principal;
         row.interest_due_fen = after.due.interest;
@@ -775,25 +791,23 @@ pub async fn repay(
         if ch.settles {
             row.settled_on = Some(vd.clone());
         }
-        st::installment_update(&mut tx, &row).await?;
-        st::allocation_insert(
-            &mut tx,
-            &st::AllocationRow {
-                id: 0,
-                repayment_id: rid,
-                installment_id: old.id,
-                principal_fen: ch.paid.principal,
-                interest_fen: ch.paid.interest,
-                fee_fen: ch.paid.fee,
-                penalty_fen: ch.paid.penalty,
-                old_principal_due_fen: ch.new_due.map(|_| old.principal_due_fen),
-                old_interest_due_fen: ch.new_due.map(|_| old.interest_due_fen),
-                old_fee_due_fen: ch.new_due.map(|_| old.fee_due_fen),
-                old_settled_on: old.settled_on.clone(),
-            },
-        )
-        .await?;
+        updated.push(row);
+        allocations.push(st::AllocationRow {
+            id: 0,
+            repayment_id: rid,
+            installment_id: old.id,
+            principal_fen: ch.paid.principal,
+            interest_fen: ch.paid.interest,
+            fee_fen: ch.paid.fee,
+            penalty_fen: ch.paid.penalty,
+            old_principal_due_fen: ch.new_due.map(|_| old.principal_due_fen),
+            old_interest_due_fen: ch.new_due.map(|_| old.interest_due_fen),
+            old_fee_due_fen: ch.new_due.map(|_| old.fee_due_fen),
+            old_settled_on: old.settled_on.clone(),
+        });
     }
+    st::installments_update_many(&mut tx, &updated).await?;
+    st::allocations_insert_many(&mut tx, &allocations).await?;
     let overpaid = loan.overpaid_fen + posting.overpaid.as_fen() - posting.credit_used.as_fen();
     let status = set_state(
         &mut tx,
@@ -821,9 +835,6 @@ pub async fn repay(
         )),
     )
     .await?;
-    let row = st::repayment_get(&mut *tx, rid)
-        .await?
-        .ok_or_else(|| ApiError::Internal("repayment vanished".into()))?;
     let view = repayment_view(&row, status);
     let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
     st::idempotency_complete(
@@ -983,8 +994,13 @@ pub async fn reverse(
             row.fee_due_fen = v;
         }
         row.settled_on = a.old_settled_on.clone();
-        st::installment_update(&mut tx, row).await?;
     }
+    let touched: Vec<st::InstallmentRow> = rows
+        .iter()
+        .filter(|i| allocations.iter().any(|a| a.installment_id == i.id))
+        .cloned()
+        .collect();
+    st::installments_update_many(&mut tx, &touched).await?;
     if !st::repayment_mark_reversed(&mut tx, r.id, entry_id, reason, &caller.username, now).await? {
         return Err(ApiError::Conflict(
             "the repayment is already reversed".into(),

@@ -98,6 +98,7 @@ struct Inner {
     vault: Vault,
     throttle: Throttle,
     blobs: Arc<dyn BlobStore>,
+    access: crate::auth::AccessCache,
 }
 
 /// Cheap to clone; everything inside is shared.
@@ -123,6 +124,7 @@ impl AppState {
             started_at_ms,
             vault,
             throttle: Throttle::default(),
+            access: Default::default(),
         }))
     }
 
@@ -167,6 +169,11 @@ impl AppState {
 
     pub fn throttle(&self) -> &Throttle {
         &self.0.throttle
+    }
+
+    /// Each signed-in user's roles, permissions and clear fields, under the access stamp.
+    pub fn access_cache(&self) -> &crate::auth::AccessCache {
+        &self.0.access
     }
 
     pub fn started_at_ms(&self) -> i64 {

@@ -153,6 +153,64 @@ fn outstanding(a: &str) -> String {
 const ATTENTION: &str = "status IN ('active', 'overdue') \
     AND (status = 'overdue' OR dpd > 0 OR collection_bucket <> 'M0' OR classification <> 'normal' OR classification_floor IS NOT NULL)";
 
+/// Step 1's selection: the ids of the loans in `$1..=$2` a close through `$3` concerns.
+fn selection_sql() -> String {
+    format!(
+        "SELECT id FROM loans WHERE id BETWEEN $1 AND $2 AND {ATTENTION}
+         UNION
+         SELECT loan_id FROM loan_installments
+          WHERE settled_on IS NULL AND loan_id BETWEEN $1 AND $2 AND due_date < $3 AND {}",
+        outstanding("")
+    )
+}
+
+/// The ids of the loans in `first..=last` a close through `date` would work on (step 1),
+/// ascending. [`loan_needs_close`] answers the same question for one loan in hand.
+pub async fn loans_to_close(
+    conn: &mut AnyConnection,
+    first: i64,
+    last: i64,
+    date: NaiveDate,
+) -> Result<Vec<i64>, StoreError> {
+    let mut ids: Vec<i64> = sqlx::query_scalar(&selection_sql())
+        .bind(first)
+        .bind(last)
+        .bind(date.format(DATE).to_string())
+        .fetch_all(&mut *conn)
+        .await?;
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// Whether a close of this one loan through `date` has anything to do: the Rust mirror of
+/// step 1's selection ([`ATTENTION`], or an outstanding installment due before the date).
+/// A write path that has the loan and its installments in hand already asks this first and
+/// skips the close's statements for a current loan with nothing due (most of the book).
+pub fn loan_needs_close(
+    loan: &crate::loans::LoanRow,
+    installments: &[crate::loans::InstallmentRow],
+    date: NaiveDate,
+) -> bool {
+    let open = matches!(loan.status.as_str(), "active" | "overdue");
+    let attention = open
+        && (loan.status == "overdue"
+            || loan.dpd > 0
+            || loan.collection_bucket != "M0"
+            || loan.classification != "normal"
+            || loan.classification_floor.is_some());
+    let d = date.format(DATE).to_string();
+    attention
+        || installments.iter().any(|i| {
+            i.settled_on.is_none()
+                && i.due_date.as_str() < d.as_str()
+                && i.principal_due_fen + i.interest_due_fen + i.fee_due_fen + i.penalty_accrued_fen
+                    > i.principal_paid_fen
+                        + i.interest_paid_fen
+                        + i.fee_paid_fen
+                        + i.penalty_paid_fen
+        })
+}
+
 async fn exec(conn: &mut AnyConnection, sql: &str) -> Result<u64, StoreError> {
     Ok(sqlx::query(sql).execute(&mut *conn).await?.rows_affected())
 }
@@ -200,12 +258,8 @@ pub async fn close_range(
     prepare_work(conn).await?;
     // 1. The loans this date concerns.
     sqlx::query(&format!(
-        "INSERT INTO cob_work (loan_id)
-         SELECT id FROM loans WHERE id BETWEEN $1 AND $2 AND {ATTENTION}
-         UNION
-         SELECT loan_id FROM loan_installments
-          WHERE settled_on IS NULL AND loan_id BETWEEN $1 AND $2 AND due_date < $3 AND {}",
-        outstanding("")
+        "INSERT INTO cob_work (loan_id) {}",
+        selection_sql()
     ))
     .bind(first)
     .bind(last)

@@ -9,7 +9,7 @@
 use crate::error::StoreError;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Row};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Once};
@@ -222,7 +222,7 @@ impl Default for StoreOptions {
 pub struct Store {
     backend: Backend,
     read: AnyPool,
-    write: AnyPool,
+    write: crate::writer::Writer,
     location: String,
     /// SQLite in `SqliteSync::Group` mode.
     group: Option<Arc<GroupSync>>,
@@ -252,7 +252,7 @@ impl Store {
                 Ok(Store {
                     backend: Backend::Postgres,
                     read: pool.clone(),
-                    write: pool,
+                    write: crate::writer::Writer::Pool(pool),
                     location: location.redacted(),
                     group: None,
                 })
@@ -292,6 +292,10 @@ impl Store {
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
+                // A connection to a local file does not go stale while idle, and the
+                // release already pings it: skip the second round trip to the
+                // connection's thread on every acquire (it sits on the writer's path).
+                .test_before_acquire(false)
                 .after_connect(move |conn, _meta| {
                     let pragmas = pragmas.clone();
                     Box::pin(async move {
@@ -306,8 +310,23 @@ impl Store {
             backend: "SQLite",
             reason: format!("{} ({e})", path.display()),
         };
-        // The writer first: it creates the file and switches it to WAL.
-        let write = make(1, 262_144).connect(&url).await.map_err(connect_err)?;
+        // The writer first: it creates the file and switches it to WAL. One connection,
+        // owned behind a mutex rather than pooled (see `writer`).
+        let mut write_conn = <AnyConnection as sqlx::Connection>::connect(&url)
+            .await
+            .map_err(connect_err)?;
+        for pragma in pragmas
+            .iter()
+            .chain(std::iter::once(&"PRAGMA cache_size=-262144".to_owned()))
+        {
+            sqlx::Executor::execute(&mut write_conn, pragma.as_str())
+                .await
+                .map_err(connect_err)?;
+        }
+        let write = crate::writer::Writer::Sqlite(Arc::new(crate::writer::SqliteWriter::new(
+            write_conn,
+            opts.acquire_timeout,
+        )));
         let read = make(opts.max_connections.max(2), 65_536)
             .connect(&url)
             .await
@@ -346,16 +365,17 @@ impl Store {
         &self.read
     }
 
-    /// The pool for writes and transactions that write.
-    pub fn writer(&self) -> &AnyPool {
+    /// Where writes go: an [`Executor`](sqlx::Executor) for single statements, and
+    /// [`Writer::acquire`](crate::writer::Writer::acquire) for several.
+    pub fn writer(&self) -> &crate::writer::Writer {
         self.note_write();
         &self.write
     }
 
     /// Starts a write transaction.
-    pub async fn begin(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+    pub async fn begin(&self) -> Result<crate::writer::WriteTx, StoreError> {
         self.note_write();
-        Ok(self.write.begin().await?)
+        self.write.begin().await
     }
 
     fn note_write(&self) {

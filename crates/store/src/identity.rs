@@ -11,7 +11,7 @@ use crate::db::Store;
 use crate::error::StoreError;
 use serde::Serialize;
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -396,7 +396,7 @@ fn not_found_unless(affected: u64) -> Result<(), StoreError> {
 }
 
 async fn replace_strings(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut crate::writer::WriteTx,
     table: &str,
     column: &str,
     role_id: i64,
@@ -420,7 +420,7 @@ async fn replace_strings(
 }
 
 async fn replace_user_roles(
-    tx: &mut Transaction<'static, Any>,
+    tx: &mut crate::writer::WriteTx,
     user_id: i64,
     role_ids: &[i64],
 ) -> Result<(), StoreError> {
@@ -951,6 +951,35 @@ impl Store {
         row.as_ref().map(session_from_row).transpose()
     }
 
+    /// [`session_by_token_hash`](Self::session_by_token_hash) with the current access
+    /// stamp (see migration 0017) read in the same statement: a per-user cache of roles
+    /// and permissions is valid while the stamp is unchanged.
+    pub async fn session_by_token_hash_stamped(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(Session, i64)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {SESSION_COLUMNS}, (SELECT n FROM access_stamp WHERE id = 1) AS access_stamp
+             FROM sessions WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.reader())
+        .await?;
+        match row {
+            Some(r) => Ok(Some((session_from_row(&r)?, r.try_get("access_stamp")?))),
+            None => Ok(None),
+        }
+    }
+
+    /// The access stamp alone (see [`session_by_token_hash_stamped`](Self::session_by_token_hash_stamped)).
+    pub async fn access_stamp(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT n FROM access_stamp WHERE id = 1")
+                .fetch_one(self.reader())
+                .await?,
+        )
+    }
+
     /// Moves `last_seen_ms` forward (never back); false when the session is revoked or
     /// gone (or `now_ms` is before its last sighting).
     pub async fn session_touch(&self, id: i64, now_ms: i64) -> Result<bool, StoreError> {
@@ -1057,6 +1086,24 @@ impl Store {
         .fetch_optional(self.reader())
         .await?;
         row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// [`api_token_by_hash`](Self::api_token_by_hash) with the access stamp.
+    pub async fn api_token_by_hash_stamped(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<(ApiToken, i64)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS}, (SELECT n FROM access_stamp WHERE id = 1) AS access_stamp
+             FROM api_tokens WHERE token_hash = $1"
+        ))
+        .bind(token_hash)
+        .fetch_optional(self.reader())
+        .await?;
+        match row {
+            Some(r) => Ok(Some((token_from_row(&r)?, r.try_get("access_stamp")?))),
+            None => Ok(None),
+        }
     }
 
     /// All tokens of a user, newest first.

@@ -48,6 +48,7 @@ pub mod staff;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod workflow;
+pub mod writer;
 // Risk warnings (issue #7 item 3).
 pub mod warnings;
 

@@ -529,6 +529,63 @@ pub async fn installment_update(
     Ok(())
 }
 
+/// [`installment_update`] for several installments in one statement per 100 rows (an
+/// early repayment rewrites the whole remaining schedule; one round trip per row would
+/// hold the writer that much longer).
+pub async fn installments_update_many(
+    conn: &mut AnyConnection,
+    rows: &[InstallmentRow],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(100) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let b = r * 9;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9
+                )
+            })
+            .collect();
+        // VALUES columns are named column1… on both databases.
+        let sql = format!(
+            "UPDATE loan_installments SET principal_due_fen = v.column2, interest_due_fen = v.column3,
+                fee_due_fen = v.column4, principal_paid_fen = v.column5, interest_paid_fen = v.column6,
+                fee_paid_fen = v.column7, penalty_paid_fen = v.column8, settled_on = v.column9
+               FROM (VALUES {}) AS v WHERE loan_installments.id = v.column1",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for i in chunk {
+            q = q
+                .bind(i.id)
+                .bind(i.principal_due_fen)
+                .bind(i.interest_due_fen)
+                .bind(i.fee_due_fen)
+                .bind(i.principal_paid_fen)
+                .bind(i.interest_paid_fen)
+                .bind(i.fee_paid_fen)
+                .bind(i.penalty_paid_fen)
+                .bind(i.settled_on.as_deref());
+        }
+        let n = q.execute(&mut *conn).await?.rows_affected();
+        if n != chunk.len() as u64 {
+            return Err(StoreError::Invalid(format!(
+                "{n} of {} installments updated: an installment id is unknown",
+                chunk.len()
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A loan's state after a posting.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoanState<'a> {
@@ -571,18 +628,20 @@ pub async fn loan_set_state(
     Ok(())
 }
 
+/// Inserts a repayment and returns the stored row (one round trip: the caller answers
+/// with it).
 pub async fn repayment_insert(
     conn: &mut AnyConnection,
     r: &NewRepayment<'_>,
     now_ms: i64,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
+) -> Result<RepaymentRow, StoreError> {
+    let row = sqlx::query(&format!(
         "INSERT INTO repayments (ref, loan_id, kind, amount_fen, value_date, payer_name, third_party, payer_relation,
             channel, external_ref, principal_fen, interest_fen, fee_fen, penalty_fen, overpaid_fen, credit_used_fen,
             entry_id, prior_state, created_by, created_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-         RETURNING id",
-    )
+         RETURNING {REPAYMENT_COLUMNS}"
+    ))
     .bind(r.ref_)
     .bind(r.loan_id)
     .bind(r.kind)
@@ -604,7 +663,8 @@ pub async fn repayment_insert(
     .bind(r.created_by)
     .bind(now_ms)
     .fetch_one(&mut *conn)
-    .await?)
+    .await?;
+    repayment_row(&row)
 }
 
 /// Records what a repayment did to one installment.
@@ -630,6 +690,56 @@ pub async fn allocation_insert(
     .bind(a.old_settled_on.as_deref())
     .execute(&mut *conn)
     .await?;
+    Ok(())
+}
+
+/// [`allocation_insert`] for several rows in one statement per 100 rows, in order (ids
+/// ascend in slice order).
+pub async fn allocations_insert_many(
+    conn: &mut AnyConnection,
+    rows: &[AllocationRow],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(100) {
+        let values: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let b = r * 10;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6,
+                    b + 7,
+                    b + 8,
+                    b + 9,
+                    b + 10
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO repayment_allocations (repayment_id, installment_id, principal_fen, interest_fen, fee_fen,
+                penalty_fen, old_principal_due_fen, old_interest_due_fen, old_fee_due_fen, old_settled_on)
+             VALUES {}",
+            values.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for a in chunk {
+            q = q
+                .bind(a.repayment_id)
+                .bind(a.installment_id)
+                .bind(a.principal_fen)
+                .bind(a.interest_fen)
+                .bind(a.fee_fen)
+                .bind(a.penalty_fen)
+                .bind(a.old_principal_due_fen)
+                .bind(a.old_interest_due_fen)
+                .bind(a.old_fee_due_fen)
+                .bind(a.old_settled_on.as_deref());
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

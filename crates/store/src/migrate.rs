@@ -124,6 +124,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "risk_warnings_limits",
         sql: include_str!("../migrations/0016_risk_warnings_limits.sql"),
     },
+    // The access stamp: per-user permission caches are checked against it (issue #3).
+    Migration {
+        version: 17,
+        name: "access_stamp",
+        sql: include_str!("../migrations/0017_access_stamp.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"
@@ -234,7 +240,7 @@ impl Store {
 
     async fn migrate_locked(
         &self,
-        conn: &mut sqlx::pool::PoolConnection<sqlx::Any>,
+        conn: &mut crate::writer::WriteConn,
     ) -> Result<MigrationReport, StoreError> {
         sqlx::raw_sql(
             "CREATE TABLE IF NOT EXISTS zhudai_migrations (

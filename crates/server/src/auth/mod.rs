@@ -192,70 +192,73 @@ async fn resolve(
         (None, None) => return Ok(Err(Unauthenticated::None)),
     };
     let hash = token_hash(&token);
-    let (user_id, auth, scopes) = if let Some(session) = store.session_by_token_hash(&hash).await? {
-        if !session.is_active(now, policy.idle_timeout_ms()) {
-            return Ok(Err(Unauthenticated::Invalid(
-                "the session has expired or was signed out; sign in again",
-            )));
-        }
-        if now - session.last_seen_ms > 30_000 {
-            store.session_touch(session.id, now).await?;
-        }
-        let auth = if from_cookie {
-            AuthKind::Cookie {
-                session_id: session.id,
+    let (user_id, auth, scopes, stamp) =
+        if let Some((session, stamp)) = store.session_by_token_hash_stamped(&hash).await? {
+            if !session.is_active(now, policy.idle_timeout_ms()) {
+                return Ok(Err(Unauthenticated::Invalid(
+                    "the session has expired or was signed out; sign in again",
+                )));
+            }
+            if now - session.last_seen_ms > 30_000 {
+                store.session_touch(session.id, now).await?;
+            }
+            let auth = if from_cookie {
+                AuthKind::Cookie {
+                    session_id: session.id,
+                }
+            } else {
+                AuthKind::SessionBearer {
+                    session_id: session.id,
+                }
+            };
+            (session.user_id, auth, None, stamp)
+        } else if !from_cookie {
+            match store.api_token_by_hash_stamped(&hash).await? {
+                Some((t, stamp)) if t.is_usable(now) => {
+                    if t.last_used_ms.is_none_or(|l| now - l > 30_000) {
+                        store.api_token_touch(t.id, now).await?;
+                    }
+                    (
+                        t.user_id,
+                        AuthKind::ApiToken { token_id: t.id },
+                        Some(t.scopes),
+                        stamp,
+                    )
+                }
+                Some(_) => {
+                    return Ok(Err(Unauthenticated::Invalid(
+                        "the API token has expired or was revoked",
+                    )))
+                }
+                None => {
+                    return Ok(Err(Unauthenticated::Invalid(
+                        "the credentials are not valid; sign in again",
+                    )))
+                }
             }
         } else {
-            AuthKind::SessionBearer {
-                session_id: session.id,
-            }
+            return Ok(Err(Unauthenticated::Invalid(
+                "the session is not valid; sign in again",
+            )));
         };
-        (session.user_id, auth, None)
-    } else if !from_cookie {
-        match store.api_token_by_hash(&hash).await? {
-            Some(t) if t.is_usable(now) => {
-                if t.last_used_ms.is_none_or(|l| now - l > 30_000) {
-                    store.api_token_touch(t.id, now).await?;
-                }
-                (
-                    t.user_id,
-                    AuthKind::ApiToken { token_id: t.id },
-                    Some(t.scopes),
-                )
-            }
-            Some(_) => {
-                return Ok(Err(Unauthenticated::Invalid(
-                    "the API token has expired or was revoked",
-                )))
-            }
-            None => {
-                return Ok(Err(Unauthenticated::Invalid(
-                    "the credentials are not valid; sign in again",
-                )))
-            }
-        }
-    } else {
-        return Ok(Err(Unauthenticated::Invalid(
-            "the session is not valid; sign in again",
-        )));
-    };
-    let Some(user) = store.user_by_id(user_id).await? else {
+    let Some(access) = state.access_cache().get(store, user_id, stamp).await? else {
         return Ok(Err(Unauthenticated::Invalid(
             "the account no longer exists",
         )));
     };
+    let user = &access.user;
     if user.status != zhudai_store::identity::UserStatus::Active {
         return Ok(Err(Unauthenticated::Invalid(
             "the account is locked or disabled",
         )));
     }
-    let roles = store.user_roles(user.id).await?;
-    let mut permissions = store.user_permissions(user.id).await?;
+    let roles = &access.roles;
+    let mut permissions = access.permissions.clone();
     if let Some(scopes) = scopes {
         // An API token carries at most the permissions named in its scopes.
         permissions.retain(|p| scopes.iter().any(|s| s == p));
     }
-    let clear_fields = store.user_field_access(user.id).await?;
+    let clear_fields = access.clear_fields.clone();
     let scope = roles
         .iter()
         .map(|r| r.data_scope)
@@ -267,10 +270,10 @@ async fn resolve(
     let csrf = matches!(auth, AuthKind::Cookie { .. }).then(|| csrf_for(&token));
     Ok(Ok(Caller {
         user_id: user.id,
-        username: user.username,
-        display_name: user.display_name,
+        username: user.username.clone(),
+        display_name: user.display_name.clone(),
         org_unit_id: user.org_unit_id,
-        roles: roles.into_iter().map(|r| r.code).collect(),
+        roles: roles.iter().map(|r| r.code.clone()).collect(),
         permissions,
         clear_fields,
         scope,
@@ -278,6 +281,66 @@ async fn resolve(
         csrf,
         needs_2fa_enrolment,
     }))
+}
+
+/// What a user may do, as the database said under one access stamp.
+#[derive(Debug)]
+pub struct UserAccess {
+    pub user: zhudai_store::identity::User,
+    pub roles: Vec<zhudai_store::identity::Role>,
+    pub permissions: BTreeSet<String>,
+    pub clear_fields: BTreeSet<String>,
+}
+
+/// Per-user [`UserAccess`], valid while the database's access stamp is unchanged.
+///
+/// Every request reads the stamp with its session (one statement); triggers bump it on
+/// any change to users, roles, role assignments, permissions or field rules, from any
+/// instance, so a hit is never staler than the request's own read. Loading after the
+/// stamp was read means the cached value is at least as new as its stamp.
+#[derive(Debug, Default)]
+pub struct AccessCache {
+    map: std::sync::Mutex<std::collections::HashMap<i64, (i64, std::sync::Arc<UserAccess>)>>,
+}
+
+impl AccessCache {
+    /// Staff accounts number in the thousands; past this the cache starts over.
+    const MAX_USERS: usize = 50_000;
+
+    pub async fn get(
+        &self,
+        store: &zhudai_store::Store,
+        user_id: i64,
+        stamp: i64,
+    ) -> Result<Option<std::sync::Arc<UserAccess>>, ApiError> {
+        if let Ok(map) = self.map.lock() {
+            if let Some((s, a)) = map.get(&user_id) {
+                if *s == stamp {
+                    return Ok(Some(a.clone()));
+                }
+            }
+        }
+        let Some(user) = store.user_by_id(user_id).await? else {
+            return Ok(None);
+        };
+        let access = std::sync::Arc::new(UserAccess {
+            roles: store.user_roles(user.id).await?,
+            permissions: store.user_permissions(user.id).await?,
+            clear_fields: store.user_field_access(user.id).await?,
+            user,
+        });
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= Self::MAX_USERS {
+                map.clear();
+            }
+            // Keep the newer of two concurrent loads.
+            let keep = map.get(&user_id).is_none_or(|(s, _)| *s <= stamp);
+            if keep {
+                map.insert(user_id, (stamp, access.clone()));
+            }
+        }
+        Ok(Some(access))
+    }
 }
 
 /// Routes a signed-in user who must still enrol in two-factor may use.

@@ -40,7 +40,7 @@ use zhudai_store::customers::{
 };
 use zhudai_store::imports::{self as db, ImportCounts, ImportError};
 use zhudai_store::keys::SubjectDek;
-use zhudai_store::sqlx::{Any, AnyConnection, Transaction};
+use zhudai_store::sqlx::AnyConnection;
 use zhudai_store::{Store, StoreError};
 
 /// Rows per batch (one transaction each in lenient mode).
@@ -783,7 +783,7 @@ impl Engine {
         // Stage 3 here.
         let mut counts = start;
         let mut errors = Vec::new();
-        let mut single: Option<Transaction<'static, Any>> = match mode {
+        let mut single: Option<zhudai_store::writer::WriteTx> = match mode {
             Mode::Single => Some(self.store.begin().await?),
             _ => None,
         };

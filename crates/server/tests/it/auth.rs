@@ -10,7 +10,8 @@ zhudai_store::on_both!(
     lockout_after_repeated_failures,
     csrf_expiry_and_forgery,
     bad_input_writes_only_audit,
-    separation_of_duties_on_user_creation
+    separation_of_duties_on_user_creation,
+    access_changes_take_effect_on_the_next_request
 );
 
 async fn audit_count(db: &TestDb, action: &str) -> i64 {
@@ -347,4 +348,58 @@ async fn separation_of_duties_on_user_creation(db: &TestDb) {
         0
     );
     app.stop().await;
+}
+
+/// Roles and permissions are cached per user under the database's access stamp; a
+/// change made anywhere (here: plain SQL, as another server instance would) must decide
+/// the very next request: a removed permission, a restored one, a locked account.
+async fn access_changes_take_effect_on_the_next_request(db: &TestDb) {
+    let app = TestApp::start(db).await;
+    let user = app.user_with_role("customer_manager").await;
+    let (token, _) = app.login(&user).await;
+    let client = reqwest::Client::new();
+    let get = || async {
+        client
+            .get(app.url("/api/v1/customers"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get().await, 200);
+    assert_eq!(get().await, 200, "served from the cache");
+    let role_id: i64 =
+        zhudai_store::sqlx::query_scalar("SELECT id FROM roles WHERE code = 'customer_manager'")
+            .fetch_one(db.store.reader())
+            .await
+            .unwrap();
+    let stamp = db.store.access_stamp().await.unwrap();
+    zhudai_store::sqlx::query(
+        "DELETE FROM role_permissions WHERE role_id = $1 AND permission = 'customer.read'",
+    )
+    .bind(role_id)
+    .execute(db.store.writer())
+    .await
+    .unwrap();
+    assert!(
+        db.store.access_stamp().await.unwrap() > stamp,
+        "the trigger bumps the stamp"
+    );
+    assert_eq!(get().await, 403, "the removed permission no longer admits");
+    zhudai_store::sqlx::query(
+        "INSERT INTO role_permissions (role_id, permission) VALUES ($1, 'customer.read')",
+    )
+    .bind(role_id)
+    .execute(db.store.writer())
+    .await
+    .unwrap();
+    assert_eq!(get().await, 200, "the restored permission admits again");
+    zhudai_store::sqlx::query("UPDATE users SET status = 'locked' WHERE username = $1")
+        .bind(&user)
+        .execute(db.store.writer())
+        .await
+        .unwrap();
+    assert_eq!(get().await, 401, "a locked account is refused at once");
 }

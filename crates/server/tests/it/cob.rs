@@ -16,6 +16,7 @@ zhudai_store::on_both!(
     close_matches_hand_computed_figures,
     crash_and_rerun_equal_one_clean_run_and_duckdb_agrees,
     close_reports_overdue_loans_to_the_warning_rules,
+    the_rust_test_for_a_needed_close_agrees_with_the_close_selection,
 );
 
 pub fn d(s: &str) -> NaiveDate {
@@ -858,4 +859,45 @@ async fn close_reports_overdue_loans_to_the_warning_rules(db: &TestDb) {
     assert_eq!(events(store.clone()).await.len(), 1);
     assert_eq!(warnings(store.clone()).await, opened);
     verify(store).await;
+}
+
+/// A repayment skips the on-demand close when `loan_needs_close` says there is nothing to
+/// do; that is only sound if it picks exactly the loans the close's own SQL selects.
+async fn the_rust_test_for_a_needed_close_agrees_with_the_close_selection(db: &TestDb) {
+    let app = TestApp::start(db).await;
+    let sum = book(&app, 300, 5).await;
+    let store = app.state.store();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM loans ORDER BY id")
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+    assert_eq!(ids.len() as u64, sum.loans);
+    let (first, last) = (ids[0], ids[ids.len() - 1]);
+    // Before the book's date, on it, and months later (most of the book falls due).
+    for date in ["2026-06-01", "2026-11-28", "2026-11-29", "2027-03-15"] {
+        let mut tx = store.begin().await.unwrap();
+        let by_sql = zhudai_store::cob::loans_to_close(&mut tx, first, last, d(date))
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        let mut by_rust = Vec::new();
+        for &id in &ids {
+            if zhudai_store::cob::loan_needs_close(
+                &loan(store, id).await,
+                &insts(store, id).await,
+                d(date),
+            ) {
+                by_rust.push(id);
+            }
+        }
+        assert_eq!(by_rust, by_sql, "{date}");
+        // Neither side is trivially empty or full on the book's own date.
+        if date == "2026-11-29" {
+            assert!(
+                !by_sql.is_empty() && by_sql.len() < ids.len(),
+                "{}",
+                by_sql.len()
+            );
+        }
+    }
 }
