@@ -17,6 +17,7 @@ use zhudai_domain::ledger::{Account, Entry, EntryBuilder, EntryKind};
 use zhudai_domain::money::Fen;
 use zhudai_domain::schedule::{LoanTerms, RepaymentMethod};
 use zhudai_domain::servicing::{self, Amounts, Installment, RepaymentKind, Request};
+use zhudai_store::batch::Batch;
 use zhudai_store::loans::{self as st, Claim, InstallmentRow, LoanRow, LoanState};
 use zhudai_store::{sqlx, StoreError};
 
@@ -221,14 +222,27 @@ async fn insert_entry(
     by: &str,
     now_ms: i64,
 ) -> Result<i64, StoreError> {
+    let (e, lines) = entry_parts(entry, loan_id, funder, business_date, reverses, memo, by);
+    st::entry_insert(conn, &e, &lines, now_ms).await
+}
+
+/// A balanced entry as the store's rows: the entry and its lines.
+fn entry_parts<'a>(
+    entry: &'a Entry,
+    loan_id: i64,
+    funder: &'a str,
+    business_date: &'a str,
+    reverses: Option<i64>,
+    memo: &'a str,
+    by: &'a str,
+) -> (st::NewEntry<'a>, Vec<st::NewLine<'a>>) {
     let lines: Vec<st::NewLine> = entry
         .lines()
         .iter()
         .map(|l| (l.account.code(), l.debit_fen(), l.credit_fen()))
         .collect();
-    st::entry_insert(
-        conn,
-        &st::NewEntry {
+    (
+        st::NewEntry {
             kind: entry.kind().code(),
             loan_id: Some(loan_id),
             funder_code: Some(funder),
@@ -237,10 +251,8 @@ async fn insert_entry(
             memo: Some(memo),
             created_by: Some(by),
         },
-        &lines,
-        now_ms,
+        lines,
     )
-    .await
 }
 
 // ---------------------------------------------------------------------------------------
@@ -465,7 +477,15 @@ async fn claim(
     digest: &str,
     now_ms: i64,
 ) -> Result<Claimed, ApiError> {
-    match st::idempotency_claim(tx, scope, key, digest, now_ms).await? {
+    claimed(
+        st::idempotency_claim(tx, scope, key, digest, now_ms).await?,
+        digest,
+    )
+}
+
+/// What a claim of a key means for the request with `digest`.
+fn claimed(claim: Claim, digest: &str) -> Result<Claimed, ApiError> {
+    match claim {
         Claim::New => Ok(Claimed::New),
         Claim::Existing {
             request_digest,
@@ -629,16 +649,31 @@ pub async fn repay(
         return Err(ApiError::Validation(errors));
     };
     let now = state.now_ms();
+    // Four round trips to the database on SQLite (see `zhudai_store::batch`): (1) claim
+    // the key, lock the loan, read its last repayment and installments; (2) the journal
+    // entry and the audit head; (3) the entry's lines, the repayment, the schedule and
+    // the loan's state; (4) the allocations, the audit record, the key's response and
+    // COMMIT.
     let mut tx = state.store().begin().await?;
-    if let Claimed::Replay(view) = claim(&mut tx, "loan.repayment", key, &digest, now).await? {
+    let mut b = Batch::new();
+    b.extend(st::idempotency_claim_stmts(
+        "loan.repayment",
+        key,
+        &digest,
+        now,
+    ));
+    b.push(st::loan_lock_stmt(loan.id));
+    b.push(st::last_posted_repayment_stmt(loan.id));
+    b.push(st::installments_of_stmt(loan.id));
+    let r = b.run(&mut tx).await?;
+    if let Claimed::Replay(view) = claimed(st::claim_from_rows(&r[0], &r[1])?, &digest)? {
         tx.rollback().await?;
         return Ok(Posted {
             view,
             replayed: true,
         });
     }
-    let loan = st::loan_lock(&mut tx, loan.id)
-        .await?
+    let loan = st::loan_from_rows(&r[2])?
         .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?;
     let disbursed = date(&loan.disbursed_on)?;
     if value_date < disbursed {
@@ -648,7 +683,7 @@ pub async fn repay(
             format!("the loan was disbursed on {disbursed}"),
         ));
     }
-    if let Some(last) = st::last_posted_repayment(&mut *tx, loan.id).await? {
+    if let Some(last) = st::repayment_from_rows(&r[3])? {
         if value_date.format(DATE).to_string() < last.value_date {
             errors.push(FieldError::new(
                 "value_date",
@@ -666,12 +701,12 @@ pub async fn repay(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
+    let rows = st::installments_from_rows(&r[4])?;
     // Daily close (issue #8 items 3–7): the loan is brought up to the day before the
     // value date (penalty interest, days past due, tier, bucket) so the repayment never
     // meets it stale. A loan closed through that day already, or one the close would not
     // touch (current, nothing due before that day: most of a book), is left as it is
     // without running the close's statements.
-    let rows = st::installments_of(&mut *tx, loan.id).await?;
     let stale = value_date
         .pred_opt()
         .is_some_and(|through| zhudai_store::cob::loan_needs_close(&loan, &rows, through));
@@ -687,11 +722,13 @@ pub async fn repay(
         .loans_closed
             > 0
     {
-        let loan = st::loan_get(&mut *tx, loan.id)
-            .await?
+        let mut b = Batch::new();
+        b.push(st::loan_lock_stmt(loan.id));
+        b.push(st::installments_of_stmt(loan.id));
+        let r = b.run(&mut tx).await?;
+        let loan = st::loan_from_rows(&r[0])?
             .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?;
-        let rows = st::installments_of(&mut *tx, loan.id).await?;
-        (loan, rows)
+        (loan, st::installments_from_rows(&r[1])?)
     } else {
         (loan, rows)
     };
@@ -712,18 +749,23 @@ pub async fn repay(
     let entry = posting.entry().map_err(ApiError::internal)?;
     let vd = value_date.format(DATE).to_string();
     let rref = uuid::Uuid::now_v7().to_string();
-    let entry_id = insert_entry(
-        &mut tx,
+    let memo = format!("repayment {rref} ({})", kind.code());
+    let (new_entry, lines) = entry_parts(
         &entry,
         loan.id,
         &loan.funder_code,
         &vd,
         None,
-        &format!("repayment {rref} ({})", kind.code()),
+        &memo,
         &caller.username,
-        now,
-    )
-    .await?;
+    );
+    // (2) The entry's id, and the audit head (the record needs the repayment's id).
+    let mut b = Batch::new();
+    b.push(st::entry_stmt(&new_entry, now));
+    b.push(zhudai_store::audit::head_advance_stmt());
+    let r = b.run(&mut tx).await?;
+    let entry_id = st::entry_id_from_rows(&r[0])?;
+    let audit_head = &r[1];
     let prior = serde_json::json!({
         "status": loan.status,
         "dpd": loan.dpd,
@@ -768,10 +810,7 @@ pub async fn repay(
         prior_state: &prior,
         created_by: &caller.username,
     };
-    let row = st::repayment_insert(&mut tx, &new, now).await?;
-    let rid = row.id;
     let mut updated = Vec::with_capacity(posting.changes.len());
-    let mut allocations = Vec::with_capacity(posting.changes.len());
     for ch in &posting.changes {
         let old = rows
             .get(ch.index)
@@ -792,7 +831,31 @@ pub async fn repay(
             row.settled_on = Some(vd.clone());
         }
         updated.push(row);
-        allocations.push(st::AllocationRow {
+    }
+    let overpaid = loan.overpaid_fen + posting.overpaid.as_fen() - posting.credit_used.as_fen();
+    let (state_stmt, status) = loan_state_stmt(
+        &loan,
+        &posting.after,
+        overpaid,
+        posting.paid_off.then_some(vd.as_str()),
+        today,
+        now,
+    );
+    // (3) Lines, repayment, schedule, loan.
+    let mut b = Batch::new();
+    b.extend(st::lines_stmts(entry_id, &new_entry, &lines));
+    let ri = b.push(st::repayment_insert_stmt(&new, now));
+    b.extend(st::installments_update_stmts(&updated));
+    b.push(state_stmt);
+    let r = b.run(&mut tx).await?;
+    let row = st::repayment_from_rows(&r[ri])?
+        .ok_or_else(|| ApiError::Internal("the repayment insert returned no row".into()))?;
+    let rid = row.id;
+    let allocations: Vec<st::AllocationRow> = posting
+        .changes
+        .iter()
+        .filter_map(|ch| rows.get(ch.index).map(|old| (ch, old)))
+        .map(|(ch, old)| st::AllocationRow {
             id: 0,
             repayment_id: rid,
             installment_id: old.id,
@@ -804,23 +867,10 @@ pub async fn repay(
             old_interest_due_fen: ch.new_due.map(|_| old.interest_due_fen),
             old_fee_due_fen: ch.new_due.map(|_| old.fee_due_fen),
             old_settled_on: old.settled_on.clone(),
-        });
-    }
-    st::installments_update_many(&mut tx, &updated).await?;
-    st::allocations_insert_many(&mut tx, &allocations).await?;
-    let overpaid = loan.overpaid_fen + posting.overpaid.as_fen() - posting.credit_used.as_fen();
-    let status = set_state(
-        &mut tx,
-        &loan,
-        &posting.after,
-        overpaid,
-        posting.paid_off.then_some(vd.as_str()),
-        today,
-        now,
-    )
-    .await?;
-    zhudai_store::audit::append(
-        &mut tx,
+        })
+        .collect();
+    let record = zhudai_store::audit::seal_after(
+        audit_head,
         &audit_draft(caller, now, "loan.repayment", format!("loan:{}", loan.id)).reason(format!(
             "repayment:{rid} {} {} yuan value {} payer {}{}",
             kind.code(),
@@ -833,20 +883,21 @@ pub async fn repay(
                 ""
             }
         )),
-    )
-    .await?;
+    )?;
     let view = repayment_view(&row, status);
     let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
-    st::idempotency_complete(
-        &mut tx,
+    // (4) Allocations, audit record, the key's response, COMMIT.
+    let mut b = Batch::new();
+    b.extend(st::allocations_insert_stmts(&allocations));
+    b.extend(zhudai_store::audit::record_stmts(&record));
+    b.push(st::idempotency_complete_stmt(
         "loan.repayment",
         key,
         201,
         &body,
         Some(&format!("repayment:{rid}")),
-    )
-    .await?;
-    tx.commit().await?;
+    ));
+    tx.commit_with(b).await?;
     Ok(Posted {
         view,
         replayed: false,
@@ -864,6 +915,20 @@ async fn set_state(
     today: NaiveDate,
     now: i64,
 ) -> Result<&'static str, ApiError> {
+    let (stmt, status) = loan_state_stmt(loan, after, overpaid, closed_on, today, now);
+    stmt.fetch_all(conn).await?;
+    Ok(status)
+}
+
+/// [`set_state`] as a statement, with the status it stores.
+fn loan_state_stmt(
+    loan: &LoanRow,
+    after: &[Installment],
+    overpaid: i64,
+    closed_on: Option<&str>,
+    today: NaiveDate,
+    now: i64,
+) -> (zhudai_store::batch::Stmt, &'static str) {
     let out = servicing::outstanding(after);
     let paid_off = after.iter().all(Installment::is_settled);
     let del = servicing::delinquency(after, today);
@@ -875,8 +940,7 @@ async fn set_state(
         "active"
     };
     let since = del.overdue_since.map(|d| d.format(DATE).to_string());
-    st::loan_set_state(
-        conn,
+    let stmt = st::loan_set_state_stmt(
         loan.id,
         &LoanState {
             status,
@@ -890,9 +954,8 @@ async fn set_state(
             closed_on: if paid_off { closed_on } else { None },
         },
         now,
-    )
-    .await?;
-    Ok(status)
+    );
+    (stmt, status)
 }
 
 /// Reverses the newest posted repayment of a loan: the mirror entry of its journal

@@ -178,13 +178,32 @@ pub async fn append(
     conn: &mut AnyConnection,
     draft: &AuditDraft,
 ) -> Result<AuditRecord, StoreError> {
-    let head = sqlx::query("UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash")
-        .fetch_optional(&mut *conn)
-        .await?
+    let head = head_advance_stmt().fetch_all(conn).await?;
+    let record = seal_after(&head, draft)?;
+    // The record and the new head in one round trip on SQLite.
+    let mut b = crate::batch::Batch::new();
+    b.extend(record_stmts(&record));
+    b.run(conn).await?;
+    Ok(record)
+}
+
+/// The first half of [`append`] as a statement: takes the next sequence number and the
+/// previous hash (and, on PostgreSQL, the head row's lock until the transaction ends).
+pub fn head_advance_stmt() -> crate::batch::Stmt {
+    crate::batch::Stmt::new(
+        "UPDATE audit_head SET seq = seq + 1 WHERE id = 1 RETURNING seq, hash",
+        Vec::new(),
+    )
+}
+
+/// The record `draft` becomes under the head returned by [`head_advance_stmt`].
+pub fn seal_after(head: &[AnyRow], draft: &AuditDraft) -> Result<AuditRecord, StoreError> {
+    let head = head
+        .first()
         .ok_or_else(|| StoreError::Invalid("the audit_head row is missing".into()))?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
-    let record = AuditRecord {
+    Ok(AuditRecord {
         seq,
         at_ms: draft.at_ms,
         actor: draft.actor.clone(),
@@ -199,30 +218,37 @@ pub async fn append(
         prev_hash: String::new(),
         hash: String::new(),
     }
-    .seal(&prev_hash);
-    sqlx::query(&format!(
-        "INSERT INTO audit_log ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-    ))
-    .bind(record.seq)
-    .bind(record.at_ms)
-    .bind(record.actor.as_deref())
-    .bind(record.role.as_deref())
-    .bind(record.source_ip.as_deref())
-    .bind(record.request_id.as_deref())
-    .bind(record.action.as_str())
-    .bind(record.target.as_deref())
-    .bind(record.outcome.as_str())
-    .bind(record.reason.as_deref())
-    .bind(record.change_digest.as_deref())
-    .bind(record.prev_hash.as_str())
-    .bind(record.hash.as_str())
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query("UPDATE audit_head SET hash = $1 WHERE id = 1")
-        .bind(record.hash.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(record)
+    .seal(&prev_hash))
+}
+
+/// The second half of [`append`]: the sealed record's row and the head's new hash.
+pub fn record_stmts(record: &AuditRecord) -> [crate::batch::Stmt; 2] {
+    [
+        crate::batch::Stmt::new(
+            format!(
+                "INSERT INTO audit_log ({RECORD_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+            ),
+            vec![
+                record.seq.into(),
+                record.at_ms.into(),
+                record.actor.clone().into(),
+                record.role.clone().into(),
+                record.source_ip.clone().into(),
+                record.request_id.clone().into(),
+                record.action.clone().into(),
+                record.target.clone().into(),
+                record.outcome.clone().into(),
+                record.reason.clone().into(),
+                record.change_digest.clone().into(),
+                record.prev_hash.clone().into(),
+                record.hash.clone().into(),
+            ],
+        ),
+        crate::batch::Stmt::new(
+            "UPDATE audit_head SET hash = $1 WHERE id = 1",
+            vec![record.hash.clone().into()],
+        ),
+    ]
 }
 
 /// A bind value of a dynamically built query.

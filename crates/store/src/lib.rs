@@ -11,6 +11,7 @@
 
 pub mod applications;
 pub mod audit;
+pub mod batch;
 // Contracts and disbursement (issue #6).
 pub mod contracts;
 // Bulk inserts of the synthetic book generator (issue #8 items 3–7).

@@ -5,6 +5,7 @@
 //! balances) live in `zhudai_domain::servicing` and `zhudai_domain::ledger`; this module
 //! stores and sums.
 
+use crate::batch::{Arg, Stmt};
 use crate::customers::{bind_all, scope_sql, Bind, ScopeFilter};
 use crate::db::Store;
 use crate::error::StoreError;
@@ -429,53 +430,93 @@ pub async fn entry_insert(
     lines: &[NewLine<'_>],
     now_ms: i64,
 ) -> Result<i64, StoreError> {
-    let id: i64 = sqlx::query_scalar(
+    let id = entry_id_from_rows(&entry_stmt(e, now_ms).fetch_all(conn).await?)?;
+    let mut b = crate::batch::Batch::new();
+    b.extend(lines_stmts(id, e, lines));
+    b.run(conn).await?;
+    Ok(id)
+}
+
+/// The journal entry's row alone (no lines), as a statement returning its id; read with
+/// [`entry_id_from_rows`], then add [`lines_stmts`].
+pub fn entry_stmt(e: &NewEntry<'_>, now_ms: i64) -> Stmt {
+    Stmt::new(
         "INSERT INTO journal_entries (kind, loan_id, funder_code, business_date, reverses_entry_id, memo, created_by, created_at_ms)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        vec![
+            e.kind.into(),
+            e.loan_id.into(),
+            e.funder_code.into(),
+            e.business_date.into(),
+            e.reverses_entry_id.into(),
+            e.memo.into(),
+            e.created_by.into(),
+            now_ms.into(),
+        ],
     )
-    .bind(e.kind)
-    .bind(e.loan_id)
-    .bind(e.funder_code)
-    .bind(e.business_date)
-    .bind(e.reverses_entry_id)
-    .bind(e.memo)
-    .bind(e.created_by)
-    .bind(now_ms)
-    .fetch_one(&mut *conn)
-    .await?;
-    for chunk in lines.chunks(100) {
-        let mut sql = String::from(
-            "INSERT INTO journal_lines (entry_id, loan_id, funder_code, account_code, debit_fen, credit_fen) VALUES ",
-        );
-        for (i, _) in chunk.iter().enumerate() {
-            let b = i * 3 + 4;
-            if i > 0 {
-                sql.push_str(", ");
+}
+
+pub fn entry_id_from_rows(rows: &[AnyRow]) -> Result<i64, StoreError> {
+    Ok(rows
+        .first()
+        .ok_or_else(|| StoreError::Invalid("the journal entry insert returned no id".into()))?
+        .try_get("id")?)
+}
+
+/// The lines of entry `entry_id` (one statement per 100 lines).
+pub fn lines_stmts(entry_id: i64, e: &NewEntry<'_>, lines: &[NewLine<'_>]) -> Vec<Stmt> {
+    lines
+        .chunks(100)
+        .map(|chunk| {
+            let mut sql = String::from(
+                "INSERT INTO journal_lines (entry_id, loan_id, funder_code, account_code, debit_fen, credit_fen) VALUES ",
+            );
+            for (i, _) in chunk.iter().enumerate() {
+                let b = i * 3 + 4;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("($1, $2, $3, ${}, ${}, ${})", b, b + 1, b + 2));
             }
-            sql.push_str(&format!("($1, $2, $3, ${}, ${}, ${})", b, b + 1, b + 2));
-        }
-        let mut q = sqlx::query(&sql)
-            .bind(id)
-            .bind(e.loan_id)
-            .bind(e.funder_code);
-        for (account, debit, credit) in chunk {
-            q = q.bind(*account).bind(*debit).bind(*credit);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    Ok(id)
+            let mut args: Vec<Arg> = vec![entry_id.into(), e.loan_id.into(), e.funder_code.into()];
+            for (account, debit, credit) in chunk {
+                args.extend([(*account).into(), (*debit).into(), (*credit).into()]);
+            }
+            Stmt::new(sql, args)
+        })
+        .collect()
 }
 
 /// Locks the loan for a write (the row lock on PostgreSQL, the write lock on SQLite)
 /// and returns it. `None` when there is no such loan.
 pub async fn loan_lock(conn: &mut AnyConnection, id: i64) -> Result<Option<LoanRow>, StoreError> {
-    let r = sqlx::query(&format!(
-        "UPDATE loans SET version = version + 1 WHERE id = $1 RETURNING {LOAN_COLUMNS}"
-    ))
-    .bind(id)
-    .fetch_optional(&mut *conn)
-    .await?;
-    r.as_ref().map(loan_row).transpose()
+    loan_from_rows(&loan_lock_stmt(id).fetch_all(conn).await?)
+}
+
+/// [`loan_lock`] as a statement for a [`Batch`](crate::batch::Batch); read its rows
+/// with [`loan_from_rows`].
+pub fn loan_lock_stmt(id: i64) -> Stmt {
+    Stmt::new(
+        format!("UPDATE loans SET version = version + 1 WHERE id = $1 RETURNING {LOAN_COLUMNS}"),
+        vec![id.into()],
+    )
+}
+
+/// The loan in `rows` (from a loan statement), if any.
+pub fn loan_from_rows(rows: &[AnyRow]) -> Result<Option<LoanRow>, StoreError> {
+    rows.first().map(loan_row).transpose()
+}
+
+/// The loan's installments in order, as a statement; read with [`installments_from_rows`].
+pub fn installments_of_stmt(loan_id: i64) -> Stmt {
+    Stmt::new(
+        format!("SELECT {INSTALLMENT_COLUMNS} FROM loan_installments WHERE loan_id = $1 ORDER BY number"),
+        vec![loan_id.into()],
+    )
+}
+
+pub fn installments_from_rows(rows: &[AnyRow]) -> Result<Vec<InstallmentRow>, StoreError> {
+    rows.iter().map(installment_row).collect()
 }
 
 pub async fn loan_get<'c, E>(exec: E, id: i64) -> Result<Option<LoanRow>, StoreError>
@@ -536,46 +577,8 @@ pub async fn installments_update_many(
     conn: &mut AnyConnection,
     rows: &[InstallmentRow],
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(100) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let b = r * 9;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9
-                )
-            })
-            .collect();
-        // VALUES columns are named column1… on both databases.
-        let sql = format!(
-            "UPDATE loan_installments SET principal_due_fen = v.column2, interest_due_fen = v.column3,
-                fee_due_fen = v.column4, principal_paid_fen = v.column5, interest_paid_fen = v.column6,
-                fee_paid_fen = v.column7, penalty_paid_fen = v.column8, settled_on = v.column9
-               FROM (VALUES {}) AS v WHERE loan_installments.id = v.column1",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for i in chunk {
-            q = q
-                .bind(i.id)
-                .bind(i.principal_due_fen)
-                .bind(i.interest_due_fen)
-                .bind(i.fee_due_fen)
-                .bind(i.principal_paid_fen)
-                .bind(i.interest_paid_fen)
-                .bind(i.fee_paid_fen)
-                .bind(i.penalty_paid_fen)
-                .bind(i.settled_on.as_deref());
-        }
-        let n = q.execute(&mut *conn).await?.rows_affected();
+    for (stmt, chunk) in installments_update_stmts(rows).iter().zip(rows.chunks(100)) {
+        let n = stmt.execute(conn).await?;
         if n != chunk.len() as u64 {
             return Err(StoreError::Invalid(format!(
                 "{n} of {} installments updated: an installment id is unknown",
@@ -584,6 +587,46 @@ pub async fn installments_update_many(
         }
     }
     Ok(())
+}
+
+/// [`installments_update_many`] as statements (one per 100 rows).
+pub fn installments_update_stmts(rows: &[InstallmentRow]) -> Vec<Stmt> {
+    rows.chunks(100)
+        .map(|chunk| {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let b = r * 9;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
+                    )
+                })
+                .collect();
+            // VALUES columns are named column1… on both databases.
+            let sql = format!(
+                "UPDATE loan_installments SET principal_due_fen = v.column2, interest_due_fen = v.column3,
+                    fee_due_fen = v.column4, principal_paid_fen = v.column5, interest_paid_fen = v.column6,
+                    fee_paid_fen = v.column7, penalty_paid_fen = v.column8, settled_on = v.column9
+                   FROM (VALUES {}) AS v WHERE loan_installments.id = v.column1",
+                values.join(", ")
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 9);
+            for i in chunk {
+                args.extend([
+                    i.id.into(),
+                    i.principal_due_fen.into(),
+                    i.interest_due_fen.into(),
+                    i.fee_due_fen.into(),
+                    i.principal_paid_fen.into(),
+                    i.interest_paid_fen.into(),
+                    i.fee_paid_fen.into(),
+                    i.penalty_paid_fen.into(),
+                    i.settled_on.clone().into(),
+                ]);
+            }
+            Stmt::new(sql, args)
+        })
+        .collect()
 }
 
 /// A loan's state after a posting.
@@ -606,26 +649,31 @@ pub async fn loan_set_state(
     s: &LoanState<'_>,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    loan_set_state_stmt(id, s, now_ms).fetch_all(conn).await?;
+    Ok(())
+}
+
+/// [`loan_set_state`] as a statement.
+pub fn loan_set_state_stmt(id: i64, s: &LoanState<'_>, now_ms: i64) -> Stmt {
+    Stmt::new(
         "UPDATE loans SET status = $2, principal_outstanding_fen = $3, interest_outstanding_fen = $4,
             fee_outstanding_fen = $5, penalty_outstanding_fen = $6, overpaid_fen = $7, dpd = $8, overdue_since = $9,
             closed_on = $10, updated_at_ms = $11
          WHERE id = $1",
+        vec![
+            id.into(),
+            s.status.into(),
+            s.principal_outstanding_fen.into(),
+            s.interest_outstanding_fen.into(),
+            s.fee_outstanding_fen.into(),
+            s.penalty_outstanding_fen.into(),
+            s.overpaid_fen.into(),
+            s.dpd.into(),
+            s.overdue_since.into(),
+            s.closed_on.into(),
+            now_ms.into(),
+        ],
     )
-    .bind(id)
-    .bind(s.status)
-    .bind(s.principal_outstanding_fen)
-    .bind(s.interest_outstanding_fen)
-    .bind(s.fee_outstanding_fen)
-    .bind(s.penalty_outstanding_fen)
-    .bind(s.overpaid_fen)
-    .bind(s.dpd)
-    .bind(s.overdue_since)
-    .bind(s.closed_on)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 /// Inserts a repayment and returns the stored row (one round trip: the caller answers
@@ -635,36 +683,43 @@ pub async fn repayment_insert(
     r: &NewRepayment<'_>,
     now_ms: i64,
 ) -> Result<RepaymentRow, StoreError> {
-    let row = sqlx::query(&format!(
-        "INSERT INTO repayments (ref, loan_id, kind, amount_fen, value_date, payer_name, third_party, payer_relation,
-            channel, external_ref, principal_fen, interest_fen, fee_fen, penalty_fen, overpaid_fen, credit_used_fen,
-            entry_id, prior_state, created_by, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-         RETURNING {REPAYMENT_COLUMNS}"
-    ))
-    .bind(r.ref_)
-    .bind(r.loan_id)
-    .bind(r.kind)
-    .bind(r.amount_fen)
-    .bind(r.value_date)
-    .bind(r.payer_name)
-    .bind(i64::from(r.third_party))
-    .bind(r.payer_relation)
-    .bind(r.channel)
-    .bind(r.external_ref)
-    .bind(r.principal_fen)
-    .bind(r.interest_fen)
-    .bind(r.fee_fen)
-    .bind(r.penalty_fen)
-    .bind(r.overpaid_fen)
-    .bind(r.credit_used_fen)
-    .bind(r.entry_id)
-    .bind(r.prior_state)
-    .bind(r.created_by)
-    .bind(now_ms)
-    .fetch_one(&mut *conn)
-    .await?;
-    repayment_row(&row)
+    repayment_from_rows(&repayment_insert_stmt(r, now_ms).fetch_all(conn).await?)?
+        .ok_or_else(|| StoreError::Invalid("the repayment insert returned no row".into()))
+}
+
+/// [`repayment_insert`] as a statement; read with [`repayment_from_rows`].
+pub fn repayment_insert_stmt(r: &NewRepayment<'_>, now_ms: i64) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT INTO repayments (ref, loan_id, kind, amount_fen, value_date, payer_name, third_party, payer_relation,
+                channel, external_ref, principal_fen, interest_fen, fee_fen, penalty_fen, overpaid_fen, credit_used_fen,
+                entry_id, prior_state, created_by, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+             RETURNING {REPAYMENT_COLUMNS}"
+        ),
+        vec![
+            r.ref_.into(),
+            r.loan_id.into(),
+            r.kind.into(),
+            r.amount_fen.into(),
+            r.value_date.into(),
+            r.payer_name.into(),
+            r.third_party.into(),
+            r.payer_relation.into(),
+            r.channel.into(),
+            r.external_ref.into(),
+            r.principal_fen.into(),
+            r.interest_fen.into(),
+            r.fee_fen.into(),
+            r.penalty_fen.into(),
+            r.overpaid_fen.into(),
+            r.credit_used_fen.into(),
+            r.entry_id.into(),
+            r.prior_state.into(),
+            r.created_by.into(),
+            now_ms.into(),
+        ],
+    )
 }
 
 /// Records what a repayment did to one installment.
@@ -699,48 +754,49 @@ pub async fn allocations_insert_many(
     conn: &mut AnyConnection,
     rows: &[AllocationRow],
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(100) {
-        let values: Vec<String> = (0..chunk.len())
-            .map(|r| {
-                let b = r * 10;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    b + 1,
-                    b + 2,
-                    b + 3,
-                    b + 4,
-                    b + 5,
-                    b + 6,
-                    b + 7,
-                    b + 8,
-                    b + 9,
-                    b + 10
-                )
-            })
-            .collect();
-        let sql = format!(
-            "INSERT INTO repayment_allocations (repayment_id, installment_id, principal_fen, interest_fen, fee_fen,
-                penalty_fen, old_principal_due_fen, old_interest_due_fen, old_fee_due_fen, old_settled_on)
-             VALUES {}",
-            values.join(", ")
-        );
-        let mut q = sqlx::query(&sql);
-        for a in chunk {
-            q = q
-                .bind(a.repayment_id)
-                .bind(a.installment_id)
-                .bind(a.principal_fen)
-                .bind(a.interest_fen)
-                .bind(a.fee_fen)
-                .bind(a.penalty_fen)
-                .bind(a.old_principal_due_fen)
-                .bind(a.old_interest_due_fen)
-                .bind(a.old_fee_due_fen)
-                .bind(a.old_settled_on.as_deref());
-        }
-        q.execute(&mut *conn).await?;
+    for stmt in allocations_insert_stmts(rows) {
+        stmt.fetch_all(conn).await?;
     }
     Ok(())
+}
+
+/// [`allocations_insert_many`] as statements (one per 100 rows).
+pub fn allocations_insert_stmts(rows: &[AllocationRow]) -> Vec<Stmt> {
+    rows.chunks(100)
+        .map(|chunk| {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|r| {
+                    let b = r * 10;
+                    format!(
+                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
+                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
+                    )
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO repayment_allocations (repayment_id, installment_id, principal_fen, interest_fen, fee_fen,
+                    penalty_fen, old_principal_due_fen, old_interest_due_fen, old_fee_due_fen, old_settled_on)
+                 VALUES {}",
+                values.join(", ")
+            );
+            let mut args = Vec::with_capacity(chunk.len() * 10);
+            for a in chunk {
+                args.extend([
+                    a.repayment_id.into(),
+                    a.installment_id.into(),
+                    a.principal_fen.into(),
+                    a.interest_fen.into(),
+                    a.fee_fen.into(),
+                    a.penalty_fen.into(),
+                    a.old_principal_due_fen.into(),
+                    a.old_interest_due_fen.into(),
+                    a.old_fee_due_fen.into(),
+                    a.old_settled_on.clone().into(),
+                ]);
+            }
+            Stmt::new(sql, args)
+        })
+        .collect()
 }
 
 pub async fn allocations_of<'c, E>(
@@ -805,6 +861,20 @@ where
     .fetch_optional(exec)
     .await?;
     r.as_ref().map(repayment_row).transpose()
+}
+
+/// [`last_posted_repayment`] as a statement; read with [`repayment_from_rows`].
+pub fn last_posted_repayment_stmt(loan_id: i64) -> Stmt {
+    Stmt::new(
+        format!(
+            "SELECT {REPAYMENT_COLUMNS} FROM repayments WHERE loan_id = $1 AND status = 'posted' ORDER BY id DESC LIMIT 1"
+        ),
+        vec![loan_id.into()],
+    )
+}
+
+pub fn repayment_from_rows(rows: &[AnyRow]) -> Result<Option<RepaymentRow>, StoreError> {
+    rows.first().map(repayment_row).transpose()
 }
 
 /// Marks a posted repayment reversed; false if it was not posted.
@@ -901,28 +971,36 @@ pub async fn idempotency_claim(
     digest: &str,
     now_ms: i64,
 ) -> Result<Claim, StoreError> {
-    let inserted = sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, request_digest, created_at_ms) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (scope, key) DO NOTHING",
-    )
-    .bind(scope)
-    .bind(key)
-    .bind(digest)
-    .bind(now_ms)
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    if inserted == 1 {
+    let mut b = crate::batch::Batch::new();
+    b.extend(idempotency_claim_stmts(scope, key, digest, now_ms));
+    let rows = b.run(conn).await?;
+    claim_from_rows(&rows[0], &rows[1])
+}
+
+/// [`idempotency_claim`] as two statements for a batch: the insert (a row back when it
+/// is new) and the key's row as it stands after it. Read with [`claim_from_rows`].
+pub fn idempotency_claim_stmts(scope: &str, key: &str, digest: &str, now_ms: i64) -> [Stmt; 2] {
+    [
+        Stmt::new(
+            "INSERT INTO idempotency_keys (scope, key, request_digest, created_at_ms) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (scope, key) DO NOTHING RETURNING scope",
+            vec![scope.into(), key.into(), digest.into(), now_ms.into()],
+        ),
+        Stmt::new(
+            "SELECT request_digest, response_status, response_body, resource FROM idempotency_keys
+             WHERE scope = $1 AND key = $2",
+            vec![scope.into(), key.into()],
+        ),
+    ]
+}
+
+pub fn claim_from_rows(inserted: &[AnyRow], existing: &[AnyRow]) -> Result<Claim, StoreError> {
+    if !inserted.is_empty() {
         return Ok(Claim::New);
     }
-    let r = sqlx::query(
-        "SELECT request_digest, response_status, response_body, resource FROM idempotency_keys
-         WHERE scope = $1 AND key = $2",
-    )
-    .bind(scope)
-    .bind(key)
-    .fetch_one(&mut *conn)
-    .await?;
+    let r = existing
+        .first()
+        .ok_or_else(|| StoreError::Invalid("an idempotency key vanished".into()))?;
     Ok(Claim::Existing {
         request_digest: r.try_get("request_digest")?,
         response_status: r.try_get("response_status")?,
@@ -940,18 +1018,31 @@ pub async fn idempotency_complete(
     body: &str,
     resource: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
+    idempotency_complete_stmt(scope, key, status, body, resource)
+        .fetch_all(conn)
+        .await?;
+    Ok(())
+}
+
+/// [`idempotency_complete`] as a statement.
+pub fn idempotency_complete_stmt(
+    scope: &str,
+    key: &str,
+    status: i64,
+    body: &str,
+    resource: Option<&str>,
+) -> Stmt {
+    Stmt::new(
         "UPDATE idempotency_keys SET response_status = $3, response_body = $4, resource = $5
          WHERE scope = $1 AND key = $2",
+        vec![
+            scope.into(),
+            key.into(),
+            status.into(),
+            body.into(),
+            resource.into(),
+        ],
     )
-    .bind(scope)
-    .bind(key)
-    .bind(status)
-    .bind(body)
-    .bind(resource)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------

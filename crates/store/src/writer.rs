@@ -217,6 +217,28 @@ impl WriteTx {
         }
     }
 
+    /// Runs `batch` as the transaction's last statements and commits, in one round trip
+    /// on SQLite (the `COMMIT` rides along); the rows of each statement.
+    pub async fn commit_with(
+        self,
+        mut batch: crate::batch::Batch,
+    ) -> Result<Vec<Vec<AnyRow>>, StoreError> {
+        match self.0 {
+            TxInner::Pool(mut tx) => {
+                let rows = batch.run(&mut tx).await?;
+                tx.commit().await?;
+                Ok(rows)
+            }
+            TxInner::Sqlite(mut tx) => {
+                batch.push(crate::batch::Stmt::new("COMMIT", Vec::new()));
+                let mut rows = batch.run(&mut tx.guard.conn).await?;
+                tx.finished = true;
+                rows.pop();
+                Ok(rows)
+            }
+        }
+    }
+
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         match self.0 {
             TxInner::Pool(tx) => tx.rollback().await,

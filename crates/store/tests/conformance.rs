@@ -26,6 +26,8 @@ on_both!(
     jobs_lease_expiry_and_death,
     concurrent_claims_never_share_a_job,
     transaction_rolls_back_everything,
+    batches_return_each_statements_rows_and_roll_back_whole,
+    an_abandoned_write_transaction_is_rolled_back,
 );
 
 async fn migrations_are_idempotent_and_recorded(db: &TestDb) {
@@ -428,4 +430,94 @@ async fn transaction_rolls_back_everything(db: &TestDb) {
     assert!(second.is_err());
     drop(tx); // dropped without commit: rolled back
     assert_eq!(s.meta_get("a").await.unwrap(), None);
+}
+
+/// A batch runs its statements in order in the caller's transaction and hands back each
+/// statement's rows separately; a failing statement fails the batch and the transaction
+/// leaves nothing behind.
+async fn batches_return_each_statements_rows_and_roll_back_whole(db: &TestDb) {
+    use zhudai_store::batch::{Batch, Stmt};
+    use zhudai_store::sqlx::Row;
+    let s = &db.store;
+    zhudai_store::sqlx::query("CREATE TABLE batch_t (k TEXT PRIMARY KEY, v BIGINT NOT NULL)")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    let tx = s.begin().await.unwrap();
+    let mut b = Batch::new();
+    let ins = b.push(Stmt::new(
+        "INSERT INTO batch_t (k, v) VALUES ($1, $2), ($3, $4) RETURNING k",
+        vec!["a".into(), 1i64.into(), "b".into(), 2i64.into()],
+    ));
+    let upd = b.push(Stmt::new(
+        "UPDATE batch_t SET v = v + $1 WHERE k = $2",
+        vec![10i64.into(), "b".into()],
+    ));
+    let none = b.push(Stmt::new(
+        "SELECT k FROM batch_t WHERE v > $1",
+        vec![100i64.into()],
+    ));
+    let sel = b.push(Stmt::new(
+        "SELECT k, v FROM batch_t WHERE k IN ($1, $2) ORDER BY k",
+        vec!["a".into(), "b".into()],
+    ));
+    // The batch ends the transaction: its COMMIT rides along on SQLite.
+    let rows = tx.commit_with(b).await.unwrap();
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[ins].len(), 2);
+    assert!(rows[upd].is_empty() && rows[none].is_empty());
+    let got: Vec<(String, i64)> = rows[sel]
+        .iter()
+        .map(|r| (r.get::<String, _>("k"), r.get::<i64, _>("v")))
+        .collect();
+    assert_eq!(got, vec![("a".to_owned(), 1), ("b".to_owned(), 12)]);
+
+    // The second statement violates the key: the batch fails and, rolled back, the first
+    // statement's row is gone too.
+    let mut tx = s.begin().await.unwrap();
+    let mut b = Batch::new();
+    b.push(Stmt::new(
+        "INSERT INTO batch_t (k, v) VALUES ($1, $2)",
+        vec!["c".into(), 3i64.into()],
+    ));
+    b.push(Stmt::new(
+        "INSERT INTO batch_t (k, v) VALUES ($1, $2)",
+        vec!["a".into(), 9i64.into()],
+    ));
+    assert!(b.run(&mut tx).await.is_err());
+    tx.rollback().await.unwrap();
+    let n: i64 = zhudai_store::sqlx::query_scalar("SELECT COUNT(*) FROM batch_t")
+        .fetch_one(s.reader())
+        .await
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+/// A write transaction dropped without commit (an early `?` return) leaves nothing, and
+/// the next writer works normally.
+async fn an_abandoned_write_transaction_is_rolled_back(db: &TestDb) {
+    let s = &db.store;
+    zhudai_store::sqlx::query("CREATE TABLE abandon_t (k BIGINT PRIMARY KEY)")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    {
+        let mut tx = s.begin().await.unwrap();
+        zhudai_store::sqlx::query("INSERT INTO abandon_t (k) VALUES (1)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        // dropped here
+    }
+    let mut tx = s.begin().await.unwrap();
+    zhudai_store::sqlx::query("INSERT INTO abandon_t (k) VALUES (2)")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let ks: Vec<i64> = zhudai_store::sqlx::query_scalar("SELECT k FROM abandon_t ORDER BY k")
+        .fetch_all(s.reader())
+        .await
+        .unwrap();
+    assert_eq!(ks, vec![2]);
 }
