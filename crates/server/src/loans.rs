@@ -629,7 +629,7 @@ pub async fn repay(
     key: &str,
     input: &RepaymentInput,
 ) -> Result<Posted, ApiError> {
-    let loan = load(state, caller, loan_id).await?;
+    let scope = scope_of(caller, state.store()).await?;
     let today = state.clock().today();
     let (mut errors, parsed) = field_errors_of(input, today);
     let digest = digest(&serde_json::json!({
@@ -649,12 +649,11 @@ pub async fn repay(
         return Err(ApiError::Validation(errors));
     };
     let now = state.now_ms();
-    // Four round trips to the database on SQLite (see `zhudai_store::batch`): (1) claim
-    // the key, lock the loan, read its last repayment and installments; (2) the journal
-    // entry and the audit head; (3) the entry's lines, the repayment, the schedule and
-    // the loan's state; (4) the allocations, the audit record, the key's response and
-    // COMMIT.
-    let mut tx = state.store().begin().await?;
+    // Three round trips to the database on SQLite (see `zhudai_store::batch`):
+    // (1) BEGIN, claim the key, lock the loan, read its last repayment and installments;
+    // (2) the journal entry and its lines, the repayment, the schedule, the loan's state
+    // and the audit head; (3) the allocations, the audit record, the key's response and
+    // COMMIT. (PostgreSQL runs the same statements one by one.)
     let mut b = Batch::new();
     b.extend(st::idempotency_claim_stmts(
         "loan.repayment",
@@ -662,10 +661,18 @@ pub async fn repay(
         &digest,
         now,
     ));
-    b.push(st::loan_lock_stmt(loan.id));
-    b.push(st::last_posted_repayment_stmt(loan.id));
-    b.push(st::installments_of_stmt(loan.id));
-    let r = b.run(&mut tx).await?;
+    b.push(st::loan_lock_stmt(loan_id));
+    b.push(st::last_posted_repayment_stmt(loan_id));
+    b.push(st::installments_of_stmt(loan_id));
+    let (mut tx, r) = state.store().begin_with(b).await?;
+    // The loan is checked once locked (a dropped transaction undoes the claim).
+    let loan = st::loan_from_rows(&r[2])?
+        .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?;
+    if !scope.admits(loan.owner_user_id, loan.org_unit_id) {
+        return Err(ApiError::Forbidden(
+            "this loan is outside your data scope".into(),
+        ));
+    }
     if let Claimed::Replay(view) = claimed(st::claim_from_rows(&r[0], &r[1])?, &digest)? {
         tx.rollback().await?;
         return Ok(Posted {
@@ -673,8 +680,6 @@ pub async fn repay(
             replayed: true,
         });
     }
-    let loan = st::loan_from_rows(&r[2])?
-        .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?;
     let disbursed = date(&loan.disbursed_on)?;
     if value_date < disbursed {
         errors.push(FieldError::new(
@@ -759,13 +764,11 @@ pub async fn repay(
         &memo,
         &caller.username,
     );
-    // (2) The entry's id, and the audit head (the record needs the repayment's id).
-    let mut b = Batch::new();
-    b.push(st::entry_stmt(&new_entry, now));
-    b.push(zhudai_store::audit::head_advance_stmt());
-    let r = b.run(&mut tx).await?;
-    let entry_id = st::entry_id_from_rows(&r[0])?;
-    let audit_head = &r[1];
+    // Later statements of the same batch find the entry by its memo (it carries `rref`).
+    let entry_ref = st::EntryRef::ByMemo {
+        loan_id: loan.id,
+        memo: memo.clone(),
+    };
     let prior = serde_json::json!({
         "status": loan.status,
         "dpd": loan.dpd,
@@ -806,7 +809,7 @@ pub async fn repay(
         penalty_fen: posting.paid.penalty,
         overpaid_fen: posting.overpaid.as_fen(),
         credit_used_fen: posting.credit_used.as_fen(),
-        entry_id,
+        entry_id: 0,
         prior_state: &prior,
         created_by: &caller.username,
     };
@@ -841,13 +844,16 @@ pub async fn repay(
         today,
         now,
     );
-    // (3) Lines, repayment, schedule, loan.
+    // (2) Entry, lines, repayment, schedule, loan, audit head.
     let mut b = Batch::new();
-    b.extend(st::lines_stmts(entry_id, &new_entry, &lines));
-    let ri = b.push(st::repayment_insert_stmt(&new, now));
+    b.push(st::entry_stmt(&new_entry, now));
+    b.extend(st::lines_stmts_for(&entry_ref, &new_entry, &lines));
+    let ri = b.push(st::repayment_insert_stmt_for(&new, &entry_ref, now));
     b.extend(st::installments_update_stmts(&updated));
     b.push(state_stmt);
+    let hi = b.push(zhudai_store::audit::head_advance_stmt());
     let r = b.run(&mut tx).await?;
+    let audit_head = &r[hi];
     let row = st::repayment_from_rows(&r[ri])?
         .ok_or_else(|| ApiError::Internal("the repayment insert returned no row".into()))?;
     let rid = row.id;
@@ -886,7 +892,7 @@ pub async fn repay(
     )?;
     let view = repayment_view(&row, status);
     let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
-    // (4) Allocations, audit record, the key's response, COMMIT.
+    // (3) Allocations, audit record, the key's response, COMMIT.
     let mut b = Batch::new();
     b.extend(st::allocations_insert_stmts(&allocations));
     b.extend(zhudai_store::audit::record_stmts(&record));

@@ -163,6 +163,10 @@ impl Batch {
         self.stmts.extend(stmts);
     }
 
+    pub fn into_stmts(self) -> Vec<Stmt> {
+        self.stmts
+    }
+
     pub fn len(&self) -> usize {
         self.stmts.len()
     }

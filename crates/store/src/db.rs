@@ -378,6 +378,16 @@ impl Store {
         self.write.begin().await
     }
 
+    /// Starts a write transaction with `batch` as its first statements (one round trip
+    /// on SQLite); the rows of each.
+    pub async fn begin_with(
+        &self,
+        batch: crate::batch::Batch,
+    ) -> Result<(crate::writer::WriteTx, Vec<Vec<AnyRow>>), StoreError> {
+        self.note_write();
+        self.write.begin_with(batch).await
+    }
+
     fn note_write(&self) {
         if self.group.is_some() {
             let _ = WROTE.try_with(|w| w.set(true));

@@ -463,22 +463,55 @@ pub fn entry_id_from_rows(rows: &[AnyRow]) -> Result<i64, StoreError> {
         .try_get("id")?)
 }
 
+/// How a statement names its journal entry: by id, or — in the same batch as the
+/// entry's insert, before its id is known — by the entry's loan and memo (unique when
+/// the memo carries a fresh reference, as a repayment's does).
+#[derive(Debug, Clone)]
+pub enum EntryRef {
+    Id(i64),
+    ByMemo { loan_id: i64, memo: String },
+}
+
+impl EntryRef {
+    /// The SQL for the entry id with its one argument bound as `$n`.
+    fn sql(&self, n: usize) -> (String, Vec<Arg>) {
+        match self {
+            EntryRef::Id(id) => (format!("${n}"), vec![(*id).into()]),
+            EntryRef::ByMemo { loan_id, memo } => (
+                format!(
+                    "(SELECT id FROM journal_entries WHERE loan_id = ${n} AND memo = ${})",
+                    n + 1
+                ),
+                vec![(*loan_id).into(), memo.clone().into()],
+            ),
+        }
+    }
+}
+
 /// The lines of entry `entry_id` (one statement per 100 lines).
 pub fn lines_stmts(entry_id: i64, e: &NewEntry<'_>, lines: &[NewLine<'_>]) -> Vec<Stmt> {
+    lines_stmts_for(&EntryRef::Id(entry_id), e, lines)
+}
+
+/// [`lines_stmts`] for an entry named by [`EntryRef`].
+pub fn lines_stmts_for(entry: &EntryRef, e: &NewEntry<'_>, lines: &[NewLine<'_>]) -> Vec<Stmt> {
     lines
         .chunks(100)
         .map(|chunk| {
             let mut sql = String::from(
                 "INSERT INTO journal_lines (entry_id, loan_id, funder_code, account_code, debit_fen, credit_fen) VALUES ",
             );
+            let (id_sql, id_args) = entry.sql(3);
+            let first = 3 + id_args.len();
             for (i, _) in chunk.iter().enumerate() {
-                let b = i * 3 + 4;
+                let b = i * 3 + first;
                 if i > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("($1, $2, $3, ${}, ${}, ${})", b, b + 1, b + 2));
+                sql.push_str(&format!("({id_sql}, $1, $2, ${}, ${}, ${})", b, b + 1, b + 2));
             }
-            let mut args: Vec<Arg> = vec![entry_id.into(), e.loan_id.into(), e.funder_code.into()];
+            let mut args: Vec<Arg> = vec![e.loan_id.into(), e.funder_code.into()];
+            args.extend(id_args);
             for (account, debit, credit) in chunk {
                 args.extend([(*account).into(), (*debit).into(), (*credit).into()]);
             }
@@ -689,12 +722,19 @@ pub async fn repayment_insert(
 
 /// [`repayment_insert`] as a statement; read with [`repayment_from_rows`].
 pub fn repayment_insert_stmt(r: &NewRepayment<'_>, now_ms: i64) -> Stmt {
-    Stmt::new(
+    repayment_insert_stmt_for(r, &EntryRef::Id(r.entry_id), now_ms)
+}
+
+/// [`repayment_insert_stmt`] with its journal entry named by `entry` (`r.entry_id` is
+/// then ignored).
+pub fn repayment_insert_stmt_for(r: &NewRepayment<'_>, entry: &EntryRef, now_ms: i64) -> Stmt {
+    let (entry_sql, entry_args) = entry.sql(20);
+    let mut stmt = Stmt::new(
         format!(
             "INSERT INTO repayments (ref, loan_id, kind, amount_fen, value_date, payer_name, third_party, payer_relation,
                 channel, external_ref, principal_fen, interest_fen, fee_fen, penalty_fen, overpaid_fen, credit_used_fen,
-                entry_id, prior_state, created_by, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+                prior_state, created_by, created_at_ms, entry_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, {entry_sql})
              RETURNING {REPAYMENT_COLUMNS}"
         ),
         vec![
@@ -714,12 +754,13 @@ pub fn repayment_insert_stmt(r: &NewRepayment<'_>, now_ms: i64) -> Stmt {
             r.penalty_fen.into(),
             r.overpaid_fen.into(),
             r.credit_used_fen.into(),
-            r.entry_id.into(),
             r.prior_state.into(),
             r.created_by.into(),
             now_ms.into(),
         ],
-    )
+    );
+    stmt.args.extend(entry_args);
+    stmt
 }
 
 /// Records what a repayment did to one installment.

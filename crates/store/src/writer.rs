@@ -66,7 +66,10 @@ impl SqliteWriter {
             return Err(sqlx::Error::PoolClosed);
         }
         if g.dirty {
-            g.conn.execute("ROLLBACK").await?;
+            // Fails harmlessly when no transaction is open (BEGIN itself had failed).
+            if let Err(e) = g.conn.execute("ROLLBACK").await {
+                tracing::debug!(error = %e, "rolling back an abandoned transaction");
+            }
             g.dirty = false;
         }
         Ok(g)
@@ -111,6 +114,37 @@ impl Writer {
                 }))
             }
         })
+    }
+
+    /// Starts a write transaction whose first statements are `batch`: on SQLite the
+    /// `BEGIN` rides along in the same round trip. The rows of each statement.
+    pub async fn begin_with(
+        &self,
+        batch: crate::batch::Batch,
+    ) -> Result<(WriteTx, Vec<Vec<AnyRow>>), StoreError> {
+        match self {
+            Writer::Pool(_) => {
+                let mut tx = self.begin().await?;
+                let rows = batch.run(&mut tx).await?;
+                Ok((tx, rows))
+            }
+            Writer::Sqlite(w) => {
+                let g = w.lock().await?;
+                let mut tx = SqliteTx {
+                    guard: g,
+                    slot: w.slot.clone(),
+                    // Dropped on an error, it is rolled back (harmless if BEGIN
+                    // itself failed; see `lock`).
+                    finished: false,
+                };
+                let mut all = crate::batch::Batch::new();
+                all.push(crate::batch::Stmt::new("BEGIN IMMEDIATE", Vec::new()));
+                all.extend(batch.into_stmts());
+                let mut rows = all.run(&mut tx.guard.conn).await?;
+                rows.remove(0);
+                Ok((WriteTx(TxInner::Sqlite(tx)), rows))
+            }
+        }
     }
 
     pub(crate) async fn close(&self) {
