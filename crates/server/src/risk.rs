@@ -126,7 +126,7 @@ pub async fn rule_set(store: &Store, id: i64) -> Result<Arc<RuleSet>, ApiError> 
 
 /// The policy in force: the enabled rule set, the champion and the challengers.
 pub async fn policy_in_force(store: &Store) -> Result<Policy, ApiError> {
-    let (rules_id, champion_id) = store.risk_in_force().await?;
+    let (rules_id, champion_id, challenger_ids) = store.risk_policy_ids().await?;
     let (Some(rules_id), Some(champion_id)) = (rules_id, champion_id) else {
         return Err(ApiError::Conflict(
             "no rule set is enabled or no champion model is set; install the defaults or upload a model".into(),
@@ -135,7 +135,7 @@ pub async fn policy_in_force(store: &Store) -> Result<Policy, ApiError> {
     let rules = rule_set(store, rules_id).await?;
     let champion = bound_model(store, champion_id).await?;
     let mut challengers = Vec::new();
-    for id in store.risk_challenger_ids().await? {
+    for id in challenger_ids {
         challengers.push(bound_model(store, id).await?);
     }
     Policy::new(rules_id, rules, champion, challengers).map_err(ApiError::internal)
@@ -401,13 +401,24 @@ async fn monitor(
     Ok(())
 }
 
+/// The policy in force, installing the defaults first when nothing is installed yet
+/// (the first decision of a fresh database). Costs one statement once installed.
+pub async fn policy_ready(store: &Store, now_ms: i64) -> Result<Policy, ApiError> {
+    match policy_in_force(store).await {
+        Err(ApiError::Conflict(_)) => {
+            ensure_defaults(store, now_ms).await?;
+            policy_in_force(store).await
+        }
+        other => other,
+    }
+}
+
 /// Decides for an application with the policy in force (nothing stored).
 pub async fn decide_application(
     state: &AppState,
     app: &ApplicationRow,
 ) -> Result<Pending, ApiError> {
-    ensure_defaults(state.store(), state.now_ms()).await?;
-    let policy = policy_in_force(state.store()).await?;
+    let policy = policy_ready(state.store(), state.now_ms()).await?;
     let applicant = gather(state, app, policy.rules.spec.recent_applications_days).await?;
     let decision = run(&policy, &applicant)?;
     Ok(Pending {
@@ -419,6 +430,113 @@ pub async fn decide_application(
     })
 }
 
+/// What storing a decision writes, prepared once for either way of writing it.
+struct DecisionWrite<'a> {
+    p: &'a Pending,
+    application_id: Option<i64>,
+    subject: &'a str,
+    caller: Option<&'a Caller>,
+    now_ms: i64,
+    input: String,
+    digest: String,
+    probability: String,
+    reasons: String,
+    fired: String,
+    challengers: Vec<ChallengerRow>,
+}
+
+impl<'a> DecisionWrite<'a> {
+    fn new(
+        p: &'a Pending,
+        application_id: Option<i64>,
+        subject: &'a str,
+        caller: Option<&'a Caller>,
+        now_ms: i64,
+    ) -> Result<Self, ApiError> {
+        let d = &p.decision;
+        Ok(DecisionWrite {
+            p,
+            application_id,
+            subject,
+            caller,
+            now_ms,
+            input: p.applicant.to_canonical_json(),
+            digest: p.applicant.digest(),
+            probability: d.probability.to_string(),
+            reasons: serde_json::to_string(&d.reasons).map_err(ApiError::internal)?,
+            fired: serde_json::to_string(&d.rules_fired).map_err(ApiError::internal)?,
+            challengers: d
+                .challengers
+                .iter()
+                .map(|c| ChallengerRow {
+                    decision_id: 0,
+                    model_id: c.model_id,
+                    score: c.score,
+                    probability: c.probability.to_string(),
+                    outcome: c.outcome.as_str().into(),
+                    grade: c.grade.clone(),
+                })
+                .collect(),
+        })
+    }
+
+    fn decision(&self) -> NewDecision<'_> {
+        let d = &self.p.decision;
+        NewDecision {
+            application_id: self.application_id,
+            subject: self.subject,
+            model_id: self.p.model_id,
+            rule_set_id: self.p.rule_set_id,
+            input: &self.input,
+            input_digest: &self.digest,
+            score: d.score,
+            probability: &self.probability,
+            outcome: d.outcome.as_str(),
+            grade: &d.grade,
+            limit_fen: d.limit_fen,
+            price_band: &d.price_band,
+            reasons: &self.reasons,
+            rules_fired: &self.fired,
+            created_by: self.caller.map(|c| c.user_id),
+        }
+    }
+
+    fn audit(&self, id: i64) -> zhudai_store::audit::AuditDraft {
+        let d = &self.p.decision;
+        let draft = match self.caller {
+            Some(c) => audit_draft(c, self.now_ms, "risk.decide", format!("decision:{id}")),
+            None => zhudai_store::audit::AuditDraft::new(self.now_ms, "risk.decide", "success")
+                .actor("system")
+                .target(format!("decision:{id}")),
+        };
+        draft.reason(format!(
+            "{}: {} score {} grade {} (model {}, rule set {}, input sha256 {})",
+            self.subject,
+            d.outcome.as_str(),
+            d.score,
+            d.grade,
+            self.p.model_id,
+            self.p.rule_set_id,
+            self.digest
+        ))
+    }
+
+    /// Population stability (issue #7 item 3): every stored decision is an observation
+    /// of the champion's score and features, in the decision's transaction.
+    fn observation(&self, id: i64) -> Option<zhudai_store::batch::Stmt> {
+        self.p.observation.as_ref().map(|o| {
+            zhudai_store::warnings::observation_insert_stmt(
+                &o.model_name,
+                &o.model_version,
+                Some(&format!("decision:{id}")),
+                self.now_ms,
+                self.p.decision.score,
+                &serde_json::Value::Object(o.features.clone()).to_string(),
+            )
+        })
+    }
+}
+
 /// Stores a decision (and its challenger scores) in `tx`, with an audit record.
 pub async fn store_in(
     tx: &mut AnyConnection,
@@ -428,76 +546,54 @@ pub async fn store_in(
     caller: Option<&Caller>,
     now_ms: i64,
 ) -> Result<i64, ApiError> {
-    let d = &p.decision;
-    let input = p.applicant.to_canonical_json();
-    let reasons = serde_json::to_string(&d.reasons).map_err(ApiError::internal)?;
-    let fired = serde_json::to_string(&d.rules_fired).map_err(ApiError::internal)?;
-    let challengers: Vec<ChallengerRow> = d
-        .challengers
-        .iter()
-        .map(|c| ChallengerRow {
-            decision_id: 0,
-            model_id: c.model_id,
-            score: c.score,
-            probability: c.probability.to_string(),
-            outcome: c.outcome.as_str().into(),
-            grade: c.grade.clone(),
-        })
-        .collect();
-    let id = zhudai_store::risk::decision_insert(
-        tx,
-        &NewDecision {
-            application_id,
-            subject,
-            model_id: p.model_id,
-            rule_set_id: p.rule_set_id,
-            input: &input,
-            input_digest: &p.applicant.digest(),
-            score: d.score,
-            probability: &d.probability.to_string(),
-            outcome: d.outcome.as_str(),
-            grade: &d.grade,
-            limit_fen: d.limit_fen,
-            price_band: &d.price_band,
-            reasons: &reasons,
-            rules_fired: &fired,
-            created_by: caller.map(|c| c.user_id),
-        },
-        &challengers,
-        now_ms,
-    )
-    .await?;
-    let mut draft = match caller {
-        Some(c) => audit_draft(c, now_ms, "risk.decide", format!("decision:{id}")),
-        None => zhudai_store::audit::AuditDraft::new(now_ms, "risk.decide", "success")
-            .actor("system")
-            .target(format!("decision:{id}")),
-    };
-    draft = draft.reason(format!(
-        "{subject}: {} score {} grade {} (model {}, rule set {}, input sha256 {})",
-        d.outcome.as_str(),
-        d.score,
-        d.grade,
-        p.model_id,
-        p.rule_set_id,
-        p.applicant.digest()
-    ));
-    zhudai_store::audit::append(tx, &draft).await?;
-    // Population stability (issue #7 item 3): every stored decision is an observation
-    // of the champion's score and features, in the decision's transaction.
-    if let Some(o) = &p.observation {
-        crate::warnings::psi::record_observation(
-            tx,
-            &o.model_name,
-            &o.model_version,
-            Some(&format!("decision:{id}")),
-            now_ms,
-            d.score,
-            &o.features,
-        )
-        .await?;
+    let w = DecisionWrite::new(p, application_id, subject, caller, now_ms)?;
+    let id = zhudai_store::risk::decision_insert(tx, &w.decision(), &w.challengers, now_ms).await?;
+    zhudai_store::audit::append(tx, &w.audit(id)).await?;
+    if let Some(stmt) = w.observation(id) {
+        stmt.fetch_all(tx).await?;
     }
     Ok(id)
+}
+
+/// [`store_in`] as a transaction of its own in two round trips on SQLite (the decision
+/// and the audit head with `BEGIN`; the challengers, the audit record and the
+/// observation with `COMMIT`). The stored row and its challenger scores.
+pub async fn store(
+    state: &AppState,
+    p: &Pending,
+    application_id: Option<i64>,
+    subject: &str,
+    caller: Option<&Caller>,
+) -> Result<(DecisionRow, Vec<ChallengerRow>), ApiError> {
+    let now_ms = state.now_ms();
+    let w = DecisionWrite::new(p, application_id, subject, caller, now_ms)?;
+    let mut b = zhudai_store::batch::Batch::new();
+    b.push(zhudai_store::risk::decision_insert_stmt(
+        &w.decision(),
+        now_ms,
+    ));
+    b.push(zhudai_store::audit::head_advance_stmt());
+    let (tx, r) = state.store().begin_with(b).await?;
+    let row = zhudai_store::risk::decision_from_rows(&r[0])?;
+    let record = zhudai_store::audit::seal_after(&r[1], &w.audit(row.id))?;
+    let mut b = zhudai_store::batch::Batch::new();
+    if let Some(stmt) = zhudai_store::risk::challengers_insert_stmt(row.id, &w.challengers) {
+        b.push(stmt);
+    }
+    b.extend(zhudai_store::audit::record_stmts(&record));
+    if let Some(stmt) = w.observation(row.id) {
+        b.push(stmt);
+    }
+    tx.commit_with(b).await?;
+    let challengers = w
+        .challengers
+        .into_iter()
+        .map(|c| ChallengerRow {
+            decision_id: row.id,
+            ..c
+        })
+        .collect();
+    Ok((row, challengers))
 }
 
 /// The latest decision of an application: its outcome in force, grade and score.

@@ -1,6 +1,7 @@
 //! Credit decisions (issue #7): scorecard models, rule sets, decisions with their
 //! challenger scores, overrides (two-person rule) and the blacklist. Migration 0013.
 
+use crate::batch::{Arg, Stmt};
 use crate::db::Store;
 use crate::error::StoreError;
 use sqlx::any::AnyRow;
@@ -297,44 +298,85 @@ pub async fn decision_insert(
     challengers: &[ChallengerRow],
     now_ms: i64,
 ) -> Result<i64, StoreError> {
-    let id: i64 = sqlx::query_scalar(
-        "INSERT INTO risk_decisions (application_id, subject, model_id, rule_set_id, input, input_digest, score, probability,
-            outcome, grade, limit_fen, price_band, reasons, rules_fired, final_outcome, created_by, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $9, $15, $16) RETURNING id",
-    )
-    .bind(d.application_id)
-    .bind(d.subject)
-    .bind(d.model_id)
-    .bind(d.rule_set_id)
-    .bind(d.input)
-    .bind(d.input_digest)
-    .bind(d.score)
-    .bind(d.probability)
-    .bind(d.outcome)
-    .bind(d.grade)
-    .bind(d.limit_fen)
-    .bind(d.price_band)
-    .bind(d.reasons)
-    .bind(d.rules_fired)
-    .bind(d.created_by)
-    .bind(now_ms)
-    .fetch_one(&mut *conn)
-    .await?;
-    for c in challengers {
-        sqlx::query(
-            "INSERT INTO risk_challenger_scores (decision_id, model_id, score, probability, outcome, grade)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(id)
-        .bind(c.model_id)
-        .bind(c.score)
-        .bind(&c.probability)
-        .bind(&c.outcome)
-        .bind(&c.grade)
-        .execute(&mut *conn)
-        .await?;
+    let row = decision_from_rows(&decision_insert_stmt(d, now_ms).fetch_all(conn).await?)?;
+    if let Some(stmt) = challengers_insert_stmt(row.id, challengers) {
+        stmt.fetch_all(conn).await?;
     }
-    Ok(id)
+    Ok(row.id)
+}
+
+/// The decision row alone as a statement returning it (read with
+/// [`decision_from_rows`]); its challengers follow with [`challengers_insert_stmt`].
+pub fn decision_insert_stmt(d: &NewDecision<'_>, now_ms: i64) -> Stmt {
+    Stmt::new(
+        format!(
+            "INSERT INTO risk_decisions (application_id, subject, model_id, rule_set_id, input, input_digest, score, probability,
+                outcome, grade, limit_fen, price_band, reasons, rules_fired, final_outcome, created_by, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $9, $15, $16) RETURNING {DECISION_COLUMNS}"
+        ),
+        vec![
+            d.application_id.into(),
+            d.subject.into(),
+            d.model_id.into(),
+            d.rule_set_id.into(),
+            d.input.into(),
+            d.input_digest.into(),
+            d.score.into(),
+            d.probability.into(),
+            d.outcome.into(),
+            d.grade.into(),
+            d.limit_fen.into(),
+            d.price_band.into(),
+            d.reasons.into(),
+            d.rules_fired.into(),
+            d.created_by.into(),
+            now_ms.into(),
+        ],
+    )
+}
+
+pub fn decision_from_rows(rows: &[AnyRow]) -> Result<DecisionRow, StoreError> {
+    decision_row(
+        rows.first()
+            .ok_or_else(|| StoreError::Invalid("the decision insert returned no row".into()))?,
+    )
+}
+
+/// The challenger scores of decision `decision_id`, one statement (none without any).
+pub fn challengers_insert_stmt(decision_id: i64, challengers: &[ChallengerRow]) -> Option<Stmt> {
+    if challengers.is_empty() {
+        return None;
+    }
+    let values: Vec<String> = (0..challengers.len())
+        .map(|i| {
+            let b = i * 5 + 2;
+            format!(
+                "($1, ${}, ${}, ${}, ${}, ${})",
+                b,
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4
+            )
+        })
+        .collect();
+    let mut args: Vec<Arg> = vec![decision_id.into()];
+    for c in challengers {
+        args.extend([
+            c.model_id.into(),
+            c.score.into(),
+            c.probability.clone().into(),
+            c.outcome.clone().into(),
+            c.grade.clone().into(),
+        ]);
+    }
+    Some(Stmt::new(
+        format!(
+            "INSERT INTO risk_challenger_scores (decision_id, model_id, score, probability, outcome, grade) VALUES {}",
+            values.join(", ")
+        ),
+        args,
+    ))
 }
 
 /// Filters of the decisions list.
@@ -530,6 +572,31 @@ impl Store {
     }
 
     /// The enabled rule set's id and the champion's id (what decides now).
+    /// [`risk_in_force`](Self::risk_in_force) and
+    /// [`risk_challenger_ids`](Self::risk_challenger_ids) in one statement: the enabled
+    /// rule set, the champion, the challengers (ascending).
+    pub async fn risk_policy_ids(
+        &self,
+    ) -> Result<(Option<i64>, Option<i64>, Vec<i64>), StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT 'r' AS k, id FROM risk_rule_sets WHERE active = 1
+             UNION ALL SELECT 'c', id FROM risk_models WHERE champion = 1
+             UNION ALL SELECT 'h', id FROM risk_models WHERE status = 'challenger'
+             ORDER BY 2",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        let mut out = (None, None, Vec::new());
+        for (k, id) in rows {
+            match k.as_str() {
+                "r" => out.0 = Some(id),
+                "c" => out.1 = Some(id),
+                _ => out.2.push(id),
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn risk_in_force(&self) -> Result<(Option<i64>, Option<i64>), StoreError> {
         let rules: Option<i64> =
             sqlx::query_scalar("SELECT id FROM risk_rule_sets WHERE active = 1")

@@ -817,18 +817,43 @@ pub async fn observation_insert(
     score: i64,
     features_json: &str,
 ) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
+    let rows = observation_insert_stmt(
+        model_name,
+        model_version,
+        subject,
+        observed_at_ms,
+        score,
+        features_json,
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .first()
+        .ok_or_else(|| StoreError::Invalid("the observation insert returned no id".into()))?
+        .try_get("id")?)
+}
+
+/// [`observation_insert`] as a statement (returning the id).
+pub fn observation_insert_stmt(
+    model_name: &str,
+    model_version: &str,
+    subject: Option<&str>,
+    observed_at_ms: i64,
+    score: i64,
+    features_json: &str,
+) -> crate::batch::Stmt {
+    crate::batch::Stmt::new(
         "INSERT INTO score_observations (model_name, model_version, subject, observed_at_ms, score, features)
          VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        vec![
+            model_name.into(),
+            model_version.into(),
+            subject.into(),
+            observed_at_ms.into(),
+            score.into(),
+            features_json.into(),
+        ],
     )
-    .bind(model_name)
-    .bind(model_version)
-    .bind(subject)
-    .bind(observed_at_ms)
-    .bind(score)
-    .bind(features_json)
-    .fetch_one(&mut *conn)
-    .await?)
 }
 
 /// Stores a run, once per baseline and day: `None` if the day's run exists.

@@ -181,10 +181,18 @@ pub struct DecisionDetail {
 }
 
 pub async fn detail(state: &AppState, d: DecisionRow) -> Result<DecisionDetail, ApiError> {
-    let challengers = state
-        .store()
-        .risk_challenger_scores(d.id)
-        .await?
+    let challengers = state.store().risk_challenger_scores(d.id).await?;
+    let overrides = state.store().risk_overrides(d.id).await?;
+    detail_of(d, challengers, overrides)
+}
+
+/// [`detail`] from rows in hand (a decision just stored has no overrides).
+pub fn detail_of(
+    d: DecisionRow,
+    challengers: Vec<zhudai_store::risk::ChallengerRow>,
+    overrides: Vec<zhudai_store::risk::OverrideRow>,
+) -> Result<DecisionDetail, ApiError> {
+    let challengers = challengers
         .into_iter()
         .map(|c| ChallengerView {
             model_id: c.model_id,
@@ -194,10 +202,7 @@ pub async fn detail(state: &AppState, d: DecisionRow) -> Result<DecisionDetail, 
             grade: c.grade,
         })
         .collect();
-    let overrides = state
-        .store()
-        .risk_overrides(d.id)
-        .await?
+    let overrides = overrides
         .into_iter()
         .map(|o| OverrideView {
             id: o.id,
@@ -269,8 +274,7 @@ pub async fn create(
         (None, Some(v)) => {
             let applicant: zhudai_risk::Applicant = serde_json::from_value(v)
                 .map_err(|e| ApiError::field("applicant", "invalid", e.to_string()))?;
-            svc::ensure_defaults(state.store(), state.now_ms()).await?;
-            let policy = svc::policy_in_force(state.store()).await?;
+            let policy = svc::policy_ready(state.store(), state.now_ms()).await?;
             let decision = svc::run(&policy, &applicant)?;
             let subject = b
                 .subject
@@ -304,16 +308,8 @@ pub async fn create(
             ))
         }
     };
-    let now = state.now_ms();
-    let mut tx = state.store().begin().await?;
-    let id = svc::store_in(&mut tx, &pending, app_id, &subject, Some(&caller), now).await?;
-    tx.commit().await?;
-    let d = state
-        .store()
-        .risk_decision(id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("decision vanished".into()))?;
-    let body = detail(&state, d).await?;
+    let (d, challengers) = svc::store(&state, &pending, app_id, &subject, Some(&caller)).await?;
+    let body = detail_of(d, challengers, Vec::new())?;
     Ok(recorded(
         (StatusCode::CREATED, axum::Json(body)).into_response(),
     ))
