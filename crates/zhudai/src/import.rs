@@ -242,20 +242,12 @@ pub(crate) async fn import_file(
                 "resuming import {} of this file, interrupted after {} row(s)",
                 job.id, job.counts.processed
             ));
-            let mut conn = store
-                .writer()
-                .acquire()
-                .await
-                .map_err(zhudai_store::StoreError::from)?;
+            let mut conn = store.writer().acquire().await?;
             db::import_take_over(&mut conn, job.id, &runner, now).await?;
             job.id
         }
         None => {
-            let mut conn = store
-                .writer()
-                .acquire()
-                .await
-                .map_err(zhudai_store::StoreError::from)?;
+            let mut conn = store.writer().acquire().await?;
             let name = file
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -318,11 +310,7 @@ pub(crate) async fn import_file(
     match result {
         Ok(o) => Ok((id, o)),
         Err(e) => {
-            let mut conn = store
-                .writer()
-                .acquire()
-                .await
-                .map_err(zhudai_store::StoreError::from)?;
+            let mut conn = store.writer().acquire().await?;
             let _ = db::import_finish(
                 &mut conn,
                 id,

@@ -854,7 +854,7 @@ impl Engine {
                     Some(tx) => db::analyze_for_import(&mut *tx).await,
                     None => match self.store.writer().acquire().await {
                         Ok(mut conn) => db::analyze_for_import(&mut conn).await,
-                        Err(e) => Err(e.into()),
+                        Err(e) => Err(e),
                     },
                 };
                 if let Err(e) = analyzed {

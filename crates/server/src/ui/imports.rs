@@ -197,12 +197,7 @@ pub async fn confirm(
         },
     )
     .await?;
-    let mut conn = state
-        .store()
-        .writer()
-        .acquire()
-        .await
-        .map_err(zhudai_store::StoreError::from)?;
+    let mut conn = state.store().writer().acquire().await?;
     zhudai_store::imports::import_file_discard(&mut conn, id).await?;
     drop(conn);
     let mut r = Redirect::to(&format!("/customers/import/{new_id}")).into_response();
