@@ -19,17 +19,42 @@ use futures_util::stream::{self, BoxStream, StreamExt};
 use sqlx::any::{AnyQueryResult, AnyRow, AnyStatement, AnyTypeInfo};
 use sqlx::{Any, AnyConnection, AnyPool, Describe, Either, Execute, Executor};
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
-/// The SQLite writer connection and whether a transaction was abandoned on it (private
-/// to this module; public only as the type inside the guards).
+/// Savepoint name of the transaction in progress inside the shared transaction.
+const SP: &str = "zhudai_tx";
+
+/// At most this many transactions share one commit.
+const MAX_MEMBERS: usize = 64;
+
+/// How long a transaction that released its savepoint waits for the shared commit before
+/// it checks whether anyone is left to make it (and makes it itself).
+const SHARED_COMMIT_PATIENCE: Duration = Duration::from_millis(20);
+
+/// The SQLite writer connection and its state (private to this module; public only as
+/// the type inside the guards).
 #[derive(Debug)]
 pub struct Slot {
     conn: AnyConnection,
+    /// A transaction was abandoned inside its savepoint: roll the savepoint back first.
     dirty: bool,
     closed: bool,
+    /// The shared transaction open on the connection, if any.
+    outer: Option<Outer>,
+}
+
+/// A transaction several [`WriteTx`] share on SQLite: each runs inside a savepoint of
+/// it, and none is told it committed before the shared `COMMIT` has run.
+#[derive(Debug)]
+struct Outer {
+    /// `Some(true)` once committed, `Some(false)` once rolled back.
+    done: Arc<watch::Sender<Option<bool>>>,
+    members: usize,
+    /// Members that released their savepoint and wait for the commit.
+    pending: usize,
 }
 
 /// Where writes go. `&Writer` is a sqlx [`Executor`] (one statement, autocommit), like
@@ -44,6 +69,75 @@ pub enum Writer {
 pub struct SqliteWriter {
     slot: Arc<Mutex<Slot>>,
     acquire_timeout: Duration,
+    /// Tasks waiting for the connection: while there are any, a finished transaction
+    /// leaves the shared transaction open for them instead of committing it.
+    waiting: Arc<AtomicUsize>,
+}
+
+/// Counts a waiter for as long as it waits (also when its future is dropped).
+struct Waiting(Arc<AtomicUsize>);
+
+impl Waiting {
+    fn new(n: &Arc<AtomicUsize>) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Waiting(n.clone())
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn shared_failed() -> sqlx::Error {
+    sqlx::Error::Io(std::io::Error::other(
+        "the shared SQLite transaction this write belonged to was rolled back",
+    ))
+}
+
+/// Commits the shared transaction (if one is open) and tells its members.
+async fn commit_outer(g: &mut Slot) -> Result<(), sqlx::Error> {
+    let Some(outer) = g.outer.take() else {
+        return Ok(());
+    };
+    match g.conn.execute("COMMIT").await {
+        Ok(_) => {
+            outer.done.send_replace(Some(true));
+            Ok(())
+        }
+        Err(e) => {
+            if let Err(r) = g.conn.execute("ROLLBACK").await {
+                tracing::debug!(error = %r, "rolling back after a failed COMMIT");
+            }
+            outer.done.send_replace(Some(false));
+            Err(e)
+        }
+    }
+}
+
+/// Rolls the shared transaction back and tells its members.
+async fn abort_outer(g: &mut Slot) {
+    if let Some(outer) = g.outer.take() {
+        if let Err(e) = g.conn.execute("ROLLBACK").await {
+            tracing::debug!(error = %e, "rolling back the shared transaction");
+        }
+        outer.done.send_replace(Some(false));
+    }
+}
+
+/// Undoes the savepoint of an abandoned or failed transaction; if that is impossible
+/// (the savepoint is gone), the whole shared transaction.
+async fn undo_savepoint(g: &mut Slot) {
+    g.dirty = false;
+    if g.outer.is_none() {
+        return;
+    }
+    let sql = format!("ROLLBACK TO {SP}; RELEASE {SP}");
+    if let Err(e) = g.conn.execute(sql.as_str()).await {
+        tracing::debug!(error = %e, "undoing a savepoint; rolling back the shared transaction");
+        abort_outer(g).await;
+    }
 }
 
 impl SqliteWriter {
@@ -53,26 +147,45 @@ impl SqliteWriter {
                 conn,
                 dirty: false,
                 closed: false,
+                outer: None,
             })),
             acquire_timeout,
+            waiting: Arc::new(AtomicUsize::new(0)),
         }
     }
 
-    async fn lock(&self) -> Result<OwnedMutexGuard<Slot>, sqlx::Error> {
+    /// The connection, with any abandoned savepoint undone; a shared transaction may
+    /// still be open (a transaction joins it).
+    async fn lock_tx(&self) -> Result<OwnedMutexGuard<Slot>, sqlx::Error> {
+        let waiting = Waiting::new(&self.waiting);
         let mut g = tokio::time::timeout(self.acquire_timeout, self.slot.clone().lock_owned())
             .await
             .map_err(|_| sqlx::Error::PoolTimedOut)?;
+        drop(waiting);
         if g.closed {
             return Err(sqlx::Error::PoolClosed);
         }
         if g.dirty {
-            // Fails harmlessly when no transaction is open (BEGIN itself had failed).
-            if let Err(e) = g.conn.execute("ROLLBACK").await {
-                tracing::debug!(error = %e, "rolling back an abandoned transaction");
-            }
-            g.dirty = false;
+            undo_savepoint(&mut g).await;
         }
         Ok(g)
+    }
+
+    /// The connection outside any transaction (the shared one committed first), for
+    /// single statements and [`Writer::acquire`].
+    async fn lock(&self) -> Result<OwnedMutexGuard<Slot>, sqlx::Error> {
+        let mut g = self.lock_tx().await?;
+        commit_outer(&mut g).await?;
+        Ok(g)
+    }
+
+    /// Ends the shared transaction now if nobody is waiting to join it (or it is full).
+    async fn settle(&self, g: &mut Slot) -> Result<(), sqlx::Error> {
+        let full = g.outer.as_ref().is_some_and(|o| o.members >= MAX_MEMBERS);
+        if self.waiting.load(Ordering::SeqCst) == 0 || full {
+            commit_outer(g).await?;
+        }
+        Ok(())
     }
 
     /// Refuses further use and checkpoints the log into the database file (after
@@ -83,10 +196,59 @@ impl SqliteWriter {
         if g.closed {
             return;
         }
+        if g.dirty {
+            undo_savepoint(&mut g).await;
+        }
+        if let Err(e) = commit_outer(&mut g).await {
+            tracing::warn!(error = %e, "committing the shared transaction at close");
+        }
         g.closed = true;
         if let Err(e) = g.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").await {
             tracing::warn!(error = %e, "checkpointing SQLite's log at close");
         }
+    }
+
+    /// Starts a transaction (joining the shared one, or opening it) and runs `batch`
+    /// first, in one round trip.
+    async fn begin_with(
+        self: &Arc<Self>,
+        batch: crate::batch::Batch,
+    ) -> Result<(SqliteTx, Vec<Vec<AnyRow>>), StoreError> {
+        let mut g = self.lock_tx().await?;
+        let mut all = crate::batch::Batch::new();
+        let opens = g.outer.is_none();
+        if opens {
+            all.push(crate::batch::Stmt::new("BEGIN IMMEDIATE", Vec::new()));
+        }
+        all.push(crate::batch::Stmt::new(
+            format!("SAVEPOINT {SP}"),
+            Vec::new(),
+        ));
+        all.extend(batch.into_stmts());
+        if opens {
+            g.outer = Some(Outer {
+                done: Arc::new(watch::channel(None).0),
+                members: 0,
+                pending: 0,
+            });
+        }
+        let done = match g.outer.as_mut() {
+            Some(o) => {
+                o.members += 1;
+                o.done.clone()
+            }
+            None => return Err(StoreError::Invalid("no shared transaction".into())),
+        };
+        let mut tx = SqliteTx {
+            guard: g,
+            writer: self.clone(),
+            done,
+            finished: false,
+        };
+        // On an error `tx` is dropped unfinished: its savepoint is undone.
+        let mut rows = all.run(&mut tx.guard.conn).await?;
+        rows.drain(..if opens { 2 } else { 1 });
+        Ok((tx, rows))
     }
 }
 
@@ -104,15 +266,9 @@ impl Writer {
     pub async fn begin(&self) -> Result<WriteTx, StoreError> {
         Ok(match self {
             Writer::Pool(p) => WriteTx(TxInner::Pool(p.begin().await?)),
-            Writer::Sqlite(w) => {
-                let mut g = w.lock().await?;
-                g.conn.execute("BEGIN IMMEDIATE").await?;
-                WriteTx(TxInner::Sqlite(SqliteTx {
-                    guard: g,
-                    slot: w.slot.clone(),
-                    finished: false,
-                }))
-            }
+            Writer::Sqlite(w) => WriteTx(TxInner::Sqlite(
+                w.begin_with(crate::batch::Batch::new()).await?.0,
+            )),
         })
     }
 
@@ -129,19 +285,7 @@ impl Writer {
                 Ok((tx, rows))
             }
             Writer::Sqlite(w) => {
-                let g = w.lock().await?;
-                let mut tx = SqliteTx {
-                    guard: g,
-                    slot: w.slot.clone(),
-                    // Dropped on an error, it is rolled back (harmless if BEGIN
-                    // itself failed; see `lock`).
-                    finished: false,
-                };
-                let mut all = crate::batch::Batch::new();
-                all.push(crate::batch::Stmt::new("BEGIN IMMEDIATE", Vec::new()));
-                all.extend(batch.into_stmts());
-                let mut rows = all.run(&mut tx.guard.conn).await?;
-                rows.remove(0);
+                let (tx, rows) = w.begin_with(batch).await?;
                 Ok((WriteTx(TxInner::Sqlite(tx)), rows))
             }
         }
@@ -189,6 +333,13 @@ impl DerefMut for WriteConn {
 }
 
 /// A write transaction: `commit` or `rollback` it; dropped, it rolls back.
+///
+/// On SQLite it is a savepoint inside a transaction it may share with the writes queued
+/// behind it ("group commit" of transactions): `commit` releases the savepoint and
+/// returns once the shared transaction has committed — by this caller when nobody is
+/// waiting for the connection, otherwise by the last of the group. Pages the group's
+/// writes share (the audit chain's head and tail, journal and index leaves) are written
+/// to the log once per group instead of once per request.
 pub struct WriteTx(TxInner);
 
 enum TxInner {
@@ -196,18 +347,110 @@ enum TxInner {
     Sqlite(SqliteTx),
 }
 
-/// The SQLite writer held inside `BEGIN IMMEDIATE`; rolls back if dropped unfinished.
+/// A transaction inside the shared SQLite transaction.
 struct SqliteTx {
     guard: OwnedMutexGuard<Slot>,
-    slot: Arc<Mutex<Slot>>,
+    writer: Arc<SqliteWriter>,
+    done: Arc<watch::Sender<Option<bool>>>,
+    /// Ended by `end`; otherwise dropping it undoes its savepoint.
     finished: bool,
 }
 
 impl SqliteTx {
-    async fn end(mut self, sql: &str) -> Result<(), sqlx::Error> {
-        self.guard.conn.execute(sql).await?;
+    /// Releases (`commit`) or undoes (`!commit`) the savepoint after running `batch`,
+    /// then waits for the shared transaction's outcome (committing it when nobody else
+    /// will).
+    async fn end(
+        mut self,
+        mut batch: crate::batch::Batch,
+        commit: bool,
+    ) -> Result<Vec<Vec<AnyRow>>, StoreError> {
+        let extra = if commit {
+            batch.push(crate::batch::Stmt::new(format!("RELEASE {SP}"), Vec::new()));
+            1
+        } else {
+            batch.push(crate::batch::Stmt::new(
+                format!("ROLLBACK TO {SP}"),
+                Vec::new(),
+            ));
+            batch.push(crate::batch::Stmt::new(format!("RELEASE {SP}"), Vec::new()));
+            2
+        };
+        let writer = self.writer.clone();
+        let done = self.done.clone();
+        let mut rows = match batch.run(&mut self.guard.conn).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                self.finished = true;
+                undo_savepoint(&mut self.guard).await;
+                if let Err(c) = writer.settle(&mut self.guard).await {
+                    tracing::debug!(error = %c, "settling after a failed transaction");
+                }
+                return Err(e);
+            }
+        };
         self.finished = true;
-        Ok(())
+        rows.truncate(rows.len().saturating_sub(extra));
+        if commit {
+            if let Some(o) = self.guard.outer.as_mut() {
+                o.pending += 1;
+            }
+        }
+        let settled = writer.settle(&mut self.guard).await;
+        let still_open = self
+            .guard
+            .outer
+            .as_ref()
+            .is_some_and(|o| Arc::ptr_eq(&o.done, &done));
+        // Hands the connection to the next writer.
+        drop(self);
+        settled?;
+        if !commit {
+            return Ok(rows);
+        }
+        if still_open {
+            await_shared(&writer, &done).await?;
+            return Ok(rows);
+        }
+        let committed = *done.borrow() == Some(true);
+        if committed {
+            Ok(rows)
+        } else {
+            Err(shared_failed().into())
+        }
+    }
+}
+
+/// Waits until the shared transaction `done` belongs to has ended; makes the commit
+/// itself if the writes it was left open for never came.
+async fn await_shared(
+    writer: &SqliteWriter,
+    done: &Arc<watch::Sender<Option<bool>>>,
+) -> Result<(), StoreError> {
+    let mut rx = done.subscribe();
+    loop {
+        // The outcome as a plain value: a `watch::Ref` must not live across an await.
+        let outcome: Option<bool> = match tokio::time::timeout(
+            SHARED_COMMIT_PATIENCE,
+            rx.wait_for(Option::is_some),
+        )
+        .await
+        {
+            Ok(Ok(v)) => Some(*v == Some(true)),
+            Ok(Err(_)) => Some(false),
+            Err(_) => None,
+        };
+        match outcome {
+            Some(true) => return Ok(()),
+            Some(false) => return Err(shared_failed().into()),
+            None => {
+                let mut g = writer.lock_tx().await?;
+                let mine = g.outer.as_ref().is_some_and(|o| Arc::ptr_eq(&o.done, done));
+                if mine {
+                    commit_outer(&mut g).await?;
+                }
+            }
+        }
     }
 }
 
@@ -216,17 +459,16 @@ impl Drop for SqliteTx {
         if self.finished {
             return;
         }
-        // Dropped inside the transaction (an early error return), or COMMIT/ROLLBACK
-        // failed: whoever holds the connection next rolls back first. Do it now rather
-        // than then, so SQLite's write lock is not held meanwhile (another process may
-        // be waiting for it).
+        // Dropped inside its savepoint (an early error return): undo the savepoint before
+        // anyone else writes — now, on a task, or else by the next holder (`lock_tx`).
         self.guard.dirty = true;
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let slot = self.slot.clone();
+            let writer = self.writer.clone();
             rt.spawn(async move {
-                let mut g = slot.lock_owned().await;
-                if g.dirty && g.conn.execute("ROLLBACK").await.is_ok() {
-                    g.dirty = false;
+                if let Ok(mut g) = writer.lock_tx().await {
+                    if let Err(e) = writer.settle(&mut g).await {
+                        tracing::debug!(error = %e, "settling after an abandoned transaction");
+                    }
                 }
             });
         }
@@ -243,19 +485,31 @@ impl std::fmt::Debug for WriteTx {
     }
 }
 
+fn to_sqlx(e: StoreError) -> sqlx::Error {
+    match e {
+        StoreError::Database(e) => e,
+        other => sqlx::Error::Io(std::io::Error::other(other.to_string())),
+    }
+}
+
 impl WriteTx {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self.0 {
             TxInner::Pool(tx) => tx.commit().await,
-            TxInner::Sqlite(tx) => tx.end("COMMIT").await,
+            TxInner::Sqlite(tx) => tx
+                .end(crate::batch::Batch::new(), true)
+                .await
+                .map(|_| ())
+                .map_err(to_sqlx),
         }
     }
 
     /// Runs `batch` as the transaction's last statements and commits, in one round trip
-    /// on SQLite (the `COMMIT` rides along); the rows of each statement.
+    /// on SQLite (the `COMMIT` rides along when it is this caller's to make); the rows
+    /// of each statement.
     pub async fn commit_with(
         self,
-        mut batch: crate::batch::Batch,
+        batch: crate::batch::Batch,
     ) -> Result<Vec<Vec<AnyRow>>, StoreError> {
         match self.0 {
             TxInner::Pool(mut tx) => {
@@ -263,20 +517,18 @@ impl WriteTx {
                 tx.commit().await?;
                 Ok(rows)
             }
-            TxInner::Sqlite(mut tx) => {
-                batch.push(crate::batch::Stmt::new("COMMIT", Vec::new()));
-                let mut rows = batch.run(&mut tx.guard.conn).await?;
-                tx.finished = true;
-                rows.pop();
-                Ok(rows)
-            }
+            TxInner::Sqlite(tx) => tx.end(batch, true).await,
         }
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         match self.0 {
             TxInner::Pool(tx) => tx.rollback().await,
-            TxInner::Sqlite(tx) => tx.end("ROLLBACK").await,
+            TxInner::Sqlite(tx) => tx
+                .end(crate::batch::Batch::new(), false)
+                .await
+                .map(|_| ())
+                .map_err(to_sqlx),
         }
     }
 }

@@ -28,6 +28,7 @@ on_both!(
     transaction_rolls_back_everything,
     batches_return_each_statements_rows_and_roll_back_whole,
     an_abandoned_write_transaction_is_rolled_back,
+    concurrent_transactions_commit_alone_or_together_but_never_early,
 );
 
 async fn migrations_are_idempotent_and_recorded(db: &TestDb) {
@@ -520,4 +521,72 @@ async fn an_abandoned_write_transaction_is_rolled_back(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(ks, vec![2]);
+}
+
+/// Many writers at once (on SQLite they share commits): each committed transaction is
+/// visible to a reader as soon as `commit` returns, none of the rolled-back or abandoned
+/// ones is, and one failing transaction takes nobody else's rows with it.
+async fn concurrent_transactions_commit_alone_or_together_but_never_early(db: &TestDb) {
+    let s = db.store.clone();
+    zhudai_store::sqlx::query("CREATE TABLE group_t (k BIGINT PRIMARY KEY)")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..60i64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = s.begin().await.unwrap();
+            zhudai_store::sqlx::query("INSERT INTO group_t (k) VALUES ($1)")
+                .bind(i)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            match i % 5 {
+                // A duplicate key: the statement fails, the transaction is abandoned.
+                0 => {
+                    let dup = zhudai_store::sqlx::query("INSERT INTO group_t (k) VALUES ($1)")
+                        .bind(i)
+                        .execute(&mut *tx)
+                        .await;
+                    assert!(dup.is_err());
+                    drop(tx);
+                    false
+                }
+                1 => {
+                    tx.rollback().await.unwrap();
+                    false
+                }
+                _ => {
+                    tx.commit().await.unwrap();
+                    let seen: i64 = zhudai_store::sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM group_t WHERE k = $1",
+                    )
+                    .bind(i)
+                    .fetch_one(s.reader())
+                    .await
+                    .unwrap();
+                    assert_eq!(seen, 1, "commit of {i} returned before it was visible");
+                    true
+                }
+            }
+        }));
+    }
+    let mut expected = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        if t.await.unwrap() {
+            expected.push(i as i64);
+        }
+    }
+    // A plain statement after the storm (it commits any transaction still shared).
+    zhudai_store::sqlx::query("INSERT INTO group_t (k) VALUES (1000)")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    expected.push(1000);
+    let got: Vec<i64> = zhudai_store::sqlx::query_scalar("SELECT k FROM group_t ORDER BY k")
+        .fetch_all(s.reader())
+        .await
+        .unwrap();
+    assert_eq!(got, expected);
 }
