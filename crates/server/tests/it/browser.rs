@@ -925,6 +925,21 @@ async fn a_customer_manager_imports_customers_through_the_wizard() {
         .click()
         .await
         .unwrap();
+    // The dry run's page has a progress card too: wait until the confirmation's answer
+    // (the real import's page, without the confirm button) has replaced it, so the job
+    // exists before the jobs are drained.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while browser
+        .find(Locator::Css("[data-testid=import-confirm]"))
+        .await
+        .is_ok()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the confirmation was not answered"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     browser
         .wait()
         .for_element(Locator::Css("[data-testid=import-progress]"))
