@@ -108,6 +108,20 @@ fn bind_all<'q>(
     q
 }
 
+/// `rows` VALUES tuples of `width` placeholders numbered from `$first` on:
+/// `placeholder_rows(2, 3, 1)` is `($1, $2, $3), ($4, $5, $6)`.
+pub fn placeholder_rows(rows: usize, width: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cols: Vec<String> = (0..width)
+                .map(|c| format!("${}", first + r * width + c))
+                .collect();
+            format!("({})", cols.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Statements to run in order on one connection (inside the caller's transaction).
 #[derive(Debug, Default, Clone)]
 pub struct Batch {
@@ -233,5 +247,7 @@ mod tests {
             "UPDATE t SET a = $4, b = $15 WHERE c = $5 AND d = '$'"
         );
         assert_eq!(shift_placeholders("SELECT 1", 7), "SELECT 1");
+        assert_eq!(placeholder_rows(2, 3, 1), "($1, $2, $3), ($4, $5, $6)");
+        assert_eq!(placeholder_rows(1, 2, 4), "($4, $5)");
     }
 }

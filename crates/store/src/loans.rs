@@ -579,31 +579,7 @@ where
     rows.iter().map(installment_row).collect()
 }
 
-/// Replaces an installment's due and paid amounts and its settlement date.
-pub async fn installment_update(
-    conn: &mut AnyConnection,
-    i: &InstallmentRow,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE loan_installments SET principal_due_fen = $2, interest_due_fen = $3, fee_due_fen = $4,
-            principal_paid_fen = $5, interest_paid_fen = $6, fee_paid_fen = $7, penalty_paid_fen = $8, settled_on = $9
-         WHERE id = $1",
-    )
-    .bind(i.id)
-    .bind(i.principal_due_fen)
-    .bind(i.interest_due_fen)
-    .bind(i.fee_due_fen)
-    .bind(i.principal_paid_fen)
-    .bind(i.interest_paid_fen)
-    .bind(i.fee_paid_fen)
-    .bind(i.penalty_paid_fen)
-    .bind(i.settled_on.as_deref())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// [`installment_update`] for several installments in one statement per 100 rows (an
+/// Rewrites several installments, one statement per 100 rows (an
 /// early repayment rewrites the whole remaining schedule; one round trip per row would
 /// hold the writer that much longer).
 pub async fn installments_update_many(
@@ -626,22 +602,13 @@ pub async fn installments_update_many(
 pub fn installments_update_stmts(rows: &[InstallmentRow]) -> Vec<Stmt> {
     rows.chunks(100)
         .map(|chunk| {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let b = r * 9;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9
-                    )
-                })
-                .collect();
+            let values = crate::batch::placeholder_rows(chunk.len(), 9, 1);
             // VALUES columns are named column1… on both databases.
             let sql = format!(
                 "UPDATE loan_installments SET principal_due_fen = v.column2, interest_due_fen = v.column3,
                     fee_due_fen = v.column4, principal_paid_fen = v.column5, interest_paid_fen = v.column6,
                     fee_paid_fen = v.column7, penalty_paid_fen = v.column8, settled_on = v.column9
-                   FROM (VALUES {}) AS v WHERE loan_installments.id = v.column1",
-                values.join(", ")
+                   FROM (VALUES {values}) AS v WHERE loan_installments.id = v.column1"
             );
             let mut args = Vec::with_capacity(chunk.len() * 9);
             for i in chunk {
@@ -676,17 +643,7 @@ pub struct LoanState<'a> {
     pub closed_on: Option<&'a str>,
 }
 
-pub async fn loan_set_state(
-    conn: &mut AnyConnection,
-    id: i64,
-    s: &LoanState<'_>,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    loan_set_state_stmt(id, s, now_ms).fetch_all(conn).await?;
-    Ok(())
-}
-
-/// [`loan_set_state`] as a statement.
+/// Stores a loan's state after a posting (a statement for a batch).
 pub fn loan_set_state_stmt(id: i64, s: &LoanState<'_>, now_ms: i64) -> Stmt {
     Stmt::new(
         "UPDATE loans SET status = $2, principal_outstanding_fen = $3, interest_outstanding_fen = $4,
@@ -709,24 +666,8 @@ pub fn loan_set_state_stmt(id: i64, s: &LoanState<'_>, now_ms: i64) -> Stmt {
     )
 }
 
-/// Inserts a repayment and returns the stored row (one round trip: the caller answers
-/// with it).
-pub async fn repayment_insert(
-    conn: &mut AnyConnection,
-    r: &NewRepayment<'_>,
-    now_ms: i64,
-) -> Result<RepaymentRow, StoreError> {
-    repayment_from_rows(&repayment_insert_stmt(r, now_ms).fetch_all(conn).await?)?
-        .ok_or_else(|| StoreError::Invalid("the repayment insert returned no row".into()))
-}
-
-/// [`repayment_insert`] as a statement; read with [`repayment_from_rows`].
-pub fn repayment_insert_stmt(r: &NewRepayment<'_>, now_ms: i64) -> Stmt {
-    repayment_insert_stmt_for(r, &EntryRef::Id(r.entry_id), now_ms)
-}
-
-/// [`repayment_insert_stmt`] with its journal entry named by `entry` (`r.entry_id` is
-/// then ignored).
+/// Inserts a repayment returning its row (read with [`repayment_from_rows`]), its
+/// journal entry named by `entry` (`r.entry_id` is then ignored).
 pub fn repayment_insert_stmt_for(r: &NewRepayment<'_>, entry: &EntryRef, now_ms: i64) -> Stmt {
     let (entry_sql, entry_args) = entry.sql(20);
     let mut stmt = Stmt::new(
@@ -763,62 +704,16 @@ pub fn repayment_insert_stmt_for(r: &NewRepayment<'_>, entry: &EntryRef, now_ms:
     stmt
 }
 
-/// Records what a repayment did to one installment.
-#[allow(clippy::too_many_arguments)]
-pub async fn allocation_insert(
-    conn: &mut AnyConnection,
-    a: &AllocationRow,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO repayment_allocations (repayment_id, installment_id, principal_fen, interest_fen, fee_fen,
-            penalty_fen, old_principal_due_fen, old_interest_due_fen, old_fee_due_fen, old_settled_on)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(a.repayment_id)
-    .bind(a.installment_id)
-    .bind(a.principal_fen)
-    .bind(a.interest_fen)
-    .bind(a.fee_fen)
-    .bind(a.penalty_fen)
-    .bind(a.old_principal_due_fen)
-    .bind(a.old_interest_due_fen)
-    .bind(a.old_fee_due_fen)
-    .bind(a.old_settled_on.as_deref())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// [`allocation_insert`] for several rows in one statement per 100 rows, in order (ids
-/// ascend in slice order).
-pub async fn allocations_insert_many(
-    conn: &mut AnyConnection,
-    rows: &[AllocationRow],
-) -> Result<(), StoreError> {
-    for stmt in allocations_insert_stmts(rows) {
-        stmt.fetch_all(conn).await?;
-    }
-    Ok(())
-}
-
-/// [`allocations_insert_many`] as statements (one per 100 rows).
+/// What a repayment did to each installment, one statement per 100 rows (ids ascend in
+/// slice order).
 pub fn allocations_insert_stmts(rows: &[AllocationRow]) -> Vec<Stmt> {
     rows.chunks(100)
         .map(|chunk| {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|r| {
-                    let b = r * 10;
-                    format!(
-                        "(${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                        b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10
-                    )
-                })
-                .collect();
+            let values = crate::batch::placeholder_rows(chunk.len(), 10, 1);
             let sql = format!(
                 "INSERT INTO repayment_allocations (repayment_id, installment_id, principal_fen, interest_fen, fee_fen,
                     penalty_fen, old_principal_due_fen, old_interest_due_fen, old_fee_due_fen, old_settled_on)
-                 VALUES {}",
-                values.join(", ")
+                 VALUES {values}"
             );
             let mut args = Vec::with_capacity(chunk.len() * 10);
             for a in chunk {

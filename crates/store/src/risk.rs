@@ -571,10 +571,8 @@ impl Store {
         rows.iter().map(rule_row).collect()
     }
 
-    /// The enabled rule set's id and the champion's id (what decides now).
-    /// [`risk_in_force`](Self::risk_in_force) and
-    /// [`risk_challenger_ids`](Self::risk_challenger_ids) in one statement: the enabled
-    /// rule set, the champion, the challengers (ascending).
+    /// The enabled rule set, the champion and the challengers (ascending), in one
+    /// statement.
     pub async fn risk_policy_ids(
         &self,
     ) -> Result<(Option<i64>, Option<i64>, Vec<i64>), StoreError> {
@@ -597,6 +595,7 @@ impl Store {
         Ok(out)
     }
 
+    /// The enabled rule set's id and the champion's id (what decides now).
     pub async fn risk_in_force(&self) -> Result<(Option<i64>, Option<i64>), StoreError> {
         let rules: Option<i64> =
             sqlx::query_scalar("SELECT id FROM risk_rule_sets WHERE active = 1")
@@ -607,17 +606,6 @@ impl Store {
                 .fetch_optional(self.reader())
                 .await?;
         Ok((rules, model))
-    }
-
-    /// Ids of the challenger models.
-    pub async fn risk_challenger_ids(&self) -> Result<Vec<i64>, StoreError> {
-        Ok(
-            sqlx::query_scalar(
-                "SELECT id FROM risk_models WHERE status = 'challenger' ORDER BY id",
-            )
-            .fetch_all(self.reader())
-            .await?,
-        )
     }
 
     pub async fn risk_decision(&self, id: i64) -> Result<Option<DecisionRow>, StoreError> {
