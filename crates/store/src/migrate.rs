@@ -130,6 +130,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "access_stamp",
         sql: include_str!("../migrations/0017_access_stamp.sql"),
     },
+    // Customer indexes: one no query could use dropped, two missing added (issue #4).
+    Migration {
+        version: 18,
+        name: "customer_indexes",
+        sql: include_str!("../migrations/0018_customer_indexes.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

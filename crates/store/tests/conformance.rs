@@ -29,6 +29,7 @@ on_both!(
     batches_return_each_statements_rows_and_roll_back_whole,
     an_abandoned_write_transaction_is_rolled_back,
     concurrent_transactions_commit_alone_or_together_but_never_early,
+    a_transaction_of_its_own_commits_rolls_back_and_restores_foreign_keys,
 );
 
 async fn migrations_are_idempotent_and_recorded(db: &TestDb) {
@@ -521,6 +522,62 @@ async fn an_abandoned_write_transaction_is_rolled_back(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(ks, vec![2]);
+}
+
+/// `begin_alone` (bulk writes): commits, rolls back when dropped, and on SQLite switches
+/// foreign-key enforcement off only for its own transaction, whatever way it ends.
+async fn a_transaction_of_its_own_commits_rolls_back_and_restores_foreign_keys(db: &TestDb) {
+    let s = &db.store;
+    let sqlite = s.backend() == zhudai_store::Backend::Sqlite;
+    for sql in [
+        "CREATE TABLE alone_parent (k BIGINT PRIMARY KEY)",
+        "CREATE TABLE alone_child (k BIGINT PRIMARY KEY, p BIGINT NOT NULL REFERENCES alone_parent (k))",
+        "INSERT INTO alone_parent (k) VALUES (1)",
+    ] {
+        zhudai_store::sqlx::query(sql)
+            .execute(s.writer())
+            .await
+            .unwrap();
+    }
+    let child = |k: i64, p: i64| {
+        zhudai_store::sqlx::query("INSERT INTO alone_child (k, p) VALUES ($1, $2)")
+            .bind(k)
+            .bind(p)
+    };
+    // Committed.
+    let mut tx = s.writer().begin_alone(true).await.unwrap();
+    child(1, 1).execute(&mut *tx).await.unwrap();
+    tx.commit().await.unwrap();
+    // Dropped: rolled back before the next writer.
+    {
+        let mut tx = s.writer().begin_alone(false).await.unwrap();
+        child(2, 1).execute(&mut *tx).await.unwrap();
+    }
+    // Without enforcement (SQLite) a dangling reference goes in; rolled back, it is gone.
+    let mut tx = s.writer().begin_alone(false).await.unwrap();
+    let dangling = child(3, 99).execute(&mut *tx).await;
+    assert_eq!(dangling.is_ok(), sqlite, "{dangling:?}");
+    if sqlite {
+        tx.rollback().await.unwrap();
+    } else {
+        drop(tx);
+    }
+    // Enforcement is back for everyone else: shared transactions and single statements.
+    let mut tx = s.begin().await.unwrap();
+    assert!(child(4, 99).execute(&mut *tx).await.is_err());
+    tx.rollback().await.unwrap();
+    assert!(child(5, 99).execute(s.writer()).await.is_err());
+    // Also after a transaction that was abandoned with enforcement off.
+    {
+        let mut tx = s.writer().begin_alone(false).await.unwrap();
+        child(6, 1).execute(&mut *tx).await.unwrap();
+    }
+    assert!(child(7, 99).execute(s.writer()).await.is_err());
+    let ks: Vec<i64> = zhudai_store::sqlx::query_scalar("SELECT k FROM alone_child ORDER BY k")
+        .fetch_all(s.reader())
+        .await
+        .unwrap();
+    assert_eq!(ks, vec![1]);
 }
 
 /// Many writers at once (on SQLite they share commits): each committed transaction is

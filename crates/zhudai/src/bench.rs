@@ -81,6 +81,9 @@ pub enum BenchWhat {
         /// Skip the re-import
         #[arg(long)]
         no_reimport: bool,
+        /// Rows per transaction
+        #[arg(long, default_value_t = zhudai_server::import::engine::DEFAULT_BATCH_ROWS)]
+        batch: usize,
     },
     // --- Workflow guards (issue #6): see bench_guards.rs ---
     /// Guard evaluations per second: the origination definition's transition guards and
@@ -513,7 +516,8 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             rows,
             searches,
             no_reimport,
-        } => crate::import::bench_import(config, rows, searches, !no_reimport).await,
+            batch,
+        } => crate::import::bench_import(config, rows, searches, !no_reimport, batch).await,
         // Post-loan (issue #8).
         BenchWhat::Generate {
             loans,

@@ -559,6 +559,7 @@ pub async fn bench_import(
     rows: u64,
     searches: u64,
     reimport: bool,
+    batch: usize,
 ) -> Result<(), Failure> {
     use std::time::Instant;
     use zhudai_store::customers::{CustomerQuery, IndexedField};
@@ -630,7 +631,7 @@ pub async fn bench_import(
         &owner,
         false,
         false,
-        DEFAULT_BATCH_ROWS,
+        batch,
         true,
     )
     .await?;
@@ -649,7 +650,7 @@ pub async fn bench_import(
             &owner,
             false,
             false,
-            DEFAULT_BATCH_ROWS,
+            batch,
             true,
         )
         .await?;

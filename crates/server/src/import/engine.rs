@@ -43,8 +43,12 @@ use zhudai_store::keys::SubjectDek;
 use zhudai_store::sqlx::AnyConnection;
 use zhudai_store::{Store, StoreError};
 
-/// Rows per batch (one transaction each in lenient mode).
-pub const DEFAULT_BATCH_ROWS: usize = 5_000;
+/// Rows per batch (one transaction each in lenient mode). A batch of random blind
+/// indexes dirties most leaves of their B-trees, so a larger batch writes each leaf to
+/// SQLite's log fewer times per row (measured at 200,000 rows: 5,000 → 25,000 rows per
+/// batch, 25,419 → 35,059 rows/s). The writer is held for about half a second per
+/// batch; the first batches are smaller (see `pass`).
+pub const DEFAULT_BATCH_ROWS: usize = 25_000;
 /// A running import not heard of for this long is taken as crashed and may be resumed.
 pub const STALE_AFTER_MS: i64 = 120_000;
 
@@ -302,6 +306,7 @@ struct Planner {
 
 impl Planner {
     async fn plan(&mut self, batch: CheckedBatch) -> Result<PlannedBatch, ImportFailure> {
+        let started = std::time::Instant::now();
         // Repeats inside the file (also across batches, and over rows an earlier run
         // committed, so a resumed run decides exactly as an uninterrupted one).
         let mut firsts: Vec<Option<i64>> = Vec::with_capacity(batch.rows.len());
@@ -350,6 +355,7 @@ impl Planner {
                     .collect();
             }
         }
+        let looked_up = started.elapsed();
         if !self.dry_run {
             self.vault.refresh_master_keys()?;
         }
@@ -467,6 +473,12 @@ impl Planner {
         })
         .await
         .map_err(|e| ImportFailure::Internal(format!("encryption task: {e}")))??;
+        tracing::debug!(
+            through,
+            lookup_ms = looked_up.as_millis() as u64,
+            total_ms = started.elapsed().as_millis() as u64,
+            "import batch planned"
+        );
         Ok(PlannedBatch { through, plans })
     }
 }
@@ -639,8 +651,89 @@ impl Engine {
                 .await
                 .map_err(|e| ImportFailure::Internal(e.to_string()))?
         };
+        if !opts.dry_run {
+            self.check_references(opts).await?;
+        }
+        let bulk = !opts.dry_run && self.store.backend() == zhudai_store::Backend::Sqlite;
+        let checkpointer = if bulk {
+            let mut conn = self.store.writer().acquire().await?;
+            db::sqlite_bulk(&mut conn, true).await?;
+            drop(conn);
+            let store = self.store.clone();
+            Some(tokio::spawn(async move {
+                let every = std::time::Duration::from_millis(db::IMPORT_CHECKPOINT_EVERY_MS);
+                loop {
+                    tokio::time::sleep(every).await;
+                    let done = match store.reader().acquire().await {
+                        Ok(mut conn) => db::checkpoint_passive(&mut conn).await,
+                        Err(e) => Err(e.into()),
+                    };
+                    if let Err(e) = done {
+                        tracing::debug!(error = %e, "checkpoint during an import");
+                    }
+                }
+            }))
+        } else {
+            None
+        };
+        let result = self
+            .run_passes(import_id, table, total, opts, progress, &job)
+            .await;
+        // Back to the normal settings whatever happened.
+        if let Some(task) = checkpointer {
+            task.abort();
+        }
         let mut conn = self.store.writer().acquire().await?;
-        db::sqlite_cache(&mut conn, Some(db::IMPORT_SQLITE_CACHE_KIB)).await?;
+        if bulk {
+            db::sqlite_bulk(&mut conn, false).await?;
+        }
+        let result = result?;
+        db::import_finish(
+            &mut conn,
+            import_id,
+            result.status,
+            result.error.as_deref(),
+            self.now_ms(),
+        )
+        .await?;
+        Ok(result)
+    }
+
+    /// The users and unit every new customer will refer to exist: the batches are
+    /// written with SQLite's foreign-key checks off (see `Writer::begin_alone`).
+    async fn check_references(&self, opts: &ImportOptions) -> Result<(), ImportFailure> {
+        for (what, id) in [
+            ("owner", Some(opts.owner_user_id)),
+            ("requesting user", opts.requested_by),
+        ] {
+            if let Some(id) = id {
+                if self.store.user_by_id(id).await?.is_none() {
+                    return Err(ImportFailure::Internal(format!(
+                        "the {what} (user {id}) does not exist"
+                    )));
+                }
+            }
+        }
+        if let Some(unit) = opts.org_unit_id {
+            if !self.store.org_units().await?.iter().any(|u| u.id == unit) {
+                return Err(ImportFailure::Internal(format!(
+                    "the organisation unit {unit} does not exist"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn run_passes(
+        &self,
+        import_id: i64,
+        table: Arc<Table>,
+        total: i64,
+        opts: &ImportOptions,
+        progress: ProgressFn,
+        job: &db::ImportJob,
+    ) -> Result<Outcome, ImportFailure> {
+        let mut conn = self.store.writer().acquire().await?;
         let result = if opts.strict {
             db::import_reset(&mut conn, import_id).await?;
             db::import_start(&mut conn, import_id, "validating", total, self.now_ms()).await?;
@@ -691,16 +784,6 @@ impl Engine {
             )
             .await?
         };
-        let mut conn = self.store.writer().acquire().await?;
-        db::sqlite_cache(&mut conn, None).await?;
-        db::import_finish(
-            &mut conn,
-            import_id,
-            result.status,
-            result.error.as_deref(),
-            self.now_ms(),
-        )
-        .await?;
         Ok(result)
     }
 
@@ -726,7 +809,17 @@ impl Engine {
             let mut rows = table.rows();
             let mut handled = 0_i64;
             loop {
-                let chunk: Vec<_> = rows.by_ref().take(batch_rows).collect();
+                // The first batches are smaller (an eighth, an eighth, a quarter, a half),
+                // so that the writer starts early instead of waiting for a whole batch to
+                // be validated and encrypted; from then on batches end on multiples of
+                // `batch_rows`.
+                let size = if handled == 0 {
+                    (batch_rows / 8).max(1)
+                } else {
+                    (handled as usize).min(batch_rows)
+                };
+                let started = std::time::Instant::now();
+                let chunk: Vec<_> = rows.by_ref().take(size).collect();
                 if chunk.is_empty() {
                     break;
                 }
@@ -746,6 +839,11 @@ impl Engine {
                         },
                     })
                     .collect();
+                tracing::debug!(
+                    through = handled,
+                    ms = started.elapsed().as_millis() as u64,
+                    "import batch validated"
+                );
                 if checked_tx
                     .blocking_send(CheckedBatch {
                         through: handled,
@@ -784,7 +882,7 @@ impl Engine {
         let mut counts = start;
         let mut errors = Vec::new();
         let mut single: Option<zhudai_store::writer::WriteTx> = match mode {
-            Mode::Single => Some(self.store.begin().await?),
+            Mode::Single => Some(self.store.writer().begin_alone(false).await?),
             _ => None,
         };
         let mut failure: Option<ImportFailure> = None;
@@ -803,6 +901,7 @@ impl Engine {
                 continue;
             }
             let now = self.now_ms();
+            let write_started = std::time::Instant::now();
             let written = match single.as_mut() {
                 Some(tx) => {
                     let w = write_batch(
@@ -827,7 +926,7 @@ impl Engine {
                     }
                 }
                 None => {
-                    let mut tx = self.store.begin().await?;
+                    let mut tx = self.store.writer().begin_alone(false).await?;
                     let w = write_batch(
                         &mut tx,
                         import_id,
@@ -849,6 +948,11 @@ impl Engine {
                 }
             };
             batches += 1;
+            tracing::debug!(
+                through,
+                write_ms = write_started.elapsed().as_millis() as u64,
+                "import batch written"
+            );
             if !dry_run && matches!(batches, 1 | 20) {
                 let analyzed = match single.as_mut() {
                     Some(tx) => db::analyze_for_import(&mut *tx).await,
