@@ -27,6 +27,11 @@ mod model;
 use std::io::Write;
 use std::process::ExitCode;
 
+/// mimalloc instead of glibc's malloc (for SQLite's allocations too, through the
+/// `override` feature): see docs/decisions/0020-sqlite-write-path.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = <cli::Cli as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
