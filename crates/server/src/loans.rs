@@ -663,7 +663,10 @@ pub async fn repay(
     ));
     b.push(st::loan_lock_stmt(loan_id));
     b.push(st::last_posted_repayment_stmt(loan_id));
-    b.push(st::installments_of_stmt(loan_id));
+    b.push(st::installments_packed_stmt(
+        loan_id,
+        state.store().backend(),
+    ));
     let (mut tx, r) = state.store().begin_with(b).await?;
     // The loan is checked once locked (a dropped transaction undoes the claim).
     let loan = st::loan_from_rows(&r[2])?
@@ -706,7 +709,7 @@ pub async fn repay(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let rows = st::installments_from_rows(&r[4])?;
+    let rows = st::installments_from_packed(&r[4])?;
     // Daily close (issue #8 items 3–7): the loan is brought up to the day before the
     // value date (penalty interest, days past due, tier, bucket) so the repayment never
     // meets it stale. A loan closed through that day already, or one the close would not

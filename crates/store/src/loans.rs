@@ -552,6 +552,74 @@ pub fn installments_from_rows(rows: &[AnyRow]) -> Result<Vec<InstallmentRow>, St
     rows.iter().map(installment_row).collect()
 }
 
+/// The loan's installments as **one** row: a JSON array with one array per installment
+/// (the columns of [`installments_of_stmt`], in order); read with
+/// [`installments_from_packed`]. For hot paths on SQLite, where sqlx hands every result
+/// row from the connection's thread to the caller's task separately (a thread wake-up
+/// each): a repayment reads a schedule of 12–36 installments inside its transaction.
+pub fn installments_packed_stmt(loan_id: i64, backend: crate::db::Backend) -> Stmt {
+    let sql = match backend {
+        crate::db::Backend::Sqlite => format!(
+            "SELECT json_group_array(json_array({INSTALLMENT_COLUMNS})) AS packed \
+             FROM loan_installments WHERE loan_id = $1"
+        ),
+        crate::db::Backend::Postgres => format!(
+            "SELECT COALESCE(json_agg(json_build_array({INSTALLMENT_COLUMNS})), '[]')::text AS packed \
+             FROM loan_installments WHERE loan_id = $1"
+        ),
+    };
+    Stmt::new(sql, vec![loan_id.into()])
+}
+
+/// One installment as [`installments_packed_stmt`] packs it.
+type PackedInstallment = (
+    i64,
+    i64,
+    i64,
+    String,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+);
+
+/// The installments of [`installments_packed_stmt`]'s row, in order of number.
+pub fn installments_from_packed(rows: &[AnyRow]) -> Result<Vec<InstallmentRow>, StoreError> {
+    let Some(row) = rows.first() else {
+        return Ok(Vec::new());
+    };
+    let packed: String = row.try_get("packed")?;
+    let items: Vec<PackedInstallment> = serde_json::from_str(&packed)
+        .map_err(|e| StoreError::Invalid(format!("packed installments: {e}")))?;
+    let mut out: Vec<InstallmentRow> = items
+        .into_iter()
+        .map(|i| InstallmentRow {
+            id: i.0,
+            loan_id: i.1,
+            number: i.2,
+            due_date: i.3,
+            principal_due_fen: i.4,
+            interest_due_fen: i.5,
+            fee_due_fen: i.6,
+            penalty_accrued_fen: i.7,
+            principal_paid_fen: i.8,
+            interest_paid_fen: i.9,
+            fee_paid_fen: i.10,
+            penalty_paid_fen: i.11,
+            penalty_accrued_through: i.12,
+            settled_on: i.13,
+        })
+        .collect();
+    out.sort_by_key(|i| i.number);
+    Ok(out)
+}
+
 pub async fn loan_get<'c, E>(exec: E, id: i64) -> Result<Option<LoanRow>, StoreError>
 where
     E: Executor<'c, Database = Any>,

@@ -17,6 +17,7 @@ zhudai_store::on_both!(
     crash_and_rerun_equal_one_clean_run_and_duckdb_agrees,
     close_reports_overdue_loans_to_the_warning_rules,
     the_rust_test_for_a_needed_close_agrees_with_the_close_selection,
+    packed_installments_read_as_the_rows_do,
 );
 
 pub fn d(s: &str) -> NaiveDate {
@@ -900,4 +901,36 @@ async fn the_rust_test_for_a_needed_close_agrees_with_the_close_selection(db: &T
             );
         }
     }
+}
+
+/// The one-row (JSON) read of a schedule that repayments use gives exactly the rows the
+/// plain read gives, in order, on both databases; and nothing for a loan without any.
+async fn packed_installments_read_as_the_rows_do(db: &TestDb) {
+    let app = TestApp::start(db).await;
+    let sum = book(&app, 60, 9).await;
+    let store = app.state.store();
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM loans ORDER BY id")
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+    assert_eq!(ids.len() as u64, sum.loans);
+    let mut compared = 0;
+    for id in ids.iter().copied().chain([i64::MAX]) {
+        let mut b = zhudai_store::batch::Batch::new();
+        b.push(zhudai_store::loans::installments_packed_stmt(
+            id,
+            store.backend(),
+        ));
+        let mut conn = store.reader().acquire().await.unwrap();
+        let r = b.run(&mut conn).await.unwrap();
+        let packed = zhudai_store::loans::installments_from_packed(&r[0]).unwrap();
+        let plain = if id == i64::MAX {
+            Vec::new()
+        } else {
+            insts(store, id).await
+        };
+        assert_eq!(packed, plain, "loan {id}");
+        compared += plain.len();
+    }
+    assert!(compared > ids.len(), "schedules have several installments");
 }
