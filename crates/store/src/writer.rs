@@ -39,7 +39,7 @@ const SHARED_COMMIT_PATIENCE: Duration = Duration::from_millis(20);
 #[derive(Debug)]
 pub struct Slot {
     conn: AnyConnection,
-    /// A transaction was abandoned inside its savepoint: roll the savepoint back first.
+    /// A transaction was abandoned unfinished: undo it first (`undo_abandoned`).
     dirty: bool,
     closed: bool,
     /// The shared transaction open on the connection, if any.
@@ -141,9 +141,10 @@ async fn restore_foreign_keys(g: &mut Slot) {
     }
 }
 
-/// Undoes the savepoint of an abandoned or failed transaction; if that is impossible
-/// (the savepoint is gone), the whole shared transaction.
-async fn undo_savepoint(g: &mut Slot) {
+/// Undoes an abandoned or failed transaction: a transaction of its own is rolled back
+/// (and foreign keys switched back on); a savepoint is rolled back to, and if that is
+/// impossible (the savepoint is gone), the whole shared transaction.
+async fn undo_abandoned(g: &mut Slot) {
     g.dirty = false;
     if g.alone {
         g.alone = false;
@@ -191,7 +192,7 @@ impl SqliteWriter {
             return Err(sqlx::Error::PoolClosed);
         }
         if g.dirty {
-            undo_savepoint(&mut g).await;
+            undo_abandoned(&mut g).await;
         }
         if g.fk_off && !g.alone {
             restore_foreign_keys(&mut g).await;
@@ -225,7 +226,7 @@ impl SqliteWriter {
             return;
         }
         if g.dirty {
-            undo_savepoint(&mut g).await;
+            undo_abandoned(&mut g).await;
         }
         if let Err(e) = commit_outer(&mut g).await {
             tracing::warn!(error = %e, "committing the shared transaction at close");
@@ -440,7 +441,7 @@ impl AloneTx {
             }
             Err(e) => {
                 // Still inside the transaction (a statement or the COMMIT failed).
-                undo_savepoint(&mut self.guard).await;
+                undo_abandoned(&mut self.guard).await;
                 Err(e)
             }
         }
@@ -449,18 +450,8 @@ impl AloneTx {
 
 impl Drop for AloneTx {
     fn drop(&mut self) {
-        if self.finished {
-            return;
-        }
-        // Rolled back now, on a task, or else by the next holder (`lock_tx`).
-        self.guard.dirty = true;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let writer = self.writer.clone();
-            rt.spawn(async move {
-                if let Err(e) = writer.lock_tx().await {
-                    tracing::debug!(error = %e, "rolling back an abandoned transaction");
-                }
-            });
+        if !self.finished {
+            abandon(&mut self.guard, &self.writer);
         }
     }
 }
@@ -500,7 +491,7 @@ impl SqliteTx {
             Ok(rows) => rows,
             Err(e) => {
                 self.finished = true;
-                undo_savepoint(&mut self.guard).await;
+                undo_abandoned(&mut self.guard).await;
                 if let Err(c) = writer.settle(&mut self.guard).await {
                     tracing::debug!(error = %c, "settling after a failed transaction");
                 }
@@ -574,22 +565,26 @@ async fn await_shared(
 
 impl Drop for SqliteTx {
     fn drop(&mut self) {
-        if self.finished {
-            return;
+        if !self.finished {
+            abandon(&mut self.guard, &self.writer);
         }
-        // Dropped inside its savepoint (an early error return): undo the savepoint before
-        // anyone else writes — now, on a task, or else by the next holder (`lock_tx`).
-        self.guard.dirty = true;
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let writer = self.writer.clone();
-            rt.spawn(async move {
-                if let Ok(mut g) = writer.lock_tx().await {
-                    if let Err(e) = writer.settle(&mut g).await {
-                        tracing::debug!(error = %e, "settling after an abandoned transaction");
-                    }
+    }
+}
+
+/// A transaction dropped unfinished (an early error return): its work is undone before
+/// anyone else writes — now, on a task, or else by the next holder (`lock_tx`) — and a
+/// shared transaction nobody is waiting to join is committed.
+fn abandon(guard: &mut Slot, writer: &Arc<SqliteWriter>) {
+    guard.dirty = true;
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let writer = writer.clone();
+        rt.spawn(async move {
+            if let Ok(mut g) = writer.lock_tx().await {
+                if let Err(e) = writer.settle(&mut g).await {
+                    tracing::debug!(error = %e, "settling after an abandoned transaction");
                 }
-            });
-        }
+            }
+        });
     }
 }
 
@@ -612,20 +607,33 @@ fn to_sqlx(e: StoreError) -> sqlx::Error {
 }
 
 impl WriteTx {
-    pub async fn commit(self) -> Result<(), sqlx::Error> {
+    /// Runs `batch` as the transaction's last statements, then commits (`commit`) or
+    /// rolls back; the rows of each statement.
+    async fn finish(
+        self,
+        batch: crate::batch::Batch,
+        commit: bool,
+    ) -> Result<Vec<Vec<AnyRow>>, StoreError> {
         match self.0 {
-            TxInner::Pool(tx) => tx.commit().await,
-            TxInner::Sqlite(tx) => tx
-                .end(crate::batch::Batch::new(), true)
-                .await
-                .map(|_| ())
-                .map_err(to_sqlx),
-            TxInner::Alone(tx) => tx
-                .end(crate::batch::Batch::new(), true)
-                .await
-                .map(|_| ())
-                .map_err(to_sqlx),
+            TxInner::Pool(mut tx) => {
+                let rows = batch.run(&mut tx).await?;
+                if commit {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(rows)
+            }
+            TxInner::Sqlite(tx) => tx.end(batch, commit).await,
+            TxInner::Alone(tx) => tx.end(batch, commit).await,
         }
+    }
+
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.finish(crate::batch::Batch::new(), true)
+            .await
+            .map(|_| ())
+            .map_err(to_sqlx)
     }
 
     /// Runs `batch` as the transaction's last statements and commits, in one round trip
@@ -635,31 +643,14 @@ impl WriteTx {
         self,
         batch: crate::batch::Batch,
     ) -> Result<Vec<Vec<AnyRow>>, StoreError> {
-        match self.0 {
-            TxInner::Pool(mut tx) => {
-                let rows = batch.run(&mut tx).await?;
-                tx.commit().await?;
-                Ok(rows)
-            }
-            TxInner::Sqlite(tx) => tx.end(batch, true).await,
-            TxInner::Alone(tx) => tx.end(batch, true).await,
-        }
+        self.finish(batch, true).await
     }
 
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
-        match self.0 {
-            TxInner::Pool(tx) => tx.rollback().await,
-            TxInner::Sqlite(tx) => tx
-                .end(crate::batch::Batch::new(), false)
-                .await
-                .map(|_| ())
-                .map_err(to_sqlx),
-            TxInner::Alone(tx) => tx
-                .end(crate::batch::Batch::new(), false)
-                .await
-                .map(|_| ())
-                .map_err(to_sqlx),
-        }
+        self.finish(crate::batch::Batch::new(), false)
+            .await
+            .map(|_| ())
+            .map_err(to_sqlx)
     }
 }
 
