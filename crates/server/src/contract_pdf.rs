@@ -12,7 +12,7 @@ use krilla::geom::{PathBuilder, Point};
 use krilla::num::NormalizedF32;
 use krilla::page::PageSettings;
 use krilla::paint::{Fill, Stroke};
-use krilla::text::{Font, TextDirection};
+use krilla::text::{Font, GlyphId, KrillaGlyph};
 use krilla::Document;
 use skrifa::instance::{LocationRef, Size};
 use skrifa::{FontRef, MetadataProvider};
@@ -225,6 +225,29 @@ impl<'a> Measure<'a> {
 
     fn width(&self, s: &str, size: f32) -> f32 {
         s.chars().map(|c| self.char_width(c, size)).sum()
+    }
+
+    /// `text` as positioned glyphs, one per character, advanced exactly as
+    /// [`width`](Self::width) measured them. Chinese and the Latin of a contract need no
+    /// shaping; krilla's `draw_text` would parse the font's layout tables (GSUB/GPOS,
+    /// large in a CJK font) anew for every line: two thirds of a contract's rendering
+    /// time with Noto Sans CJK.
+    fn glyphs(&self, text: &str) -> Vec<KrillaGlyph> {
+        text.char_indices()
+            .map(|(i, c)| {
+                let gid = self.cmap.map(c).unwrap_or_default();
+                let advance = self.metrics.advance_width(gid).unwrap_or(self.upem) / self.upem;
+                KrillaGlyph::new(
+                    GlyphId::new(gid.to_u32()),
+                    advance,
+                    0.0,
+                    0.0,
+                    0.0,
+                    i..i + c.len_utf8(),
+                    None,
+                )
+            })
+            .collect()
     }
 
     /// Breaks `text` into lines no wider than `max`: Chinese may break between any two
@@ -521,13 +544,13 @@ pub fn render(font: &CjkFont, doc: &Doc) -> Result<Vec<u8>, String> {
             match op {
                 Op::Text { x, y, size, text } => {
                     if !text.is_empty() {
-                        surface.draw_text(
+                        surface.draw_glyphs(
                             Point::from_xy(*x, *y),
+                            &l.m.glyphs(text),
                             font.font.clone(),
-                            *size,
                             text,
+                            *size,
                             false,
-                            TextDirection::Auto,
                         );
                     }
                 }

@@ -315,10 +315,9 @@ impl Store {
         let mut write_conn = <AnyConnection as sqlx::Connection>::connect(&url)
             .await
             .map_err(connect_err)?;
-        for pragma in pragmas
-            .iter()
-            .chain(std::iter::once(&"PRAGMA cache_size=-262144".to_owned()))
-        {
+        for pragma in pragmas.iter().chain(std::iter::once(&format!(
+            "PRAGMA cache_size=-{WRITER_CACHE_KIB}"
+        ))) {
             sqlx::Executor::execute(&mut write_conn, pragma.as_str())
                 .await
                 .map_err(connect_err)?;
@@ -460,6 +459,9 @@ pub fn ensure_writable_dir(dir: &Path) -> Result<(), StoreError> {
     std::fs::remove_file(&probe).map_err(|e| fail(e.to_string()))?;
     Ok(())
 }
+
+/// Page cache of SQLite's one writer connection, in KiB (256 MiB).
+pub(crate) const WRITER_CACHE_KIB: u32 = 262_144;
 
 #[cfg(test)]
 mod tests {

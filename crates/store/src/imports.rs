@@ -51,16 +51,31 @@ pub async fn analyze_for_import(conn: &mut AnyConnection) -> Result<(), StoreErr
     Ok(())
 }
 
+/// The writer's page cache during an import, in KiB (1 GiB, taken only as it is used).
+pub const BULK_CACHE_KIB: u32 = 1_048_576;
+
 /// Switches the SQLite writer into (`true`) or out of (`false`) bulk-import settings:
 /// it stops checkpointing after its commits (`wal_autocheckpoint = 0`; back to SQLite's
 /// default 1,000 pages after). An import batch dirties most leaves of the blind-index
 /// B-trees, so each commit writes many pages to the log, and copying them into the
 /// database file on the writer's thread holds up the next batch; the import runs
-/// [`checkpoint_passive`] beside it instead. No-op on PostgreSQL.
+/// [`checkpoint_passive`] beside it instead. Its page cache grows to
+/// [`BULK_CACHE_KIB`] meanwhile. No-op on PostgreSQL.
 pub async fn sqlite_bulk(conn: &mut AnyConnection, on: bool) -> Result<(), StoreError> {
     if conn.backend_name().eq_ignore_ascii_case("sqlite") {
         let pages = if on { 0 } else { 1_000 };
         sqlx::query(&format!("PRAGMA wal_autocheckpoint = {pages}"))
+            .execute(&mut *conn)
+            .await?;
+        // A large batch dirties its rows' pages and about every leaf of the blind
+        // indexes; they must all stay in the cache until COMMIT, or SQLite writes them
+        // to the log early and again at the commit.
+        let kib = if on {
+            BULK_CACHE_KIB
+        } else {
+            crate::db::WRITER_CACHE_KIB
+        };
+        sqlx::query(&format!("PRAGMA cache_size = -{kib}"))
             .execute(&mut *conn)
             .await?;
     }

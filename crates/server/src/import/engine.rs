@@ -49,6 +49,21 @@ use zhudai_store::{Store, StoreError};
 /// batch, 25,419 → 35,059 rows/s). The writer is held for about half a second per
 /// batch; the first batches are smaller (see `pass`).
 pub const DEFAULT_BATCH_ROWS: usize = 25_000;
+/// At most this many times `batch_rows` in one batch (200,000 rows by default: about
+/// a gigabyte of validated, encrypted rows in memory and a few seconds of the writer).
+pub const MAX_BATCH_GROWTH: usize = 8;
+
+/// Rows in the next batch once the table holds `table_rows`: a quarter of the table,
+/// rounded down to a multiple of `batch_rows`, between `batch_rows` and
+/// [`MAX_BATCH_GROWTH`] times it. A batch dirties about every leaf of each random
+/// blind-index B-tree, however few rows it has, once the table is large; a batch that
+/// grows with the table writes each leaf to SQLite's log a bounded number of times per
+/// row instead of once per batch (ADR 0011).
+pub fn grown_batch(batch_rows: usize, table_rows: usize) -> usize {
+    let b = batch_rows.max(1);
+    ((table_rows / 4) / b * b).clamp(b, b.saturating_mul(MAX_BATCH_GROWTH))
+}
+
 /// A running import not heard of for this long is taken as crashed and may be resumed.
 pub const STALE_AFTER_MS: i64 = 120_000;
 
@@ -802,6 +817,12 @@ impl Engine {
     ) -> Result<Outcome, ImportFailure> {
         let batch_rows = opts.batch_rows.max(1);
         let dry_run = matches!(mode, Mode::DryRun);
+        // Customers already in the table: batches grow with it (see below).
+        let existing = if dry_run {
+            0
+        } else {
+            usize::try_from(self.store.customer_count().await?).unwrap_or(0)
+        };
         // Stage 1 on a blocking thread.
         let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<CheckedBatch>(2);
         let (vault, today) = (self.vault.clone(), opts.today);
@@ -812,11 +833,11 @@ impl Engine {
                 // The first batches are smaller (an eighth, an eighth, a quarter, a half),
                 // so that the writer starts early instead of waiting for a whole batch to
                 // be validated and encrypted; from then on batches end on multiples of
-                // `batch_rows`.
+                // `batch_rows`, and grow with the table.
                 let size = if handled == 0 {
                     (batch_rows / 8).max(1)
                 } else {
-                    (handled as usize).min(batch_rows)
+                    (handled as usize).min(grown_batch(batch_rows, existing + handled as usize))
                 };
                 let started = std::time::Instant::now();
                 let chunk: Vec<_> = rows.by_ref().take(size).collect();
@@ -1022,5 +1043,31 @@ impl Engine {
             error,
             resumed_after: resume,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_grow_with_the_table_in_whole_batches_up_to_the_cap() {
+        // A small table: the configured size.
+        assert_eq!(grown_batch(25_000, 0), 25_000);
+        assert_eq!(grown_batch(25_000, 120_000), 25_000);
+        // A quarter of the table, rounded down to whole batches.
+        assert_eq!(grown_batch(25_000, 200_000), 50_000);
+        assert_eq!(grown_batch(25_000, 430_000), 100_000);
+        // Never more than MAX_BATCH_GROWTH batches.
+        assert_eq!(grown_batch(25_000, 10_000_000), 25_000 * MAX_BATCH_GROWTH);
+        // Every size is a multiple of the configured one (resumes count whole batches).
+        for table in (0..5_000).step_by(37) {
+            assert_eq!(grown_batch(200, table) % 200, 0, "table {table}");
+        }
+        assert_eq!(
+            grown_batch(0, 100),
+            8,
+            "a zero batch size is taken as one row"
+        );
     }
 }
