@@ -697,6 +697,17 @@ impl Engine {
         // Back to the normal settings whatever happened.
         if let Some(task) = checkpointer {
             task.abort();
+            // What the import left in the log is copied into the database file here, on
+            // a reader's thread; otherwise the next write's automatic checkpoint would do
+            // it on the writer's (measured: the job's closing UPDATE took 1.2 s after a
+            // million rows).
+            let done = match self.store.reader().acquire().await {
+                Ok(mut conn) => db::checkpoint_passive(&mut conn).await,
+                Err(e) => Err(e.into()),
+            };
+            if let Err(e) = done {
+                tracing::debug!(error = %e, "checkpoint after an import");
+            }
         }
         let mut conn = self.store.writer().acquire().await?;
         if bulk {
