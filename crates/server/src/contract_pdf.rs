@@ -619,6 +619,26 @@ mod tests {
     }
 
     #[test]
+    fn glyphs_advance_as_the_layout_measured_and_map_back_to_their_characters() {
+        let f = font(None).expect("a CJK font: run scripts/install-deps.sh");
+        let m = Measure::new(&f).unwrap();
+        let text = "借款金额 30000.00 元，年化利率 7.2%（APR）";
+        let glyphs = m.glyphs(text);
+        assert_eq!(glyphs.len(), text.chars().count());
+        // Drawn advances (normalised, times the size) add up to the measured width.
+        let drawn: f32 = glyphs.iter().map(|g| g.x_advance * 10.0).sum();
+        assert!((drawn - m.width(text, 10.0)).abs() < 1e-3, "{drawn}");
+        // Each glyph covers its character's bytes, in order, and the font has it.
+        let mut end = 0;
+        for (g, (i, c)) in glyphs.iter().zip(text.char_indices()) {
+            assert_eq!(g.text_range, i..i + c.len_utf8());
+            assert_ne!(g.glyph_id, GlyphId::new(0), "no glyph for {c}");
+            end = g.text_range.end;
+        }
+        assert_eq!(end, text.len());
+    }
+
+    #[test]
     fn renders_chinese_that_pdftotext_reads_back() {
         let f = font(None).expect("a CJK font: run scripts/install-deps.sh");
         let mut rows = Vec::new();
