@@ -64,6 +64,18 @@ pub fn grown_batch(batch_rows: usize, table_rows: usize) -> usize {
     ((table_rows / 4) / b * b).clamp(b, b.saturating_mul(MAX_BATCH_GROWTH))
 }
 
+/// A PASSIVE checkpoint of SQLite's log from a reader connection, beside the writer;
+/// a failure is only logged (the next one, or SQLite's own, catches up).
+async fn checkpoint_on_reader(store: &Store) {
+    let done = match store.reader().acquire().await {
+        Ok(mut conn) => db::checkpoint_passive(&mut conn).await,
+        Err(e) => Err(e.into()),
+    };
+    if let Err(e) = done {
+        tracing::debug!(error = %e, "checkpoint during or after an import");
+    }
+}
+
 /// A running import not heard of for this long is taken as crashed and may be resumed.
 pub const STALE_AFTER_MS: i64 = 120_000;
 
@@ -679,13 +691,7 @@ impl Engine {
                 let every = std::time::Duration::from_millis(db::IMPORT_CHECKPOINT_EVERY_MS);
                 loop {
                     tokio::time::sleep(every).await;
-                    let done = match store.reader().acquire().await {
-                        Ok(mut conn) => db::checkpoint_passive(&mut conn).await,
-                        Err(e) => Err(e.into()),
-                    };
-                    if let Err(e) = done {
-                        tracing::debug!(error = %e, "checkpoint during an import");
-                    }
+                    checkpoint_on_reader(&store).await;
                 }
             }))
         } else {
@@ -701,13 +707,7 @@ impl Engine {
             // a reader's thread; otherwise the next write's automatic checkpoint would do
             // it on the writer's (measured: the job's closing UPDATE took 1.2 s after a
             // million rows).
-            let done = match self.store.reader().acquire().await {
-                Ok(mut conn) => db::checkpoint_passive(&mut conn).await,
-                Err(e) => Err(e.into()),
-            };
-            if let Err(e) = done {
-                tracing::debug!(error = %e, "checkpoint after an import");
-            }
+            checkpoint_on_reader(&self.store).await;
         }
         let mut conn = self.store.writer().acquire().await?;
         if bulk {

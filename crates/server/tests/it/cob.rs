@@ -862,17 +862,23 @@ async fn close_reports_overdue_loans_to_the_warning_rules(db: &TestDb) {
     verify(store).await;
 }
 
+/// Every loan's id in order; checks they are the book's loans.
+async fn loan_ids(store: &zhudai_store::Store, sum: &zhudai_server::book::BookSummary) -> Vec<i64> {
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM loans ORDER BY id")
+        .fetch_all(store.reader())
+        .await
+        .unwrap();
+    assert_eq!(ids.len() as u64, sum.loans);
+    ids
+}
+
 /// A repayment skips the on-demand close when `loan_needs_close` says there is nothing to
 /// do; that is only sound if it picks exactly the loans the close's own SQL selects.
 async fn the_rust_test_for_a_needed_close_agrees_with_the_close_selection(db: &TestDb) {
     let app = TestApp::start(db).await;
     let sum = book(&app, 300, 5).await;
     let store = app.state.store();
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM loans ORDER BY id")
-        .fetch_all(store.reader())
-        .await
-        .unwrap();
-    assert_eq!(ids.len() as u64, sum.loans);
+    let ids = loan_ids(store, &sum).await;
     let (first, last) = (ids[0], ids[ids.len() - 1]);
     // Before the book's date, on it, and months later (most of the book falls due).
     for date in ["2026-06-01", "2026-11-28", "2026-11-29", "2027-03-15"] {
@@ -909,11 +915,7 @@ async fn packed_installments_read_as_the_rows_do(db: &TestDb) {
     let app = TestApp::start(db).await;
     let sum = book(&app, 60, 9).await;
     let store = app.state.store();
-    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM loans ORDER BY id")
-        .fetch_all(store.reader())
-        .await
-        .unwrap();
-    assert_eq!(ids.len() as u64, sum.loans);
+    let ids = loan_ids(store, &sum).await;
     let mut compared = 0;
     for id in ids.iter().copied().chain([i64::MAX]) {
         let mut b = zhudai_store::batch::Batch::new();
