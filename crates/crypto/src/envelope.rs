@@ -132,7 +132,7 @@ impl Dek {
     /// A fresh random DEK with a random id (32 lowercase hex characters).
     pub fn generate() -> Result<Self, CryptoError> {
         let mut raw_id = [0u8; 16];
-        crate::fill_random(&mut raw_id)?;
+        crate::fill_public_random(&mut raw_id)?;
         Self::generate_with_id(&hex::encode(raw_id))
     }
 
@@ -202,7 +202,7 @@ pub fn wrap_dek(
     let (aes_key, sm4_key) = wrap_keys(master, algorithm);
     let mut out = vec![0u8; NONCE_LEN + DEK_LEN + TAG_LEN];
     let (nonce, rest) = out.split_at_mut(NONCE_LEN);
-    crate::fill_random(nonce)?;
+    crate::fill_public_random(nonce)?;
     let (body, tag_out) = rest.split_at_mut(DEK_LEN);
     body.copy_from_slice(dek.key.as_ref());
     let tag = seal(algorithm, &aes_key, &sm4_key, nonce, &aad, body)?;
@@ -297,7 +297,7 @@ impl FieldCipher {
         out.push(id.len() as u8);
         out.extend_from_slice(id);
         out.resize(body_start, 0);
-        crate::fill_random(&mut out[header_len..body_start])?;
+        crate::fill_public_random(&mut out[header_len..body_start])?;
         out.extend_from_slice(plaintext);
 
         let mut full_aad = Vec::with_capacity(header_len + aad.len());

@@ -396,6 +396,7 @@ pub async fn generate(
         roles: "cli".into(),
         today: clock.today(),
         batch_rows: crate::import::engine::DEFAULT_BATCH_ROWS,
+        defer_indexes_from_rows: zhudai_store::imports::DEFER_INDEXES_FROM_ROWS,
     };
     let p2: crate::import::engine::ProgressFn = {
         let progress = progress.clone();

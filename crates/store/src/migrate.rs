@@ -317,6 +317,9 @@ impl Store {
             report.applied.push(m.version);
             report.current = m.version;
         }
+        // An import that stopped (crashed) while building its search indexes at the end
+        // left them missing; they are built again here.
+        crate::imports::search_indexes_restore(conn).await?;
         Ok(report)
     }
 

@@ -15,7 +15,8 @@ use zhudai_store::testing::TestDb;
 on_both!(
     scoped_listing_and_exact_search,
     edits_are_optimistic_and_erasure_clears,
-    enterprise_links
+    enterprise_links,
+    deferred_search_indexes_still_answer_and_come_back
 );
 
 async fn setup(db: &TestDb) -> (i64, i64, i64, i64) {
@@ -300,4 +301,72 @@ async fn enterprise_links(db: &TestDb) {
     assert_eq!(links.len(), 2);
     assert_eq!(links[1].share_bp, Some(3000));
     assert_eq!(s.customer_relations(ent).await.unwrap().len(), 2);
+}
+
+/// The search indexes a large import defers (SQLite only).
+async fn index_names(db: &TestDb) -> Vec<String> {
+    let sql = match db.store.backend() {
+        zhudai_store::Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customers' ORDER BY name"
+        }
+        zhudai_store::Backend::Postgres => {
+            "SELECT indexname::text AS name FROM pg_indexes WHERE tablename = 'customers' ORDER BY indexname"
+        }
+    };
+    zhudai_store::sqlx::query_scalar::<_, String>(sql)
+        .fetch_all(db.store.reader())
+        .await
+        .unwrap()
+}
+
+async fn deferred_search_indexes_still_answer_and_come_back(db: &TestDb) {
+    use zhudai_store::imports::{
+        defers_indexes, search_indexes_defer, search_indexes_restore, DEFERRABLE_INDEXES,
+        DEFER_INDEXES_FROM_ROWS,
+    };
+    let s = &db.store;
+    let (_, team_a, _, user) = setup(db).await;
+    let before = index_names(db).await;
+    for (name, _) in DEFERRABLE_INDEXES {
+        assert!(before.iter().any(|n| n == name), "{name} in {before:?}");
+    }
+    // Only a large import into a table no larger than itself defers them.
+    let from = DEFER_INDEXES_FROM_ROWS;
+    assert!(defers_indexes(from, 0, from));
+    assert!(defers_indexes(from, from, from));
+    assert!(!defers_indexes(from - 1, 0, from));
+    assert!(!defers_indexes(from, from + 1, from));
+
+    let mut conn = s.writer().acquire().await.unwrap();
+    let dropped = search_indexes_defer(&mut conn).await.unwrap();
+    drop(conn);
+    let during = index_names(db).await;
+    let sqlite = s.backend() == zhudai_store::Backend::Sqlite;
+    assert_eq!(dropped, sqlite, "PostgreSQL keeps its indexes");
+    for (name, _) in DEFERRABLE_INDEXES {
+        assert_eq!(during.iter().any(|n| n == name), !sqlite, "{name}");
+    }
+    // Without the indexes, phone search and duplicate flags still find the rows.
+    let mut tx = s.begin().await.unwrap();
+    let a = customer_insert(&mut *tx, &values("d1", "甲", "i1", "ph", user, team_a), 1)
+        .await
+        .unwrap();
+    let b = customer_insert(&mut *tx, &values("d2", "乙", "i2", "ph", user, team_a), 2)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let m = s
+        .customer_matches(IndexedField::Phone, "ph", Some(a))
+        .await
+        .unwrap();
+    assert_eq!(m.iter().map(|c| c.id).collect::<Vec<_>>(), vec![b]);
+
+    // A restart (migrate) puts back what a crashed import left dropped; restoring
+    // again changes nothing.
+    s.migrate().await.unwrap();
+    assert_eq!(index_names(db).await, before);
+    let mut conn = s.writer().acquire().await.unwrap();
+    search_indexes_restore(&mut conn).await.unwrap();
+    drop(conn);
+    assert_eq!(index_names(db).await, before);
 }

@@ -304,6 +304,7 @@ pub(crate) async fn import_file(
         roles: "cli".into(),
         today: clock.today(),
         batch_rows: batch,
+        defer_indexes_from_rows: zhudai_store::imports::DEFER_INDEXES_FROM_ROWS,
     };
     let result = engine.run(id, table, &opts, progress).await;
     bar.finish_and_clear();

@@ -96,6 +96,10 @@ pub struct ImportOptions {
     /// The date ID numbers are checked against (no birth in the future).
     pub today: NaiveDate,
     pub batch_rows: usize,
+    /// From how many rows an import into a table no larger than itself builds the
+    /// phone and card search indexes at its end (SQLite; normally
+    /// [`db::DEFER_INDEXES_FROM_ROWS`]).
+    pub defer_indexes_from_rows: i64,
 }
 
 /// How an import ended.
@@ -697,10 +701,32 @@ impl Engine {
         } else {
             None
         };
+        // A large import into a small table builds the phone and card search indexes
+        // once at its end (ADR 0011).
+        let deferred = if bulk
+            && db::defers_indexes(
+                total,
+                self.store.customer_count().await?,
+                opts.defer_indexes_from_rows,
+            ) {
+            let mut conn = self.store.writer().acquire().await?;
+            db::search_indexes_defer(&mut conn).await?
+        } else {
+            false
+        };
         let result = self
             .run_passes(import_id, table, total, opts, progress, &job)
             .await;
         // Back to the normal settings whatever happened.
+        if deferred {
+            let started = std::time::Instant::now();
+            let mut conn = self.store.writer().acquire().await?;
+            db::search_indexes_restore(&mut conn).await?;
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "import search indexes built"
+            );
+        }
         if let Some(task) = checkpointer {
             task.abort();
             // What the import left in the log is copied into the database file here, on

@@ -121,6 +121,7 @@ pub async fn run_job(state: AppState, job: Job) -> Result<(), String> {
         roles: p.roles,
         today: state.clock().today(),
         batch_rows: DEFAULT_BATCH_ROWS,
+        defer_indexes_from_rows: zhudai_store::imports::DEFER_INDEXES_FROM_ROWS,
     };
     match engine
         .run(p.import_id, table, &opts, Arc::new(|_, _, _| {}))

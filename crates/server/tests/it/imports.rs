@@ -105,6 +105,9 @@ async fn run(
         today: app.state.clock().today(),
         // Small batches: several transactions even for a small file.
         batch_rows: 2,
+        // Every import here that writes builds the search indexes at its end (SQLite):
+        // the path a large import takes (the HTTP job below keeps them throughout).
+        defer_indexes_from_rows: 1,
     };
     let o = engine
         .run(id, table, &opts, Arc::new(|_, _, _| {}))
@@ -175,6 +178,44 @@ async fn lenient_import_reports_bad_rows_and_is_idempotent(db: &TestDb) {
     // Every stored customer decrypts (through the API's own decryption) to its row.
     let rows = all_customers(&app).await;
     assert_eq!(rows.len(), 5);
+    // The phone and card indexes are back after the import (SQLite builds them at its
+    // end here), and exact phone search finds each customer through them.
+    let indexes: Vec<String> = zhudai_store::sqlx::query_scalar(match db.store.backend() {
+        zhudai_store::Backend::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'customers'"
+        }
+        zhudai_store::Backend::Postgres => {
+            "SELECT indexname::text FROM pg_indexes WHERE tablename = 'customers'"
+        }
+    })
+    .fetch_all(app.state.store().reader())
+    .await
+    .unwrap();
+    for (name, _) in db::DEFERRABLE_INDEXES {
+        assert!(indexes.iter().any(|i| i == name), "{name} in {indexes:?}");
+    }
+    for p in &ps {
+        let bidx = app
+            .state
+            .vault()
+            .blind_index(zhudai_crypto::blind_index::FieldKind::Phone, &p.phone);
+        let page = app
+            .state
+            .store()
+            .customer_list(&CustomerQuery {
+                scope: &ScopeFilter::All,
+                name: None,
+                exact: Some((zhudai_store::customers::IndexedField::Phone, &bidx)),
+                kind: None,
+                status: None,
+                offset: 0,
+                limit: 10,
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.rows.len(), 1, "phone of {}", p.name);
+        assert_eq!(page.rows[0].name, p.name);
+    }
     for r in &rows {
         let clear = zhudai_server::customers::decrypt(app.state.vault(), r)
             .await
