@@ -116,7 +116,8 @@ pub struct Outcome {
     pub resumed_after: i64,
 }
 
-/// Told after every committed batch: phase, counts, total rows.
+/// Told after every committed batch: phase, counts, total rows (and once with phase
+/// `indexing` before a large import builds its search indexes).
 pub type ProgressFn = Arc<dyn Fn(&str, &ImportCounts, i64) + Send + Sync>;
 
 /// What stops an import (as opposed to a bad row).
@@ -715,10 +716,13 @@ impl Engine {
             false
         };
         let result = self
-            .run_passes(import_id, table, total, opts, progress, &job)
+            .run_passes(import_id, table, total, opts, progress.clone(), &job)
             .await;
         // Back to the normal settings whatever happened.
         if deferred {
+            if let Ok(o) = &result {
+                progress("indexing", &o.counts, total);
+            }
             let started = std::time::Instant::now();
             let mut conn = self.store.writer().acquire().await?;
             db::search_indexes_restore(&mut conn).await?;
