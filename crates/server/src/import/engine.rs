@@ -718,19 +718,26 @@ impl Engine {
         let result = self
             .run_passes(import_id, table, total, opts, progress.clone(), &job)
             .await;
-        // Back to the normal settings whatever happened.
-        if deferred {
+        // Back to the normal settings whatever happened (a failure to build the indexes
+        // is reported after the rest is undone; the next start builds them).
+        let restored = if deferred {
             if let Ok(o) = &result {
                 progress("indexing", &o.counts, total);
             }
             let started = std::time::Instant::now();
-            let mut conn = self.store.writer().acquire().await?;
-            db::search_indexes_restore(&mut conn).await?;
+            let built = match self.store.writer().acquire().await {
+                Ok(mut conn) => db::search_indexes_restore(&mut conn).await,
+                Err(e) => Err(e),
+            };
             tracing::debug!(
                 ms = started.elapsed().as_millis() as u64,
+                ok = built.is_ok(),
                 "import search indexes built"
             );
-        }
+            built
+        } else {
+            Ok(())
+        };
         if let Some(task) = checkpointer {
             task.abort();
             // What the import left in the log is copied into the database file here, on
@@ -744,6 +751,7 @@ impl Engine {
             db::sqlite_bulk(&mut conn, false).await?;
         }
         let result = result?;
+        restored?;
         db::import_finish(
             &mut conn,
             import_id,
