@@ -16,7 +16,8 @@ on_both!(
     scoped_listing_and_exact_search,
     edits_are_optimistic_and_erasure_clears,
     enterprise_links,
-    deferred_search_indexes_still_answer_and_come_back
+    deferred_search_indexes_still_answer_and_come_back,
+    prepared_inserts_and_taking_back_a_customer_created_meanwhile
 );
 
 async fn setup(db: &TestDb) -> (i64, i64, i64, i64) {
@@ -369,4 +370,122 @@ async fn deferred_search_indexes_still_answer_and_come_back(db: &TestDb) {
     search_indexes_restore(&mut conn).await.unwrap();
     drop(conn);
     assert_eq!(index_names(db).await, before);
+}
+
+/// The import's write path: statements built beforehand, then the ID numbers found twice
+/// (a customer created between the import's look-up and its write) taken back.
+async fn prepared_inserts_and_taking_back_a_customer_created_meanwhile(db: &TestDb) {
+    use zhudai_crypto::envelope::{Algorithm, WrappedDek};
+    use zhudai_store::imports::{
+        customer_insert_undo, customers_insert_prepare, data_keys_insert_prepare, execute_prepared,
+        id_bidx_repeated,
+    };
+    let s = &db.store;
+    let (_, team_a, _, user) = setup(db).await;
+    // Created by someone else "meanwhile".
+    let mut tx = s.begin().await.unwrap();
+    let other = customer_insert(
+        &mut *tx,
+        &values("o1", "先到", "taken", "p0", user, team_a),
+        1,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // 150 new customers: two customer statements on SQLite (95 rows of 21 values each).
+    let mut rows: Vec<_> = (0..150)
+        .map(|i| {
+            values(
+                &format!("n{i}"),
+                &format!("新{i}"),
+                &format!("b{i}"),
+                "p",
+                user,
+                team_a,
+            )
+        })
+        .collect();
+    rows[7].id_number_bidx = Some("taken".into());
+    let keys: Vec<(WrappedDek, String)> = rows
+        .iter()
+        .map(|r| {
+            (
+                WrappedDek {
+                    id: format!("k-{}", r.ref_),
+                    wrapped: vec![9; 60],
+                    master_key_id: "m1".into(),
+                    algorithm: Algorithm::Aes256Gcm,
+                },
+                format!("customer:{}", r.ref_),
+            )
+        })
+        .collect();
+    let backend = s.backend();
+    let customers = customers_insert_prepare(backend, &rows, 5).unwrap();
+    // SQLite binds at most about 2,000 values per statement, PostgreSQL 8,000.
+    let statements = if backend == zhudai_store::Backend::Sqlite {
+        2
+    } else {
+        1
+    };
+    assert_eq!(customers.len(), statements, "{customers:?}");
+    let key_stmts = data_keys_insert_prepare(backend, &keys, 5).unwrap();
+    assert!(!key_stmts.is_empty());
+    let mut tx = s.writer().begin_alone(false).await.unwrap();
+    execute_prepared(&mut tx, key_stmts).await.unwrap();
+    execute_prepared(&mut tx, customers).await.unwrap();
+    let bidx: Vec<String> = rows
+        .iter()
+        .filter_map(|r| r.id_number_bidx.clone())
+        .collect();
+    assert_eq!(
+        id_bidx_repeated(&mut tx, &bidx).await.unwrap(),
+        vec!["taken".to_owned()]
+    );
+    customer_insert_undo(&mut tx, "n7", "customer:n7")
+        .await
+        .unwrap();
+    assert!(id_bidx_repeated(&mut tx, &bidx).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+
+    assert_eq!(
+        s.customer_count().await.unwrap(),
+        150,
+        "149 new and the other"
+    );
+    let mut by_id = CustomerQuery {
+        scope: &ScopeFilter::All,
+        name: None,
+        exact: Some((IndexedField::IdNumber, "taken")),
+        kind: None,
+        status: None,
+        offset: 0,
+        limit: 10,
+    };
+    let page = s.customer_list(&by_id).await.unwrap();
+    assert_eq!(
+        page.rows.iter().map(|c| c.id).collect::<Vec<_>>(),
+        vec![other]
+    );
+    by_id.exact = Some((IndexedField::IdNumber, "b149"));
+    let page = s.customer_list(&by_id).await.unwrap();
+    assert_eq!(page.rows.len(), 1);
+    let r = &page.rows[0];
+    assert_eq!(
+        (r.name.as_str(), r.created_at_ms, r.owner_user_id),
+        ("新149", 5, user)
+    );
+    assert_eq!(r.id_number_enc.as_deref(), Some(&[1u8, 2, 3][..]));
+    assert!(s
+        .data_key_of_subject("customer:n7")
+        .await
+        .unwrap()
+        .is_none());
+    match s.data_key_of_subject("customer:n149").await.unwrap() {
+        Some(zhudai_store::keys::SubjectDek::Ready(k)) => {
+            assert_eq!((k.id.as_str(), k.wrapped), ("k-n149", vec![9; 60]));
+        }
+        other => panic!("the key of n149: {other:?}"),
+    }
 }

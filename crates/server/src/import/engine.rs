@@ -285,10 +285,12 @@ enum Plan {
     /// Already committed by an earlier run.
     Skip,
     Reject(Vec<ImportError>),
-    /// A new customer: its values and data key (both `None` in a dry run).
+    /// A new customer: its values and data key (`None` in a dry run, and once they are
+    /// in the batch's prepared statements), and its reference (`None` in a dry run).
     Insert {
         row_no: i64,
         bidx: String,
+        ref_: Option<String>,
         new: Option<NewCustomer>,
     },
     /// An existing customer that changes (values `None` in a dry run).
@@ -304,6 +306,9 @@ enum Plan {
 struct PlannedBatch {
     through: i64,
     plans: Vec<Plan>,
+    /// The new customers' and their data keys' INSERT statements, built here beside
+    /// the encryption rather than on the writer's path (`None` in a dry run).
+    prepared: Option<(db::PreparedInserts, db::PreparedInserts)>,
 }
 
 fn problems_of(row: &RawRow, problems: &[FieldProblem]) -> Vec<ImportError> {
@@ -327,6 +332,8 @@ fn row_problem(row: &RawRow, field: &'static str, code: &'static str, message: S
 struct Planner {
     vault: Vault,
     store: Store,
+    /// The new customers' creation time is read when their statements are built.
+    clock: Arc<dyn Clock>,
     dry_run: bool,
     scope: ScopeFilter,
     owner: i64,
@@ -401,8 +408,9 @@ impl Planner {
         );
         let through = batch.through;
         let skip = batch.skip;
-        let plans = tokio::task::spawn_blocking(move || {
-            batch
+        let (backend, now_ms) = (self.store.backend(), self.clock.now().timestamp_millis());
+        let (plans, prepared) = tokio::task::spawn_blocking(move || {
+            let mut plans = batch
                 .rows
                 .into_par_iter()
                 .zip(firsts.into_par_iter())
@@ -430,6 +438,7 @@ impl Planner {
                                 return Ok(Plan::Insert {
                                     row_no: c.row.row_no,
                                     bidx,
+                                    ref_: None,
                                     new: None,
                                 });
                             }
@@ -443,6 +452,7 @@ impl Planner {
                             Ok(Plan::Insert {
                                 row_no: c.row.row_no,
                                 bidx,
+                                ref_: Some(ref_),
                                 new: Some((values, wrapped)),
                             })
                         }
@@ -501,7 +511,26 @@ impl Planner {
                         )),
                     }
                 })
-                .collect::<Result<Vec<Plan>, ImportFailure>>()
+                .collect::<Result<Vec<Plan>, ImportFailure>>()?;
+            if dry_run {
+                return Ok((plans, None));
+            }
+            // The statements, on this thread: the values move out of the plans.
+            let mut rows = Vec::new();
+            let mut keys = Vec::new();
+            for p in &mut plans {
+                if let Plan::Insert { new, .. } = p {
+                    if let Some((values, key)) = new.take() {
+                        keys.push((key, subject(&values.ref_)));
+                        rows.push(values);
+                    }
+                }
+            }
+            let prepared = (
+                db::data_keys_insert_prepare(backend, &keys, now_ms)?,
+                db::customers_insert_prepare(backend, &rows, now_ms)?,
+            );
+            Ok::<_, ImportFailure>((plans, Some(prepared)))
         })
         .await
         .map_err(|e| ImportFailure::Internal(format!("encryption task: {e}")))??;
@@ -511,7 +540,11 @@ impl Planner {
             total_ms = started.elapsed().as_millis() as u64,
             "import batch planned"
         );
-        Ok(PlannedBatch { through, plans })
+        Ok(PlannedBatch {
+            through,
+            plans,
+            prepared,
+        })
     }
 }
 
@@ -537,7 +570,7 @@ async fn write_batch(
 ) -> Result<Written, ImportFailure> {
     let mut c = ImportCounts::default();
     let mut errors = Vec::new();
-    let mut inserts: Vec<(i64, String, Option<NewCustomer>)> = Vec::new();
+    let mut inserts: Vec<(i64, String, Option<String>)> = Vec::new();
     let mut updates = Vec::new();
     for p in batch.plans {
         match p {
@@ -547,7 +580,9 @@ async fn write_batch(
                 errors.extend(e);
             }
             Plan::Unchanged => c.unchanged += 1,
-            Plan::Insert { row_no, bidx, new } => inserts.push((row_no, bidx, new)),
+            Plan::Insert {
+                row_no, bidx, ref_, ..
+            } => inserts.push((row_no, bidx, ref_)),
             Plan::Update {
                 row_no,
                 id,
@@ -557,30 +592,28 @@ async fn write_batch(
         }
     }
     let mut digest = Sha256::new();
-    if !dry_run && !inserts.is_empty() {
-        // Someone may have created one of these customers since the batch was planned.
+    if let (false, Some((keys, customers))) = (dry_run || inserts.is_empty(), batch.prepared) {
+        db::execute_prepared(&mut *conn, keys).await?;
+        db::execute_prepared(&mut *conn, customers).await?;
+        // Someone may have created a customer with one of these ID numbers since the
+        // batch was planned: that row is taken back and reported (checked after the
+        // inserts, against the index alone, so the values could be bound beforehand).
         let bidx: Vec<String> = inserts.iter().map(|(_, b, _)| b.clone()).collect();
-        let taken: std::collections::HashSet<String> = db::id_bidx_present(&mut *conn, &bidx)
+        let twice: std::collections::HashSet<String> = db::id_bidx_repeated(&mut *conn, &bidx)
             .await?
             .into_iter()
             .collect();
-        let mut rows = Vec::with_capacity(inserts.len());
-        let mut keys = Vec::with_capacity(inserts.len());
-        for (row_no, bidx, new) in inserts {
-            if taken.contains(&bidx) {
+        for (row_no, bidx, ref_) in inserts {
+            let Some(ref_) = ref_ else { continue };
+            if twice.contains(&bidx) {
+                db::customer_insert_undo(&mut *conn, &ref_, &subject(&ref_)).await?;
                 c.rejected += 1;
                 errors.push(changed(row_no));
                 continue;
             }
-            if let Some((values, key)) = new {
-                digest.update(values.ref_.as_bytes());
-                keys.push((key, subject(&values.ref_)));
-                rows.push(values);
-            }
+            digest.update(ref_.as_bytes());
+            c.inserted += 1;
         }
-        db::data_keys_insert_many(&mut *conn, &keys, now_ms).await?;
-        db::customers_insert_many(&mut *conn, &rows, now_ms).await?;
-        c.inserted += rows.len() as i64;
     } else {
         c.inserted += inserts.len() as i64;
     }
@@ -932,6 +965,7 @@ impl Engine {
         let mut planner = Planner {
             vault: self.vault.clone(),
             store: self.store.clone(),
+            clock: self.clock.clone(),
             dry_run,
             scope: opts.scope.clone(),
             owner: opts.owner_user_id,
