@@ -592,7 +592,16 @@ async fn write_batch(
         }
     }
     let mut digest = Sha256::new();
-    if let (false, Some((keys, customers))) = (dry_run || inserts.is_empty(), batch.prepared) {
+    if dry_run {
+        c.inserted += inserts.len() as i64;
+    } else if !inserts.is_empty() {
+        let (Some((keys, customers)), true) =
+            (batch.prepared, inserts.iter().all(|(_, _, r)| r.is_some()))
+        else {
+            return Err(ImportFailure::Internal(
+                "a planned batch came without its statements".into(),
+            ));
+        };
         db::execute_prepared(&mut *conn, keys).await?;
         db::execute_prepared(&mut *conn, customers).await?;
         // Someone may have created a customer with one of these ID numbers since the
@@ -604,7 +613,7 @@ async fn write_batch(
             .into_iter()
             .collect();
         for (row_no, bidx, ref_) in inserts {
-            let Some(ref_) = ref_ else { continue };
+            let ref_ = ref_.unwrap_or_default();
             if twice.contains(&bidx) {
                 db::customer_insert_undo(&mut *conn, &ref_, &subject(&ref_)).await?;
                 c.rejected += 1;
@@ -614,8 +623,6 @@ async fn write_batch(
             digest.update(ref_.as_bytes());
             c.inserted += 1;
         }
-    } else {
-        c.inserted += inserts.len() as i64;
     }
     for (row_no, id, version, values) in updates {
         match values {
