@@ -516,7 +516,7 @@ impl Vault {
     /// `[A-Za-z0-9_.:-]`, unique), wrapped under the active master key. Nothing is
     /// stored: the caller inserts the [`WrappedDek`] (with its subject) in the same
     /// transaction as the data encrypted with the [`Dek`]
-    /// (`zhudai_store::imports::data_keys_insert_many`).
+    /// (`zhudai_store::imports::data_keys_insert_prepare`).
     pub fn new_subject_key(&self, key_id: &str) -> Result<(Dek, WrappedDek), VaultError> {
         let dek = Dek::generate_with_id(key_id).map_err(field_error)?;
         let wrapped =

@@ -101,14 +101,6 @@ impl CloseCounts {
     }
 }
 
-fn backend_of(conn: &AnyConnection) -> Backend {
-    if conn.backend_name().eq_ignore_ascii_case("sqlite") {
-        Backend::Sqlite
-    } else {
-        Backend::Postgres
-    }
-}
-
 /// Whole days from the date in `from` to the date in `to` (both `YYYY-MM-DD` text).
 fn days_sql(b: Backend, from: &str, to: &str) -> String {
     match b {
@@ -253,7 +245,7 @@ pub async fn close_range(
     p: &CloseParams,
     journal: Journal,
 ) -> Result<CloseCounts, StoreError> {
-    let b = backend_of(conn);
+    let b = Backend::of(conn);
     let d = p.date();
     prepare_work(conn).await?;
     // 1. The loans this date concerns.

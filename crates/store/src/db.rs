@@ -29,6 +29,15 @@ impl Backend {
             Backend::Postgres => "postgres",
         }
     }
+
+    /// The backend a connection talks to.
+    pub(crate) fn of(conn: &AnyConnection) -> Backend {
+        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        }
+    }
 }
 
 /// Where the data lives, parsed from the configured URL.

@@ -23,7 +23,7 @@ use zhudai_crypto::envelope::WrappedDek;
 /// per statement keeps that cost small next to the insert itself. PostgreSQL takes large statements (limit 65535
 /// values). Full batches reuse one prepared statement.
 fn rows_per_statement(conn: &AnyConnection, cols: usize) -> usize {
-    per_statement(backend_of(conn), cols)
+    per_statement(Backend::of(conn), cols)
 }
 
 /// Values per `IN (…)` list of the batch look-ups.
@@ -623,35 +623,6 @@ pub async fn execute_prepared(
     Ok(())
 }
 
-fn backend_of(conn: &AnyConnection) -> Backend {
-    if anonymous(conn) {
-        Backend::Sqlite
-    } else {
-        Backend::Postgres
-    }
-}
-
-/// Inserts new customers with multi-row INSERTs (no ids returned).
-pub async fn customers_insert_many(
-    conn: &mut AnyConnection,
-    rows: &[CustomerValues],
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let prepared = customers_insert_prepare(backend_of(conn), rows, now_ms)?;
-    execute_prepared(conn, prepared).await
-}
-
-/// Stores new subject data keys with multi-row INSERTs, inside the caller's transaction
-/// (the import writes a customer and its key in the same transaction).
-pub async fn data_keys_insert_many(
-    conn: &mut AnyConnection,
-    keys: &[(WrappedDek, String)],
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    let prepared = data_keys_insert_prepare(backend_of(conn), keys, now_ms)?;
-    execute_prepared(conn, prepared).await
-}
-
 /// Of `bidx` (ID-number blind indexes of customers this transaction just inserted), those
 /// that another customer (not erased) has too: someone created it between the import's
 /// look-up and its write.
@@ -659,28 +630,39 @@ pub async fn id_bidx_repeated(
     conn: &mut AnyConnection,
     bidx: &[String],
 ) -> Result<Vec<String>, StoreError> {
-    let mut twice = Vec::new();
-    for chunk in bidx.chunks(LOOKUP_PER_STATEMENT) {
-        // The index alone answers this; erased customers are looked at only for the
-        // (rare) values found twice.
-        let sql = format!(
-            "SELECT id_number_bidx FROM customers WHERE id_number_bidx IN ({}) GROUP BY id_number_bidx HAVING COUNT(*) > 1",
-            marks(1, chunk.len(), anonymous(conn))
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql);
-        for b in chunk {
-            q = q.bind(b.as_str());
-        }
-        twice.extend(q.fetch_all(&mut *conn).await?);
-    }
+    // The index alone answers the first question; erased customers are looked at only
+    // for the (rare) values found twice.
+    let twice = id_bidx_query(
+        conn,
+        bidx,
+        "",
+        "GROUP BY id_number_bidx HAVING COUNT(*) > 1",
+    )
+    .await?;
     if twice.is_empty() {
         return Ok(twice);
     }
+    id_bidx_query(
+        conn,
+        &twice,
+        "AND status <> 'erased'",
+        "GROUP BY id_number_bidx HAVING COUNT(*) > 1",
+    )
+    .await
+}
+
+/// `SELECT id_number_bidx FROM customers WHERE id_number_bidx IN (…) {filter} {tail}`
+/// over `bidx`, [`LOOKUP_PER_STATEMENT`] values at a time.
+async fn id_bidx_query(
+    conn: &mut AnyConnection,
+    bidx: &[String],
+    filter: &str,
+    tail: &str,
+) -> Result<Vec<String>, StoreError> {
     let mut out = Vec::new();
-    for chunk in twice.chunks(LOOKUP_PER_STATEMENT) {
+    for chunk in bidx.chunks(LOOKUP_PER_STATEMENT) {
         let sql = format!(
-            "SELECT id_number_bidx FROM customers WHERE id_number_bidx IN ({}) AND status <> 'erased'
-             GROUP BY id_number_bidx HAVING COUNT(*) > 1",
+            "SELECT id_number_bidx FROM customers WHERE id_number_bidx IN ({}) {filter} {tail}",
             marks(1, chunk.len(), anonymous(conn))
         );
         let mut q = sqlx::query_scalar::<_, String>(&sql);
@@ -728,26 +710,6 @@ pub async fn customers_by_id_bidx(
         for r in q.fetch_all(&mut *conn).await? {
             out.push(row(&r)?);
         }
-    }
-    Ok(out)
-}
-
-/// Which of `bidx` some customer (not erased) already has as ID-number blind index.
-pub async fn id_bidx_present(
-    conn: &mut AnyConnection,
-    bidx: &[String],
-) -> Result<Vec<String>, StoreError> {
-    let mut out = Vec::new();
-    for chunk in bidx.chunks(LOOKUP_PER_STATEMENT) {
-        let sql = format!(
-            "SELECT id_number_bidx FROM customers WHERE id_number_bidx IN ({}) AND status <> 'erased'",
-            marks(1, chunk.len(), anonymous(conn))
-        );
-        let mut q = sqlx::query_scalar::<_, String>(&sql);
-        for b in chunk {
-            q = q.bind(b.as_str());
-        }
-        out.extend(q.fetch_all(&mut *conn).await?);
     }
     Ok(out)
 }
