@@ -363,6 +363,23 @@ impl Store {
         self.backend
     }
 
+    /// SQLite's version and its compile-time options (`PRAGMA compile_options`), for
+    /// benchmark reports and the check that the project's build settings took effect
+    /// (`.cargo/config.toml`: no unified page cache, no memory statistics). `None` on
+    /// PostgreSQL.
+    pub async fn sqlite_build(&self) -> Result<Option<(String, Vec<String>)>, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let version: String = sqlx::query_scalar("SELECT sqlite_version()")
+            .fetch_one(&self.read)
+            .await?;
+        let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(Some((version, options)))
+    }
+
     /// Where the data lives, safe to show and log.
     pub fn location(&self) -> &str {
         &self.location

@@ -533,7 +533,7 @@ fn per_statement(backend: Backend, cols: usize) -> usize {
 /// The statements inserting new customers (no ids returned); see [`execute_prepared`].
 pub fn customers_insert_prepare(
     backend: Backend,
-    rows: &[CustomerValues],
+    rows: Vec<CustomerValues>,
     now_ms: i64,
 ) -> Result<PreparedInserts, StoreError> {
     const COLS: usize = 21;
@@ -544,29 +544,34 @@ pub fn customers_insert_prepare(
             bank_card_enc, bank_card_bidx, email_enc, address_enc, monthly_income_enc, birth_date, gender, region_code,
             owner_user_id, org_unit_id, created_by, created_at_ms, updated_at_ms",
     );
-    let mut statements = Vec::new();
-    for chunk in rows.chunks(per_statement(backend, COLS)) {
+    let per = per_statement(backend, COLS);
+    let mut statements = Vec::with_capacity(rows.len().div_ceil(per));
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<CustomerValues> = rows.by_ref().take(per).collect();
         let mut sql = head.clone();
         push_values(&mut sql, chunk.len(), COLS, backend == Backend::Sqlite);
         let mut a = AnyArguments::default();
         sqlx::Arguments::reserve(&mut a, chunk.len() * COLS, 0);
+        // The values move into the arguments (a batch has up to 200,000 rows: copying
+        // them would double the memory the planner touches).
         for v in chunk {
-            arg(&mut a, v.ref_.clone())?;
-            arg(&mut a, v.kind.clone())?;
-            arg(&mut a, v.name.clone())?;
-            arg(&mut a, v.id_kind.clone())?;
-            arg(&mut a, v.id_number_enc.clone())?;
-            arg(&mut a, v.id_number_bidx.clone())?;
-            arg(&mut a, v.phone_enc.clone())?;
-            arg(&mut a, v.phone_bidx.clone())?;
-            arg(&mut a, v.bank_card_enc.clone())?;
-            arg(&mut a, v.bank_card_bidx.clone())?;
-            arg(&mut a, v.email_enc.clone())?;
-            arg(&mut a, v.address_enc.clone())?;
-            arg(&mut a, v.monthly_income_enc.clone())?;
-            arg(&mut a, v.birth_date.clone())?;
-            arg(&mut a, v.gender.clone())?;
-            arg(&mut a, v.region_code.clone())?;
+            arg(&mut a, v.ref_)?;
+            arg(&mut a, v.kind)?;
+            arg(&mut a, v.name)?;
+            arg(&mut a, v.id_kind)?;
+            arg(&mut a, v.id_number_enc)?;
+            arg(&mut a, v.id_number_bidx)?;
+            arg(&mut a, v.phone_enc)?;
+            arg(&mut a, v.phone_bidx)?;
+            arg(&mut a, v.bank_card_enc)?;
+            arg(&mut a, v.bank_card_bidx)?;
+            arg(&mut a, v.email_enc)?;
+            arg(&mut a, v.address_enc)?;
+            arg(&mut a, v.monthly_income_enc)?;
+            arg(&mut a, v.birth_date)?;
+            arg(&mut a, v.gender)?;
+            arg(&mut a, v.region_code)?;
             arg(&mut a, v.owner_user_id)?;
             arg(&mut a, v.org_unit_id)?;
             arg(&mut a, v.created_by)?;
@@ -581,7 +586,7 @@ pub fn customers_insert_prepare(
 /// The statements storing new subject data keys; see [`execute_prepared`].
 pub fn data_keys_insert_prepare(
     backend: Backend,
-    keys: &[(WrappedDek, String)],
+    keys: Vec<(WrappedDek, String)>,
     now_ms: i64,
 ) -> Result<PreparedInserts, StoreError> {
     const COLS: usize = 6;
@@ -590,18 +595,21 @@ pub fn data_keys_insert_prepare(
         "data_keys",
         "id, subject, wrapped, master_key_id, algorithm, created_at_ms",
     );
-    let mut statements = Vec::new();
-    for chunk in keys.chunks(per_statement(backend, COLS)) {
+    let per = per_statement(backend, COLS);
+    let mut statements = Vec::with_capacity(keys.len().div_ceil(per));
+    let mut keys = keys.into_iter().peekable();
+    while keys.peek().is_some() {
+        let chunk: Vec<(WrappedDek, String)> = keys.by_ref().take(per).collect();
         let mut sql = head.clone();
         push_values(&mut sql, chunk.len(), COLS, backend == Backend::Sqlite);
         let mut a = AnyArguments::default();
         sqlx::Arguments::reserve(&mut a, chunk.len() * COLS, 0);
         for (k, subject) in chunk {
-            arg(&mut a, k.id.clone())?;
-            arg(&mut a, subject.clone())?;
-            arg(&mut a, k.wrapped.clone())?;
-            arg(&mut a, k.master_key_id.clone())?;
-            arg(&mut a, k.algorithm.as_str().to_owned())?;
+            arg(&mut a, k.id)?;
+            arg(&mut a, subject)?;
+            arg(&mut a, k.wrapped)?;
+            arg(&mut a, k.master_key_id)?;
+            arg(&mut a, k.algorithm.as_str())?;
             arg(&mut a, now_ms)?;
         }
         statements.push((sql, a));

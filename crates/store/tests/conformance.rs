@@ -30,6 +30,7 @@ on_both!(
     an_abandoned_write_transaction_is_rolled_back,
     concurrent_transactions_commit_alone_or_together_but_never_early,
     a_transaction_of_its_own_commits_rolls_back_and_restores_foreign_keys,
+    sqlite_is_built_with_the_projects_settings,
 );
 
 async fn migrations_are_idempotent_and_recorded(db: &TestDb) {
@@ -646,4 +647,30 @@ async fn concurrent_transactions_commit_alone_or_together_but_never_early(db: &T
         .await
         .unwrap();
     assert_eq!(got, expected);
+}
+
+/// `.cargo/config.toml` builds SQLite without its unified page cache (one global mutex
+/// taken on every page fetch by every connection) and without memory statistics (a
+/// global mutex on every allocation). A CFLAGS set in the environment replaces those
+/// settings; this test says so instead of leaving a slower build unnoticed.
+async fn sqlite_is_built_with_the_projects_settings(db: &TestDb) {
+    let build = db.store.sqlite_build().await.unwrap();
+    let Some((version, options)) = build else {
+        assert_eq!(db.store.backend(), zhudai_store::Backend::Postgres);
+        return;
+    };
+    assert!(version.starts_with("3."), "{version}");
+    assert!(
+        options.iter().any(|o| o == "THREADSAFE=1"),
+        "compile options are read: {options:?}"
+    );
+    assert!(
+        !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+        "SQLite was built with its unified page cache (CFLAGS from the environment \
+         override .cargo/config.toml?): {options:?}"
+    );
+    assert!(
+        options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+        "SQLite was built with memory statistics: {options:?}"
+    );
 }

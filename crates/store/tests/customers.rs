@@ -422,7 +422,7 @@ async fn prepared_inserts_and_taking_back_a_customer_created_meanwhile(db: &Test
         })
         .collect();
     let backend = s.backend();
-    let customers = customers_insert_prepare(backend, &rows, 5).unwrap();
+    let customers = customers_insert_prepare(backend, rows.clone(), 5).unwrap();
     // SQLite binds at most about 2,000 values per statement, PostgreSQL 8,000.
     let statements = if backend == zhudai_store::Backend::Sqlite {
         2
@@ -430,7 +430,7 @@ async fn prepared_inserts_and_taking_back_a_customer_created_meanwhile(db: &Test
         1
     };
     assert_eq!(customers.len(), statements, "{customers:?}");
-    let key_stmts = data_keys_insert_prepare(backend, &keys, 5).unwrap();
+    let key_stmts = data_keys_insert_prepare(backend, keys, 5).unwrap();
     assert!(!key_stmts.is_empty());
     let mut tx = s.writer().begin_alone(false).await.unwrap();
     execute_prepared(&mut tx, key_stmts).await.unwrap();

@@ -691,7 +691,19 @@ pub async fn bench_import(
     lat.sort_by(|a, b| a.total_cmp(b));
     // 5. The peer: the same CSV loaded by the database's own bulk loader.
     let peer = peer_load(&config, &store, &path).await;
-    let db_name = crate::bench::database_name(&config);
+    let db_name = match store.sqlite_build().await? {
+        Some((version, options)) => {
+            let unified = options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT");
+            let stats = !options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0");
+            format!(
+                "{}, SQLite {version} (page cache {}, memory statistics {})",
+                crate::bench::database_name(&config),
+                if unified { "shared" } else { "per connection" },
+                if stats { "on" } else { "off" }
+            )
+        }
+        None => crate::bench::database_name(&config),
+    };
     store.close().await;
     out(&format!(
         "bench import: zhudai {}, {db_name}, {}, release build: {}",
