@@ -688,6 +688,10 @@ pub async fn bench_import(
             found += 1;
         }
     }
+    // Which search was the slowest (the first ones may open a reader connection).
+    let slowest = (0..lat.len())
+        .max_by(|&a, &b| lat[a].total_cmp(&lat[b]))
+        .map_or(0, |i| i + 1);
     lat.sort_by(|a, b| a.total_cmp(b));
     // 5. The peer: the same CSV loaded by the database's own bulk loader.
     let peer = peer_load(&config, &store, &path).await;
@@ -751,7 +755,7 @@ pub async fn bench_import(
             lat.len()
         ),
         format!(
-            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms",
+            "p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms (search no. {slowest})",
             percentile(&lat, 0.5),
             percentile(&lat, 0.99),
             lat.last().copied().unwrap_or(0.0)
