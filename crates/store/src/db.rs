@@ -135,6 +135,29 @@ impl SqliteSync {
     }
 }
 
+/// How the linked SQLite was compiled (see [`Store::sqlite_build`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteBuild {
+    /// `sqlite_version()`.
+    pub version: String,
+    /// `PRAGMA compile_options`, e.g. `THREADSAFE=1`.
+    pub options: Vec<String>,
+}
+
+impl SqliteBuild {
+    /// One page cache shared by all connections behind a global mutex
+    /// (`ENABLE_MEMORY_MANAGEMENT`; `.cargo/config.toml` turns it off).
+    pub fn shared_page_cache(&self) -> bool {
+        self.options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT")
+    }
+
+    /// Memory statistics, a global mutex on every allocation (on unless
+    /// `DEFAULT_MEMSTATUS=0`, which `.cargo/config.toml` sets).
+    pub fn memory_statistics(&self) -> bool {
+        !self.options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0")
+    }
+}
+
 /// Group commit for SQLite in `SqliteSync::Group` mode: tickets taken after commits, one
 /// fsync of the write-ahead log covering every ticket taken before it started.
 #[derive(Debug)]
@@ -365,9 +388,8 @@ impl Store {
 
     /// SQLite's version and its compile-time options (`PRAGMA compile_options`), for
     /// benchmark reports and the check that the project's build settings took effect
-    /// (`.cargo/config.toml`: no unified page cache, no memory statistics). `None` on
-    /// PostgreSQL.
-    pub async fn sqlite_build(&self) -> Result<Option<(String, Vec<String>)>, StoreError> {
+    /// (`.cargo/config.toml`). `None` on PostgreSQL.
+    pub async fn sqlite_build(&self) -> Result<Option<SqliteBuild>, StoreError> {
         if self.backend != Backend::Sqlite {
             return Ok(None);
         }
@@ -377,7 +399,7 @@ impl Store {
         let options: Vec<String> = sqlx::query_scalar("PRAGMA compile_options")
             .fetch_all(&self.read)
             .await?;
-        Ok(Some((version, options)))
+        Ok(Some(SqliteBuild { version, options }))
     }
 
     /// Where the data lives, safe to show and log.

@@ -56,5 +56,7 @@ pub mod warnings;
 /// Re-exported so upper layers name the same sqlx types the store uses.
 pub use sqlx;
 
-pub use db::{track_writes, Backend, DatabaseLocation, SqliteSync, Store, StoreOptions};
+pub use db::{
+    track_writes, Backend, DatabaseLocation, SqliteBuild, SqliteSync, Store, StoreOptions,
+};
 pub use error::{StoreError, Violation};

@@ -655,7 +655,7 @@ async fn concurrent_transactions_commit_alone_or_together_but_never_early(db: &T
 /// settings; this test says so instead of leaving a slower build unnoticed.
 async fn sqlite_is_built_with_the_projects_settings(db: &TestDb) {
     let build = db.store.sqlite_build().await.unwrap();
-    let Some((version, options)) = build else {
+    let Some(zhudai_store::SqliteBuild { version, options }) = build else {
         assert_eq!(db.store.backend(), zhudai_store::Backend::Postgres);
         return;
     };

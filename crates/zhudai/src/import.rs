@@ -688,7 +688,7 @@ pub async fn bench_import(
             found += 1;
         }
     }
-    // Which search was the slowest (the first ones may open a reader connection).
+    // Which search was the slowest (in runs after a re-import, one of the first).
     let slowest = (0..lat.len())
         .max_by(|&a, &b| lat[a].total_cmp(&lat[b]))
         .map_or(0, |i| i + 1);
@@ -696,16 +696,21 @@ pub async fn bench_import(
     // 5. The peer: the same CSV loaded by the database's own bulk loader.
     let peer = peer_load(&config, &store, &path).await;
     let db_name = match store.sqlite_build().await? {
-        Some((version, options)) => {
-            let unified = options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT");
-            let stats = !options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0");
-            format!(
-                "{}, SQLite {version} (page cache {}, memory statistics {})",
-                crate::bench::database_name(&config),
-                if unified { "shared" } else { "per connection" },
-                if stats { "on" } else { "off" }
-            )
-        }
+        Some(build) => format!(
+            "{}, SQLite {} (page cache {}, memory statistics {})",
+            crate::bench::database_name(&config),
+            build.version,
+            if build.shared_page_cache() {
+                "shared"
+            } else {
+                "per connection"
+            },
+            if build.memory_statistics() {
+                "on"
+            } else {
+                "off"
+            }
+        ),
         None => crate::bench::database_name(&config),
     };
     store.close().await;
