@@ -649,11 +649,14 @@ pub async fn repay(
         return Err(ApiError::Validation(errors));
     };
     let now = state.now_ms();
-    // Three round trips to the database on SQLite (see `zhudai_store::batch`):
-    // (1) BEGIN, claim the key, lock the loan, read its last repayment and installments;
-    // (2) the journal entry and its lines, the repayment, the schedule, the loan's state
-    // and the audit head; (3) the allocations, the audit record, the key's response and
-    // COMMIT. (PostgreSQL runs the same statements one by one.)
+    // Two round trips to the database on SQLite (see `zhudai_store::batch`):
+    // (1) BEGIN, claim the key, lock the loan, read its last repayment and installments,
+    // the audit chain's head and the ids the journal entry and the repayment will take;
+    // (2) the entry and its lines, the repayment and its allocations, the schedule, the
+    // loan's state, the audit record, the key's response and COMMIT. The writer is held
+    // from the first to the second, so every hand-over between them is time nobody else
+    // can write in. (PostgreSQL runs the same statements one by one.)
+    let backend = state.store().backend();
     let mut b = Batch::new();
     b.extend(st::idempotency_claim_stmts(
         "loan.repayment",
@@ -663,10 +666,9 @@ pub async fn repay(
     ));
     b.push(st::loan_lock_stmt(loan_id));
     b.push(st::last_posted_repayment_stmt(loan_id));
-    b.push(st::installments_packed_stmt(
-        loan_id,
-        state.store().backend(),
-    ));
+    b.push(st::installments_packed_stmt(loan_id, backend));
+    b.push(zhudai_store::audit::head_reserve_stmt(backend));
+    b.push(st::next_repayment_ids_stmt(backend));
     let (mut tx, r) = state.store().begin_with(b).await?;
     // The loan is checked once locked (a dropped transaction undoes the claim).
     let loan = st::loan_from_rows(&r[2])?
@@ -718,7 +720,9 @@ pub async fn repay(
     let stale = value_date
         .pred_opt()
         .is_some_and(|through| zhudai_store::cob::loan_needs_close(&loan, &rows, through));
-    let (loan, rows) = if stale
+    let reserved = (r[5].as_slice(), r[6].as_slice());
+    let reread;
+    let ((loan, rows), (head, ids)) = if stale
         && crate::cob::close_before(
             &mut tx,
             state,
@@ -730,16 +734,24 @@ pub async fn repay(
         .loans_closed
             > 0
     {
+        // The close wrote journal entries and audit records: the head and the next
+        // ids are read again with the loan.
         let mut b = Batch::new();
         b.push(st::loan_lock_stmt(loan.id));
         b.push(st::installments_of_stmt(loan.id));
-        let r = b.run(&mut tx).await?;
-        let loan = st::loan_from_rows(&r[0])?
+        b.push(zhudai_store::audit::head_reserve_stmt(backend));
+        b.push(st::next_repayment_ids_stmt(backend));
+        reread = b.run(&mut tx).await?;
+        let loan = st::loan_from_rows(&reread[0])?
             .ok_or_else(|| ApiError::NotFound(format!("no loan has id {loan_id}")))?;
-        (loan, st::installments_from_rows(&r[1])?)
+        (
+            (loan, st::installments_from_rows(&reread[1])?),
+            (reread[2].as_slice(), reread[3].as_slice()),
+        )
     } else {
-        (loan, rows)
+        ((loan, rows), reserved)
     };
+    let (entry_id, rid) = st::next_repayment_ids_from_rows(ids)?;
     let insts = domain_installments(&rows)?;
     let terms = terms_of(&loan)?;
     let posting = servicing::post(
@@ -767,11 +779,7 @@ pub async fn repay(
         &memo,
         &caller.username,
     );
-    // Later statements of the same batch find the entry by its memo (it carries `rref`).
-    let entry_ref = st::EntryRef::ByMemo {
-        loan_id: loan.id,
-        memo: memo.clone(),
-    };
+    let entry_ref = st::EntryRef::Id(entry_id);
     let prior = serde_json::json!({
         "status": loan.status,
         "dpd": loan.dpd,
@@ -812,10 +820,11 @@ pub async fn repay(
         penalty_fen: posting.paid.penalty,
         overpaid_fen: posting.overpaid.as_fen(),
         credit_used_fen: posting.credit_used.as_fen(),
-        entry_id: 0,
+        entry_id,
         prior_state: &prior,
         created_by: &caller.username,
     };
+    let row = new.row(rid, entry_id, now);
     let mut updated = Vec::with_capacity(posting.changes.len());
     for ch in &posting.changes {
         let old = rows
@@ -847,19 +856,6 @@ pub async fn repay(
         today,
         now,
     );
-    // (2) Entry, lines, repayment, schedule, loan, audit head.
-    let mut b = Batch::new();
-    b.push(st::entry_stmt(&new_entry, now));
-    b.extend(st::lines_stmts_for(&entry_ref, &new_entry, &lines));
-    let ri = b.push(st::repayment_insert_stmt_for(&new, &entry_ref, now));
-    b.extend(st::installments_update_stmts(&updated));
-    b.push(state_stmt);
-    let hi = b.push(zhudai_store::audit::head_advance_stmt());
-    let r = b.run(&mut tx).await?;
-    let audit_head = &r[hi];
-    let row = st::repayment_from_rows(&r[ri])?
-        .ok_or_else(|| ApiError::Internal("the repayment insert returned no row".into()))?;
-    let rid = row.id;
     let allocations: Vec<st::AllocationRow> = posting
         .changes
         .iter()
@@ -879,7 +875,7 @@ pub async fn repay(
         })
         .collect();
     let record = zhudai_store::audit::seal_after(
-        audit_head,
+        head,
         &audit_draft(caller, now, "loan.repayment", format!("loan:{}", loan.id)).reason(format!(
             "repayment:{rid} {} {} yuan value {} payer {}{}",
             kind.code(),
@@ -895,9 +891,15 @@ pub async fn repay(
     )?;
     let view = repayment_view(&row, status);
     let body = serde_json::to_string(&view).map_err(ApiError::internal)?;
-    // (3) Allocations, audit record, the key's response, COMMIT.
+    // (2) Entry, lines, repayment, allocations, schedule, loan, audit record, the key's
+    // response, COMMIT.
     let mut b = Batch::new();
+    b.push(st::entry_stmt_with_id(entry_id, &new_entry, now));
+    b.extend(st::lines_stmts_for(&entry_ref, &new_entry, &lines));
+    b.push(st::repayment_insert_with_id_stmt(&row));
     b.extend(st::allocations_insert_stmts(&allocations));
+    b.extend(st::installments_update_stmts(&updated));
+    b.push(state_stmt);
     b.extend(zhudai_store::audit::record_stmts(&record));
     b.push(st::idempotency_complete_stmt(
         "loan.repayment",

@@ -196,7 +196,26 @@ pub fn head_advance_stmt() -> crate::batch::Stmt {
     )
 }
 
-/// The record `draft` becomes under the head returned by [`head_advance_stmt`].
+/// [`head_advance_stmt`] without the write: the next sequence number and the previous
+/// hash, for a transaction that seals its record before its next round trip and writes
+/// it (and the head, through [`record_stmts`]) in that round trip. On PostgreSQL it takes
+/// the head row's lock until the transaction ends, as the advance does; on SQLite the
+/// write transaction already holds the one writer. Nothing else may append to the chain
+/// in the same transaction between this read and [`record_stmts`] (read it again after
+/// such a step).
+pub fn head_reserve_stmt(backend: crate::db::Backend) -> crate::batch::Stmt {
+    let lock = match backend {
+        crate::db::Backend::Sqlite => "",
+        crate::db::Backend::Postgres => " FOR UPDATE",
+    };
+    crate::batch::Stmt::new(
+        format!("SELECT seq + 1 AS seq, hash FROM audit_head WHERE id = 1{lock}"),
+        Vec::new(),
+    )
+}
+
+/// The record `draft` becomes under the head returned by [`head_advance_stmt`] or
+/// [`head_reserve_stmt`].
 pub fn seal_after(head: &[AnyRow], draft: &AuditDraft) -> Result<AuditRecord, StoreError> {
     let head = head
         .first()
@@ -221,7 +240,8 @@ pub fn seal_after(head: &[AnyRow], draft: &AuditDraft) -> Result<AuditRecord, St
     .seal(&prev_hash))
 }
 
-/// The second half of [`append`]: the sealed record's row and the head's new hash.
+/// The second half of [`append`]: the sealed record's row and the head's new sequence
+/// number and hash.
 pub fn record_stmts(record: &AuditRecord) -> [crate::batch::Stmt; 2] {
     [
         crate::batch::Stmt::new(
@@ -245,8 +265,8 @@ pub fn record_stmts(record: &AuditRecord) -> [crate::batch::Stmt; 2] {
             ],
         ),
         crate::batch::Stmt::new(
-            "UPDATE audit_head SET hash = $1 WHERE id = 1",
-            vec![record.hash.clone().into()],
+            "UPDATE audit_head SET seq = $2, hash = $1 WHERE id = 1",
+            vec![record.hash.clone().into(), record.seq.into()],
         ),
     ]
 }

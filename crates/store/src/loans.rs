@@ -772,6 +772,134 @@ pub fn repayment_insert_stmt_for(r: &NewRepayment<'_>, entry: &EntryRef, now_ms:
     stmt
 }
 
+/// The ids the next journal entry and the next repayment will take (columns
+/// `entry_id` and `repayment_id`), for a transaction that writes both in one round trip
+/// and must name them before they exist (the allocations, the audit record and the
+/// idempotency key's stored response all carry them). On PostgreSQL the identity
+/// sequences hand them out (never twice, also across servers); on SQLite the ids after
+/// the largest used, counting the AUTOINCREMENT high-water mark so an id is never
+/// reused — only valid inside a write transaction, which on SQLite holds the one writer
+/// from here to the inserts.
+pub fn next_repayment_ids_stmt(backend: crate::db::Backend) -> Stmt {
+    let sql = match backend {
+        crate::db::Backend::Sqlite => {
+            let next = |t: &str| {
+                format!(
+                    "MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = '{t}'), 0), \
+                     COALESCE((SELECT MAX(id) FROM {t}), 0)) + 1"
+                )
+            };
+            format!(
+                "SELECT {} AS entry_id, {} AS repayment_id",
+                next("journal_entries"),
+                next("repayments")
+            )
+        }
+        crate::db::Backend::Postgres => {
+            "SELECT nextval(pg_get_serial_sequence('journal_entries', 'id')) AS entry_id, \
+             nextval(pg_get_serial_sequence('repayments', 'id')) AS repayment_id"
+                .to_owned()
+        }
+    };
+    Stmt::new(sql, Vec::new())
+}
+
+/// The `(entry_id, repayment_id)` of [`next_repayment_ids_stmt`].
+pub fn next_repayment_ids_from_rows(rows: &[AnyRow]) -> Result<(i64, i64), StoreError> {
+    let r = rows
+        .first()
+        .ok_or_else(|| StoreError::Invalid("the next ids query returned no row".into()))?;
+    Ok((r.try_get("entry_id")?, r.try_get("repayment_id")?))
+}
+
+/// The journal entry `e` inserted with the id `id` (see [`next_repayment_ids_stmt`]).
+pub fn entry_stmt_with_id(id: i64, e: &NewEntry<'_>, now_ms: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO journal_entries (id, kind, loan_id, funder_code, business_date, reverses_entry_id, memo, created_by, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        vec![
+            id.into(),
+            e.kind.into(),
+            e.loan_id.into(),
+            e.funder_code.into(),
+            e.business_date.into(),
+            e.reverses_entry_id.into(),
+            e.memo.into(),
+            e.created_by.into(),
+            now_ms.into(),
+        ],
+    )
+}
+
+impl NewRepayment<'_> {
+    /// The row this repayment becomes when inserted as `id` on entry `entry_id` at
+    /// `now_ms` by [`repayment_insert_with_id_stmt`] (a new repayment is `posted`).
+    pub fn row(&self, id: i64, entry_id: i64, now_ms: i64) -> RepaymentRow {
+        RepaymentRow {
+            id,
+            ref_: self.ref_.to_owned(),
+            loan_id: self.loan_id,
+            kind: self.kind.to_owned(),
+            amount_fen: self.amount_fen,
+            value_date: self.value_date.to_owned(),
+            payer_name: self.payer_name.to_owned(),
+            third_party: self.third_party,
+            payer_relation: self.payer_relation.map(str::to_owned),
+            channel: self.channel.to_owned(),
+            external_ref: self.external_ref.map(str::to_owned),
+            principal_fen: self.principal_fen,
+            interest_fen: self.interest_fen,
+            fee_fen: self.fee_fen,
+            penalty_fen: self.penalty_fen,
+            overpaid_fen: self.overpaid_fen,
+            credit_used_fen: self.credit_used_fen,
+            entry_id,
+            status: "posted".to_owned(),
+            reversal_entry_id: None,
+            reversal_reason: None,
+            reversed_by: None,
+            reversed_at_ms: None,
+            prior_state: self.prior_state.to_owned(),
+            created_by: self.created_by.to_owned(),
+            created_at_ms: now_ms,
+        }
+    }
+}
+
+/// Inserts the repayment as `row` describes it (from [`NewRepayment::row`]); returns no
+/// rows.
+pub fn repayment_insert_with_id_stmt(row: &RepaymentRow) -> Stmt {
+    Stmt::new(
+        "INSERT INTO repayments (id, ref, loan_id, kind, amount_fen, value_date, payer_name, third_party, payer_relation,
+            channel, external_ref, principal_fen, interest_fen, fee_fen, penalty_fen, overpaid_fen, credit_used_fen,
+            prior_state, created_by, created_at_ms, entry_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
+        vec![
+            row.id.into(),
+            row.ref_.as_str().into(),
+            row.loan_id.into(),
+            row.kind.as_str().into(),
+            row.amount_fen.into(),
+            row.value_date.as_str().into(),
+            row.payer_name.as_str().into(),
+            row.third_party.into(),
+            row.payer_relation.as_deref().into(),
+            row.channel.as_str().into(),
+            row.external_ref.as_deref().into(),
+            row.principal_fen.into(),
+            row.interest_fen.into(),
+            row.fee_fen.into(),
+            row.penalty_fen.into(),
+            row.overpaid_fen.into(),
+            row.credit_used_fen.into(),
+            row.prior_state.as_str().into(),
+            row.created_by.as_str().into(),
+            row.created_at_ms.into(),
+            row.entry_id.into(),
+        ],
+    )
+}
+
 /// What a repayment did to each installment, one statement per 100 rows (ids ascend in
 /// slice order).
 pub fn allocations_insert_stmts(rows: &[AllocationRow]) -> Vec<Stmt> {
