@@ -536,8 +536,9 @@ async fn repayments_in(
     let secs = started.elapsed().as_secs_f64();
     let _ = stop_tx.send(());
     let _ = server.await;
-    // The book must still balance after the run.
+    // The book must still balance, and the audit chain still hold, after the run.
     let verify = store.ledger_verify().await?;
+    let chain = store.audit_verify(&[]).await?;
     store.close().await;
     if let Some(f) = first_error {
         return Err(Failure::Runtime(format!(
@@ -578,10 +579,16 @@ async fn repayments_in(
             verify.problems.first()
         )));
     }
+    let head = chain.map_err(|b| {
+        Failure::Runtime(format!(
+            "the audit chain is broken after the run at record {}: {:?}",
+            b.seq, b.kind
+        ))
+    })?;
     if !json {
         out(&format!(
-            "ledger verify after the run: {} entries balanced, {} loans agree",
-            verify.entries, verify.loans
+            "ledger verify after the run: {} entries balanced, {} loans agree; audit chain: {} records verified",
+            verify.entries, verify.loans, head.records_checked
         ));
     }
     Ok(())

@@ -96,7 +96,7 @@ pub struct ImportOptions {
     /// The date ID numbers are checked against (no birth in the future).
     pub today: NaiveDate,
     pub batch_rows: usize,
-    /// From how many rows an import into a table no larger than itself builds the
+    /// From how many rows an import into a table at most half its size builds the
     /// phone and card search indexes at its end (SQLite; normally
     /// [`db::DEFER_INDEXES_FROM_ROWS`]).
     pub defer_indexes_from_rows: i64,

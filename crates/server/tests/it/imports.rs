@@ -105,8 +105,9 @@ async fn run(
         today: app.state.clock().today(),
         // Small batches: several transactions even for a small file.
         batch_rows: 2,
-        // Every import here that writes builds the search indexes at its end (SQLite):
-        // the path a large import takes (the HTTP job below keeps them throughout).
+        // Every import here that writes into a table at most half its size builds the
+        // search indexes at its end (SQLite): the path a large first import takes (the
+        // HTTP job below keeps them throughout).
         defer_indexes_from_rows: 1,
     };
     let o = engine
