@@ -779,7 +779,6 @@ pub async fn repay(
         &memo,
         &caller.username,
     );
-    let entry_ref = st::EntryRef::Id(entry_id);
     let prior = serde_json::json!({
         "status": loan.status,
         "dpd": loan.dpd,
@@ -820,7 +819,6 @@ pub async fn repay(
         penalty_fen: posting.paid.penalty,
         overpaid_fen: posting.overpaid.as_fen(),
         credit_used_fen: posting.credit_used.as_fen(),
-        entry_id,
         prior_state: &prior,
         created_by: &caller.username,
     };
@@ -895,7 +893,7 @@ pub async fn repay(
     // response, COMMIT.
     let mut b = Batch::new();
     b.push(st::entry_stmt_with_id(entry_id, &new_entry, now));
-    b.extend(st::lines_stmts_for(&entry_ref, &new_entry, &lines));
+    b.extend(st::lines_stmts(entry_id, &new_entry, &lines));
     b.push(st::repayment_insert_with_id_stmt(&row));
     b.extend(st::allocations_insert_stmts(&allocations));
     b.extend(st::installments_update_stmts(&updated));

@@ -303,7 +303,6 @@ pub struct NewRepayment<'a> {
     pub penalty_fen: i64,
     pub overpaid_fen: i64,
     pub credit_used_fen: i64,
-    pub entry_id: i64,
     pub prior_state: &'a str,
     pub created_by: &'a str,
 }
@@ -463,55 +462,22 @@ pub fn entry_id_from_rows(rows: &[AnyRow]) -> Result<i64, StoreError> {
         .try_get("id")?)
 }
 
-/// How a statement names its journal entry: by id, or — in the same batch as the
-/// entry's insert, before its id is known — by the entry's loan and memo (unique when
-/// the memo carries a fresh reference, as a repayment's does).
-#[derive(Debug, Clone)]
-pub enum EntryRef {
-    Id(i64),
-    ByMemo { loan_id: i64, memo: String },
-}
-
-impl EntryRef {
-    /// The SQL for the entry id with its one argument bound as `$n`.
-    fn sql(&self, n: usize) -> (String, Vec<Arg>) {
-        match self {
-            EntryRef::Id(id) => (format!("${n}"), vec![(*id).into()]),
-            EntryRef::ByMemo { loan_id, memo } => (
-                format!(
-                    "(SELECT id FROM journal_entries WHERE loan_id = ${n} AND memo = ${})",
-                    n + 1
-                ),
-                vec![(*loan_id).into(), memo.clone().into()],
-            ),
-        }
-    }
-}
-
 /// The lines of entry `entry_id` (one statement per 100 lines).
 pub fn lines_stmts(entry_id: i64, e: &NewEntry<'_>, lines: &[NewLine<'_>]) -> Vec<Stmt> {
-    lines_stmts_for(&EntryRef::Id(entry_id), e, lines)
-}
-
-/// [`lines_stmts`] for an entry named by [`EntryRef`].
-pub fn lines_stmts_for(entry: &EntryRef, e: &NewEntry<'_>, lines: &[NewLine<'_>]) -> Vec<Stmt> {
     lines
         .chunks(100)
         .map(|chunk| {
             let mut sql = String::from(
                 "INSERT INTO journal_lines (entry_id, loan_id, funder_code, account_code, debit_fen, credit_fen) VALUES ",
             );
-            let (id_sql, id_args) = entry.sql(3);
-            let first = 3 + id_args.len();
             for (i, _) in chunk.iter().enumerate() {
-                let b = i * 3 + first;
+                let b = i * 3 + 4;
                 if i > 0 {
                     sql.push_str(", ");
                 }
-                sql.push_str(&format!("({id_sql}, $1, $2, ${}, ${}, ${})", b, b + 1, b + 2));
+                sql.push_str(&format!("($3, $1, $2, ${}, ${}, ${})", b, b + 1, b + 2));
             }
-            let mut args: Vec<Arg> = vec![e.loan_id.into(), e.funder_code.into()];
-            args.extend(id_args);
+            let mut args: Vec<Arg> = vec![e.loan_id.into(), e.funder_code.into(), entry_id.into()];
             for (account, debit, credit) in chunk {
                 args.extend([(*account).into(), (*debit).into(), (*credit).into()]);
             }
@@ -732,44 +698,6 @@ pub fn loan_set_state_stmt(id: i64, s: &LoanState<'_>, now_ms: i64) -> Stmt {
             now_ms.into(),
         ],
     )
-}
-
-/// Inserts a repayment returning its row (read with [`repayment_from_rows`]), its
-/// journal entry named by `entry` (`r.entry_id` is then ignored).
-pub fn repayment_insert_stmt_for(r: &NewRepayment<'_>, entry: &EntryRef, now_ms: i64) -> Stmt {
-    let (entry_sql, entry_args) = entry.sql(20);
-    let mut stmt = Stmt::new(
-        format!(
-            "INSERT INTO repayments (ref, loan_id, kind, amount_fen, value_date, payer_name, third_party, payer_relation,
-                channel, external_ref, principal_fen, interest_fen, fee_fen, penalty_fen, overpaid_fen, credit_used_fen,
-                prior_state, created_by, created_at_ms, entry_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, {entry_sql})
-             RETURNING {REPAYMENT_COLUMNS}"
-        ),
-        vec![
-            r.ref_.into(),
-            r.loan_id.into(),
-            r.kind.into(),
-            r.amount_fen.into(),
-            r.value_date.into(),
-            r.payer_name.into(),
-            r.third_party.into(),
-            r.payer_relation.into(),
-            r.channel.into(),
-            r.external_ref.into(),
-            r.principal_fen.into(),
-            r.interest_fen.into(),
-            r.fee_fen.into(),
-            r.penalty_fen.into(),
-            r.overpaid_fen.into(),
-            r.credit_used_fen.into(),
-            r.prior_state.into(),
-            r.created_by.into(),
-            now_ms.into(),
-        ],
-    );
-    stmt.args.extend(entry_args);
-    stmt
 }
 
 /// The ids the next journal entry and the next repayment will take (columns
