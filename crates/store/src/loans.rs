@@ -440,19 +440,26 @@ pub async fn entry_insert(
 /// [`entry_id_from_rows`], then add [`lines_stmts`].
 pub fn entry_stmt(e: &NewEntry<'_>, now_ms: i64) -> Stmt {
     Stmt::new(
-        "INSERT INTO journal_entries (kind, loan_id, funder_code, business_date, reverses_entry_id, memo, created_by, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-        vec![
-            e.kind.into(),
-            e.loan_id.into(),
-            e.funder_code.into(),
-            e.business_date.into(),
-            e.reverses_entry_id.into(),
-            e.memo.into(),
-            e.created_by.into(),
-            now_ms.into(),
-        ],
+        format!("INSERT INTO journal_entries ({ENTRY_INSERT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id"),
+        entry_args(e, now_ms),
     )
+}
+
+/// The columns [`entry_args`] fills, in its order.
+const ENTRY_INSERT_COLUMNS: &str =
+    "kind, loan_id, funder_code, business_date, reverses_entry_id, memo, created_by, created_at_ms";
+
+fn entry_args(e: &NewEntry<'_>, now_ms: i64) -> Vec<Arg> {
+    vec![
+        e.kind.into(),
+        e.loan_id.into(),
+        e.funder_code.into(),
+        e.business_date.into(),
+        e.reverses_entry_id.into(),
+        e.memo.into(),
+        e.created_by.into(),
+        now_ms.into(),
+    ]
 }
 
 pub fn entry_id_from_rows(rows: &[AnyRow]) -> Result<i64, StoreError> {
@@ -742,20 +749,11 @@ pub fn next_repayment_ids_from_rows(rows: &[AnyRow]) -> Result<(i64, i64), Store
 
 /// The journal entry `e` inserted with the id `id` (see [`next_repayment_ids_stmt`]).
 pub fn entry_stmt_with_id(id: i64, e: &NewEntry<'_>, now_ms: i64) -> Stmt {
+    let mut args = entry_args(e, now_ms);
+    args.push(id.into());
     Stmt::new(
-        "INSERT INTO journal_entries (id, kind, loan_id, funder_code, business_date, reverses_entry_id, memo, created_by, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-        vec![
-            id.into(),
-            e.kind.into(),
-            e.loan_id.into(),
-            e.funder_code.into(),
-            e.business_date.into(),
-            e.reverses_entry_id.into(),
-            e.memo.into(),
-            e.created_by.into(),
-            now_ms.into(),
-        ],
+        format!("INSERT INTO journal_entries ({ENTRY_INSERT_COLUMNS}, id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
+        args,
     )
 }
 
