@@ -407,8 +407,18 @@ impl Store {
         r.as_ref().map(row).transpose()
     }
 
-    /// Customers matching the query inside its scope, newest first.
+    /// Customers matching the query inside its scope, newest first (its two statements
+    /// on one reader connection: one hand-out from the pool, not two).
     pub async fn customer_list(&self, q: &CustomerQuery<'_>) -> Result<CustomerPage, StoreError> {
+        let mut conn = self.reader().acquire().await?;
+        Self::customer_list_on(&mut conn, q).await
+    }
+
+    /// [`Store::customer_list`] on a connection the caller holds.
+    pub async fn customer_list_on(
+        conn: &mut sqlx::AnyConnection,
+        q: &CustomerQuery<'_>,
+    ) -> Result<CustomerPage, StoreError> {
         let mut cond = String::from(" WHERE 1 = 1");
         let mut binds: Vec<Bind<'_>> = Vec::new();
         scope_sql(q.scope, &mut cond, &mut binds);
@@ -434,7 +444,7 @@ impl Store {
         }
         let count_sql = format!("SELECT COUNT(*) FROM customers{cond}");
         let total: i64 = bind_all(sqlx::query(&count_sql), &binds)
-            .fetch_one(self.reader())
+            .fetch_one(&mut *conn)
             .await?
             .try_get(0)?;
         let n = binds.len();
@@ -446,7 +456,7 @@ impl Store {
         let rows = bind_all(sqlx::query(&list_sql), &binds)
             .bind(q.limit)
             .bind(q.offset)
-            .fetch_all(self.reader())
+            .fetch_all(&mut *conn)
             .await?;
         Ok(CustomerPage {
             rows: rows.iter().map(row).collect::<Result<_, _>>()?,
