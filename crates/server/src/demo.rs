@@ -686,7 +686,7 @@ pub async fn seed_loans(state: &crate::state::AppState) -> Result<usize, crate::
             .ok_or_else(|| ApiError::Internal("demo application has no workflow".into()))?;
         let mut tx = store.begin().await?;
         zhudai_store::workflow::instance_update(
-            &mut *tx,
+            &mut tx,
             inst.id,
             inst.version,
             &zhudai_store::workflow::InstanceUpdate {

@@ -9,9 +9,10 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use zhudai_expr::Record;
+use zhudai_store::batch::Batch;
 use zhudai_store::workflow::{
-    definition_insert, instance_insert, instance_update, step_append, step_append_with_level,
-    InstanceRow, InstanceUpdate,
+    definition_insert, instance_insert, instance_update_stmt, step_append, step_insert_stmt,
+    InstanceRow, InstanceUpdate, NewStep,
 };
 use zhudai_store::Store;
 use zhudai_workflow::engine::current_assignee;
@@ -239,43 +240,47 @@ pub async fn act_in(
         Status::Finished { outcome } => (true, Some(outcome.clone())),
         Status::Running => (false, None),
     };
-    let ok = instance_update(
-        &mut *tx,
-        id,
-        version,
-        &InstanceUpdate {
-            node: &new.node,
-            finished,
-            outcome: outcome.as_deref(),
-            state: &state_json(&new)?,
-            assignee_role: role.as_deref(),
-            assignee_user: user,
-            submitter: new.submitter,
-            node_changed: new.node != st.node || new.path.len() != st.path.len(),
-        },
-        now_ms,
-    )
-    .await?;
-    if !ok {
+    // Two round trips, whatever the number of steps: the instance's update (with its
+    // version check), the steps and the audit head's reservation; then the sealed audit
+    // records (one per step) and the head.
+    let update = InstanceUpdate {
+        node: &new.node,
+        finished,
+        outcome: outcome.as_deref(),
+        state: &state_json(&new)?,
+        assignee_role: role.as_deref(),
+        assignee_user: user,
+        submitter: new.submitter,
+        node_changed: new.node != st.node || new.path.len() != st.path.len(),
+    };
+    let mut first = Batch::new();
+    let updated = first.push(instance_update_stmt(id, version, &update, now_ms));
+    for s in &applied.steps {
+        first.push(step_insert_stmt(&NewStep {
+            instance_id: id,
+            at_ms: now_ms,
+            actor: (s.actor != 0).then_some(s.actor),
+            action: &s.action,
+            from_node: &s.from_node,
+            to_node: &s.to_node,
+            detail: s.detail.as_deref(),
+            level: s
+                .level
+                .zip(s.level_role.as_deref())
+                .map(|(l, r)| (i64::from(l), r)),
+        }));
+    }
+    let head = first.push(zhudai_store::audit::head_reserve_stmt(store.backend()));
+    let rows = first.run(tx).await?;
+    if rows.get(updated).is_none_or(Vec::is_empty) {
         return Err(ApiError::Conflict(
             "someone else acted on this item at the same moment; reload it".into(),
         ));
     }
+    let head = rows.get(head).map(Vec::as_slice).unwrap_or_default();
+    let mut records = Batch::new();
+    let mut last = None;
     for s in &applied.steps {
-        step_append_with_level(
-            tx,
-            id,
-            now_ms,
-            (s.actor != 0).then_some(s.actor),
-            &s.action,
-            &s.from_node,
-            &s.to_node,
-            s.detail.as_deref(),
-            s.level
-                .zip(s.level_role.as_deref())
-                .map(|(l, r)| (i64::from(l), r)),
-        )
-        .await?;
         let mut draft = zhudai_store::audit::AuditDraft::new(
             now_ms,
             format!("workflow.{}", s.action.split(':').next().unwrap_or("step")),
@@ -296,7 +301,15 @@ pub async fn act_in(
         } else {
             draft = draft.actor("system");
         }
-        zhudai_store::audit::append(tx, &draft).await?;
+        let record = match &last {
+            None => zhudai_store::audit::seal_after(head, &draft)?,
+            Some(prev) => zhudai_store::audit::seal_next(prev, &draft),
+        };
+        records.extend(zhudai_store::audit::record_stmts(&record));
+        last = Some(record);
+    }
+    if !records.is_empty() {
+        records.run(tx).await?;
     }
     Ok(Acted {
         node: new.node,

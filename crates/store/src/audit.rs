@@ -222,7 +222,17 @@ pub fn seal_after(head: &[AnyRow], draft: &AuditDraft) -> Result<AuditRecord, St
         .ok_or_else(|| StoreError::Invalid("the audit_head row is missing".into()))?;
     let seq: i64 = head.try_get("seq")?;
     let prev_hash: String = head.try_get("hash")?;
-    Ok(AuditRecord {
+    Ok(seal_as(seq, &prev_hash, draft))
+}
+
+/// The record `draft` becomes right after `prev` in the chain, for a transaction that
+/// writes several records in one round trip (the first sealed by [`seal_after`]).
+pub fn seal_next(prev: &AuditRecord, draft: &AuditDraft) -> AuditRecord {
+    seal_as(prev.seq + 1, &prev.hash, draft)
+}
+
+fn seal_as(seq: i64, prev_hash: &str, draft: &AuditDraft) -> AuditRecord {
+    AuditRecord {
         seq,
         at_ms: draft.at_ms,
         actor: draft.actor.clone(),
@@ -237,7 +247,7 @@ pub fn seal_after(head: &[AnyRow], draft: &AuditDraft) -> Result<AuditRecord, St
         prev_hash: String::new(),
         hash: String::new(),
     }
-    .seal(&prev_hash))
+    .seal(prev_hash)
 }
 
 /// The second half of [`append`]: the sealed record's row and the head's new sequence

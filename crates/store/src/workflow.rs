@@ -3,6 +3,7 @@
 //! version on each instance so that two simultaneous actions on one step produce one
 //! outcome.
 
+use crate::batch::{Arg, Stmt};
 use crate::db::Store;
 use crate::error::StoreError;
 use sqlx::any::AnyRow;
@@ -174,42 +175,104 @@ where
     .await?)
 }
 
-/// Writes the result of an action if the instance is still at `expected_version`;
-/// false when someone else acted first (nothing written).
-pub async fn instance_update<'c, E>(
-    exec: E,
+const INSTANCE_UPDATE: &str = "UPDATE workflow_instances SET node = $3, status = $4, outcome = $5, state = $6, assignee_role = $7,
+            assignee_user = $8, submitter = $9,
+            node_entered_at_ms = CASE WHEN $10 = 1 THEN $11 ELSE node_entered_at_ms END,
+            updated_at_ms = $11, version = version + 1
+         WHERE id = $1 AND version = $2";
+
+fn instance_update_args(
     id: i64,
     expected_version: i64,
     u: &InstanceUpdate<'_>,
     now_ms: i64,
-) -> Result<bool, StoreError>
-where
-    E: Executor<'c, Database = Any>,
-{
-    let done = sqlx::query(
-        "UPDATE workflow_instances SET node = $3, status = $4, outcome = $5, state = $6, assignee_role = $7,
-            assignee_user = $8, submitter = $9,
-            node_entered_at_ms = CASE WHEN $10 = 1 THEN $11 ELSE node_entered_at_ms END,
-            updated_at_ms = $11, version = version + 1
-         WHERE id = $1 AND version = $2",
-    )
-    .bind(id)
-    .bind(expected_version)
-    .bind(u.node)
-    .bind(if u.finished { "finished" } else { "running" })
-    .bind(u.outcome)
-    .bind(u.state)
-    .bind(u.assignee_role)
-    .bind(u.assignee_user)
-    .bind(u.submitter)
-    .bind(i64::from(u.node_changed))
-    .bind(now_ms)
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected() == 1)
+) -> Vec<Arg> {
+    vec![
+        id.into(),
+        expected_version.into(),
+        u.node.into(),
+        (if u.finished { "finished" } else { "running" }).into(),
+        u.outcome.into(),
+        u.state.into(),
+        u.assignee_role.into(),
+        u.assignee_user.into(),
+        u.submitter.into(),
+        u.node_changed.into(),
+        now_ms.into(),
+    ]
 }
 
-/// Appends a step to an instance's history (sequence numbers without gaps).
+/// Writes the result of an action if the instance is still at `expected_version`;
+/// false when someone else acted first (nothing written).
+pub async fn instance_update(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    expected_version: i64,
+    u: &InstanceUpdate<'_>,
+    now_ms: i64,
+) -> Result<bool, StoreError> {
+    let n = Stmt::new(
+        INSTANCE_UPDATE,
+        instance_update_args(id, expected_version, u, now_ms),
+    )
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}
+
+/// [`instance_update`] as a statement for a batch: it returns one row (the instance's
+/// id) when it wrote, none when someone else acted first.
+pub fn instance_update_stmt(
+    id: i64,
+    expected_version: i64,
+    u: &InstanceUpdate<'_>,
+    now_ms: i64,
+) -> Stmt {
+    Stmt::new(
+        format!("{INSTANCE_UPDATE} RETURNING id"),
+        instance_update_args(id, expected_version, u, now_ms),
+    )
+}
+
+/// A step for [`step_insert_stmt`].
+#[derive(Debug, Clone, Copy)]
+pub struct NewStep<'a> {
+    pub instance_id: i64,
+    pub at_ms: i64,
+    pub actor: Option<i64>,
+    pub action: &'a str,
+    pub from_node: &'a str,
+    pub to_node: &'a str,
+    pub detail: Option<&'a str>,
+    /// The approval level and the role that approved at it.
+    pub level: Option<(i64, &'a str)>,
+}
+
+/// Appends a step to an instance's history as one statement (its sequence number the
+/// next after the instance's last), for a batch. Run it after the instance's update in
+/// the same transaction: on PostgreSQL that update's row lock keeps two transactions
+/// from taking the same number.
+pub fn step_insert_stmt(s: &NewStep<'_>) -> Stmt {
+    Stmt::new(
+        "INSERT INTO workflow_steps (instance_id, seq, at_ms, actor, action, from_node, to_node, detail,
+            approval_level, approval_role)
+         SELECT $1, COALESCE(MAX(seq), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9
+         FROM workflow_steps WHERE instance_id = $1",
+        vec![
+            s.instance_id.into(),
+            s.at_ms.into(),
+            s.actor.into(),
+            s.action.into(),
+            s.from_node.into(),
+            s.to_node.into(),
+            s.detail.into(),
+            s.level.map(|l| l.0).into(),
+            s.level.map(|l| l.1).into(),
+        ],
+    )
+}
+
+/// Appends a step to an instance's history (sequence numbers without gaps); its number.
 #[allow(clippy::too_many_arguments)] // one column each
 pub async fn step_append(
     conn: &mut sqlx::AnyConnection,
@@ -221,8 +284,7 @@ pub async fn step_append(
     to_node: &str,
     detail: Option<&str>,
 ) -> Result<i64, StoreError> {
-    step_append_with_level(
-        conn,
+    let mut stmt = step_insert_stmt(&NewStep {
         instance_id,
         at_ms,
         actor,
@@ -230,49 +292,14 @@ pub async fn step_append(
         from_node,
         to_node,
         detail,
-        None,
-    )
-    .await
-}
-
-/// [`step_append`] for an approver's decision: also records the approval level (1-based)
-/// and its role (issue #6 items 3–4: approval rates per level).
-#[allow(clippy::too_many_arguments)] // one column each
-pub async fn step_append_with_level(
-    conn: &mut sqlx::AnyConnection,
-    instance_id: i64,
-    at_ms: i64,
-    actor: Option<i64>,
-    action: &str,
-    from_node: &str,
-    to_node: &str,
-    detail: Option<&str>,
-    level: Option<(i64, &str)>,
-) -> Result<i64, StoreError> {
-    let seq: i64 = sqlx::query_scalar(
-        "SELECT COALESCE(MAX(seq), 0) + 1 FROM workflow_steps WHERE instance_id = $1",
-    )
-    .bind(instance_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    sqlx::query(
-        "INSERT INTO workflow_steps (instance_id, seq, at_ms, actor, action, from_node, to_node, detail,
-            approval_level, approval_role)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(instance_id)
-    .bind(seq)
-    .bind(at_ms)
-    .bind(actor)
-    .bind(action)
-    .bind(from_node)
-    .bind(to_node)
-    .bind(detail)
-    .bind(level.map(|l| l.0))
-    .bind(level.map(|l| l.1))
-    .execute(&mut *conn)
-    .await?;
-    Ok(seq)
+        level: None,
+    });
+    stmt.sql.push_str(" RETURNING seq");
+    let rows = stmt.fetch_all(conn).await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| StoreError::Invalid("the step's insert returned no row".into()))?;
+    Ok(row.try_get("seq")?)
 }
 
 impl Store {
