@@ -311,7 +311,8 @@ impl Store {
                 opts.sqlite_busy_timeout.as_millis()
             ),
             "PRAGMA foreign_keys=ON".into(),
-            // Sorting and temporary indexes in memory; reads through a memory map.
+            // Sorting and temporary indexes in memory; the writer reads through a memory
+            // map (readers switch it off below).
             "PRAGMA temp_store=MEMORY".into(),
             "PRAGMA mmap_size=268435456".into(),
         ];
@@ -321,6 +322,12 @@ impl Store {
         let make = |max: u32, cache_kib: u32| {
             let mut pragmas = pragmas.clone();
             pragmas.push(format!("PRAGMA cache_size=-{cache_kib}"));
+            // No memory map for readers: at its first read after any commit by another
+            // connection, a WAL reader unmaps the whole file (`pagerBeginReadTransaction`
+            // calls `unixUnfetch`), then maps it again and faults its pages back in, and
+            // every unmap interrupts the other core to flush its TLB. Reads from the
+            // OS's page cache with `pread` cost less (ADR 0020 item 10).
+            pragmas.push("PRAGMA mmap_size=0".into());
             AnyPoolOptions::new()
                 .max_connections(max)
                 .acquire_timeout(opts.acquire_timeout)
@@ -517,9 +524,9 @@ pub(crate) const WRITER_CACHE_KIB: u32 = 262_144;
 /// large reader cache is rarely reused, and emptying a full one costs its first query
 /// after the write several milliseconds (measured: the first exact-ID search after
 /// re-importing a million customers took 8.2–9.1 ms with 64 MiB readers, 3.5–3.8 ms
-/// with 2 or 8 MiB; a two-second pause before it changed nothing). Pages of the
-/// database file are read through the memory map instead (`mmap_size`), which survives
-/// commits.
+/// with 2 or 8 MiB; a two-second pause before it changed nothing). Readers read the
+/// database file with `pread` from the OS's page cache (no memory map: SQLite drops a
+/// reader's map after every commit too).
 pub(crate) const READER_CACHE_KIB: u32 = 8_192;
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ on_both!(
     concurrent_transactions_commit_alone_or_together_but_never_early,
     a_transaction_of_its_own_commits_rolls_back_and_restores_foreign_keys,
     sqlite_is_built_with_the_projects_settings,
+    readers_have_no_memory_map,
 );
 
 async fn migrations_are_idempotent_and_recorded(db: &TestDb) {
@@ -673,4 +674,24 @@ async fn sqlite_is_built_with_the_projects_settings(db: &TestDb) {
         options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
         "SQLite was built with memory statistics: {options:?}"
     );
+}
+
+/// SQLite readers read the file without a memory map (a WAL reader drops its whole map
+/// after every commit by another connection, ADR 0020 item 10); the writer keeps one.
+async fn readers_have_no_memory_map(db: &TestDb) {
+    if db.store.backend() != zhudai_store::Backend::Sqlite {
+        return;
+    }
+    let mut conn = db.store.reader().acquire().await.unwrap();
+    let reader: i64 = zhudai_store::sqlx::query_scalar("PRAGMA mmap_size")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(reader, 0);
+    let mut w = db.store.writer().acquire().await.unwrap();
+    let writer: i64 = zhudai_store::sqlx::query_scalar("PRAGMA mmap_size")
+        .fetch_one(&mut *w)
+        .await
+        .unwrap();
+    assert_eq!(writer, 268_435_456);
 }
