@@ -2,38 +2,15 @@
 //! same book as one clean run of the same close on a twin database (issue #8).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use secrecy::ExposeSecret;
-use std::process::{Command, Stdio};
+mod common;
+
+use common::{ok, zhudai};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 use zhudai_store::sqlx::Row;
 use zhudai_store::testing::TestDb;
-use zhudai_store::DatabaseLocation;
 
 const DATE: &str = "2026-11-28";
-
-fn zhudai(db: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_zhudai"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ZHUDAI_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("ZHUDAI_LOG_LEVEL", "warn");
-    c.arg("--data-dir").arg(db.data_dir());
-    let url = match &db.location {
-        DatabaseLocation::SqliteFile(p) => format!("sqlite://{}", p.display()),
-        DatabaseLocation::Postgres(u) => u.expose_secret().to_owned(),
-    };
-    c.arg("--database-url").arg(url);
-    c.stdin(Stdio::null());
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn generate(db: &TestDb) {
     ok(zhudai(db).args([
@@ -111,6 +88,7 @@ async fn killed_mid_close_then_rerun_equals_one_clean_close(db: &TestDb) {
     // Here: killed once a few chunks are done, then run again.
     let mut child = zhudai(db)
         .args(["cob", "run", "--date", DATE, "--chunk-size", "1"])
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -4,36 +4,14 @@
 //! job row, and a re-run that resumes and completes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use secrecy::ExposeSecret;
+mod common;
+
+use common::{ok, zhudai};
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use zhudai_store::testing::TestDb;
-use zhudai_store::DatabaseLocation;
-
-fn zhudai(db: &TestDb) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_zhudai"));
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ZHUDAI_") {
-            c.env_remove(k);
-        }
-    }
-    c.env("ZHUDAI_LOG_LEVEL", "warn");
-    c.arg("--data-dir").arg(db.data_dir());
-    let url = match &db.location {
-        DatabaseLocation::SqliteFile(p) => format!("sqlite://{}", p.display()),
-        DatabaseLocation::Postgres(u) => u.expose_secret().to_owned(),
-    };
-    c.arg("--database-url").arg(url);
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let o = c.stdin(Stdio::null()).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 zhudai_store::on_both!(killed_mid_import_leaves_whole_customers_and_resumes);
 
