@@ -409,6 +409,18 @@ async fn prepared_inserts_and_taking_back_a_customer_created_meanwhile(db: &Test
         })
         .collect();
     rows[7].id_number_bidx = Some("taken".into());
+    // Every text and blob column set on one row and NULL on another: the values move
+    // into the statements' arguments (imports::Moved), NULLs included.
+    rows[148].bank_card_enc = Some(vec![7, 0, 255]);
+    rows[148].bank_card_bidx = Some("card148".into());
+    rows[148].email_enc = Some(vec![8; 40]);
+    rows[148].address_enc = Some(vec![5, 5]);
+    rows[148].monthly_income_enc = Some(vec![6]);
+    rows[147].phone_enc = None;
+    rows[147].phone_bidx = None;
+    rows[147].birth_date = None;
+    rows[147].gender = None;
+    rows[147].region_code = None;
     let keys: Vec<(WrappedDek, String)> = rows
         .iter()
         .map(|r| {
@@ -479,6 +491,37 @@ async fn prepared_inserts_and_taking_back_a_customer_created_meanwhile(db: &Test
         ("新149", 5, user)
     );
     assert_eq!(r.id_number_enc.as_deref(), Some(&[1u8, 2, 3][..]));
+    for i in [147, 148] {
+        by_id.exact = Some((
+            IndexedField::IdNumber,
+            rows[i].id_number_bidx.as_deref().unwrap(),
+        ));
+        let page = s.customer_list(&by_id).await.unwrap();
+        assert_eq!(page.rows.len(), 1, "row {i}");
+        let (got, want) = (&page.rows[0], &rows[i]);
+        let stored = CustomerValues {
+            ref_: got.ref_.clone(),
+            kind: got.kind.clone(),
+            name: got.name.clone(),
+            id_kind: got.id_kind.clone(),
+            id_number_enc: got.id_number_enc.clone(),
+            id_number_bidx: got.id_number_bidx.clone(),
+            phone_enc: got.phone_enc.clone(),
+            phone_bidx: got.phone_bidx.clone(),
+            bank_card_enc: got.bank_card_enc.clone(),
+            bank_card_bidx: got.bank_card_bidx.clone(),
+            email_enc: got.email_enc.clone(),
+            address_enc: got.address_enc.clone(),
+            monthly_income_enc: got.monthly_income_enc.clone(),
+            birth_date: got.birth_date.clone(),
+            gender: got.gender.clone(),
+            region_code: got.region_code.clone(),
+            owner_user_id: got.owner_user_id,
+            org_unit_id: got.org_unit_id,
+            created_by: got.created_by,
+        };
+        assert_eq!(&stored, want, "row {i} as stored");
+    }
     assert!(s
         .data_key_of_subject("customer:n7")
         .await

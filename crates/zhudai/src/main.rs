@@ -1,5 +1,7 @@
 //! The `zhudai` binary: the server and every command-line tool in one executable.
 
+// mimalloc's purge delay (ADR 0020 item 11).
+mod allocator;
 mod audit;
 mod bench;
 // Post-loan benchmarks (issue #8).
@@ -33,6 +35,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    allocator::apply();
     let args = <cli::Cli as clap::Parser>::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

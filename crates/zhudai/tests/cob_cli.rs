@@ -105,6 +105,15 @@ async fn killed_mid_close_then_rerun_equals_one_clean_close(db: &TestDb) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    // The process being killed is the one doing the work: zhudai executed itself again
+    // (same process id) with mimalloc's purge delay set (src/allocator.rs).
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap();
+    assert!(
+        environ
+            .split(|b| *b == 0)
+            .any(|v| v == b"MIMALLOC_PURGE_DELAY=10000"),
+        "zhudai runs with its allocator settings"
+    );
     child.kill().unwrap(); // SIGKILL: no cleanup runs.
     child.wait().unwrap();
     let state: String =

@@ -1,9 +1,10 @@
 //! The import engine: a three-stage pipeline.
 //!
-//! 1. **Read and validate** (a blocking thread; validation in parallel with rayon): rows
+//! 1. **Read and validate** (a blocking thread; validation in parallel on the import's
+//!    threads, one fewer than the cores: [`import_threads`]): rows
 //!    in batches, each checked by [`CustomerInput::validate`] (exactly the API's rules)
 //!    and given the blind index of its ID number.
-//! 2. **Plan and encrypt** (async look-ups, crypto in parallel with rayon): repeated ID
+//! 2. **Plan and encrypt** (async look-ups, crypto in parallel on the same threads): repeated ID
 //!    numbers inside the file are rejected; the ID numbers are looked up through the
 //!    blind index; a new customer gets a fresh data key made in memory and its fields
 //!    encrypted; an existing one is decrypted and compared (no change → `unchanged`),
@@ -74,6 +75,28 @@ async fn checkpoint_on_reader(store: &Store) {
     if let Err(e) = done {
         tracing::debug!(error = %e, "checkpoint during or after an import");
     }
+}
+
+/// Threads validating and encrypting an import's rows: one fewer than the machine's
+/// cores (at least one), leaving a core to the database's single writer. With rayon's
+/// global pool (a thread per core) the writer shared its core with a validating or
+/// encrypting thread while it wrote a batch, and the writer is what an import waits for
+/// (measured at a million rows on 2 cores, `RAYON_NUM_THREADS=1` against the default,
+/// alternated: 48,566 and 53,528 against 46,163 and 42,625 rows/s; docs/benchmarks.md,
+/// session 12).
+pub fn import_threads(cores: usize) -> usize {
+    cores.saturating_sub(1).max(1)
+}
+
+/// The thread pool of one import run ([`import_threads`]).
+fn import_pool() -> Result<Arc<rayon::ThreadPool>, ImportFailure> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(import_threads(cores))
+        .thread_name(|i| format!("zhudai-import-{i}"))
+        .build()
+        .map(Arc::new)
+        .map_err(|e| ImportFailure::Internal(format!("starting the import's threads: {e}")))
 }
 
 /// A running import not heard of for this long is taken as crashed and may be resumed.
@@ -333,6 +356,8 @@ fn row_problem(row: &RawRow, field: &'static str, code: &'static str, message: S
 /// What each row of the batch will do, with its encrypted values.
 struct Planner {
     vault: Vault,
+    /// Where the rows are encrypted ([`import_pool`]).
+    pool: Arc<rayon::ThreadPool>,
     store: Store,
     /// The new customers' creation time is read when their statements are built.
     clock: Arc<dyn Clock>,
@@ -411,69 +436,77 @@ impl Planner {
         let through = batch.through;
         let skip = batch.skip;
         let (backend, now_ms) = (self.store.backend(), self.clock.now().timestamp_millis());
+        let pool = self.pool.clone();
         let (plans, prepared) = tokio::task::spawn_blocking(move || {
             // Collected straight into one vector of the batch's length (an indexed
             // collect), then unwrapped in place: no list of pieces copied together.
             let mut results: Vec<Result<Plan, ImportFailure>> = Vec::new();
-            batch
-                .rows
-                .into_par_iter()
-                .zip(firsts.into_par_iter())
-                .enumerate()
-                .map(|(i, (c, first))| {
-                    if i < skip {
-                        return Ok(Plan::Skip);
-                    }
-                    let (valid, bidx) = match c.result {
-                        Err(problems) => return Ok(Plan::Reject(problems_of(&c.row, &problems))),
-                        Ok(v) => v,
-                    };
-                    if let Some(first) = first {
-                        return Ok(row_problem(
-                            &c.row,
-                            "id_number",
-                            "duplicate_in_file",
-                            format!("the same ID number is already on row {first} of this file"),
-                        ));
-                    }
-                    let plain = Plain::of(&valid);
-                    match existing.get(&bidx).map(Vec::as_slice) {
-                        None | Some([]) => {
-                            if dry_run {
-                                return Ok(Plan::Insert {
+            pool.install(|| {
+                batch
+                    .rows
+                    .into_par_iter()
+                    .zip(firsts.into_par_iter())
+                    .enumerate()
+                    .map(|(i, (c, first))| {
+                        if i < skip {
+                            return Ok(Plan::Skip);
+                        }
+                        let (valid, bidx) = match c.result {
+                            Err(problems) => {
+                                return Ok(Plan::Reject(problems_of(&c.row, &problems)))
+                            }
+                            Ok(v) => v,
+                        };
+                        if let Some(first) = first {
+                            return Ok(row_problem(
+                                &c.row,
+                                "id_number",
+                                "duplicate_in_file",
+                                format!(
+                                    "the same ID number is already on row {first} of this file"
+                                ),
+                            ));
+                        }
+                        let plain = Plain::of(&valid);
+                        match existing.get(&bidx).map(Vec::as_slice) {
+                            None | Some([]) => {
+                                if dry_run {
+                                    return Ok(Plan::Insert {
+                                        row_no: c.row.row_no,
+                                        bidx,
+                                        ref_: None,
+                                        new: None,
+                                    });
+                                }
+                                let ref_ = uuid::Uuid::now_v7().to_string();
+                                let key_id = uuid::Uuid::now_v7().simple().to_string();
+                                let (dek, wrapped) = vault.new_subject_key(&key_id)?;
+                                let mut values = seal(&vault, &dek, &ref_, &valid, &plain)?;
+                                values.owner_user_id = owner;
+                                values.org_unit_id = unit;
+                                values.created_by = created_by;
+                                Ok(Plan::Insert {
                                     row_no: c.row.row_no,
                                     bidx,
-                                    ref_: None,
-                                    new: None,
-                                });
+                                    ref_: Some(ref_),
+                                    new: Some(Box::new((values, wrapped))),
+                                })
                             }
-                            let ref_ = uuid::Uuid::now_v7().to_string();
-                            let key_id = uuid::Uuid::now_v7().simple().to_string();
-                            let (dek, wrapped) = vault.new_subject_key(&key_id)?;
-                            let mut values = seal(&vault, &dek, &ref_, &valid, &plain)?;
-                            values.owner_user_id = owner;
-                            values.org_unit_id = unit;
-                            values.created_by = created_by;
-                            Ok(Plan::Insert {
-                                row_no: c.row.row_no,
-                                bidx,
-                                ref_: Some(ref_),
-                                new: Some(Box::new((values, wrapped))),
-                            })
-                        }
-                        Some([stored]) => {
-                            if !scope.admits(stored.owner_user_id, stored.org_unit_id) {
-                                return Ok(row_problem(
+                            Some([stored]) => {
+                                if !scope.admits(stored.owner_user_id, stored.org_unit_id) {
+                                    return Ok(row_problem(
                                     &c.row,
                                     "id_number",
                                     "outside_scope",
                                     "a customer with this ID number exists outside your data scope"
                                         .into(),
                                 ));
-                            }
-                            let subj = subject(&stored.ref_);
-                            let dek =
-                                match keys.get(&subj).map(|k| vault.open_subject_key(&subj, k)) {
+                                }
+                                let subj = subject(&stored.ref_);
+                                let dek = match keys
+                                    .get(&subj)
+                                    .map(|k| vault.open_subject_key(&subj, k))
+                                {
                                     Some(Ok(dek)) => dek,
                                     Some(Err(VaultError::Shredded { .. })) => {
                                         return Ok(row_problem(
@@ -491,32 +524,39 @@ impl Planner {
                                         )))
                                     }
                                 };
-                            let before = unseal(&vault, &dek, stored)?;
-                            let after = plain.over(&before);
-                            if after == before {
-                                return Ok(Plan::Unchanged);
+                                let before = unseal(&vault, &dek, stored)?;
+                                let after = plain.over(&before);
+                                if after == before {
+                                    return Ok(Plan::Unchanged);
+                                }
+                                let values = if dry_run {
+                                    None
+                                } else {
+                                    Some(Box::new(seal(
+                                        &vault,
+                                        &dek,
+                                        &stored.ref_,
+                                        &valid,
+                                        &after,
+                                    )?))
+                                };
+                                Ok(Plan::Update {
+                                    row_no: c.row.row_no,
+                                    id: stored.id,
+                                    version: stored.version,
+                                    values,
+                                })
                             }
-                            let values = if dry_run {
-                                None
-                            } else {
-                                Some(Box::new(seal(&vault, &dek, &stored.ref_, &valid, &after)?))
-                            };
-                            Ok(Plan::Update {
-                                row_no: c.row.row_no,
-                                id: stored.id,
-                                version: stored.version,
-                                values,
-                            })
+                            Some(_) => Ok(row_problem(
+                                &c.row,
+                                "id_number",
+                                "ambiguous",
+                                "several customers have this ID number".into(),
+                            )),
                         }
-                        Some(_) => Ok(row_problem(
-                            &c.row,
-                            "id_number",
-                            "ambiguous",
-                            "several customers have this ID number".into(),
-                        )),
-                    }
-                })
-                .collect_into_vec(&mut results);
+                    })
+                    .collect_into_vec(&mut results)
+            });
             let mut plans = results
                 .into_iter()
                 .collect::<Result<Vec<Plan>, ImportFailure>>()?;
@@ -929,6 +969,8 @@ impl Engine {
         // Stage 1 on a blocking thread.
         let (checked_tx, mut checked_rx) = tokio::sync::mpsc::channel::<CheckedBatch>(2);
         let (vault, today) = (self.vault.clone(), opts.today);
+        let pool = import_pool()?;
+        let checking = pool.clone();
         let reader = tokio::task::spawn_blocking(move || {
             let mut rows = table.rows();
             let mut handled = 0_i64;
@@ -950,19 +992,21 @@ impl Engine {
                 let n = chunk.len() as i64;
                 let skip = (resume - handled).clamp(0, n) as usize;
                 handled += n;
-                let checked: Vec<Checked> = chunk
-                    .into_par_iter()
-                    .map(|r| match r {
-                        Ok(row) => check(&vault, today, row),
-                        Err((row_no, msg)) => Checked {
-                            row: RawRow {
-                                row_no,
-                                ..Default::default()
+                let checked: Vec<Checked> = checking.install(|| {
+                    chunk
+                        .into_par_iter()
+                        .map(|r| match r {
+                            Ok(row) => check(&vault, today, row),
+                            Err((row_no, msg)) => Checked {
+                                row: RawRow {
+                                    row_no,
+                                    ..Default::default()
+                                },
+                                result: Err(vec![FieldProblem::new("row", "unreadable_row", msg)]),
                             },
-                            result: Err(vec![FieldProblem::new("row", "unreadable_row", msg)]),
-                        },
-                    })
-                    .collect();
+                        })
+                        .collect()
+                });
                 tracing::debug!(
                     through = handled,
                     ms = started.elapsed().as_millis() as u64,
@@ -985,6 +1029,7 @@ impl Engine {
             tokio::sync::mpsc::channel::<Result<PlannedBatch, ImportFailure>>(1);
         let mut planner = Planner {
             vault: self.vault.clone(),
+            pool,
             store: self.store.clone(),
             clock: self.clock.clone(),
             dry_run,
@@ -1078,6 +1123,7 @@ impl Engine {
                 write_ms = write_started.elapsed().as_millis() as u64,
                 "import batch written"
             );
+
             if !dry_run && matches!(batches, 1 | 20) {
                 let analyzed = match single.as_mut() {
                     Some(tx) => db::analyze_for_import(&mut *tx).await,
@@ -1153,6 +1199,14 @@ impl Engine {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_core_is_left_to_the_writer() {
+        assert_eq!(import_threads(0), 1);
+        assert_eq!(import_threads(1), 1);
+        assert_eq!(import_threads(2), 1);
+        assert_eq!(import_threads(8), 7);
+    }
 
     #[test]
     fn batches_grow_with_the_table_in_whole_batches_up_to_the_cap() {

@@ -6,7 +6,7 @@ use zhudai_store::testing::TestDb;
 use zhudai_store::DatabaseLocation;
 
 /// `zhudai` on `db`'s data directory and database, without the caller's `ZHUDAI_*`
-/// environment.
+/// environment or allocator settings.
 pub fn zhudai(db: &TestDb) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_zhudai"));
     for (k, _) in std::env::vars() {
@@ -14,6 +14,8 @@ pub fn zhudai(db: &TestDb) -> Command {
             c.env_remove(k);
         }
     }
+    // zhudai sets mimalloc's purge delay itself when it is not set (src/allocator.rs).
+    c.env_remove("MIMALLOC_PURGE_DELAY");
     c.env("ZHUDAI_LOG_LEVEL", "warn");
     c.arg("--data-dir").arg(db.data_dir());
     let url = match &db.location {
