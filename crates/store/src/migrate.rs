@@ -136,6 +136,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "customer_indexes",
         sql: include_str!("../migrations/0018_customer_indexes.sql"),
     },
+    Migration {
+        version: 19,
+        name: "routing_stats",
+        sql: include_str!("../migrations/0019_routing_stats.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

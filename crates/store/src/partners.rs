@@ -1456,19 +1456,12 @@ impl Store {
 
     /// Routing figures per funder code (every code that has steps).
     pub async fn routing_stats(&self) -> Result<Vec<RoutingStats>, StoreError> {
+        // Kept per funder by triggers on routing_steps (migration 19): one row per
+        // funder, however many steps the book has.
         let rows = sqlx::query(
-            "SELECT s.partner_code AS code,
-                CAST(SUM(CASE WHEN s.outcome <> 'skipped' THEN 1 ELSE 0 END) AS BIGINT) AS attempts,
-                CAST(SUM(CASE WHEN s.outcome = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS approved,
-                CAST(SUM(CASE WHEN s.outcome = 'declined' THEN 1 ELSE 0 END) AS BIGINT) AS declined,
-                CAST(SUM(CASE WHEN s.outcome = 'timeout' THEN 1 ELSE 0 END) AS BIGINT) AS timeouts,
-                CAST(SUM(CASE WHEN s.outcome = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
-                CAST(SUM(CASE WHEN s.outcome = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS pending,
-                CAST(SUM(CASE WHEN s.outcome IN ('approved', 'declined') AND s.duration_ms IS NOT NULL THEN s.duration_ms ELSE 0 END) AS BIGINT) AS decided_ms,
-                CAST(SUM(CASE WHEN s.outcome IN ('approved', 'declined') AND s.duration_ms IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS timed,
-                CAST(SUM(CASE WHEN s.outcome = 'approved' THEN r.amount_fen ELSE 0 END) AS BIGINT) AS approved_amount
-             FROM routing_steps s JOIN routing_runs r ON r.id = s.run_id
-             GROUP BY s.partner_code ORDER BY s.partner_code",
+            "SELECT partner_code AS code, attempts, approved, declined, timeouts, errors, pending,
+                decided_ms, timed, approved_amount
+             FROM partner_routing_stats ORDER BY partner_code",
         )
         .fetch_all(self.reader())
         .await?;

@@ -493,6 +493,9 @@ async fn routing_runs_steps_and_stats(db: &TestDb) {
     assert_eq!((a.attempts, a.declined, a.approved_amount_fen), (1, 1, 0));
     let c = stats.iter().find(|x| x.partner_code == "dp_c").unwrap();
     assert_eq!(c.attempts, 0);
+    // The per-funder sums kept by triggers equal the sums over every step, computed
+    // here the way the store did before migration 19 (after a deleted step too: below).
+    assert_eq!(stats, stats_from_steps(s).await);
     assert_eq!(
         s.routing_runs(Some("bank_a"), None, 10)
             .await
@@ -523,4 +526,82 @@ async fn routing_runs_steps_and_stats(db: &TestDb) {
         ),
         (2, 4000, 500, 3000)
     );
+    // The migration's copy of the sums of steps recorded before it gives the same rows.
+    let migration = include_str!("../migrations/0019_routing_stats.sql");
+    let start = migration.find("INSERT INTO partner_routing_stats").unwrap();
+    let end = start + migration[start..].find(';').unwrap();
+    sqlx::query("DELETE FROM partner_routing_stats")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    sqlx::query(&migration[start..end])
+        .execute(s.writer())
+        .await
+        .unwrap();
+    assert_eq!(s.routing_stats().await.unwrap(), stats_from_steps(s).await);
+    assert_eq!(s.routing_stats().await.unwrap().len(), 3);
+    sqlx::query("DELETE FROM routing_steps WHERE partner_code = 'bank_a'")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    let stats = s.routing_stats().await.unwrap();
+    assert_eq!(stats, stats_from_steps(s).await);
+    let a = stats.iter().find(|x| x.partner_code == "bank_a").unwrap();
+    assert_eq!((a.attempts, a.declined, a.avg_decision_ms), (0, 0, None));
+}
+
+/// Routing figures per funder summed over every routing step (the store's query before
+/// the figures were kept by triggers); funders whose sums are all zero included as the
+/// kept rows are.
+async fn stats_from_steps(s: &zhudai_store::Store) -> Vec<zhudai_store::partners::RoutingStats> {
+    use sqlx::Row;
+    let kept: Vec<String> = sqlx::query_scalar("SELECT partner_code FROM partner_routing_stats")
+        .fetch_all(s.reader())
+        .await
+        .unwrap();
+    let rows = sqlx::query(
+        "SELECT s.partner_code AS code,
+            CAST(SUM(CASE WHEN s.outcome <> 'skipped' THEN 1 ELSE 0 END) AS BIGINT) AS attempts,
+            CAST(SUM(CASE WHEN s.outcome = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS approved,
+            CAST(SUM(CASE WHEN s.outcome = 'declined' THEN 1 ELSE 0 END) AS BIGINT) AS declined,
+            CAST(SUM(CASE WHEN s.outcome = 'timeout' THEN 1 ELSE 0 END) AS BIGINT) AS timeouts,
+            CAST(SUM(CASE WHEN s.outcome = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
+            CAST(SUM(CASE WHEN s.outcome = 'pending' THEN 1 ELSE 0 END) AS BIGINT) AS pending,
+            CAST(SUM(CASE WHEN s.outcome IN ('approved', 'declined') AND s.duration_ms IS NOT NULL THEN s.duration_ms ELSE 0 END) AS BIGINT) AS decided_ms,
+            CAST(SUM(CASE WHEN s.outcome IN ('approved', 'declined') AND s.duration_ms IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT) AS timed,
+            CAST(SUM(CASE WHEN s.outcome = 'approved' THEN r.amount_fen ELSE 0 END) AS BIGINT) AS approved_amount
+         FROM routing_steps s JOIN routing_runs r ON r.id = s.run_id
+         GROUP BY s.partner_code ORDER BY s.partner_code",
+    )
+    .fetch_all(s.reader())
+    .await
+    .unwrap();
+    let mut out: Vec<zhudai_store::partners::RoutingStats> = rows
+        .iter()
+        .map(|r| {
+            let timed: i64 = r.get("timed");
+            let decided_ms: i64 = r.get("decided_ms");
+            zhudai_store::partners::RoutingStats {
+                partner_code: r.get("code"),
+                attempts: r.get("attempts"),
+                approved: r.get("approved"),
+                declined: r.get("declined"),
+                timeouts: r.get("timeouts"),
+                errors: r.get("errors"),
+                pending: r.get("pending"),
+                avg_decision_ms: (timed > 0).then(|| decided_ms / timed),
+                approved_amount_fen: r.get("approved_amount"),
+            }
+        })
+        .collect();
+    for code in kept {
+        if !out.iter().any(|x| x.partner_code == code) {
+            out.push(zhudai_store::partners::RoutingStats {
+                partner_code: code,
+                ..Default::default()
+            });
+        }
+    }
+    out.sort_by(|a, b| a.partner_code.cmp(&b.partner_code));
+    out
 }
