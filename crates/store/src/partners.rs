@@ -1454,7 +1454,7 @@ impl Store {
         Ok(Some((run, steps)))
     }
 
-    /// Routing figures per funder code (every code that has steps).
+    /// Routing figures per funder code (every code that has ever had a step).
     pub async fn routing_stats(&self) -> Result<Vec<RoutingStats>, StoreError> {
         // Kept per funder by triggers on routing_steps (migration 19): one row per
         // funder, however many steps the book has.
