@@ -8,7 +8,7 @@ use crate::customers::{audit_draft, load_in_scope, scope_of};
 use crate::error::{ApiError, FieldError};
 use crate::state::AppState;
 use crate::workflow as wf;
-use zhudai_domain::document::{materials_complete, DocumentType};
+use zhudai_domain::document::{materials_complete, CustomerFacts, DocFacts, DocumentType};
 use zhudai_domain::money::Fen;
 use zhudai_domain::product::ProductStatus;
 use zhudai_domain::schedule::RepaymentMethod;
@@ -16,6 +16,8 @@ use zhudai_expr::Record;
 use zhudai_store::applications::{
     application_insert, application_set_progress, ApplicationRow, NewApplication,
 };
+use zhudai_store::customers::CustomerRow;
+use zhudai_store::risk::DecisionRow;
 use zhudai_store::workflow::InstanceRow;
 use zhudai_workflow::{Action, Status};
 
@@ -239,6 +241,27 @@ pub async fn facts(
     app: &ApplicationRow,
     def: &zhudai_workflow::Definition,
 ) -> Result<Record, ApiError> {
+    Ok(gather(state, app, def).await?.facts)
+}
+
+/// [`facts`] with the rows they were computed from: an approval that goes on to funder
+/// routing in the same request reuses them instead of reading them again.
+#[derive(Debug)]
+pub struct Gathered {
+    pub facts: Record,
+    pub customer: CustomerRow,
+    /// The customer's facts and the facts of the customer's documents.
+    pub docs: (CustomerFacts, Vec<DocFacts>),
+    /// The application's latest credit decision when the facts were gathered.
+    pub latest: Option<DecisionRow>,
+}
+
+/// Reads what [`facts`] needs and computes them.
+pub async fn gather(
+    state: &AppState,
+    app: &ApplicationRow,
+    def: &zhudai_workflow::Definition,
+) -> Result<Gathered, ApiError> {
     let mut r = def.new_facts();
     let mut set =
         |name: &str,
@@ -260,21 +283,42 @@ pub async fn facts(
     set("decision.outcome", &|r, s| r.set_str(s, outcome))?;
     set("decision.grade", &|r, s| r.set_str(s, grade))?;
     set("funder.approved", &|r, s| r.set_bool(s, false))?;
-    let complete = documents_complete(state, app).await?;
+    let customer = customer_of(state, app).await?;
+    let docs = crate::customer_docs::facts(state, &customer).await?;
+    let complete = materials_verified(state, app, &docs.1).await?;
     set("documents.complete", &|r, s| r.set_bool(s, complete))?;
-    Ok(r)
+    Ok(Gathered {
+        facts: r,
+        customer,
+        docs,
+        latest,
+    })
+}
+
+async fn customer_of(state: &AppState, app: &ApplicationRow) -> Result<CustomerRow, ApiError> {
+    state
+        .store()
+        .customer_get(app.customer_id)
+        .await?
+        .ok_or_else(|| ApiError::Internal("customer vanished".into()))
 }
 
 /// Every material the product version requires is verified (newest version of each).
 pub async fn documents_complete(state: &AppState, app: &ApplicationRow) -> Result<bool, ApiError> {
-    let product = state
-        .store()
-        .product_by_code(&app.product_code)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("product {} vanished", app.product_code)))?;
+    let customer = customer_of(state, app).await?;
+    let (_, docs) = crate::customer_docs::facts(state, &customer).await?;
+    materials_verified(state, app, &docs).await
+}
+
+/// [`documents_complete`] with the facts of the customer's documents already read.
+async fn materials_verified(
+    state: &AppState,
+    app: &ApplicationRow,
+    docs: &[DocFacts],
+) -> Result<bool, ApiError> {
     let version = state
         .store()
-        .product_version(product.id, Some(app.product_version))
+        .product_version_of(&app.product_code, app.product_version)
         .await?
         .ok_or_else(|| ApiError::Internal("product version vanished".into()))?;
     let required: Vec<DocumentType> = version
@@ -284,13 +328,7 @@ pub async fn documents_complete(state: &AppState, app: &ApplicationRow) -> Resul
         .iter()
         .filter_map(|m| DocumentType::parse(m))
         .collect();
-    let customer = state
-        .store()
-        .customer_get(app.customer_id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("customer vanished".into()))?;
-    let (_, docs) = crate::customer_docs::facts(state, &customer).await?;
-    Ok(materials_complete(&required, &docs, state.clock().today()).is_ok())
+    Ok(materials_complete(&required, docs, state.clock().today()).is_ok())
 }
 
 /// The application status an action left it in.
@@ -334,7 +372,7 @@ pub async fn act(
         inst.definition_version,
     )
     .await?;
-    let mut facts = facts(state, &app, &def).await?;
+    let mut gathered = gather(state, &app, &def).await?;
     // Issue #7: when this step can lead into the automatic decision, decide first (the
     // engine is pure; the facts it reads are gathered here), so the guards after the
     // decision node see its outcome and grade; it is stored only if the step went there.
@@ -348,13 +386,16 @@ pub async fn act(
         .iter()
         .any(|t| t.from == inst.node && t.to == DECISION_NODE && t.on == on)
     {
-        let p = crate::risk::decide_application(state, &app).await?;
+        let p =
+            crate::risk::decide_application_with(state, &app, &gathered.customer, &gathered.docs)
+                .await?;
         for (name, value) in [
             ("decision.outcome", p.decision.outcome.as_str()),
             ("decision.grade", p.decision.grade.as_str()),
         ] {
             if let Some(slot) = def.schema.slot(name) {
-                facts
+                gathered
+                    .facts
                     .set_str(slot, value)
                     .map_err(|e| ApiError::Internal(format!("fact `{name}`: {e}")))?;
             }
@@ -367,17 +408,18 @@ pub async fn act(
     let mut tx = state.store().begin().await?;
     // Contracts (issue #6): the contract step is completed only with a signed contract.
     crate::contracts::before_action(&mut tx, &app, &inst.node, action).await?;
-    let acted = wf::act_in(
+    let acted = wf::act_on(
         &mut tx,
         state.store(),
         Some(caller),
-        inst.id,
+        &inst,
         expected_version,
         action,
-        &facts,
+        &gathered.facts,
         now,
     )
     .await?;
+    let mut decided = None;
     if let Some(p) = &pending {
         if acted.visited.iter().any(|n| n == DECISION_NODE) {
             crate::risk::store_in(
@@ -389,6 +431,10 @@ pub async fn act(
                 now,
             )
             .await?;
+            decided = Some(RoutedOn {
+                grade: p.decision.grade.clone(),
+                score: p.decision.score,
+            });
         }
     }
     let status = status_after(&acted);
@@ -406,41 +452,80 @@ pub async fn act(
     .await?;
     tx.commit().await?;
     if acted.node == "routing" && acted.finished.is_none() {
-        if let Some(app) = state.store().application(id).await? {
-            route(state, &app).await?;
-            // A funder that decided at once moved the flow on: answer with where the
-            // application is now, not where this action left it.
-            let inst = instance(state, &app).await?;
-            if inst.version != acted.version {
-                return Ok(wf::Acted {
-                    node: inst.node,
-                    finished: inst.outcome.filter(|_| inst.status != "running"),
-                    version: inst.version,
-                    visited: acted.visited,
-                });
-            }
+        // The decision routing goes by: the one this action just made, or the latest.
+        let decision = decided.or_else(|| {
+            gathered.latest.as_ref().map(|d| RoutedOn {
+                grade: d.grade.clone(),
+                score: d.score,
+            })
+        });
+        let at = AtRouting {
+            instance_id: inst.id,
+            version: acted.version,
+            def,
+            facts: gathered.facts,
+        };
+        // A funder that decided at once moved the flow on: answer with where the
+        // application is now, not where this action left it.
+        if let Some(moved) =
+            route_with(state, &app, &gathered.customer, decision.as_ref(), Some(at)).await?
+        {
+            return Ok(wf::Acted {
+                visited: acted.visited,
+                ..moved
+            });
         }
     }
     Ok(acted)
+}
+
+/// The credit decision routing passes on to funders.
+#[derive(Debug, Clone)]
+pub struct RoutedOn {
+    pub grade: String,
+    pub score: i64,
+}
+
+/// Where the workflow stood when routing started inside the same request: the
+/// instance, its version after the action, and the facts its guards were given (the
+/// event that follows routing reuses them instead of reading them again).
+#[derive(Debug)]
+pub struct AtRouting {
+    pub instance_id: i64,
+    pub version: i64,
+    pub def: std::sync::Arc<zhudai_workflow::Definition>,
+    pub facts: Record,
 }
 
 /// Places an approved application with a funder: starts a routing run with the product
 /// version's funders and the customer's facts, then syncs the workflow with its result
 /// (a simulated funder decides at once; an HTTP funder may answer later by callback).
 pub async fn route(state: &AppState, app: &ApplicationRow) -> Result<(), ApiError> {
-    let customer = state
-        .store()
-        .customer_get(app.customer_id)
+    let customer = customer_of(state, app).await?;
+    let decision = crate::risk::latest_for(state.store(), app.id)
         .await?
-        .ok_or_else(|| ApiError::Internal("customer vanished".into()))?;
-    let product = state
-        .store()
-        .product_by_code(&app.product_code)
-        .await?
-        .ok_or_else(|| ApiError::Internal("product vanished".into()))?;
+        .map(|d| RoutedOn {
+            grade: d.grade,
+            score: d.score,
+        });
+    route_with(state, app, &customer, decision.as_ref(), None)
+        .await
+        .map(|_| ())
+}
+
+/// [`route`] with the customer and the decision already read. With `at` (routing
+/// started by the approval in this request), a run that finished at once moves the
+/// workflow on from the position `at` describes, and the new position is returned.
+async fn route_with(
+    state: &AppState,
+    app: &ApplicationRow,
+    customer: &CustomerRow,
+    decision: Option<&RoutedOn>,
+    at: Option<AtRouting>,
+) -> Result<Option<wf::Acted>, ApiError> {
     let version = state
         .store()
-        .product_version(product.id, Some(app.product_version))
+        .product_version_of(&app.product_code, app.product_version)
         .await?
         .ok_or_else(|| ApiError::Internal("product version vanished".into()))?;
     let age = customer
@@ -466,28 +551,33 @@ pub async fn route(state: &AppState, app: &ApplicationRow) -> Result<(), ApiErro
             age: i64::from(age),
             province,
         },
-        decision: {
-            // Issue #7: the application's latest credit decision.
-            let d = crate::risk::latest_for(state.store(), app.id).await?;
-            zhudai_domain::routing::DecisionFacts {
-                risk_grade: d.as_ref().map_or_else(|| "C".into(), |d| d.grade.clone()),
-                score: d.as_ref().map_or(0, |d| d.score),
-            }
+        // Issue #7: the application's latest credit decision.
+        decision: zhudai_domain::routing::DecisionFacts {
+            risk_grade: decision.map_or_else(|| "C".into(), |d| d.grade.clone()),
+            score: decision.map_or(0, |d| d.score),
         },
         allowed_funders: Some(version.spec.funder_codes.clone()),
     };
-    let run_id = crate::routing::start_run(state, &req, "system")
+    let run = crate::routing::start_run(state, &req, "system")
         .await
         .map_err(|e| ApiError::Internal(format!("routing: {e}")))?;
-    zhudai_store::applications::application_set_routing(
-        state.store().writer(),
-        app.id,
-        run_id,
-        None,
-        state.now_ms(),
-    )
-    .await?;
-    sync_routing(state, app.id).await
+    let finished = matches!(run.state.as_str(), "routed" | "exhausted");
+    match at {
+        // Decided at once: the workflow's event records the run with the outcome.
+        Some(at) if finished => sync_run(state, app.id, &run, Some(at)).await,
+        _ => {
+            // Still waiting (a callback or a retry will sync it): remember the run.
+            zhudai_store::applications::application_set_routing(
+                state.store().writer(),
+                app.id,
+                run.id,
+                None,
+                state.now_ms(),
+            )
+            .await?;
+            sync_routing(state, app.id).await.map(|_| None)
+        }
+    }
 }
 
 /// Moves the workflow on when the application's routing run has finished: the
@@ -503,22 +593,42 @@ pub async fn sync_routing(state: &AppState, app_id: i64) -> Result<(), ApiError>
     let Some((run, _)) = state.store().routing_run(run_id).await? else {
         return Ok(());
     };
+    sync_run(state, app_id, &run, None).await.map(|_| ())
+}
+
+/// [`sync_routing`] for a run already read. Without `at`, the workflow's position and
+/// facts are read; with it, they are those the approval in this request left.
+async fn sync_run(
+    state: &AppState,
+    app_id: i64,
+    run: &zhudai_store::partners::RunRow,
+    at: Option<AtRouting>,
+) -> Result<Option<wf::Acted>, ApiError> {
     let approved = match run.state.as_str() {
         "routed" => true,
         "exhausted" => false,
-        _ => return Ok(()),
+        _ => return Ok(None),
     };
-    let inst = instance(state, &app).await?;
-    if inst.node != "routing" || inst.status != "running" {
-        return Ok(());
-    }
-    let def = wf::definition(
-        state.store(),
-        &inst.definition_code,
-        inst.definition_version,
-    )
-    .await?;
-    let mut facts = facts(state, &app, &def).await?;
+    let (instance_id, version, def, mut facts) = match at {
+        Some(at) => (at.instance_id, at.version, at.def, at.facts),
+        None => {
+            let Some(app) = state.store().application(app_id).await? else {
+                return Ok(None);
+            };
+            let inst = instance(state, &app).await?;
+            if inst.node != "routing" || inst.status != "running" {
+                return Ok(None);
+            }
+            let def = wf::definition(
+                state.store(),
+                &inst.definition_code,
+                inst.definition_version,
+            )
+            .await?;
+            let facts = facts(state, &app, &def).await?;
+            (inst.id, inst.version, def, facts)
+        }
+    };
     if let Some(slot) = def.schema.slot("funder.approved") {
         facts
             .set_bool(slot, approved)
@@ -526,12 +636,13 @@ pub async fn sync_routing(state: &AppState, app_id: i64) -> Result<(), ApiError>
     }
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
+    // The version check refuses the event if anyone moved the workflow meanwhile.
     let acted = match wf::act_in(
         &mut tx,
         state.store(),
         None,
-        inst.id,
-        Some(inst.version),
+        instance_id,
+        Some(version),
         &Action::Event {
             name: "funder_decided".into(),
         },
@@ -542,21 +653,21 @@ pub async fn sync_routing(state: &AppState, app_id: i64) -> Result<(), ApiError>
     {
         Ok(a) => a,
         // Someone else synced it at the same moment.
-        Err(ApiError::Conflict(_)) => return Ok(()),
+        Err(ApiError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
     let status = status_after(&acted);
-    application_set_progress(&mut *tx, app.id, status, &acted.node, now).await?;
+    application_set_progress(&mut *tx, app_id, status, &acted.node, now).await?;
     zhudai_store::applications::application_set_routing(
         &mut *tx,
-        app.id,
-        run_id,
+        app_id,
+        run.id,
         run.funder_code.as_deref().filter(|_| approved),
         now,
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Some(acted))
 }
 
 /// [`sync_routing`] for the application a routing run was started for (by its ref);

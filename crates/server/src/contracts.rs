@@ -190,6 +190,7 @@ pub async fn save_template(
         .store()
         .contract_template_by_id(id)
         .await?
+        .map(std::sync::Arc::unwrap_or_clone)
         .ok_or_else(|| ApiError::Internal("the saved template vanished".into()))
 }
 
@@ -647,7 +648,7 @@ pub async fn generate(
         .await?
         .ok_or_else(|| ApiError::Internal("product vanished".into()))?;
     let version = store
-        .product_version(product.id, Some(app.product_version))
+        .product_version_of(&app.product_code, app.product_version)
         .await?
         .ok_or_else(|| ApiError::Internal("product version vanished".into()))?;
     let company = company_name(store).await?;
@@ -874,7 +875,7 @@ pub async fn sign(
     caller: &Caller,
     contract_id: i64,
     input: &SignInput,
-) -> Result<(ContractRow, SignatureRow), ApiError> {
+) -> Result<Signed, ApiError> {
     let (c, app) = load(state, caller, contract_id).await?;
     let now = state.now_ms();
     let mut errors = Vec::new();
@@ -999,8 +1000,10 @@ pub async fn sign(
             e.into()
         }
     })?;
-    let signed = sc::signed_parties_in(&mut tx, c.id).await?;
-    let complete = PARTIES.iter().all(|p| signed.iter().any(|s| s == p));
+    let signatures = sc::signatures_in(&mut tx, c.id).await?;
+    let complete = PARTIES
+        .iter()
+        .all(|p| signatures.iter().any(|s| s.party == *p));
     if complete && !sc::contract_set_signed(&mut *tx, c.id, now).await? {
         return Err(ApiError::Conflict(
             "the contract changed meanwhile (voided?); reload it".into(),
@@ -1024,19 +1027,30 @@ pub async fn sign(
     )
     .await?;
     tx.commit().await?;
-    let c = state
-        .store()
-        .contract(c.id)
-        .await?
-        .ok_or_else(|| ApiError::Internal("the contract vanished".into()))?;
-    let s = state
-        .store()
-        .contract_signatures(c.id)
-        .await?
-        .into_iter()
+    // The contract as this transaction left it (nothing else in it changed).
+    let mut c = c;
+    if complete {
+        c.status = "signed".into();
+        c.signed_at_ms = Some(now);
+    }
+    let s = signatures
+        .iter()
         .find(|s| s.id == sig_id)
+        .cloned()
         .ok_or_else(|| ApiError::Internal("the signature vanished".into()))?;
-    Ok((c, s))
+    Ok(Signed {
+        contract: c,
+        signature: s,
+        signatures,
+    })
+}
+
+/// What [`sign`] recorded: the contract and its signatures as the transaction left them.
+#[derive(Debug)]
+pub struct Signed {
+    pub contract: ContractRow,
+    pub signature: SignatureRow,
+    pub signatures: Vec<SignatureRow>,
 }
 
 /// Voids a contract while its application is still at the contract step.

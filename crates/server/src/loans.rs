@@ -81,14 +81,9 @@ pub async fn open_from_application(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let product = state
-        .store()
-        .product_by_code(&app.product_code)
-        .await?
-        .ok_or_else(|| ApiError::Internal(format!("product {} vanished", app.product_code)))?;
     let version = state
         .store()
-        .product_version(product.id, Some(app.product_version))
+        .product_version_of(&app.product_code, app.product_version)
         .await?
         .ok_or_else(|| ApiError::Internal("product version vanished".into()))?;
     let method = RepaymentMethod::parse(&app.method).map_err(ApiError::internal)?;

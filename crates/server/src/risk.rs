@@ -13,12 +13,14 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, OnceLock};
+use zhudai_domain::document::{CustomerFacts, DocFacts};
 use zhudai_risk::{
     AppFacts, Applicant, BoundModel, Decision, InputSpec, Inputs, Outcome, PersonFacts, Policy,
     Problem, RuleSet, Scratch,
 };
 use zhudai_scorecard::Scorecard;
 use zhudai_store::applications::ApplicationRow;
+use zhudai_store::customers::CustomerRow;
 use zhudai_store::risk::{ChallengerRow, DecisionRow, ModelRow, NewDecision, NewModel};
 use zhudai_store::sqlx::AnyConnection;
 use zhudai_store::Store;
@@ -229,11 +231,25 @@ pub async fn gather(
     app: &ApplicationRow,
     window_days: u32,
 ) -> Result<Applicant, ApiError> {
-    let store = state.store();
-    let customer = store
+    let customer = state
+        .store()
         .customer_get(app.customer_id)
         .await?
         .ok_or_else(|| ApiError::Internal("customer vanished".into()))?;
+    let docs = crate::customer_docs::facts(state, &customer).await?;
+    gather_with(state, app, &customer, &docs, window_days).await
+}
+
+/// [`gather`] with the application's customer and the facts of the customer's documents
+/// already read (the approval that runs the decision has them).
+pub async fn gather_with(
+    state: &AppState,
+    app: &ApplicationRow,
+    customer: &CustomerRow,
+    docs: &(CustomerFacts, Vec<DocFacts>),
+    window_days: u32,
+) -> Result<Applicant, ApiError> {
+    let store = state.store();
     let age = customer
         .birth_date
         .as_deref()
@@ -253,12 +269,12 @@ pub async fn gather(
             .and_then(|v| Decimal::from_str(v.to_string().trim()).ok()),
         None => None,
     };
-    let checks = crate::customer_docs::checks_for(
-        state,
-        &customer,
+    let checks = zhudai_domain::document::cross_checks(
+        &docs.0,
+        &docs.1,
+        state.clock().today(),
         zhudai_domain::document::AgeLimits::default(),
-    )
-    .await?;
+    );
     let identity_match = if checks
         .iter()
         .any(|c| matches!(c.code, "name_mismatch" | "id_mismatch"))
@@ -272,45 +288,16 @@ pub async fn gather(
     } else {
         None
     };
-    let mut keys: Vec<(&str, &str)> = Vec::new();
-    if let Some(b) = &customer.id_number_bidx {
-        keys.push(("id_number", b));
-    }
-    if let Some(b) = &customer.phone_bidx {
-        keys.push(("phone", b));
-    }
-    if let Some(b) = &customer.bank_card_bidx {
-        keys.push(("bank_card", b));
-    }
-    let blacklisted = store.risk_blacklisted(&keys).await?;
-    let since = app.created_at_ms - i64::from(window_days) * 86_400_000;
-    let recent_applications = match &customer.id_number_bidx {
-        Some(b) => {
-            store
-                .risk_recent_applications(b, since, Some(app.id))
-                .await?
-        }
-        None => 0,
-    };
-    use zhudai_store::customers::IndexedField;
-    let dup = |field: IndexedField, bidx: &Option<String>| {
-        let bidx = bidx.clone();
-        async move {
-            match bidx {
-                Some(b) => Ok::<bool, ApiError>(
-                    !store
-                        .customer_matches(field, &b, Some(customer.id))
-                        .await?
-                        .is_empty(),
-                ),
-                None => Ok(false),
-            }
-        }
-    };
-    let duplicate_id_number = dup(IndexedField::IdNumber, &customer.id_number_bidx).await?;
-    let duplicate_phone = dup(IndexedField::Phone, &customer.phone_bidx).await?;
-    let duplicate_bank_card = dup(IndexedField::BankCard, &customer.bank_card_bidx).await?;
-    let existing_loans = store.risk_existing_loans(customer.id, app.id).await?;
+    let history = store
+        .risk_applicant_history(&zhudai_store::risk::HistoryKeys {
+            id_number_bidx: customer.id_number_bidx.as_deref(),
+            phone_bidx: customer.phone_bidx.as_deref(),
+            bank_card_bidx: customer.bank_card_bidx.as_deref(),
+            customer_id: customer.id,
+            application_id: app.id,
+            since_ms: app.created_at_ms - i64::from(window_days) * 86_400_000,
+        })
+        .await?;
     let province = customer
         .region_code
         .as_deref()
@@ -328,13 +315,13 @@ pub async fn gather(
             age,
             monthly_income,
             identity_match,
-            blacklisted,
-            recent_applications,
-            duplicate_phone,
-            duplicate_bank_card,
-            duplicate_id_number,
+            blacklisted: history.blacklisted,
+            recent_applications: history.recent_applications,
+            duplicate_phone: history.duplicate_phone,
+            duplicate_bank_card: history.duplicate_bank_card,
+            duplicate_id_number: history.duplicate_id_number,
             has_phone: customer.phone_bidx.is_some(),
-            existing_loans,
+            existing_loans: history.existing_loans,
             province,
         },
         features: Default::default(),
@@ -420,9 +407,33 @@ pub async fn decide_application(
 ) -> Result<Pending, ApiError> {
     let policy = policy_ready(state.store(), state.now_ms()).await?;
     let applicant = gather(state, app, policy.rules.spec.recent_applications_days).await?;
-    let decision = run(&policy, &applicant)?;
+    decided(&policy, applicant)
+}
+
+/// [`decide_application`] with the customer and the facts of the customer's documents
+/// already read.
+pub async fn decide_application_with(
+    state: &AppState,
+    app: &ApplicationRow,
+    customer: &CustomerRow,
+    docs: &(CustomerFacts, Vec<DocFacts>),
+) -> Result<Pending, ApiError> {
+    let policy = policy_ready(state.store(), state.now_ms()).await?;
+    let applicant = gather_with(
+        state,
+        app,
+        customer,
+        docs,
+        policy.rules.spec.recent_applications_days,
+    )
+    .await?;
+    decided(&policy, applicant)
+}
+
+fn decided(policy: &Policy, applicant: Applicant) -> Result<Pending, ApiError> {
+    let decision = run(policy, &applicant)?;
     Ok(Pending {
-        observation: Some(observation(&policy, &applicant)),
+        observation: Some(observation(policy, &applicant)),
         applicant,
         decision,
         model_id: policy.champion.id,

@@ -39,7 +39,7 @@ use zhudai_domain::routing::{
 use zhudai_expr::{Condition, Schema, Type};
 use zhudai_store::audit::AuditDraft;
 use zhudai_store::jobs::{Job, NewJob};
-use zhudai_store::partners::{self as store_p, Partner, ReserveRequest, RunRow, StepRow};
+use zhudai_store::partners::{self as store_p, Licence, Partner, ReserveRequest, RunRow, StepRow};
 use zhudai_store::{Store, StoreError};
 
 /// Job kind: continue a run (a retry after an unreachable funder, or after a declining
@@ -434,14 +434,19 @@ fn date(s: &Option<String>) -> Option<chrono::NaiveDate> {
 /// The facts `may_originate` needs, read from the store.
 pub async fn origination_facts(store: &Store, p: &Partner) -> Result<OriginationFacts, StoreError> {
     let licences = store.partner_licences(p.id).await?;
-    Ok(OriginationFacts {
+    Ok(origination_facts_with(p, &licences))
+}
+
+/// [`origination_facts`] with the partner's licences already read.
+fn origination_facts_with(p: &Partner, licences: &[Licence]) -> OriginationFacts {
+    OriginationFacts {
         kind: PartnerKind::parse(&p.kind).unwrap_or(PartnerKind::DataProvider),
         status: PartnerStatus::parse(&p.status).unwrap_or(PartnerStatus::Exited),
         listed_us_on: date(&p.listed_us_on),
         agreement_start: date(&p.agreement_start_on),
         agreement_end: date(&p.agreement_end_on),
         licences_valid_until: licences.iter().map(|l| date(&l.valid_until)).collect(),
-    })
+    }
 }
 
 /// The configured waterfall (default: priority, rate, approval rate, quota left).
@@ -469,15 +474,20 @@ pub async fn candidates(
     let today = state.clock().today();
     let day = today.to_string();
     let stats = store.routing_stats().await?;
+    // Licences and prices of every funder in one statement each, not one per funder.
+    let mut licences: HashMap<i64, Vec<Licence>> = HashMap::new();
+    for (partner, l) in store.all_partner_licences().await? {
+        licences.entry(partner).or_default().push(l);
+    }
+    let rates: HashMap<i64, String> = store
+        .partner_rates_for(&req.product_code)
+        .await?
+        .into_iter()
+        .collect();
     let mut out = Vec::new();
     for p in store.partners(Some("funder"), None).await? {
-        let facts = origination_facts(store, &p).await?;
-        let rate = store
-            .partner_pricing(p.id)
-            .await?
-            .into_iter()
-            .find(|(code, _)| *code == req.product_code)
-            .and_then(|(_, r)| r.parse::<Decimal>().ok());
+        let facts = origination_facts_with(&p, licences.get(&p.id).map_or(&[][..], Vec::as_slice));
+        let rate = rates.get(&p.id).and_then(|r| r.parse::<Decimal>().ok());
         let left = store.quota_left(p.id, &day, &req.customer_ref).await?;
         let s = stats.iter().find(|s| s.partner_code == p.code);
         out.push(Candidate {
@@ -529,12 +539,13 @@ fn audit(state: &AppState, actor: &str, action: &str, target: String, outcome: &
 }
 
 /// Starts a run for `req`: plans, records the skipped funders, then tries funders until
-/// one decides (or the run waits for a callback or a retry). Returns the run id.
+/// one decides (or the run waits for a callback or a retry). Returns the run as it
+/// stands then.
 pub async fn start_run(
     state: &AppState,
     req: &RoutingRequest,
     actor: &str,
-) -> Result<i64, RoutingError> {
+) -> Result<RunRow, RoutingError> {
     let cands = candidates(state, req).await?;
     let w = waterfall(state.store()).await?;
     let planned = plan(req, &cands, &w);
@@ -579,8 +590,7 @@ pub async fn start_run(
     ));
     zhudai_store::audit::append(&mut tx, &draft).await?;
     tx.commit().await.map_err(db)?;
-    advance(state, run_id).await?;
-    Ok(run_id)
+    advance(state, run_id).await
 }
 
 fn skipped_step(run_id: i64, code: &str, reason: &SkipReason, now: i64) -> StepRow {
@@ -615,8 +625,8 @@ async fn move_on(
     Ok(())
 }
 
-/// Tries the run's funders from its cursor on. Returns the run's state afterwards.
-pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingError> {
+/// Tries the run's funders from its cursor on. Returns the run afterwards.
+pub async fn advance(state: &AppState, run_id: i64) -> Result<RunRow, RoutingError> {
     let store = state.store();
     let w = waterfall(store).await?;
     loop {
@@ -625,7 +635,7 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<String, RoutingErr
             .await?
             .ok_or_else(|| RoutingError::Other(format!("no routing run {run_id}")))?;
         if run.state != "running" {
-            return Ok(run.state);
+            return Ok(run);
         }
         let order: Vec<String> =
             serde_json::from_str(&run.plan).map_err(|e| RoutingError::Other(e.to_string()))?;

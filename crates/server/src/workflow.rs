@@ -217,6 +217,33 @@ pub async fn act_in(
         .instance(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no workflow instance {id}")))?;
+    act_on(
+        tx,
+        store,
+        caller,
+        &row,
+        expected_version,
+        action,
+        facts,
+        now_ms,
+    )
+    .await
+}
+
+/// [`act_in`] on an instance the caller has just read. The instance's update checks
+/// its version, so an action taken meanwhile by anyone else makes this one a conflict.
+#[allow(clippy::too_many_arguments)]
+pub async fn act_on(
+    tx: &mut zhudai_store::sqlx::AnyConnection,
+    store: &Store,
+    caller: Option<&Caller>,
+    row: &InstanceRow,
+    expected_version: Option<i64>,
+    action: &Action,
+    facts: &Record,
+    now_ms: i64,
+) -> Result<Acted, ApiError> {
+    let id = row.id;
     let version = expected_version.unwrap_or(row.version);
     if version != row.version {
         return Err(ApiError::Conflict(format!(

@@ -7,6 +7,7 @@ use crate::db::Store;
 use crate::error::StoreError;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
+use std::sync::Arc;
 
 // ---------------------------------------------------------------------------------------
 // Templates
@@ -321,6 +322,20 @@ where
 }
 
 /// The parties that signed a contract, read inside a transaction.
+/// Every signature of a contract, oldest first, read inside the caller's transaction.
+pub async fn signatures_in(
+    conn: &mut sqlx::AnyConnection,
+    contract_id: i64,
+) -> Result<Vec<SignatureRow>, StoreError> {
+    let rows = sqlx::query(&format!(
+        "SELECT {SIGNATURE_COLUMNS} FROM contract_signatures WHERE contract_id = $1 ORDER BY id"
+    ))
+    .bind(contract_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(signature_row).collect()
+}
+
 pub async fn signed_parties_in(
     conn: &mut sqlx::AnyConnection,
     contract_id: i64,
@@ -494,17 +509,25 @@ impl Store {
         r.as_ref().map(template_row).transpose()
     }
 
+    /// A template version by id. Versions are immutable (the database refuses changes):
+    /// each is read once and then served from memory.
     pub async fn contract_template_by_id(
         &self,
         id: i64,
-    ) -> Result<Option<TemplateRow>, StoreError> {
+    ) -> Result<Option<Arc<TemplateRow>>, StoreError> {
+        if let Some(t) = self.immutable.templates.get(&id) {
+            return Ok(Some(t));
+        }
         let r = sqlx::query(&format!(
             "SELECT {TEMPLATE_COLUMNS} FROM contract_templates WHERE id = $1"
         ))
         .bind(id)
         .fetch_optional(self.reader())
         .await?;
-        r.as_ref().map(template_row).transpose()
+        let Some(r) = r else { return Ok(None) };
+        let t = Arc::new(template_row(&r)?);
+        self.immutable.templates.put(id, t.clone());
+        Ok(Some(t))
     }
 
     pub async fn contract(&self, id: i64) -> Result<Option<ContractRow>, StoreError> {

@@ -258,6 +258,8 @@ pub struct Store {
     location: String,
     /// SQLite in `SqliteSync::Group` mode.
     group: Option<Arc<GroupSync>>,
+    /// Rows that never change once written, kept for the life of the store.
+    pub(crate) immutable: Arc<crate::immutable::Immutable>,
 }
 
 static DRIVERS: Once = Once::new();
@@ -287,6 +289,7 @@ impl Store {
                     write: crate::writer::Writer::Pool(pool),
                     location: location.redacted(),
                     group: None,
+                    immutable: Arc::default(),
                 })
             }
         }
@@ -386,6 +389,7 @@ impl Store {
             write,
             location: format!("sqlite://{}", path.display()),
             group,
+            immutable: Arc::default(),
         })
     }
 

@@ -24,6 +24,7 @@ pub mod db;
 pub mod documents;
 pub mod error;
 pub mod identity;
+pub mod immutable;
 pub mod imports;
 pub mod jobs;
 pub mod keys;

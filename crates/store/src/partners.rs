@@ -1200,6 +1200,30 @@ impl Store {
             .collect()
     }
 
+    /// The licences of every partner, as (partner id, licence), ordered like
+    /// [`Store::partner_licences`] within a partner: one statement for a whole waterfall.
+    pub async fn all_partner_licences(&self) -> Result<Vec<(i64, Licence)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT partner_id, id, licence_type, number, issuer, valid_until FROM partner_licences ORDER BY partner_id, id",
+        )
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("partner_id")?,
+                    Licence {
+                        id: r.try_get("id")?,
+                        licence_type: r.try_get("licence_type")?,
+                        number: r.try_get("number")?,
+                        issuer: r.try_get("issuer")?,
+                        valid_until: r.try_get("valid_until")?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
     pub async fn partner_licences(&self, partner_id: i64) -> Result<Vec<Licence>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, licence_type, number, issuer, valid_until FROM partner_licences WHERE partner_id = $1 ORDER BY id",
@@ -1344,29 +1368,42 @@ impl Store {
     }
 
     /// Quota left today for a customer; `None` when the partner has no limits (nothing
-    /// may be reserved then).
+    /// may be reserved then). One statement: the limits, the day's usage and the
+    /// customer's exposure (as [`Store::partner_limits`], [`Store::partner_daily_used`]
+    /// and [`Store::partner_customer_exposure`] read them).
     pub async fn quota_left(
         &self,
         partner_id: i64,
         day: &str,
         customer_ref: &str,
     ) -> Result<Option<QuotaLeft>, StoreError> {
-        let Some(l) = self.partner_limits(partner_id).await? else {
+        let row = sqlx::query(
+            "SELECT l.daily_quota_fen, l.total_quota_fen, l.per_customer_max_fen, l.total_used_fen,
+                    COALESCE((SELECT u.used_fen FROM partner_daily_usage u
+                              WHERE u.partner_id = l.partner_id AND u.day = $2), 0) AS daily_used,
+                    (SELECT CAST(COALESCE(SUM(r.amount_fen), 0) AS BIGINT) FROM quota_reservations r
+                     WHERE r.partner_id = l.partner_id AND r.customer_ref = $3
+                       AND r.state IN ('reserved', 'consumed')) AS customer_used
+             FROM partner_limits l WHERE l.partner_id = $1",
+        )
+        .bind(partner_id)
+        .bind(day)
+        .bind(customer_ref)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(r) = row else {
             return Ok(None);
         };
-        let daily_used = self.partner_daily_used(partner_id, day).await?;
-        let customer_left = match l.per_customer_max_fen {
-            Some(max) => Some(
-                max - self
-                    .partner_customer_exposure(partner_id, customer_ref)
-                    .await?,
-            ),
-            None => None,
-        };
+        let daily_quota: i64 = r.try_get("daily_quota_fen")?;
+        let total_quota: i64 = r.try_get("total_quota_fen")?;
+        let per_customer: Option<i64> = r.try_get("per_customer_max_fen")?;
+        let total_used: i64 = r.try_get("total_used_fen")?;
+        let daily_used: i64 = r.try_get("daily_used")?;
+        let customer_used: i64 = r.try_get("customer_used")?;
         Ok(Some(QuotaLeft {
-            daily_left_fen: (l.daily_quota_fen - daily_used).max(0),
-            total_left_fen: (l.total_quota_fen - l.total_used_fen).max(0),
-            customer_left_fen: customer_left.map(|c| c.max(0)),
+            daily_left_fen: (daily_quota - daily_used).max(0),
+            total_left_fen: (total_quota - total_used).max(0),
+            customer_left_fen: per_customer.map(|max| (max - customer_used).max(0)),
         }))
     }
 
@@ -1384,6 +1421,22 @@ impl Store {
             tx.rollback().await?;
         }
         Ok(out)
+    }
+
+    /// Every partner's annual rate for one product, as (partner id, rate).
+    pub async fn partner_rates_for(
+        &self,
+        product_code: &str,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT partner_id, annual_rate FROM partner_pricing WHERE product_code = $1 ORDER BY partner_id",
+        )
+        .bind(product_code)
+        .fetch_all(self.reader())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("partner_id")?, r.try_get("annual_rate")?)))
+            .collect()
     }
 
     /// Every (product code, annual rate) a partner prices.

@@ -10,6 +10,7 @@ use crate::error::StoreError;
 use serde::Serialize;
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use std::sync::Arc;
 use zhudai_domain::money::Fen;
 use zhudai_domain::product::{ProductSpec, ProductStatus};
 
@@ -335,6 +336,34 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.iter().map(version_from_row).collect()
+    }
+
+    /// Version `version` of the product `code`, the one an application or loan is pinned
+    /// to. Versions are never changed or deleted once saved, so each is read once and
+    /// then served from memory for the life of the store (one statement on a miss).
+    pub async fn product_version_of(
+        &self,
+        code: &str,
+        version: i64,
+    ) -> Result<Option<Arc<ProductVersion>>, StoreError> {
+        let key = (code.to_owned(), version);
+        if let Some(v) = self.immutable.product_versions.get(&key) {
+            return Ok(Some(v));
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {VERSION_COLUMNS} FROM product_versions
+             WHERE product_id = (SELECT id FROM products WHERE code = $1) AND version = $2"
+        ))
+        .bind(code)
+        .bind(version)
+        .fetch_optional(self.reader())
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let v = Arc::new(version_from_row(&row)?);
+        self.immutable.product_versions.put(key, v.clone());
+        Ok(Some(v))
     }
 
     /// Version `version` of a product, or its newest when `None`.

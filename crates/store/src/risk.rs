@@ -722,6 +722,49 @@ impl Store {
         r.as_ref().map(override_row).transpose()
     }
 
+    /// Everything the credit decision reads about an applicant's history, in one
+    /// statement: what [`Store::risk_blacklisted`], [`Store::risk_recent_applications`],
+    /// [`Store::customer_matches`] (per blind index) and [`Store::risk_existing_loans`]
+    /// answer one by one. A key that is `None` matches nothing.
+    pub async fn risk_applicant_history(
+        &self,
+        k: &HistoryKeys<'_>,
+    ) -> Result<ApplicantHistory, StoreError> {
+        let r = sqlx::query(
+            "SELECT
+               (SELECT COUNT(*) FROM risk_blacklist
+                 WHERE (field = 'id_number' AND bidx = $1) OR (field = 'phone' AND bidx = $2)
+                    OR (field = 'bank_card' AND bidx = $3)) AS blacklisted,
+               (SELECT COUNT(*) FROM applications a JOIN customers c ON c.id = a.customer_id
+                 WHERE c.id_number_bidx = $1 AND a.created_at_ms >= $4 AND a.id <> $5) AS recent,
+               (SELECT COUNT(*) FROM customers
+                 WHERE id_number_bidx = $1 AND id <> $6 AND status <> 'erased') AS dup_id_number,
+               (SELECT COUNT(*) FROM customers
+                 WHERE phone_bidx = $2 AND id <> $6 AND status <> 'erased') AS dup_phone,
+               (SELECT COUNT(*) FROM customers
+                 WHERE bank_card_bidx = $3 AND id <> $6 AND status <> 'erased') AS dup_bank_card,
+               (SELECT COUNT(*) FROM applications
+                 WHERE customer_id = $6 AND id <> $5 AND status IN ('approved', 'disbursed')) AS existing",
+        )
+        .bind(k.id_number_bidx)
+        .bind(k.phone_bidx)
+        .bind(k.bank_card_bidx)
+        .bind(k.since_ms)
+        .bind(k.application_id)
+        .bind(k.customer_id)
+        .fetch_one(self.reader())
+        .await?;
+        let n = |c: &str| -> Result<i64, StoreError> { Ok(r.try_get::<i64, _>(c)?) };
+        Ok(ApplicantHistory {
+            blacklisted: n("blacklisted")? > 0,
+            recent_applications: n("recent")?,
+            duplicate_id_number: n("dup_id_number")? > 0,
+            duplicate_phone: n("dup_phone")? > 0,
+            duplicate_bank_card: n("dup_bank_card")? > 0,
+            existing_loans: n("existing")?,
+        })
+    }
+
     /// Whether any of the given (field, blind index) pairs is blacklisted.
     pub async fn risk_blacklisted(&self, keys: &[(&str, &str)]) -> Result<bool, StoreError> {
         for (field, bidx) in keys {
@@ -791,4 +834,29 @@ impl Store {
         .fetch_one(self.reader())
         .await?)
     }
+}
+
+/// Whose history [`Store::risk_applicant_history`] reads.
+#[derive(Debug, Clone, Copy)]
+pub struct HistoryKeys<'a> {
+    pub id_number_bidx: Option<&'a str>,
+    pub phone_bidx: Option<&'a str>,
+    pub bank_card_bidx: Option<&'a str>,
+    /// The applicant (not counted as their own duplicate).
+    pub customer_id: i64,
+    /// The application being decided (not counted among the others).
+    pub application_id: i64,
+    /// Applications created at or after this instant count as recent.
+    pub since_ms: i64,
+}
+
+/// An applicant's history as the credit decision sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ApplicantHistory {
+    pub blacklisted: bool,
+    pub recent_applications: i64,
+    pub duplicate_id_number: bool,
+    pub duplicate_phone: bool,
+    pub duplicate_bank_card: bool,
+    pub existing_loans: i64,
 }

@@ -474,9 +474,23 @@ impl SqliteTx {
         mut batch: crate::batch::Batch,
         commit: bool,
     ) -> Result<Vec<Vec<AnyRow>>, StoreError> {
+        // Nobody waiting to join (or the group is full): the shared transaction ends
+        // with this one, and its `COMMIT` rides in the same round trip.
+        let commit_now = commit
+            && (self.writer.waiting.load(Ordering::SeqCst) == 0
+                || self
+                    .guard
+                    .outer
+                    .as_ref()
+                    .is_some_and(|o| o.members >= MAX_MEMBERS));
         let extra = if commit {
             batch.push(crate::batch::Stmt::new(format!("RELEASE {SP}"), Vec::new()));
-            1
+            if commit_now {
+                batch.push(crate::batch::Stmt::new("COMMIT".to_owned(), Vec::new()));
+                2
+            } else {
+                1
+            }
         } else {
             batch.push(crate::batch::Stmt::new(
                 format!("ROLLBACK TO {SP}"),
@@ -500,7 +514,12 @@ impl SqliteTx {
         };
         self.finished = true;
         rows.truncate(rows.len().saturating_sub(extra));
-        if commit {
+        if commit_now {
+            // Committed: tell every member of the shared transaction.
+            if let Some(outer) = self.guard.outer.take() {
+                outer.done.send_replace(Some(true));
+            }
+        } else if commit {
             if let Some(o) = self.guard.outer.as_mut() {
                 o.pending += 1;
             }

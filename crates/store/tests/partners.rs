@@ -307,6 +307,32 @@ async fn concurrent_reservations_respect_daily_and_customer_limits(db: &TestDb) 
     let left = s.quota_left(id, "2026-11-29", "X").await.unwrap().unwrap();
     assert_eq!(left.daily_left_fen, 0);
     assert_eq!(left.customer_left_fen, Some(300 - per_x * 100));
+    assert_eq!(left.total_left_fen, 1_000_000 - 600);
+    // The one-statement answer agrees with the three reads it replaces, for a day with
+    // and without usage and a customer with and without exposure.
+    for (day, customer) in [
+        ("2026-11-29", "X"),
+        ("2026-11-30", "Y"),
+        ("2026-12-01", "Z"),
+    ] {
+        let left = s.quota_left(id, day, customer).await.unwrap().unwrap();
+        let limits = s.partner_limits(id).await.unwrap().unwrap();
+        let daily = s.partner_daily_used(id, day).await.unwrap();
+        let exposure = s.partner_customer_exposure(id, customer).await.unwrap();
+        assert_eq!(left.daily_left_fen, limits.daily_quota_fen - daily, "{day}");
+        assert_eq!(
+            left.total_left_fen,
+            limits.total_quota_fen - limits.total_used_fen
+        );
+        assert_eq!(left.customer_left_fen, Some(300 - exposure), "{customer}");
+    }
+    // No limits: nothing may be reserved, and nothing is left.
+    let other = insert(s, "bank_b").await;
+    assert!(s
+        .quota_left(other, "2026-11-29", "X")
+        .await
+        .unwrap()
+        .is_none());
 }
 
 async fn release_and_consume_are_idempotent(db: &TestDb) {

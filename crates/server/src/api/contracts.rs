@@ -257,8 +257,17 @@ pub struct ContractView {
 }
 
 pub async fn contract_view(state: &AppState, c: ContractRow) -> ApiResult<ContractView> {
-    let t = state.store().contract_template_by_id(c.template_id).await?;
     let sigs = state.store().contract_signatures(c.id).await?;
+    contract_view_with(state, c, sigs).await
+}
+
+/// [`contract_view`] with the contract's signatures already read.
+pub async fn contract_view_with(
+    state: &AppState,
+    c: ContractRow,
+    sigs: Vec<SignatureRow>,
+) -> ApiResult<ContractView> {
+    let t = state.store().contract_template_by_id(c.template_id).await?;
     let missing = svc::PARTIES
         .iter()
         .filter(|p| !sigs.iter().any(|s| s.party == **p))
@@ -321,7 +330,7 @@ pub async fn generate(
     Ok(recorded(
         (
             StatusCode::CREATED,
-            axum::Json(contract_view(&state, c).await?),
+            axum::Json(contract_view_with(&state, c, Vec::new()).await?),
         )
             .into_response(),
     ))
@@ -417,7 +426,7 @@ pub async fn sign(
     Path(id): Path<i64>,
     ApiJson(b): ApiJson<SignRequest>,
 ) -> ApiResult<Response> {
-    let (c, _) = svc::sign(
+    let signed = svc::sign(
         &state,
         &caller,
         id,
@@ -434,7 +443,7 @@ pub async fn sign(
     Ok(recorded(
         (
             StatusCode::CREATED,
-            axum::Json(contract_view(&state, c).await?),
+            axum::Json(contract_view_with(&state, signed.contract, signed.signatures).await?),
         )
             .into_response(),
     ))

@@ -162,7 +162,8 @@ pub async fn routing_start(
     }
     let id = routing::start_run(&state, &req, &caller.username)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::internal)?
+        .id;
     Ok(recorded(
         (StatusCode::CREATED, axum::Json(load(&state, id).await?)).into_response(),
     ))

@@ -134,6 +134,8 @@ async fn waterfall_skips_declines_and_routes(db: &TestDb) {
     let approver = funder(&app, "f_approve", 2, 10_000, 0, 1000).await;
     let unlisted = funder(&app, "f_unlisted", 0, 10_000, 0, 1000).await;
     let picky = funder(&app, "f_picky", 0, 10_000, 0, 1000).await;
+    let expired = funder(&app, "f_expired", 0, 10_000, 0, 1000).await;
+    let unpriced = funder(&app, "f_unpriced", 0, 10_000, 0, 1000).await;
     let mut tx = db.store.begin().await.unwrap();
     let mut p = sp::partner_for_update(&mut tx, &db.store, "f_unlisted")
         .await
@@ -147,6 +149,21 @@ async fn waterfall_skips_declines_and_routes(db: &TestDb) {
         .unwrap();
     p.eligibility_rule = r#"customer.province == "四川" && app.amount >= 1000.00"#.into();
     sp::partner_save(&mut tx, &p, 2).await.unwrap();
+    // Candidates read every funder's licences and prices in one statement each: a funder
+    // whose only licence expired, and one priced for another product only.
+    zhudai_store::sqlx::query(
+        "UPDATE partner_licences SET valid_until = '2020-01-01' WHERE partner_id = $1",
+    )
+    .bind(expired)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    sp::pricing_set(&mut tx, unpriced, "consumer_12_36", None, 2)
+        .await
+        .unwrap();
+    sp::pricing_set(&mut tx, unpriced, "consumer_other", Some("0.07"), 2)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 
     let (s, run) = ops
@@ -159,15 +176,24 @@ async fn waterfall_skips_declines_and_routes(db: &TestDb) {
     assert_eq!(
         outcomes(&run),
         [
+            pair("f_expired", "skipped"),
             pair("f_picky", "skipped"),
             pair("f_unlisted", "skipped"),
+            pair("f_unpriced", "skipped"),
             pair("f_decline", "declined"),
             pair("f_approve", "approved")
         ]
     );
     let steps = run["steps"].as_array().unwrap();
-    assert_eq!(steps[0]["reason_code"], "ineligible");
-    assert_eq!(steps[1]["reason_code"], "cannot_originate");
+    assert_eq!(steps[0]["reason_code"], "cannot_originate");
+    assert!(
+        steps[0]["reason"].as_str().unwrap().contains("licence"),
+        "{}",
+        steps[0]
+    );
+    assert_eq!(steps[1]["reason_code"], "ineligible");
+    assert_eq!(steps[2]["reason_code"], "cannot_originate");
+    assert_eq!(steps[3]["reason_code"], "no_pricing");
     // Quota: the decline gave its reservation back; the approval keeps it.
     assert_eq!(used(&app, decliner).await, 0);
     assert_eq!(used(&app, approver).await, 5_000_000);
