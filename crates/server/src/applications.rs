@@ -212,6 +212,31 @@ pub async fn load(state: &AppState, caller: &Caller, id: i64) -> Result<Applicat
         .application(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no application has id {id}")))?;
+    in_scope(state, caller, app).await
+}
+
+/// [`load`] and [`instance`] in one read.
+pub async fn load_at(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<(ApplicationRow, InstanceRow), ApiError> {
+    let (app, inst) = state
+        .store()
+        .application_with_instance(id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no application has id {id}")))?;
+    let app = in_scope(state, caller, app).await?;
+    let inst =
+        inst.ok_or_else(|| ApiError::Internal(format!("application {} has no workflow", app.id)))?;
+    Ok((app, inst))
+}
+
+async fn in_scope(
+    state: &AppState,
+    caller: &Caller,
+    app: ApplicationRow,
+) -> Result<ApplicationRow, ApiError> {
     let scope = scope_of(caller, state.store()).await?;
     if !scope.admits(app.owner_user_id, app.org_unit_id) {
         return Err(ApiError::Forbidden(
@@ -364,8 +389,7 @@ pub async fn act(
     expected_version: Option<i64>,
     action: &Action,
 ) -> Result<wf::Acted, ApiError> {
-    let app = load(state, caller, id).await?;
-    let inst = instance(state, &app).await?;
+    let (app, inst) = load_at(state, caller, id).await?;
     let def = wf::definition(
         state.store(),
         &inst.definition_code,

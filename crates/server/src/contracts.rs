@@ -587,8 +587,7 @@ pub async fn generate(
     app_id: i64,
     template_code: Option<&str>,
 ) -> Result<ContractRow, ApiError> {
-    let app = apps::load(state, caller, app_id).await?;
-    let inst = apps::instance(state, &app).await?;
+    let (app, inst) = apps::load_at(state, caller, app_id).await?;
     if inst.node != "contract" || inst.status != "running" {
         return Err(ApiError::Conflict(format!(
             "a contract is generated at the contract step; this application is at `{}`",
@@ -1241,8 +1240,8 @@ pub async fn record_disbursement(
     d: &DisbursedInput,
 ) -> Result<DisbursedResult, ApiError> {
     let store = state.store();
-    let app = store
-        .application_by_ref(&d.application_ref)
+    let (app, inst) = store
+        .application_with_instance_by_ref(&d.application_ref)
         .await?
         .ok_or_else(|| {
             ApiError::field(
@@ -1257,7 +1256,8 @@ pub async fn record_disbursement(
             d.application_ref, d.funder_code
         )));
     }
-    let inst = apps::instance(state, &app).await?;
+    let inst =
+        inst.ok_or_else(|| ApiError::Internal(format!("application {} has no workflow", app.id)))?;
     let now = state.now_ms();
     let mut tx = store.begin().await?;
     let duplicate = |row: DisbursementRow| -> Result<DisbursedResult, ApiError> {
@@ -1337,11 +1337,11 @@ pub async fn record_disbursement(
     sc::disbursement_set_loan(&mut *tx, id, loan).await?;
     let loan_id = Some(loan);
     let def = wf::definition(store, &inst.definition_code, inst.definition_version).await?;
-    let acted = wf::act_in(
+    let acted = wf::act_on(
         &mut tx,
         store,
         None,
-        inst.id,
+        &inst,
         Some(inst.version),
         &Action::Event {
             name: "disbursed".into(),

@@ -43,9 +43,12 @@ pub fn subtree(units: &[OrgUnit], root: i64) -> Vec<i64> {
 /// caller's unit and below; `own` what they own. A caller without an org unit sees only
 /// their own customers unless their scope is `all`.
 pub fn scope_filter(caller: &Caller, units: &[OrgUnit]) -> ScopeFilter {
-    let me = caller.user_id;
-    let unit = caller.org_unit_id;
-    match (caller.scope.as_str(), unit) {
+    scope_filter_for(caller.user_id, caller.org_unit_id, &caller.scope, units)
+}
+
+/// [`scope_filter`] for a user, their org unit and their widest data scope.
+pub fn scope_filter_for(me: i64, unit: Option<i64>, scope: &str, units: &[OrgUnit]) -> ScopeFilter {
+    match (scope, unit) {
         ("all", _) => ScopeFilter::All,
         ("branch", Some(u)) => {
             // Climb to the nearest branch (or stay at a team without a branch above).
@@ -80,6 +83,11 @@ pub fn scope_filter(caller: &Caller, units: &[OrgUnit]) -> ScopeFilter {
 pub async fn scope_of(caller: &Caller, store: &Store) -> Result<ScopeFilter, StoreError> {
     if caller.scope == "all" {
         return Ok(ScopeFilter::All);
+    }
+    // Computed with the caller's access, under the same access stamp (org-unit changes
+    // bump it: migration 20).
+    if let Some(f) = &caller.scope_filter {
+        return Ok(f.clone());
     }
     Ok(scope_filter(caller, &store.org_units().await?))
 }
@@ -294,6 +302,7 @@ mod tests {
             auth: crate::auth::AuthKind::ApiToken { token_id: 1 },
             csrf: None,
             needs_2fa_enrolment: false,
+            scope_filter: None,
         }
     }
 

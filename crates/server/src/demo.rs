@@ -521,6 +521,7 @@ fn demo_customer_manager(owner: &zhudai_store::identity::User) -> crate::auth::C
         auth: crate::auth::AuthKind::ApiToken { token_id: 0 },
         csrf: None,
         needs_2fa_enrolment: false,
+        scope_filter: None,
     }
 }
 

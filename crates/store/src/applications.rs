@@ -4,6 +4,7 @@
 use crate::customers::{bind_all, scope_sql, Bind, ScopeFilter};
 use crate::db::Store;
 use crate::error::StoreError;
+use crate::workflow::InstanceRow;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Executor, Row};
 
@@ -141,6 +142,31 @@ where
     Ok(())
 }
 
+/// An application (`key` = $1) joined to its newest workflow instance.
+fn with_instance_sql(key: &str) -> String {
+    let app_cols = COLUMNS
+        .split(',')
+        .map(|c| format!("a.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {app_cols}, {} FROM applications a
+         LEFT JOIN workflow_instances w ON w.id = (
+             SELECT MAX(x.id) FROM workflow_instances x
+             WHERE x.subject_type = 'application' AND x.subject_id = a.id)
+         WHERE {key} = $1",
+        crate::workflow::instance_columns_as("w", "wi_")
+    )
+}
+
+fn with_instance_row(r: &AnyRow) -> Result<(ApplicationRow, Option<InstanceRow>), StoreError> {
+    let inst = match r.try_get::<Option<i64>, _>("wi_id")? {
+        Some(_) => Some(crate::workflow::instance_row_as(r, "wi_")?),
+        None => None,
+    };
+    Ok((row(r)?, inst))
+}
+
 impl Store {
     pub async fn application_by_ref(
         &self,
@@ -161,6 +187,31 @@ impl Store {
             .fetch_optional(self.reader())
             .await?;
         r.as_ref().map(row).transpose()
+    }
+
+    /// An application with its newest workflow instance, in one statement (what
+    /// [`Store::application`] and [`Store::instance_of`] read one after the other).
+    pub async fn application_with_instance(
+        &self,
+        id: i64,
+    ) -> Result<Option<(ApplicationRow, Option<InstanceRow>)>, StoreError> {
+        let r = sqlx::query(&with_instance_sql("a.id"))
+            .bind(id)
+            .fetch_optional(self.reader())
+            .await?;
+        r.as_ref().map(with_instance_row).transpose()
+    }
+
+    /// [`Store::application_with_instance`] by the application's reference.
+    pub async fn application_with_instance_by_ref(
+        &self,
+        ref_: &str,
+    ) -> Result<Option<(ApplicationRow, Option<InstanceRow>)>, StoreError> {
+        let r = sqlx::query(&with_instance_sql("a.ref"))
+            .bind(ref_)
+            .fetch_optional(self.reader())
+            .await?;
+        r.as_ref().map(with_instance_row).transpose()
     }
 
     /// Applications inside a scope (same rule as customers), newest first.

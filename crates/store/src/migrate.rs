@@ -141,6 +141,12 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "routing_stats",
         sql: include_str!("../migrations/0019_routing_stats.sql"),
     },
+    // Data scopes cached with each user's access: org-unit changes bump the stamp.
+    Migration {
+        version: 20,
+        name: "org_units_access_stamp",
+        sql: include_str!("../migrations/0020_org_units_access_stamp.sql"),
+    },
 ];
 
 const ADVISORY_LOCK_ID: i64 = 0x7a68_7564_6169; // "zhudai"

@@ -64,23 +64,39 @@ pub(crate) const INSTANCE_COLUMNS: &str = "id, definition_code, definition_versi
     state, assignee_role, assignee_user, submitter, node_entered_at_ms, created_at_ms, updated_at_ms, version";
 
 pub(crate) fn instance_row(r: &AnyRow) -> Result<InstanceRow, StoreError> {
+    instance_row_as(r, "")
+}
+
+/// [`INSTANCE_COLUMNS`] as `{table}.{column} AS {prefix}{column}`, for a join.
+pub(crate) fn instance_columns_as(table: &str, prefix: &str) -> String {
+    INSTANCE_COLUMNS
+        .split(',')
+        .map(str::trim)
+        .map(|c| format!("{table}.{c} AS {prefix}{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// An instance from columns named `{prefix}{column}` ([`instance_columns_as`]).
+pub(crate) fn instance_row_as(r: &AnyRow, prefix: &str) -> Result<InstanceRow, StoreError> {
+    let c = |name: &str| -> String { format!("{prefix}{name}") };
     Ok(InstanceRow {
-        id: r.try_get("id")?,
-        definition_code: r.try_get("definition_code")?,
-        definition_version: r.try_get("definition_version")?,
-        subject_type: r.try_get("subject_type")?,
-        subject_id: r.try_get("subject_id")?,
-        node: r.try_get("node")?,
-        status: r.try_get("status")?,
-        outcome: r.try_get("outcome")?,
-        state: r.try_get("state")?,
-        assignee_role: r.try_get("assignee_role")?,
-        assignee_user: r.try_get("assignee_user")?,
-        submitter: r.try_get("submitter")?,
-        node_entered_at_ms: r.try_get("node_entered_at_ms")?,
-        created_at_ms: r.try_get("created_at_ms")?,
-        updated_at_ms: r.try_get("updated_at_ms")?,
-        version: r.try_get("version")?,
+        id: r.try_get(c("id").as_str())?,
+        definition_code: r.try_get(c("definition_code").as_str())?,
+        definition_version: r.try_get(c("definition_version").as_str())?,
+        subject_type: r.try_get(c("subject_type").as_str())?,
+        subject_id: r.try_get(c("subject_id").as_str())?,
+        node: r.try_get(c("node").as_str())?,
+        status: r.try_get(c("status").as_str())?,
+        outcome: r.try_get(c("outcome").as_str())?,
+        state: r.try_get(c("state").as_str())?,
+        assignee_role: r.try_get(c("assignee_role").as_str())?,
+        assignee_user: r.try_get(c("assignee_user").as_str())?,
+        submitter: r.try_get(c("submitter").as_str())?,
+        node_entered_at_ms: r.try_get(c("node_entered_at_ms").as_str())?,
+        created_at_ms: r.try_get(c("created_at_ms").as_str())?,
+        updated_at_ms: r.try_get(c("updated_at_ms").as_str())?,
+        version: r.try_get(c("version").as_str())?,
     })
 }
 

@@ -468,6 +468,7 @@ pub async fn origination(
     let done = Arc::new(AtomicU64::new(0));
     let rejected = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let cpu0 = process_cpu_seconds();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -518,6 +519,7 @@ pub async fn origination(
         }
     }
     let wall = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu_seconds().zip(cpu0).map(|(b, a)| b - a);
     let n = done.load(Ordering::Relaxed);
     let declined = rejected.load(Ordering::Relaxed);
     // Check the outcome in the database, not only the answers.
@@ -531,6 +533,24 @@ pub async fn origination(
         .fetch_one(store.reader())
         .await
         .map_err(|e| fail(&e))?;
+    // The contract PDF alone (sample contract, no database, no HTTP), one at a time:
+    // what one core renders per second, a ceiling on the flow's rate per core.
+    let pdf_rate = {
+        let t = store
+            .contract_template(zhudai_domain::contract::DEFAULT_TEMPLATE_CODE, None)
+            .await
+            .map_err(|e| fail(&e))?
+            .ok_or_else(|| Failure::Runtime("the default contract template is missing".into()))?;
+        let started = Instant::now();
+        let mut rendered = 0_u64;
+        while started.elapsed().as_secs_f64() < 3.0 {
+            zhudai_server::contracts::preview_pdf(&state, &t)
+                .await
+                .map_err(|e| Failure::Runtime(format!("{e:?}")))?;
+            rendered += 1;
+        }
+        (rendered as f64 / started.elapsed().as_secs_f64(), rendered)
+    };
     let _ = stop_tx.send(());
     let _ = server.await;
     store.close().await;
@@ -579,6 +599,15 @@ pub async fn origination(
         "ms",
         n,
     );
+    if let Some(cpu) = cpu {
+        line(
+            json,
+            "process CPU time per application (server and clients)",
+            cpu * 1e3 / n.max(1) as f64,
+            "ms",
+            n,
+        );
+    }
     for (i, (name, total)) in STEPS.iter().zip(steps).enumerate() {
         // The first three steps were also taken by the declined applications.
         let count = if i < 3 { n + declined } else { n };
@@ -604,6 +633,13 @@ pub async fn origination(
         "records",
         n,
     );
+    line(
+        json,
+        "contract PDFs rendered per second, one at a time (no database)",
+        pdf_rate.0,
+        "PDFs/s",
+        pdf_rate.1,
+    );
     let errs = errors.lock().map(|e| e.clone()).unwrap_or_default();
     line(
         json,
@@ -624,4 +660,18 @@ pub async fn origination(
         )));
     }
     Ok(())
+}
+
+/// CPU seconds (user and system) this process has used so far, from `/proc/self/stat`
+/// (Linux; clock ticks of 1/100 s, the kernel's `USER_HZ` on every architecture it
+/// exports it for). `None` where that file cannot be read.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }

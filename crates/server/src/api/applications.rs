@@ -157,8 +157,7 @@ pub async fn get_one(
     caller: Caller,
     Path(id): Path<i64>,
 ) -> ApiResult<ApiJson<ApplicationDetail>> {
-    let app = svc::load(&state, &caller, id).await?;
-    let inst = svc::instance(&state, &app).await?;
+    let (app, inst) = svc::load_at(&state, &caller, id).await?;
     let history = state
         .store()
         .steps(inst.id)

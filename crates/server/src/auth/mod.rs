@@ -61,6 +61,9 @@ pub struct Caller {
     pub csrf: Option<String>,
     /// Signed in with a password but two-factor enrolment is still required.
     pub needs_2fa_enrolment: bool,
+    /// The customers and applications this caller may see, computed with the caller's
+    /// cached access ([`crate::customers::scope_of`] reads the org units when `None`).
+    pub scope_filter: Option<zhudai_store::customers::ScopeFilter>,
 }
 
 impl Caller {
@@ -259,12 +262,7 @@ async fn resolve(
         permissions.retain(|p| scopes.iter().any(|s| s == p));
     }
     let clear_fields = access.clear_fields.clone();
-    let scope = roles
-        .iter()
-        .map(|r| r.data_scope)
-        .max()
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_else(|| "own".into());
+    let scope = widest_scope(roles);
     let needs_2fa_enrolment =
         policy.enforce_2fa && !user.totp_enabled && roles.iter().any(|r| r.requires_2fa);
     let csrf = matches!(auth, AuthKind::Cookie { .. }).then(|| csrf_for(&token));
@@ -280,7 +278,18 @@ async fn resolve(
         auth,
         csrf,
         needs_2fa_enrolment,
+        scope_filter: Some(access.scope_filter.clone()),
     }))
+}
+
+/// The widest data scope among `roles` (`own` without any).
+fn widest_scope(roles: &[zhudai_store::identity::Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.data_scope)
+        .max()
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|| "own".into())
 }
 
 /// What a user may do, as the database said under one access stamp.
@@ -290,6 +299,8 @@ pub struct UserAccess {
     pub roles: Vec<zhudai_store::identity::Role>,
     pub permissions: BTreeSet<String>,
     pub clear_fields: BTreeSet<String>,
+    /// The user's data scope over the org tree as it stood under the stamp.
+    pub scope_filter: zhudai_store::customers::ScopeFilter,
 }
 
 /// Per-user [`UserAccess`], valid while the database's access stamp is unchanged.
@@ -323,8 +334,21 @@ impl AccessCache {
         let Some(user) = store.user_by_id(user_id).await? else {
             return Ok(None);
         };
+        let roles = store.user_roles(user.id).await?;
+        let scope = widest_scope(&roles);
+        // Team and branch scopes depend on the org tree; org-unit changes bump the stamp.
+        let units = match scope.as_str() {
+            "team" | "branch" => store.org_units().await?,
+            _ => Vec::new(),
+        };
         let access = std::sync::Arc::new(UserAccess {
-            roles: store.user_roles(user.id).await?,
+            scope_filter: crate::customers::scope_filter_for(
+                user.id,
+                user.org_unit_id,
+                &scope,
+                &units,
+            ),
+            roles,
             permissions: store.user_permissions(user.id).await?,
             clear_fields: store.user_field_access(user.id).await?,
             user,

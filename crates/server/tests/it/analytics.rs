@@ -39,6 +39,7 @@ fn who(id: i64, role: &str) -> Caller {
         auth: AuthKind::ApiToken { token_id: 0 },
         csrf: None,
         needs_2fa_enrolment: false,
+        scope_filter: None,
     }
 }
 

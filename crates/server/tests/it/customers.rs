@@ -157,6 +157,23 @@ async fn scopes_masking_reveal_and_duplicates(db: &TestDb) {
         api.get(&verifier_south, "/api/v1/customers").await.1["total"],
         0
     );
+    // Data scopes are cached with each caller's access; a change to the org tree (plain
+    // SQL here, as another instance would make it) decides the very next request.
+    for (parent, south_sees) in [(south, 200), (north, 403)] {
+        zhudai_store::sqlx::query("UPDATE org_units SET parent_id = $1 WHERE id = $2")
+            .bind(parent)
+            .bind(n1)
+            .execute(db.store.writer())
+            .await
+            .unwrap();
+        let team = format!("team n1 under {parent}");
+        assert_eq!(
+            api.get(&verifier_south, &path).await.0,
+            south_sees,
+            "{team}"
+        );
+        assert_eq!(api.get(&verifier_north, &path).await.0, 200, "{team}");
+    }
 
     // Masking follows the role's clear fields: the manager sees the phone, the verifier the ID.
     let (_, c) = api.get(&cm_a, &path).await;
