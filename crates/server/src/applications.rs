@@ -14,8 +14,10 @@ use zhudai_domain::product::ProductStatus;
 use zhudai_domain::schedule::RepaymentMethod;
 use zhudai_expr::Record;
 use zhudai_store::applications::{
-    application_insert, application_set_progress, ApplicationRow, NewApplication,
+    application_insert, application_set_progress_stmt, application_set_routing_stmt,
+    ApplicationRow, NewApplication,
 };
+use zhudai_store::batch::Batch;
 use zhudai_store::customers::CustomerRow;
 use zhudai_store::risk::DecisionRow;
 use zhudai_store::workflow::InstanceRow;
@@ -461,8 +463,6 @@ pub async fn act(
             });
         }
     }
-    let status = status_after(&acted);
-    application_set_progress(&mut *tx, id, status, &acted.node, now).await?;
     // Contracts (issue #6): void on withdrawal, simulated disbursement on completion.
     crate::contracts::after_action(
         &mut tx,
@@ -474,7 +474,15 @@ pub async fn act(
         now,
     )
     .await?;
-    tx.commit().await?;
+    // The application's new position rides with the commit.
+    let mut last = Batch::new();
+    last.push(application_set_progress_stmt(
+        id,
+        status_after(&acted),
+        &acted.node,
+        now,
+    ));
+    tx.commit_with(last).await?;
     if acted.node == "routing" && acted.finished.is_none() {
         // The decision routing goes by: the one this action just made, or the latest.
         let decision = decided.or_else(|| {
@@ -680,17 +688,20 @@ async fn sync_run(
         Err(ApiError::Conflict(_)) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let status = status_after(&acted);
-    application_set_progress(&mut *tx, app_id, status, &acted.node, now).await?;
-    zhudai_store::applications::application_set_routing(
-        &mut *tx,
+    let mut last = Batch::new();
+    last.push(application_set_progress_stmt(
+        app_id,
+        status_after(&acted),
+        &acted.node,
+        now,
+    ));
+    last.push(application_set_routing_stmt(
         app_id,
         run.id,
         run.funder_code.as_deref().filter(|_| approved),
         now,
-    )
-    .await?;
-    tx.commit().await?;
+    ));
+    tx.commit_with(last).await?;
     Ok(Some(acted))
 }
 

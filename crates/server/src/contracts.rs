@@ -735,43 +735,42 @@ pub async fn generate(
                 e.into()
             }
         })?;
-        // The borrower's ID number was read in clear to print it in the contract.
-        zhudai_store::audit::append(
-            &mut tx,
-            &audit_draft(
-                caller,
-                now,
-                "field.read_clear",
-                format!("customer:{}", customer.id),
-            )
-            .reason(format!(
-                "customer:{}.id_number printed in contract {contract_no}",
-                customer.id
-            )),
+        // The borrower's ID number was read in clear to print it in the contract. Both
+        // records and the commit go in one round trip.
+        zhudai_store::audit::commit_with_records(
+            tx,
+            &[
+                audit_draft(
+                    caller,
+                    now,
+                    "field.read_clear",
+                    format!("customer:{}", customer.id),
+                )
+                .reason(format!(
+                    "customer:{}.id_number printed in contract {contract_no}",
+                    customer.id
+                )),
+                audit_draft(
+                    caller,
+                    now,
+                    "contract.generate",
+                    format!("application:{}", app.id),
+                )
+                .change_digest(pdf_sha256.clone())
+                .reason(format!(
+                    "{contract_no} from {} v{} · APR {}{}",
+                    template.code,
+                    template.version,
+                    facts.disclosure.apr,
+                    replaced
+                        .as_ref()
+                        .map(|o| format!(" · replaces {}", o.contract_no))
+                        .unwrap_or_default()
+                )),
+            ],
+            zhudai_store::batch::Batch::new(),
         )
         .await?;
-        zhudai_store::audit::append(
-            &mut tx,
-            &audit_draft(
-                caller,
-                now,
-                "contract.generate",
-                format!("application:{}", app.id),
-            )
-            .change_digest(pdf_sha256.clone())
-            .reason(format!(
-                "{contract_no} from {} v{} · APR {}{}",
-                template.code,
-                template.version,
-                facts.disclosure.apr,
-                replaced
-                    .as_ref()
-                    .map(|o| format!(" · replaces {}", o.contract_no))
-                    .unwrap_or_default()
-            )),
-        )
-        .await?;
-        tx.commit().await?;
         Ok(id)
     }
     .await;
@@ -1008,9 +1007,10 @@ pub async fn sign(
             "the contract changed meanwhile (voided?); reload it".into(),
         ));
     }
-    zhudai_store::audit::append(
-        &mut tx,
-        &audit_draft(
+    // The audit record and the commit in one round trip.
+    zhudai_store::audit::commit_with_records(
+        tx,
+        &[audit_draft(
             caller,
             now,
             "contract.sign",
@@ -1022,10 +1022,10 @@ pub async fn sign(
             c.contract_no,
             provider_ref.map(|r| format!(" ({r})")).unwrap_or_default(),
             if complete { " · fully signed" } else { "" }
-        )),
+        ))],
+        zhudai_store::batch::Batch::new(),
     )
     .await?;
-    tx.commit().await?;
     // The contract as this transaction left it (nothing else in it changed).
     let mut c = c;
     if complete {

@@ -38,6 +38,7 @@ use zhudai_domain::routing::{
 };
 use zhudai_expr::{Condition, Schema, Type};
 use zhudai_store::audit::AuditDraft;
+use zhudai_store::batch::Batch;
 use zhudai_store::jobs::{Job, NewJob};
 use zhudai_store::partners::{self as store_p, Licence, Partner, ReserveRequest, RunRow, StepRow};
 use zhudai_store::{Store, StoreError};
@@ -551,29 +552,30 @@ pub async fn start_run(
     let planned = plan(req, &cands, &w);
     let now = state.now_ms();
     let mut tx = state.store().begin().await?;
-    let run_id = store_p::run_insert(
-        &mut tx,
-        &RunRow {
-            id: 0,
-            application_ref: req.application_ref.clone(),
-            product_code: req.product_code.clone(),
-            amount_fen: req.amount_fen,
-            months: req.months,
-            customer_ref: req.customer_ref.clone(),
-            request: serde_json::to_string(req).map_err(|e| RoutingError::Other(e.to_string()))?,
-            plan: serde_json::to_string(&planned.order)
-                .map_err(|e| RoutingError::Other(e.to_string()))?,
-            state: "running".into(),
-            next_index: 0,
-            funder_code: None,
-            started_by: Some(actor.to_owned()),
-            started_at_ms: now,
-            finished_at_ms: None,
-        },
-    )
-    .await?;
+    let mut run = RunRow {
+        id: 0,
+        application_ref: req.application_ref.clone(),
+        product_code: req.product_code.clone(),
+        amount_fen: req.amount_fen,
+        months: req.months,
+        customer_ref: req.customer_ref.clone(),
+        request: serde_json::to_string(req).map_err(|e| RoutingError::Other(e.to_string()))?,
+        plan: serde_json::to_string(&planned.order)
+            .map_err(|e| RoutingError::Other(e.to_string()))?,
+        state: "running".into(),
+        next_index: 0,
+        funder_code: None,
+        started_by: Some(actor.to_owned()),
+        started_at_ms: now,
+        finished_at_ms: None,
+    };
+    let run_id = store_p::run_insert(&mut tx, &run).await?;
+    run.id = run_id;
+    let mut steps = Vec::with_capacity(planned.skipped.len());
     for (code, reason) in &planned.skipped {
-        store_p::step_insert(&mut tx, &skipped_step(run_id, code, reason, now)).await?;
+        let step = skipped_step(run_id, code, reason, now);
+        store_p::step_insert(&mut tx, &step).await?;
+        steps.push(step);
     }
     let draft = audit(
         state,
@@ -588,9 +590,9 @@ pub async fn start_run(
         planned.order.join(", "),
         planned.skipped.len()
     ));
-    zhudai_store::audit::append(&mut tx, &draft).await?;
-    tx.commit().await.map_err(db)?;
-    advance(state, run_id).await
+    zhudai_store::audit::commit_with_records(tx, &[draft], Batch::new()).await?;
+    // The first funder is tried from the run as written, not read back.
+    advance_with(state, run_id, Some((run, steps)), Some(w)).await
 }
 
 fn skipped_step(run_id: i64, code: &str, reason: &SkipReason, now: i64) -> StepRow {
@@ -627,13 +629,30 @@ async fn move_on(
 
 /// Tries the run's funders from its cursor on. Returns the run afterwards.
 pub async fn advance(state: &AppState, run_id: i64) -> Result<RunRow, RoutingError> {
+    advance_with(state, run_id, None, None).await
+}
+
+/// [`advance`] starting from the run and its steps as the caller just wrote them (else
+/// read) and the waterfall the caller read (else read).
+async fn advance_with(
+    state: &AppState,
+    run_id: i64,
+    mut first: Option<(RunRow, Vec<StepRow>)>,
+    w: Option<Waterfall>,
+) -> Result<RunRow, RoutingError> {
     let store = state.store();
-    let w = waterfall(store).await?;
+    let w = match w {
+        Some(w) => w,
+        None => waterfall(store).await?,
+    };
     loop {
-        let (run, steps) = store
-            .routing_run(run_id)
-            .await?
-            .ok_or_else(|| RoutingError::Other(format!("no routing run {run_id}")))?;
+        let (run, steps) = match first.take() {
+            Some(known) => known,
+            None => store
+                .routing_run(run_id)
+                .await?
+                .ok_or_else(|| RoutingError::Other(format!("no routing run {run_id}")))?,
+        };
         if run.state != "running" {
             return Ok(run);
         }
@@ -790,7 +809,7 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<RunRow, RoutingErr
                 step.duration_ms = Some(took_ms.unwrap_or(measured));
                 step.decided_at_ms = Some(now);
                 store_p::step_insert(&mut tx, &step).await?;
-                store_p::run_advance(
+                let moved = store_p::run_advance(
                     &mut tx,
                     run_id,
                     "running",
@@ -812,8 +831,17 @@ pub async fn advance(state: &AppState, run_id: i64) -> Result<RunRow, RoutingErr
                     "application {} placed with {code}",
                     run.application_ref
                 ));
-                zhudai_store::audit::append(&mut tx, &draft).await?;
-                tx.commit().await.map_err(db)?;
+                zhudai_store::audit::commit_with_records(tx, &[draft], Batch::new()).await?;
+                if moved {
+                    // Routed: the run as this transaction left it.
+                    return Ok(RunRow {
+                        state: "routed".into(),
+                        next_index: idx,
+                        funder_code: Some(code),
+                        finished_at_ms: Some(now),
+                        ..run
+                    });
+                }
             }
             Ok(Reply {
                 decision: Decision::Pending { reference },

@@ -1,6 +1,7 @@
 //! Loan applications. Their progress lives in the workflow instance with subject
 //! `('application', id)`; `status` and `node` here mirror it for lists.
 
+use crate::batch::Stmt;
 use crate::customers::{bind_all, scope_sql, Bind, ScopeFilter};
 use crate::db::Store;
 use crate::error::StoreError;
@@ -109,14 +110,18 @@ pub async fn application_set_progress<'c, E>(
 where
     E: Executor<'c, Database = Any>,
 {
-    sqlx::query("UPDATE applications SET status = $2, node = $3, updated_at_ms = $4 WHERE id = $1")
-        .bind(id)
-        .bind(status)
-        .bind(node)
-        .bind(now_ms)
-        .execute(exec)
+    application_set_progress_stmt(id, status, node, now_ms)
+        .execute_on(exec)
         .await?;
     Ok(())
+}
+
+/// [`application_set_progress`] as a statement, to send with others.
+pub fn application_set_progress_stmt(id: i64, status: &str, node: &str, now_ms: i64) -> Stmt {
+    Stmt::new(
+        "UPDATE applications SET status = $2, node = $3, updated_at_ms = $4 WHERE id = $1",
+        vec![id.into(), status.into(), node.into(), now_ms.into()],
+    )
 }
 
 /// Records the routing run placing the application, and the funder once one took it.
@@ -130,16 +135,23 @@ pub async fn application_set_routing<'c, E>(
 where
     E: Executor<'c, Database = Any>,
 {
-    sqlx::query(
-        "UPDATE applications SET routing_run_id = $2, funder_code = $3, updated_at_ms = $4 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(run_id)
-    .bind(funder_code)
-    .bind(now_ms)
-    .execute(exec)
-    .await?;
+    application_set_routing_stmt(id, run_id, funder_code, now_ms)
+        .execute_on(exec)
+        .await?;
     Ok(())
+}
+
+/// [`application_set_routing`] as a statement, to send with others.
+pub fn application_set_routing_stmt(
+    id: i64,
+    run_id: i64,
+    funder_code: Option<&str>,
+    now_ms: i64,
+) -> Stmt {
+    Stmt::new(
+        "UPDATE applications SET routing_run_id = $2, funder_code = $3, updated_at_ms = $4 WHERE id = $1",
+        vec![id.into(), run_id.into(), funder_code.into(), now_ms.into()],
+    )
 }
 
 /// An application (`key` = $1) joined to its newest workflow instance.

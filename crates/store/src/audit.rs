@@ -187,6 +187,35 @@ pub async fn append(
     Ok(record)
 }
 
+/// Appends `drafts`, in order, as the last writes of `tx` and commits: the head is
+/// reserved in one round trip ([`head_reserve_stmt`]); the sealed records, the head,
+/// `extra` (statements that need no answer) and the `COMMIT` go in the next, on SQLite
+/// as one batch. Where a transaction would end with [`append`] and `commit`, this saves a
+/// round trip per record while the writer is held. Returns the records.
+pub async fn commit_with_records(
+    mut tx: crate::writer::WriteTx,
+    drafts: &[AuditDraft],
+    extra: crate::batch::Batch,
+) -> Result<Vec<AuditRecord>, StoreError> {
+    let mut records: Vec<AuditRecord> = Vec::with_capacity(drafts.len());
+    if !drafts.is_empty() {
+        let head = head_reserve_stmt(tx.backend()).fetch_all(&mut tx).await?;
+        for d in drafts {
+            let r = match records.last() {
+                None => seal_after(&head, d)?,
+                Some(prev) => seal_next(prev, d),
+            };
+            records.push(r);
+        }
+    }
+    let mut b = extra;
+    for r in &records {
+        b.extend(record_stmts(r));
+    }
+    tx.commit_with(b).await?;
+    Ok(records)
+}
+
 /// The first half of [`append`] as a statement: takes the next sequence number and the
 /// previous hash (and, on PostgreSQL, the head row's lock until the transaction ends).
 pub fn head_advance_stmt() -> crate::batch::Stmt {

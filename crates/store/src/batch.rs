@@ -89,6 +89,15 @@ impl Stmt {
         Ok(self.query().execute(&mut *conn).await?.rows_affected())
     }
 
+    /// Runs this one statement on any executor (a pool, the writer, a transaction's
+    /// connection); the number of rows it changed.
+    pub async fn execute_on<'c, E>(&self, exec: E) -> Result<u64, StoreError>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::Any>,
+    {
+        Ok(self.query().execute(exec).await?.rows_affected())
+    }
+
     /// Runs this one statement; its rows.
     pub async fn fetch_all(&self, conn: &mut AnyConnection) -> Result<Vec<AnyRow>, StoreError> {
         Ok(self.query().fetch_all(&mut *conn).await?)

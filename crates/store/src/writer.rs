@@ -665,6 +665,14 @@ impl WriteTx {
         self.finish(batch, true).await
     }
 
+    /// The database this transaction runs on.
+    pub fn backend(&self) -> crate::db::Backend {
+        match &self.0 {
+            TxInner::Pool(_) => crate::db::Backend::Postgres,
+            TxInner::Sqlite(_) | TxInner::Alone(_) => crate::db::Backend::Sqlite,
+        }
+    }
+
     pub async fn rollback(self) -> Result<(), sqlx::Error> {
         self.finish(crate::batch::Batch::new(), false)
             .await
