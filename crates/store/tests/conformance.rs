@@ -32,6 +32,7 @@ on_both!(
     a_transaction_of_its_own_commits_rolls_back_and_restores_foreign_keys,
     sqlite_is_built_with_the_projects_settings,
     readers_have_no_memory_map,
+    audit_records_ride_with_the_commit_and_keep_the_chain,
 );
 
 async fn migrations_are_idempotent_and_recorded(db: &TestDb) {
@@ -694,4 +695,95 @@ async fn readers_have_no_memory_map(db: &TestDb) {
         .await
         .unwrap();
     assert_eq!(writer, 268_435_456);
+}
+
+/// `audit::commit_with_records` seals its records after a reserved head and writes them
+/// with the transaction's last statements and the commit. Interleaved with plain appends
+/// and with transactions that roll back, from many tasks at once, the chain stays whole
+/// and every committed record and statement is there, and nothing of a rolled-back one.
+async fn audit_records_ride_with_the_commit_and_keep_the_chain(db: &TestDb) {
+    use zhudai_store::audit::{self, AuditDraft};
+    use zhudai_store::batch::{Batch, Stmt};
+    let s = db.store.clone();
+    zhudai_store::sqlx::query("CREATE TABLE ride_t (k BIGINT PRIMARY KEY)")
+        .execute(s.writer())
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..40i64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = s.begin().await.unwrap();
+            match i % 4 {
+                // Two records and a statement ride with the commit.
+                0 | 1 => {
+                    let mut extra = Batch::new();
+                    extra.push(Stmt::new(
+                        "INSERT INTO ride_t (k) VALUES ($1)",
+                        vec![i.into()],
+                    ));
+                    let drafts = [
+                        AuditDraft::new(i, format!("ride.{i}.a"), "success"),
+                        AuditDraft::new(i, format!("ride.{i}.b"), "success"),
+                    ];
+                    let records = audit::commit_with_records(tx, &drafts, extra)
+                        .await
+                        .unwrap();
+                    assert_eq!(records.len(), 2);
+                    assert_eq!(records[1].seq, records[0].seq + 1);
+                    assert_eq!(records[1].prev_hash, records[0].hash);
+                    (2, true)
+                }
+                // A plain append, then commit.
+                2 => {
+                    audit::append(
+                        &mut tx,
+                        &AuditDraft::new(i, format!("plain.{i}"), "success"),
+                    )
+                    .await
+                    .unwrap();
+                    tx.commit().await.unwrap();
+                    (1, false)
+                }
+                // An append that is rolled back takes its record with it.
+                _ => {
+                    audit::append(
+                        &mut tx,
+                        &AuditDraft::new(i, format!("undone.{i}"), "success"),
+                    )
+                    .await
+                    .unwrap();
+                    tx.rollback().await.unwrap();
+                    (0, false)
+                }
+            }
+        }));
+    }
+    let mut records = 0;
+    let mut rows = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let (n, row) = t.await.unwrap();
+        records += n;
+        if row {
+            rows.push(i as i64);
+        }
+    }
+    let head = s
+        .audit_verify(&[])
+        .await
+        .unwrap()
+        .expect("the chain is whole");
+    assert_eq!(head.seq, records);
+    let undone: i64 = zhudai_store::sqlx::query_scalar(
+        "SELECT COUNT(*) FROM audit_log WHERE action LIKE 'undone.%'",
+    )
+    .fetch_one(s.reader())
+    .await
+    .unwrap();
+    assert_eq!(undone, 0);
+    let got: Vec<i64> = zhudai_store::sqlx::query_scalar("SELECT k FROM ride_t ORDER BY k")
+        .fetch_all(s.reader())
+        .await
+        .unwrap();
+    assert_eq!(got, rows);
 }
