@@ -594,19 +594,29 @@ async fn route_with(
         .await
         .map_err(|e| ApiError::Internal(format!("routing: {e}")))?;
     let finished = matches!(run.state.as_str(), "routed" | "exhausted");
+    let remember = || {
+        zhudai_store::applications::application_set_routing(
+            state.store().writer(),
+            app.id,
+            run.id,
+            None,
+            state.now_ms(),
+        )
+    };
     match at {
         // Decided at once: the workflow's event records the run with the outcome.
-        Some(at) if finished => sync_run(state, app.id, &run, Some(at)).await,
+        Some(at) if finished => {
+            let moved = sync_run(state, app.id, &run, Some(at)).await;
+            if !matches!(moved, Ok(Some(_))) {
+                // The event did not happen here (someone acted meanwhile, or it
+                // failed): the application still names its run, for a later sync.
+                remember().await?;
+            }
+            moved
+        }
         _ => {
             // Still waiting (a callback or a retry will sync it): remember the run.
-            zhudai_store::applications::application_set_routing(
-                state.store().writer(),
-                app.id,
-                run.id,
-                None,
-                state.now_ms(),
-            )
-            .await?;
+            remember().await?;
             sync_routing(state, app.id).await.map(|_| None)
         }
     }

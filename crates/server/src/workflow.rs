@@ -252,7 +252,7 @@ pub async fn act_on(
         )));
     }
     let def = definition(store, &row.definition_code, row.definition_version).await?;
-    let st = parse_state(&row)?;
+    let st = parse_state(row)?;
     let actor = match caller {
         Some(c) => Actor {
             user_id: c.user_id,
