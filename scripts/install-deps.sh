@@ -10,6 +10,9 @@ need_apt=()
 command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 [ -e /usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc ] || need_apt+=(fonts-noto-cjk)
+# A second CJK font with TrueType outlines: `bench origination --contract-font` compares
+# the contract PDF's cost with it (docs/benchmarks.md, session 13).
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need_apt+=(fonts-wqy-microhei)
 # Contracts (issue #6): tests read the generated PDFs' text back with pdftotext.
 command -v pdftotext >/dev/null 2>&1 || need_apt+=(poppler-utils)
 

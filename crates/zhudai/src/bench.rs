@@ -142,6 +142,10 @@ pub enum BenchWhat {
         /// machine)
         #[arg(long, default_value = "group", value_parser = ["group", "full", "normal"])]
         sqlite_synchronous: String,
+        /// The contract font (`contract_font_path` of `serve`): a .ttf/.otf/.ttc with
+        /// Chinese glyphs; the first one found on the system when absent
+        #[arg(long)]
+        contract_font: Option<std::path::PathBuf>,
         /// One JSON object per line instead of a table
         #[arg(long)]
         json: bool,
@@ -496,12 +500,14 @@ pub async fn run(config: Config, what: BenchWhat) -> Result<(), Failure> {
             applications,
             clients,
             sqlite_synchronous,
+            contract_font,
             json,
         } => {
             crate::bench_origination::origination(
                 applications,
                 clients,
                 sync_mode(&sqlite_synchronous),
+                contract_font,
                 json,
             )
             .await

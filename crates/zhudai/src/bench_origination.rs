@@ -227,6 +227,7 @@ pub async fn origination(
     applications: u64,
     clients: u32,
     sync: zhudai_store::SqliteSync,
+    contract_font: Option<std::path::PathBuf>,
     json: bool,
 ) -> Result<(), Failure> {
     use zhudai_domain::clock::{Clock, SystemClock};
@@ -252,7 +253,8 @@ pub async fn origination(
     zhudai_server::contracts::ensure_default_template(&store, now)
         .await
         .map_err(|e| Failure::Runtime(format!("{e:?}")))?;
-    let font = zhudai_server::contract_pdf::font(None).map_err(Failure::Runtime)?;
+    let font =
+        zhudai_server::contract_pdf::font(contract_font.as_deref()).map_err(Failure::Runtime)?;
     let vault = zhudai_server::vault::Vault::open(
         &store,
         &dir,
@@ -296,6 +298,7 @@ pub async fn origination(
     }
     let settings = zhudai_server::ServerSettings {
         data_dir: dir.clone(),
+        contract_font_path: contract_font.clone(),
         // The benchmark's staff have no authenticator; two-factor is not what is measured.
         auth: zhudai_server::auth::login::AuthPolicy {
             enforce_2fa: false,
