@@ -1026,7 +1026,8 @@ pub async fn sign(
         zhudai_store::batch::Batch::new(),
     )
     .await?;
-    // The contract as this transaction left it (nothing else in it changed).
+    // The contract as it was read before this transaction, with what the transaction
+    // changed in it (the signed status when the last party signed).
     let mut c = c;
     if complete {
         c.status = "signed".into();
