@@ -499,9 +499,7 @@ pub async fn act(
         };
         // A funder that decided at once moved the flow on: answer with where the
         // application is now, not where this action left it.
-        if let Some(moved) =
-            route_with(state, &app, &gathered.customer, decision.as_ref(), Some(at)).await?
-        {
+        if let Some(moved) = route(state, &app, &gathered.customer, decision.as_ref(), at).await? {
             return Ok(wf::Acted {
                 visited: acted.visited,
                 ..moved
@@ -530,30 +528,16 @@ pub struct AtRouting {
 }
 
 /// Places an approved application with a funder: starts a routing run with the product
-/// version's funders and the customer's facts, then syncs the workflow with its result
-/// (a simulated funder decides at once; an HTTP funder may answer later by callback).
-pub async fn route(state: &AppState, app: &ApplicationRow) -> Result<(), ApiError> {
-    let customer = customer_of(state, app).await?;
-    let decision = crate::risk::latest_for(state.store(), app.id)
-        .await?
-        .map(|d| RoutedOn {
-            grade: d.grade,
-            score: d.score,
-        });
-    route_with(state, app, &customer, decision.as_ref(), None)
-        .await
-        .map(|_| ())
-}
-
-/// [`route`] with the customer and the decision already read. With `at` (routing
-/// started by the approval in this request), a run that finished at once moves the
-/// workflow on from the position `at` describes, and the new position is returned.
-async fn route_with(
+/// version's funders and the customer's facts (read by the approval), then syncs the
+/// workflow with its result (a simulated funder decides at once; an HTTP funder may
+/// answer later by callback). A run that finished at once moves the workflow on from
+/// the position `at` (the approval's) describes, and the new position is returned.
+async fn route(
     state: &AppState,
     app: &ApplicationRow,
     customer: &CustomerRow,
     decision: Option<&RoutedOn>,
-    at: Option<AtRouting>,
+    at: AtRouting,
 ) -> Result<Option<wf::Acted>, ApiError> {
     let version = state
         .store()
@@ -603,22 +587,20 @@ async fn route_with(
             state.now_ms(),
         )
     };
-    match at {
+    if finished {
         // Decided at once: the workflow's event records the run with the outcome.
-        Some(at) if finished => {
-            let moved = sync_run(state, app.id, &run, Some(at)).await;
-            if !matches!(moved, Ok(Some(_))) {
-                // The event did not happen here (someone acted meanwhile, or it
-                // failed): the application still names its run, for a later sync.
-                remember().await?;
-            }
-            moved
-        }
-        _ => {
-            // Still waiting (a callback or a retry will sync it): remember the run.
+        let moved = sync_run(state, app.id, &run, Some(at)).await;
+        if !matches!(moved, Ok(Some(_))) {
+            // The event did not happen here (someone acted meanwhile, or it failed):
+            // the application still names its run, for a later sync.
             remember().await?;
-            sync_routing(state, app.id).await.map(|_| None)
         }
+        moved
+    } else {
+        // Still waiting (a callback or a retry will sync it): remember the run, then
+        // sync in case a callback finished it before the application named it.
+        remember().await?;
+        sync_routing(state, app.id).await.map(|_| None)
     }
 }
 

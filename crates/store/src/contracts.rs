@@ -327,11 +327,19 @@ pub async fn signatures_in(
     conn: &mut sqlx::AnyConnection,
     contract_id: i64,
 ) -> Result<Vec<SignatureRow>, StoreError> {
+    signatures_on(&mut *conn, contract_id).await
+}
+
+/// Every signature of a contract, oldest first, on any executor.
+async fn signatures_on<'c, E>(exec: E, contract_id: i64) -> Result<Vec<SignatureRow>, StoreError>
+where
+    E: Executor<'c, Database = Any>,
+{
     let rows = sqlx::query(&format!(
         "SELECT {SIGNATURE_COLUMNS} FROM contract_signatures WHERE contract_id = $1 ORDER BY id"
     ))
     .bind(contract_id)
-    .fetch_all(&mut *conn)
+    .fetch_all(exec)
     .await?;
     rows.iter().map(signature_row).collect()
 }
@@ -569,13 +577,7 @@ impl Store {
         &self,
         contract_id: i64,
     ) -> Result<Vec<SignatureRow>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {SIGNATURE_COLUMNS} FROM contract_signatures WHERE contract_id = $1 ORDER BY id"
-        ))
-        .bind(contract_id)
-        .fetch_all(self.reader())
-        .await?;
-        rows.iter().map(signature_row).collect()
+        signatures_on(self.reader(), contract_id).await
     }
 
     pub async fn disbursement_of(

@@ -306,6 +306,16 @@ pub struct Licence {
     pub valid_until: Option<String>,
 }
 
+fn licence_row(r: &AnyRow) -> Result<Licence, StoreError> {
+    Ok(Licence {
+        id: r.try_get("id")?,
+        licence_type: r.try_get("licence_type")?,
+        number: r.try_get("number")?,
+        issuer: r.try_get("issuer")?,
+        valid_until: r.try_get("valid_until")?,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Document {
     pub id: i64,
@@ -1209,18 +1219,7 @@ impl Store {
         .fetch_all(self.reader())
         .await?;
         rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("partner_id")?,
-                    Licence {
-                        id: r.try_get("id")?,
-                        licence_type: r.try_get("licence_type")?,
-                        number: r.try_get("number")?,
-                        issuer: r.try_get("issuer")?,
-                        valid_until: r.try_get("valid_until")?,
-                    },
-                ))
-            })
+            .map(|r| Ok((r.try_get("partner_id")?, licence_row(r)?)))
             .collect()
     }
 
@@ -1231,17 +1230,7 @@ impl Store {
         .bind(partner_id)
         .fetch_all(self.reader())
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Licence {
-                    id: r.try_get("id")?,
-                    licence_type: r.try_get("licence_type")?,
-                    number: r.try_get("number")?,
-                    issuer: r.try_get("issuer")?,
-                    valid_until: r.try_get("valid_until")?,
-                })
-            })
-            .collect()
+        rows.iter().map(licence_row).collect()
     }
 
     pub async fn partner_documents(&self, partner_id: i64) -> Result<Vec<Document>, StoreError> {
