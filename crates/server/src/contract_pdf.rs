@@ -1,22 +1,21 @@
 //! Contract PDFs (issue #6): A4 pages laid out here — line breaking for Chinese text
 //! (no closing punctuation at a line's start, Latin words kept whole), tables with
-//! wrapped cells and a repeated header, page footers — and drawn with `krilla`, which
-//! embeds a subset of the CJK OpenType font (CFF outlines included) with a ToUnicode map,
-//! so the text can be searched and extracted.
+//! wrapped cells and a repeated header, page footers — and written with `pdf-writer`:
+//! the text as a CID-keyed font (Identity-H) whose embedded program is a subset of the
+//! CJK OpenType font made by `subsetter` (CFF or TrueType outlines), with a ToUnicode map
+//! so the text can be searched and extracted. See docs/decisions/0021-contract-pdf-writer.md
+//! for why this is not done by a general PDF library.
 //!
 //! The font is found on the system (Debian's `fonts-noto-cjk`, WenQuanYi, Droid
 //! fallback…) or configured by path (`contract_font_path`); in a collection (`.ttc`) the
 //! Simplified Chinese face is chosen. It is read once per process.
 
-use krilla::geom::{PathBuilder, Point};
-use krilla::num::NormalizedF32;
-use krilla::page::PageSettings;
-use krilla::paint::{Fill, Stroke};
-use krilla::text::{Font, GlyphId, KrillaGlyph};
-use krilla::Document;
+use pdf_writer::types::{CidFontType, FontFlags, SystemInfo, UnicodeCmap};
+use pdf_writer::{Content, Filter, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 use skrifa::instance::{LocationRef, Size};
 use skrifa::{FontRef, MetadataProvider};
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -40,8 +39,69 @@ const PROBE: &str = "借款合同综合融资成本明示表壹贰叁￥";
 pub struct CjkFont {
     pub path: PathBuf,
     pub index: u32,
-    data: Arc<Vec<u8>>,
-    font: Font,
+    data: Vec<u8>,
+    info: FaceInfo,
+}
+
+/// What the PDF's font dictionaries say about the face, read once when it is loaded.
+#[derive(Debug, Clone)]
+struct FaceInfo {
+    postscript_name: String,
+    /// The face's bounding box (the `head` table's), in PDF glyph units (1000 per em).
+    bbox: [f32; 4],
+    ascent: f32,
+    descent: f32,
+    cap_height: f32,
+    italic_angle: f32,
+    stem_v: f32,
+    serif: bool,
+    monospace: bool,
+    /// CFF outlines (embedded as `CIDFontType0C`); otherwise TrueType (`FontFile2`).
+    cff: bool,
+}
+
+impl FaceInfo {
+    fn read(f: &FontRef<'_>) -> Result<FaceInfo, String> {
+        use skrifa::raw::TableProvider;
+        let head = f.head().map_err(|e| format!("no head table: {e}"))?;
+        let upem = f32::from(head.units_per_em()).max(1.0);
+        let pdf = |v: f32| v / upem * 1000.0;
+        let m = f.metrics(Size::unscaled(), LocationRef::default());
+        let postscript_name = f
+            .localized_strings(skrifa::string::StringId::POSTSCRIPT_NAME)
+            .english_or_first()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "CJK".to_owned())
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+            .take(100)
+            .collect::<String>();
+        let weight = f
+            .os2()
+            .map(|o| f32::from(o.us_weight_class()))
+            .unwrap_or(400.0);
+        let cff = f.cff().is_ok();
+        if !cff && f.glyf().is_err() {
+            return Err("the face has neither CFF nor TrueType (glyf) outlines; CFF2 (variable) fonts cannot be embedded".to_owned());
+        }
+        Ok(FaceInfo {
+            serif: postscript_name.contains("Serif"),
+            postscript_name,
+            bbox: [
+                pdf(f32::from(head.x_min())),
+                pdf(f32::from(head.y_min())),
+                pdf(f32::from(head.x_max())),
+                pdf(f32::from(head.y_max())),
+            ],
+            ascent: pdf(m.ascent),
+            descent: pdf(m.descent),
+            cap_height: pdf(m.cap_height.unwrap_or(m.ascent)),
+            italic_angle: m.italic_angle,
+            stem_v: 10.0 + 0.244 * (weight - 50.0),
+            monospace: m.is_monospace,
+            cff,
+        })
+    }
 }
 
 impl std::fmt::Debug for CjkFont {
@@ -88,14 +148,15 @@ fn load(path: &Path) -> Result<CjkFont, String> {
             path.display()
         )
     })?;
-    let data = Arc::new(data);
-    let font = Font::new(data.clone().into(), index)
-        .ok_or_else(|| format!("{} face {index} cannot be read", path.display()))?;
+    let info = FontRef::from_index(&data, index)
+        .map_err(|e| e.to_string())
+        .and_then(|f| FaceInfo::read(&f))
+        .map_err(|e| format!("{} face {index} cannot be used: {e}", path.display()))?;
     Ok(CjkFont {
         path: path.to_owned(),
         index,
         data,
-        font,
+        info,
     })
 }
 
@@ -227,27 +288,23 @@ impl<'a> Measure<'a> {
         s.chars().map(|c| self.char_width(c, size)).sum()
     }
 
-    /// `text` as positioned glyphs, one per character, advanced exactly as
-    /// [`width`](Self::width) measured them. Chinese and the Latin of a contract need no
-    /// shaping; krilla's `draw_text` would parse the font's layout tables (GSUB/GPOS,
-    /// large in a CJK font) anew for every line: two thirds of a contract's rendering
-    /// time with Noto Sans CJK.
-    fn glyphs(&self, text: &str) -> Vec<KrillaGlyph> {
-        text.char_indices()
-            .map(|(i, c)| {
-                let gid = self.cmap.map(c).unwrap_or_default();
-                let advance = self.metrics.advance_width(gid).unwrap_or(self.upem) / self.upem;
-                KrillaGlyph::new(
-                    GlyphId::new(gid.to_u32()),
-                    advance,
-                    0.0,
-                    0.0,
-                    0.0,
-                    i..i + c.len_utf8(),
-                    None,
-                )
-            })
-            .collect()
+    /// The glyph that draws `c` (0, the font's `.notdef`, when it has none) and its
+    /// advance in PDF glyph units (1000 per em): the same advance [`width`](Self::width)
+    /// measured, so the text is drawn where the layout put it without adjustments.
+    /// Chinese and the Latin of a contract need no shaping.
+    fn glyph(&self, c: char) -> (u16, f32) {
+        let gid = self.cmap.map(c).unwrap_or_default();
+        let advance = self.metrics.advance_width(gid).unwrap_or(self.upem) / self.upem;
+        (u16::try_from(gid.to_u32()).unwrap_or(0), advance * 1000.0)
+    }
+
+    /// The advance of `.notdef`, glyph 0, in PDF glyph units.
+    fn notdef_advance(&self) -> f32 {
+        self.metrics
+            .advance_width(skrifa::GlyphId::NOTDEF)
+            .unwrap_or(self.upem)
+            / self.upem
+            * 1000.0
     }
 
     /// Breaks `text` into lines no wider than `max`: Chinese may break between any two
@@ -515,44 +572,87 @@ pub fn render(font: &CjkFont, doc: &Doc) -> Result<Vec<u8>, String> {
         }
     }
     let total = l.pages.len();
-    let mut document = Document::new();
-    document.set_metadata(
-        krilla::metadata::Metadata::new()
-            .title(doc.title.clone())
-            .language("zh-CN".into())
-            .creator("zhudai".into()),
-    );
-    let settings = PageSettings::from_wh(PAGE_W, PAGE_H).ok_or("bad page size")?;
-    let black = Fill {
-        paint: krilla::color::luma::Color::black().into(),
-        opacity: NormalizedF32::ONE,
-        rule: Default::default(),
-    };
-    for (n, ops) in l.pages.iter().enumerate() {
-        let mut page = document.start_page_with(settings.clone());
-        let mut surface = page.surface();
-        surface.set_fill(Some(black.clone()));
+    for (n, ops) in l.pages.iter_mut().enumerate() {
         let footer = format!("{}　　第 {} 页 / 共 {} 页", doc.footer, n + 1, total);
         let fw = l.m.width(&footer, 8.0);
-        let footer_op = Op::Text {
+        ops.push(Op::Text {
             x: (PAGE_W - fw) / 2.0,
             y: PAGE_H - MARGIN_BOTTOM / 2.0,
             size: 8.0,
             text: footer,
-        };
-        for op in ops.iter().chain(std::iter::once(&footer_op)) {
+        });
+    }
+    write_pdf(font, &l.m, &l.pages, &doc.title)
+}
+
+/// How hard the streams are compressed (zlib-rs). On the sample contract, level 6 (zlib's
+/// usual default) was 1.4 % smaller than level 2 and rendered about 8 % fewer PDFs per
+/// second; level 1 (a faster strategy) was 15 % larger. See docs/benchmarks.md,
+/// "Session 14".
+const DEFLATE_LEVEL: u32 = 2;
+
+fn deflate(data: &[u8]) -> Result<Vec<u8>, String> {
+    let mut e = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(data.len() / 2),
+        flate2::Compression::new(DEFLATE_LEVEL),
+    );
+    e.write_all(data)
+        .and_then(|()| e.finish())
+        .map_err(|e| format!("the PDF could not be compressed: {e}"))
+}
+
+/// The glyphs a document uses, renumbered from 0 (`.notdef`) in order of first use: the
+/// new number is the CID in the content streams and the glyph's id in the subset.
+struct Glyphs {
+    remapper: subsetter::GlyphRemapper,
+    /// By CID: the advance (PDF glyph units) and the character it was first used for.
+    used: Vec<(f32, Option<char>)>,
+}
+
+impl Glyphs {
+    /// Appends `text`'s CIDs to `out` as big-endian pairs (Identity-H).
+    fn encode(&mut self, m: &Measure<'_>, text: &str, out: &mut Vec<u8>) {
+        for c in text.chars() {
+            let (gid, advance) = m.glyph(c);
+            let cid = self.remapper.remap(gid);
+            if usize::from(cid) == self.used.len() {
+                self.used.push((advance, (gid != 0).then_some(c)));
+            }
+            out.extend_from_slice(&cid.to_be_bytes());
+        }
+    }
+}
+
+/// Serialises laid-out pages: one content stream per page, one embedded font subset.
+fn write_pdf(
+    font: &CjkFont,
+    m: &Measure<'_>,
+    pages: &[Vec<Op>],
+    title: &str,
+) -> Result<Vec<u8>, String> {
+    const F0: Name<'static> = Name(b"F0");
+    let info = &font.info;
+    let mut glyphs = Glyphs {
+        remapper: subsetter::GlyphRemapper::new(),
+        used: vec![(m.notdef_advance(), None)],
+    };
+    let mut contents = Vec::with_capacity(pages.len());
+    let mut shown = Vec::new();
+    for ops in pages {
+        let mut c = Content::new();
+        for op in ops {
             match op {
                 Op::Text { x, y, size, text } => {
-                    if !text.is_empty() {
-                        surface.draw_glyphs(
-                            Point::from_xy(*x, *y),
-                            &l.m.glyphs(text),
-                            font.font.clone(),
-                            text,
-                            *size,
-                            false,
-                        );
+                    if text.is_empty() {
+                        continue;
                     }
+                    shown.clear();
+                    glyphs.encode(m, text, &mut shown);
+                    c.begin_text();
+                    c.set_font(F0, *size);
+                    c.next_line(*x, PAGE_H - *y);
+                    c.show(Str(&shown));
+                    c.end_text();
                 }
                 Op::Line {
                     x1,
@@ -561,28 +661,151 @@ pub fn render(font: &CjkFont, doc: &Doc) -> Result<Vec<u8>, String> {
                     y2,
                     width,
                 } => {
-                    let mut pb = PathBuilder::new();
-                    pb.move_to(*x1, *y1);
-                    pb.line_to(*x2, *y2);
-                    if let Some(path) = pb.finish() {
-                        surface.set_fill(None);
-                        surface.set_stroke(Some(Stroke {
-                            width: *width,
-                            ..Default::default()
-                        }));
-                        surface.draw_path(&path);
-                        surface.set_stroke(None);
-                        surface.set_fill(Some(black.clone()));
-                    }
+                    c.set_line_width(*width);
+                    c.move_to(*x1, PAGE_H - *y1);
+                    c.line_to(*x2, PAGE_H - *y2);
+                    c.stroke();
                 }
             }
         }
-        surface.finish();
-        page.finish();
+        contents.push(deflate(&c.finish())?);
     }
-    document
-        .finish()
-        .map_err(|e| format!("the PDF could not be written: {e:?}"))
+
+    let subset = subsetter::subset(&font.data, font.index, &glyphs.remapper)
+        .map_err(|e| format!("the contract font could not be subset: {e}"))?;
+    // A CFF font is embedded as its bare CFF program.
+    let program: &[u8] = if info.cff {
+        FontRef::new(&subset)
+            .ok()
+            .and_then(|f| f.table_data(skrifa::Tag::new(b"CFF ")))
+            .map(|d| d.as_bytes())
+            .ok_or("the font subset has no CFF table")?
+    } else {
+        &subset
+    };
+    let program_z = deflate(program)?;
+
+    let mut next = 0;
+    let mut id = || {
+        next += 1;
+        Ref::new(next)
+    };
+    let (catalog, tree, info_id) = (id(), id(), id());
+    let (type0, cid_font, descriptor, to_unicode, file) = (id(), id(), id(), id(), id());
+    let page_ids: Vec<(Ref, Ref)> = pages.iter().map(|_| (id(), id())).collect();
+
+    let mut pdf = Pdf::new();
+    pdf.catalog(catalog).pages(tree).lang(TextStr("zh-CN"));
+    pdf.pages(tree)
+        .kids(page_ids.iter().map(|p| p.0))
+        .count(i32::try_from(page_ids.len()).unwrap_or(i32::MAX));
+    pdf.document_info(info_id)
+        .title(TextStr(title))
+        .creator(TextStr("zhudai"));
+    for ((page, content), data) in page_ids.iter().zip(&contents) {
+        let mut p = pdf.page(*page);
+        p.media_box(Rect::new(0.0, 0.0, PAGE_W, PAGE_H))
+            .parent(tree)
+            .contents(*content);
+        p.resources().fonts().pair(F0, type0);
+        p.finish();
+        pdf.stream(*content, data).filter(Filter::FlateDecode);
+    }
+
+    // The subset's tag names its glyphs, so different subsets get different names.
+    let tag: String = {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for (cid, (_, c)) in glyphs.used.iter().enumerate() {
+            h.update((cid as u32).to_be_bytes());
+            h.update(u32::from(c.unwrap_or('\u{0}')).to_be_bytes());
+        }
+        h.finalize()[..6]
+            .iter()
+            .map(|b| char::from(b'A' + b % 26))
+            .collect()
+    };
+    let base = format!("{tag}+{}", info.postscript_name);
+    let system_info = SystemInfo {
+        registry: Str(b"Adobe"),
+        ordering: Str(b"Identity"),
+        supplement: 0,
+    };
+    let type0_name = if info.cff {
+        format!("{base}-Identity-H")
+    } else {
+        base.clone()
+    };
+    pdf.type0_font(type0)
+        .base_font(Name(type0_name.as_bytes()))
+        .encoding_predefined(Name(b"Identity-H"))
+        .descendant_font(cid_font)
+        .to_unicode(to_unicode);
+    let mut cid = pdf.cid_font(cid_font);
+    cid.subtype(if info.cff {
+        CidFontType::Type0
+    } else {
+        CidFontType::Type2
+    })
+    .base_font(Name(base.as_bytes()))
+    .system_info(system_info)
+    .font_descriptor(descriptor)
+    .default_width(0.0);
+    if !info.cff {
+        cid.cid_to_gid_map_predefined(Name(b"Identity"));
+    }
+    cid.widths().consecutive(0, glyphs.used.iter().map(|g| g.0));
+    cid.finish();
+
+    let mut flags = FontFlags::SYMBOLIC;
+    flags.set(FontFlags::SERIF, info.serif);
+    flags.set(FontFlags::FIXED_PITCH, info.monospace);
+    flags.set(FontFlags::ITALIC, info.italic_angle != 0.0);
+    let mut d = pdf.font_descriptor(descriptor);
+    d.name(Name(base.as_bytes()))
+        .flags(flags)
+        .bbox(Rect::new(
+            info.bbox[0],
+            info.bbox[1],
+            info.bbox[2],
+            info.bbox[3],
+        ))
+        .italic_angle(info.italic_angle)
+        .ascent(info.ascent)
+        .descent(info.descent)
+        .cap_height(info.cap_height)
+        .stem_v(info.stem_v);
+    if info.cff {
+        d.font_file3(file);
+    } else {
+        d.font_file2(file);
+    }
+    d.finish();
+
+    let mut cmap = UnicodeCmap::new(Name(b"Custom"), system_info);
+    for (cid, (_, c)) in glyphs.used.iter().enumerate() {
+        if let (Ok(cid), Some(c)) = (u16::try_from(cid), c) {
+            cmap.pair(cid, *c);
+        }
+    }
+    let cmap_z = deflate(&cmap.finish())?;
+    pdf.cmap(to_unicode, &cmap_z)
+        .name(Name(b"Custom"))
+        .system_info(system_info)
+        .filter(Filter::FlateDecode);
+
+    let mut s = pdf.stream(file, &program_z);
+    s.filter(Filter::FlateDecode);
+    if info.cff {
+        s.pair(Name(b"Subtype"), Name(b"CIDFontType0C"));
+    } else {
+        s.pair(
+            Name(b"Length1"),
+            i32::try_from(program.len()).unwrap_or(i32::MAX),
+        );
+    }
+    s.finish();
+    Ok(pdf.finish())
 }
 
 #[cfg(test)]
@@ -619,28 +842,21 @@ mod tests {
     }
 
     #[test]
-    fn glyphs_advance_as_the_layout_measured_and_map_back_to_their_characters() {
+    fn glyphs_advance_as_the_layout_measured() {
         let f = font(None).expect("a CJK font: run scripts/install-deps.sh");
         let m = Measure::new(&f).unwrap();
         let text = "借款金额 30000.00 元，年化利率 7.2%（APR）";
-        let glyphs = m.glyphs(text);
-        assert_eq!(glyphs.len(), text.chars().count());
-        // Drawn advances (normalised, times the size) add up to the measured width.
-        let drawn: f32 = glyphs.iter().map(|g| g.x_advance * 10.0).sum();
+        // Drawn advances (PDF glyph units, times the size) add up to the measured width.
+        let drawn: f32 = text.chars().map(|c| m.glyph(c).1 / 1000.0 * 10.0).sum();
         assert!((drawn - m.width(text, 10.0)).abs() < 1e-3, "{drawn}");
-        // Each glyph covers its character's bytes, in order, and the font has it.
-        let mut end = 0;
-        for (g, (i, c)) in glyphs.iter().zip(text.char_indices()) {
-            assert_eq!(g.text_range, i..i + c.len_utf8());
-            assert_ne!(g.glyph_id, GlyphId::new(0), "no glyph for {c}");
-            end = g.text_range.end;
+        for c in text.chars() {
+            assert_ne!(m.glyph(c).0, 0, "no glyph for {c}");
         }
-        assert_eq!(end, text.len());
+        // A character the font lacks is drawn with .notdef.
+        assert_eq!(m.glyph('\u{10FFFD}').0, 0);
     }
 
-    #[test]
-    fn renders_chinese_that_pdftotext_reads_back() {
-        let f = font(None).expect("a CJK font: run scripts/install-deps.sh");
+    fn sample() -> Doc {
         let mut rows = Vec::new();
         for i in 1..=40 {
             rows.push(vec![
@@ -650,7 +866,7 @@ mod tests {
                 "利息 180.00".into(),
             ]);
         }
-        let doc = Doc {
+        Doc {
             title: "个人借款合同".into(),
             footer: "合同编号 HT-TEST".into(),
             blocks: vec![
@@ -672,19 +888,41 @@ mod tests {
                     name: "张三".into(),
                 }]),
             ],
-        };
-        let pdf = render(&f, &doc).unwrap();
-        assert!(pdf.starts_with(b"%PDF-"));
+        }
+    }
+
+    /// Runs a poppler tool on `pdf` (written to a file) and returns its standard output
+    /// and the directory, which holds any files it wrote.
+    fn poppler(tool: &str, args: &[&str], pdf: &[u8]) -> (String, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.pdf");
-        std::fs::write(&path, &pdf).unwrap();
-        let out = std::process::Command::new("pdftotext")
-            .args(["-layout", "-enc", "UTF-8"])
+        std::fs::write(&path, pdf).unwrap();
+        let out = std::process::Command::new(tool)
+            .args(args)
             .arg(&path)
-            .arg("-")
+            .args(if tool == "pdftoppm" {
+                vec![dir.path().join("page").into_os_string()]
+            } else if tool == "pdffonts" {
+                vec![]
+            } else {
+                vec!["-".into()]
+            })
             .output()
-            .expect("pdftotext (poppler-utils): run scripts/install-deps.sh");
-        let text = String::from_utf8(out.stdout).unwrap();
+            .unwrap_or_else(|e| panic!("{tool} (poppler-utils): run scripts/install-deps.sh: {e}"));
+        assert!(
+            out.status.success(),
+            "{tool}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (String::from_utf8(out.stdout).unwrap(), dir)
+    }
+
+    #[test]
+    fn renders_chinese_that_pdftotext_reads_back() {
+        let f = font(None).expect("a CJK font: run scripts/install-deps.sh");
+        let pdf = render(&f, &sample()).unwrap();
+        assert!(pdf.starts_with(b"%PDF-"));
+        let (text, _dir) = poppler("pdftotext", &["-layout", "-enc", "UTF-8"], &pdf);
         // pdftotext drops narrow spaces between CJK glyphs: compare without spaces.
         let flat: String = text.chars().filter(|c| !c.is_whitespace()).collect();
         for needle in [
@@ -700,5 +938,101 @@ mod tests {
         }
         // The header repeats on the second page.
         assert_eq!(text.matches("还款日").count(), 2, "{text}");
+    }
+
+    /// Both outline kinds: Noto Sans CJK (CFF, the default) and WenQuanYi Micro Hei
+    /// (TrueType), both installed by scripts/install-deps.sh.
+    #[test]
+    fn embeds_cff_and_truetype_subsets_that_poppler_lists_places_and_draws() {
+        for (path, kind) in [
+            (
+                "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                "CID Type 0C",
+            ),
+            (
+                "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
+                "CID TrueType",
+            ),
+        ] {
+            let f = font(Some(Path::new(path))).expect("run scripts/install-deps.sh");
+            let doc = sample();
+            let pdf = render(&f, &doc).unwrap();
+            // Deterministic: the contract's SHA-256 depends only on its content.
+            assert_eq!(pdf, render(&f, &doc).unwrap(), "{path}");
+
+            // One font, embedded as a subset, with a ToUnicode map.
+            let (fonts, _dir) = poppler("pdffonts", &[], &pdf);
+            let rows: Vec<&str> = fonts.lines().skip(2).collect();
+            assert_eq!(rows.len(), 1, "{fonts}");
+            assert!(
+                rows[0].contains(kind) && rows[0].contains("Identity-H"),
+                "{fonts}"
+            );
+            let cols: Vec<&str> = rows[0].split_whitespace().collect();
+            assert_eq!(
+                cols[cols.len() - 5..cols.len() - 2],
+                ["yes", "yes", "yes"],
+                "{fonts}"
+            );
+            let (tag, _) = cols[0].split_once('+').unwrap();
+            assert!(
+                tag.len() == 6 && tag.bytes().all(|b| b.is_ascii_uppercase()),
+                "{fonts}"
+            );
+
+            // The centred title is where the layout put it, as wide as it measured:
+            // the widths in the font dictionary are the layout's.
+            let (html, _dir) = poppler("pdftotext", &["-bbox", "-f", "1", "-l", "1"], &pdf);
+            let word = html
+                .lines()
+                .find(|l| l.contains("<word") && l.contains(">个人借款合同<"))
+                .unwrap_or_else(|| panic!("no title in {html}"));
+            let attr = |name: &str| -> f32 {
+                let at = word
+                    .find(&format!("{name}=\""))
+                    .unwrap_or_else(|| panic!("no {name} in {word}"))
+                    + name.len()
+                    + 2;
+                word[at..].split('"').next().unwrap().parse().unwrap()
+            };
+            let m = Measure::new(&f).unwrap();
+            let w = m.width("个人借款合同", 18.0);
+            let x = MARGIN_X + (PAGE_W - 2.0 * MARGIN_X - w) / 2.0;
+            assert!(
+                (attr("xMin") - x).abs() < 0.5,
+                "{path}: {word} against x = {x}"
+            );
+            assert!(
+                (attr("xMax") - attr("xMin") - w).abs() < 0.5,
+                "{path}: {word} against w = {w}"
+            );
+
+            // And it draws ink: page 1 at 30 dpi, in grey.
+            let (_, dir) = poppler(
+                "pdftoppm",
+                &["-r", "30", "-gray", "-f", "1", "-l", "1", "-singlefile"],
+                &pdf,
+            );
+            let pgm = std::fs::read(dir.path().join("page.pgm")).unwrap();
+            let header: Vec<&[u8]> = pgm.splitn(5, |b| b.is_ascii_whitespace()).collect();
+            assert_eq!(header[0], b"P5");
+            let (wpx, hpx) = (
+                std::str::from_utf8(header[1])
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap(),
+                std::str::from_utf8(header[2])
+                    .unwrap()
+                    .parse::<usize>()
+                    .unwrap(),
+            );
+            let pixels = &pgm[pgm.len() - wpx * hpx..];
+            let dark = pixels.iter().filter(|p| **p < 160).count();
+            assert!(
+                dark > 1_000 && dark < pixels.len() / 4,
+                "{path}: {dark} dark of {}",
+                pixels.len()
+            );
+        }
     }
 }

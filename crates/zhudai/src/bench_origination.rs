@@ -546,13 +546,19 @@ pub async fn origination(
             .ok_or_else(|| Failure::Runtime("the default contract template is missing".into()))?;
         let started = Instant::now();
         let mut rendered = 0_u64;
+        let mut bytes = 0_usize;
         while started.elapsed().as_secs_f64() < 3.0 {
-            zhudai_server::contracts::preview_pdf(&state, &t)
+            bytes = zhudai_server::contracts::preview_pdf(&state, &t)
                 .await
-                .map_err(|e| Failure::Runtime(format!("{e:?}")))?;
+                .map_err(|e| Failure::Runtime(format!("{e:?}")))?
+                .len();
             rendered += 1;
         }
-        (rendered as f64 / started.elapsed().as_secs_f64(), rendered)
+        (
+            rendered as f64 / started.elapsed().as_secs_f64(),
+            rendered,
+            bytes,
+        )
     };
     let _ = stop_tx.send(());
     let _ = server.await;
@@ -642,6 +648,13 @@ pub async fn origination(
         pdf_rate.0,
         "PDFs/s",
         pdf_rate.1,
+    );
+    line(
+        json,
+        "contract PDF size (sample contract)",
+        pdf_rate.2 as f64 / 1024.0,
+        "KiB",
+        1,
     );
     let errs = errors.lock().map(|e| e.clone()).unwrap_or_default();
     line(
