@@ -586,7 +586,7 @@ pub fn render(font: &CjkFont, doc: &Doc) -> Result<Vec<u8>, String> {
 }
 
 /// How hard the streams are compressed (zlib-rs). On the sample contract, level 6 (zlib's
-/// usual default) was 1.4 % smaller than level 2 and rendered about 8 % fewer PDFs per
+/// usual default) was 1.4 % smaller than level 2 and rendered about 9 % fewer PDFs per
 /// second; level 1 (a faster strategy) was 15 % larger. See docs/benchmarks.md,
 /// "Session 14".
 const DEFLATE_LEVEL: u32 = 2;
