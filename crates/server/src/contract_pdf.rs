@@ -279,9 +279,13 @@ impl<'a> Measure<'a> {
         })
     }
 
+    /// A glyph's advance in ems (a missing advance counts as one em).
+    fn advance_em(&self, gid: skrifa::GlyphId) -> f32 {
+        self.metrics.advance_width(gid).unwrap_or(self.upem) / self.upem
+    }
+
     fn char_width(&self, c: char, size: f32) -> f32 {
-        let gid = self.cmap.map(c).unwrap_or_default();
-        self.metrics.advance_width(gid).unwrap_or(self.upem) / self.upem * size
+        self.advance_em(self.cmap.map(c).unwrap_or_default()) * size
     }
 
     fn width(&self, s: &str, size: f32) -> f32 {
@@ -294,17 +298,15 @@ impl<'a> Measure<'a> {
     /// Chinese and the Latin of a contract need no shaping.
     fn glyph(&self, c: char) -> (u16, f32) {
         let gid = self.cmap.map(c).unwrap_or_default();
-        let advance = self.metrics.advance_width(gid).unwrap_or(self.upem) / self.upem;
-        (u16::try_from(gid.to_u32()).unwrap_or(0), advance * 1000.0)
+        (
+            u16::try_from(gid.to_u32()).unwrap_or(0),
+            self.advance_em(gid) * 1000.0,
+        )
     }
 
     /// The advance of `.notdef`, glyph 0, in PDF glyph units.
     fn notdef_advance(&self) -> f32 {
-        self.metrics
-            .advance_width(skrifa::GlyphId::NOTDEF)
-            .unwrap_or(self.upem)
-            / self.upem
-            * 1000.0
+        self.advance_em(skrifa::GlyphId::NOTDEF) * 1000.0
     }
 
     /// Breaks `text` into lines no wider than `max`: Chinese may break between any two
